@@ -1,0 +1,3 @@
+"""edgegw: an asyncio edge gateway that watches pumps and other machines."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""The analytics core: windows, features, rules, models. No network code, no protocol knowledge."""

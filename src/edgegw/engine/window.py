@@ -1,0 +1,55 @@
+"""Per-signal ring buffers: O(1) append with no allocation, a contiguous view of the window.
+
+Each sample is written twice, at i and i + capacity, so the last `capacity` samples are
+always one contiguous slice: a hop reads its window without copying or rolling.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class RingBuffer:
+    """Timestamps and values of one signal, oldest first, holding at most `capacity` samples."""
+
+    __slots__ = ("_head", "_n", "_ts", "_vals", "capacity")
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be >= 1")
+        self.capacity = capacity
+        self._ts = np.empty(2 * capacity, dtype=np.float64)
+        self._vals = np.empty(2 * capacity, dtype=np.float64)
+        self._head = 0  # next write position in [0, capacity)
+        self._n = 0
+
+    def append(self, ts: float, value: float) -> None:
+        h = self._head
+        c = self.capacity
+        self._ts[h] = ts
+        self._ts[h + c] = ts
+        self._vals[h] = value
+        self._vals[h + c] = value
+        self._head = h + 1 if h + 1 < c else 0
+        if self._n < c:
+            self._n += 1
+
+    def __len__(self) -> int:
+        return self._n
+
+    def view(self) -> tuple[np.ndarray, np.ndarray]:
+        """All held samples, oldest first, as read-only views (valid until the next append)."""
+        end = self._head + self.capacity
+        start = end - self._n
+        return self._ts[start:end], self._vals[start:end]
+
+    def window(self, t_start: float, t_end: float) -> tuple[np.ndarray, np.ndarray]:
+        """Samples with t_start <= ts < t_end, as views."""
+        ts, vals = self.view()
+        i = int(np.searchsorted(ts, t_start, side="left"))
+        j = int(np.searchsorted(ts, t_end, side="left"))
+        return ts[i:j], vals[i:j]
+
+    def first_ts(self) -> float:
+        ts, _ = self.view()
+        return float(ts[0]) if len(ts) else float("nan")

@@ -1,0 +1,177 @@
+"""The words every part of edgegw shares: readings in, alerts and rollups out.
+
+Small, slotted, typed values. A `Reading` is made once per value on the hot path, so it
+carries nothing it does not need; `Alert` and `Rollup` are rare and carry the evidence.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import IntEnum, StrEnum
+from typing import Any
+
+
+class Quality(IntEnum):
+    """How far a reading can be trusted. Sources map protocol status codes onto this."""
+
+    GOOD = 0
+    UNCERTAIN = 1
+    BAD = 2
+
+
+class Severity(StrEnum):
+    """How urgent an alert is: hi/lo limits warn, hihi/lolo and model failure risk are critical."""
+
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+class AlertState(StrEnum):
+    RAISED = "raised"
+    CLEARED = "cleared"
+
+
+@dataclass(slots=True, frozen=True)
+class Reading:
+    """One value of one signal of one asset at one event time (epoch seconds)."""
+
+    asset: str
+    signal: str
+    ts: float
+    value: float
+    quality: Quality = Quality.GOOD
+
+
+def iso(ts: float) -> str:
+    """Epoch seconds as ISO 8601 UTC with milliseconds, the one time format on the wire."""
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(slots=True)
+class Alert:
+    """An alarm transition: one message per raise, escalation or clear, never one per sample.
+
+    `source` names what the alarm is about within the asset: the signal for threshold, stale and
+    quality alarms, the model name for anomaly and failure_risk. (asset, kind, source) is the alarm;
+    `id` is unique per message so consumers can de-duplicate, `seq` is monotonic per gateway.
+    """
+
+    asset: str
+    kind: str
+    source: str
+    state: AlertState
+    severity: Severity
+    ts: float
+    evidence: dict[str, Any] = field(default_factory=dict)
+    message: str = ""
+    id: str = ""
+    seq: int = 0
+    gateway: str = ""
+    site: str = ""
+    raised_at: float | None = None
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.asset, self.kind, self.source)
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "id": self.id,
+            "seq": self.seq,
+            "ts": iso(self.ts),
+            "gateway": self.gateway,
+            "site": self.site,
+            "asset": self.asset,
+            "kind": self.kind,
+            "source": self.source,
+            "state": str(self.state),
+            "severity": str(self.severity),
+            "message": self.message,
+        }
+        if self.raised_at is not None:
+            d["raised_at"] = iso(self.raised_at)
+        d.update(self.evidence)
+        return d
+
+
+@dataclass(slots=True)
+class SignalStats:
+    """Aggregates of one signal over one rollup interval."""
+
+    count: int = 0
+    total: float = 0.0
+    total_sq: float = 0.0
+    min: float = float("inf")
+    max: float = float("-inf")
+    first_ts: float = 0.0
+    last_ts: float = 0.0
+    last: float = float("nan")
+
+    def add(self, ts: float, value: float) -> None:
+        if self.count == 0:
+            self.first_ts = ts
+        self.count += 1
+        self.total += value
+        self.total_sq += value * value
+        if value < self.min:
+            self.min = value
+        if value > self.max:
+            self.max = value
+        self.last_ts = ts
+        self.last = value
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.count == 0:
+            return {"count": 0}
+        mean = self.total / self.count
+        var = max(self.total_sq / self.count - mean * mean, 0.0)
+        return {
+            "count": self.count,
+            "mean": mean,
+            "min": self.min,
+            "max": self.max,
+            "std": var**0.5,
+            "first_ts": iso(self.first_ts),
+            "last_ts": iso(self.last_ts),
+            "last": self.last,
+        }
+
+
+@dataclass(slots=True)
+class Rollup:
+    """Per-asset aggregates over one wall-clock-aligned interval [start, end)."""
+
+    asset: str
+    start: float
+    end: float
+    signals: dict[str, SignalStats]
+    anomaly_max: float | None = None
+    anomaly_mean: float | None = None
+    alarms_raised: int = 0
+    id: str = ""
+    seq: int = 0
+    gateway: str = ""
+    site: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "seq": self.seq,
+            "gateway": self.gateway,
+            "site": self.site,
+            "asset": self.asset,
+            "start": iso(self.start),
+            "end": iso(self.end),
+            "signals": {name: s.to_dict() for name, s in self.signals.items()},
+            "anomaly_max": self.anomaly_max,
+            "anomaly_mean": self.anomaly_mean,
+            "alarms_raised": self.alarms_raised,
+        }
+
+
+def now() -> float:
+    """Wall-clock epoch seconds; one name so tests and the engine agree on what 'now' is."""
+    return time.time()
