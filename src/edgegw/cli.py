@@ -1,0 +1,57 @@
+"""The `edgegw` command. Each subcommand lives in the module that does the work; this file only
+lists them, so `edgegw run` never imports the training or simulator code.
+
+A subcommand module provides `configure(parser)` and `main(args) -> int`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# name -> (module, one-line help). Imported only when that subcommand runs.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("edgegw.gateway", "run the gateway daemon"),
+    "check": ("edgegw.check", "validate a config file (exit 0, or 78 listing every problem)"),
+    "train": ("edgegw.ml.train", "train anomaly and failure models from history and export ONNX"),
+    "backtest": ("edgegw.backtest", "replay history through the engine and models, score it"),
+    "simulate": ("edgegw.sim.cli", "run the pump simulator (MQTT, OPC UA, CoAP, or CSV history)"),
+    "demo": ("edgegw.sim.demo", "simulator + gateway + live alert table on an embedded broker"),
+    "watch": ("edgegw.watch", "live table of active alarms from a broker"),
+}
+
+
+def build_parser(load: str | None = None) -> argparse.ArgumentParser:
+    from edgegw import __version__
+
+    parser = argparse.ArgumentParser(prog="edgegw", description="Edge gateway for industrial machines.")
+    parser.add_argument("--version", action="version", version=f"edgegw {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(_module=module)
+        if name == load:
+            importlib.import_module(module).configure(p)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    name = next((a for a in argv if not a.startswith("-")), None)
+    load = name if name in COMMANDS else None
+    try:
+        parser = build_parser(load)
+    except ModuleNotFoundError as e:
+        extra = {"train": "train", "backtest": "train", "demo": "demo", "simulate": "demo"}.get(load or "", "")
+        hint = f" (install the extra: pip install 'edgegw[{extra}]')" if extra else ""
+        print(f"edgegw {load}: missing module {e.name}{hint}", file=sys.stderr)
+        return 1
+    args = parser.parse_args(argv)
+    rc: int = importlib.import_module(args._module).main(args)
+    return rc
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,63 @@
+"""Where every source hands its readings: validation of event time, counting of rejects with a
+rate-limited log, and scheduling of the engine's hop work right after the current batch."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from typing import Any
+
+from edgegw.config import IngestConfig
+from edgegw.engine.engine import Engine
+from edgegw.ratelimit import RateLimitedLog
+from edgegw.records import Quality
+
+_EPOCH_FLOOR = 946684800.0  # 2000-01-01: anything earlier is a broken clock or a unit mix-up
+
+
+class Intake:
+    """The front door of the engine. Synchronous and cheap: sources call it per value."""
+
+    def __init__(self, engine: Engine, cfg: IngestConfig, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self.engine = engine
+        self.cfg = cfg
+        self.max_payload = cfg.max_payload_bytes
+        self._loop = loop
+        self._scheduled = False
+        self._log = RateLimitedLog()
+        self.messages_in = 0
+
+    def put(self, asset: str, signal: str, ts: float, value: float, quality: Quality = Quality.GOOD) -> None:
+        self.engine.ingest(asset, signal, ts, value, quality)
+        if self.engine.due and not self._scheduled:
+            self._schedule()
+
+    def ts_ok(self, ts: float, now: float) -> bool:
+        """Event time plausible? Far-future or ancient timestamps are rejected here, counted."""
+        if not math.isfinite(ts) or ts < _EPOCH_FLOOR or ts > now + self.cfg.max_future_s:
+            self.reject("bad_timestamp", ts=ts)
+            return False
+        if ts < now - self.cfg.max_age_s:
+            self.reject("too_old", ts=ts)
+            return False
+        return True
+
+    def reject(self, reason: str, **detail: Any) -> None:
+        """Count a dropped message or value under `reason` and log it now and then."""
+        self.engine.reject(reason)
+        self._log.warning(reason, "input rejected", reason=reason, total=self.engine.rejected[reason], **detail)
+
+    def _schedule(self) -> None:
+        loop = self._loop or asyncio.get_running_loop()
+        self._loop = loop
+        self._scheduled = True
+        loop.call_soon(self._run_hops)
+
+    def _run_hops(self) -> None:
+        self._scheduled = False
+        self.engine.run_hops()
+
+    @staticmethod
+    def now() -> float:
+        return time.time()
