@@ -327,7 +327,8 @@ def _message(kind: str, source: str, ev: dict[str, Any]) -> str:
         return f"{source} readings are bad (value {ev.get('value')}, range {ev.get('range')})"
     if kind == "anomaly":
         top = ", ".join(str(c.get("feature", c)) if isinstance(c, dict) else str(c) for c in ev.get("top", [])[:3])
-        return f"unlike normal operation (score {ev.get('score', 0):.3f} > {ev.get('threshold', 0):.3f}){': ' + top if top else ''}"
+        score = f"score {ev.get('score', 0):.3f} > {ev.get('threshold', 0):.3f}"
+        return f"unlike normal operation ({score}){': ' + top if top else ''}"
     if kind == "failure_risk":
         return f"failure risk {ev.get('score', 0):.2f}: {ev.get('class', '?')}"
     return f"{kind} {source}"

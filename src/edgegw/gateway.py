@@ -1,0 +1,201 @@
+"""The one wiring place: builds sources, engine and sinks from the config and runs them in one
+TaskGroup. Sinks start first and sources last; on shutdown sources stop first, the engine
+finishes its hop, and sinks drain before the offline status goes out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import math
+import signal
+import time
+import uuid
+from typing import Any
+
+import structlog
+
+from edgegw import sdnotify
+from edgegw.config import EX_CONFIG, ConfigError, GatewayConfig, resolve_path
+from edgegw.engine.engine import Engine
+from edgegw.engine.models import ModelError, ModelSet
+from edgegw.health import Health
+from edgegw.intake import Intake
+from edgegw.records import Alert
+from edgegw.sinks import Sink
+from edgegw.sinks.local import LocalSink
+from edgegw.sources import Source, build_sources
+
+log = structlog.get_logger("edgegw.gateway")
+
+
+def load_models(cfg: GatewayConfig, config_path: str | None) -> dict[str, ModelSet]:
+    """Model sets per profile; ModelError names the profile and what is wrong."""
+    out: dict[str, ModelSet] = {}
+    for name, profile in cfg.profiles.items():
+        if profile.model:
+            from edgegw.engine.models import load_model_set
+
+            path = resolve_path(profile.model, config_path)
+            try:
+                out[name] = load_model_set(path, name, profile)
+            except ModelError as e:
+                raise ModelError(f"profiles.{name}.model ({path}): {e}") from None
+    return out
+
+
+class Sequencer:
+    """Per-gateway monotonic sequence numbers for alerts and rollups."""
+
+    def __init__(self, start: int = 0) -> None:
+        self.value = start
+
+    def next(self) -> int:
+        self.value += 1
+        return self.value
+
+
+class Gateway:
+    def __init__(self, cfg: GatewayConfig, config_path: str | None = None) -> None:
+        self.cfg = cfg
+        self.config_path = config_path
+        self.ready = asyncio.Event()
+        self.started = time.time()
+        self.seq = Sequencer()
+        self.alerts_raised = 0
+        self.engine = Engine(cfg, self._on_alert, load_models(cfg, config_path))
+        self.intake = Intake(self.engine, cfg.ingest)
+        self.local = LocalSink(cfg)
+        self.sinks: list[Sink] = [self.local]
+        if cfg.upstream is not None:
+            from edgegw.sinks.bridge import build as build_bridge
+
+            self.sinks.append(build_bridge(cfg, self.seq))
+        self.sources: list[Source] = build_sources(cfg, self.intake)
+        self.health = Health(self)
+
+    # -- alerts and rollups fan out to every sink
+
+    def _stamp(self, rec: Alert | Any) -> None:
+        rec.id = uuid.uuid4().hex
+        rec.seq = self.seq.next()
+        rec.gateway = self.cfg.gateway.id
+        rec.site = self.cfg.gateway.site
+
+    def _on_alert(self, alert: Alert) -> None:
+        self._stamp(alert)
+        if alert.state == "raised":
+            self.alerts_raised += 1
+        for s in self.sinks:
+            s.alert(alert)
+
+    def _rollups(self, start: float, end: float) -> None:
+        for r in self.engine.take_rollups(start, end):
+            self._stamp(r)
+            for s in self.sinks:
+                s.rollup(r)
+
+    def reload_models(self) -> None:
+        """SIGHUP: load models again; a bad file keeps the old model serving."""
+        try:
+            models = load_models(self.cfg, self.config_path)
+        except ModelError as e:
+            log.error("model reload failed; keeping the models in service", error=str(e))
+            return
+        self.engine.models.update(models)
+        log.info("models reloaded", profiles=sorted(models))
+
+    # -- running
+
+    async def _ticker(self) -> None:
+        """Wall-clock duties: stale checks every second, rollups on aligned boundaries, metrics."""
+        interval = self.cfg.rollups.interval_s
+        next_rollup = (math.floor(time.time() / interval) + 1) * interval
+        rollup_start = time.time()
+        next_metrics = time.monotonic() + self.cfg.metrics.interval_s
+        while True:
+            await asyncio.sleep(1.0 - (time.time() % 1.0) + 0.001)
+            now = time.time()
+            self.engine.tick(now)
+            if self.engine.due:
+                self.engine.run_hops()
+            if now >= next_rollup:
+                if self.cfg.rollups.enabled:
+                    self._rollups(rollup_start, next_rollup)
+                rollup_start = next_rollup
+                next_rollup += interval * max(1, math.ceil((now - next_rollup) / interval + 1e-9))
+            if time.monotonic() >= next_metrics:
+                next_metrics = time.monotonic() + self.cfg.metrics.interval_s
+                self.health.publish()
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Run until `stop` is set (or SIGTERM/SIGINT when no event is given)."""
+        loop = asyncio.get_running_loop()
+        own_signals = stop is None
+        stop = stop or asyncio.Event()
+        if own_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(signal.SIGHUP, self.reload_models)
+        try:
+            async with asyncio.TaskGroup() as tg:
+                sink_tasks = [tg.create_task(s.run(), name=f"sink:{s.name}") for s in self.sinks]
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.local.first_connect.wait(), 3.0)
+                for d in self.local.restored:
+                    self.engine.restore(d.get("asset", ""), d.get("kind", ""), d.get("source", ""), _level(d))
+                source_tasks = [tg.create_task(s.run(), name=f"source:{s.name}") for s in self.sources]
+                ticker = tg.create_task(self._ticker(), name="ticker")
+                watchdog = tg.create_task(sdnotify.watchdog_loop(), name="watchdog")
+                self.ready.set()
+                sdnotify.notify("READY=1", f"STATUS=running: {len(self.sources)} source(s), {len(self.engine.assets)} asset(s)")
+                log.info("gateway running", gateway=self.cfg.gateway.id, sources=len(self.sources),
+                         assets=len(self.engine.assets), models=sorted(self.engine.models))
+                await stop.wait()
+                sdnotify.notify("STOPPING=1")
+                log.info("stopping")
+                for t in source_tasks:
+                    t.cancel()
+                await asyncio.gather(*source_tasks, return_exceptions=True)
+                self.engine.run_hops()
+                ticker.cancel()
+                watchdog.cancel()
+                for s in self.sinks:
+                    await s.close(2.0)
+                _done, pending = await asyncio.wait(sink_tasks, timeout=3.0)
+                for t in pending:
+                    t.cancel()
+        finally:
+            if own_signals:
+                for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                    loop.remove_signal_handler(sig)
+
+
+def _level(d: dict[str, Any]) -> int:
+    return {"hihi": 2, "hi": 1, "lo": -1, "lolo": -2}.get(str(d.get("level")), 1)
+
+
+# -- `edgegw run`
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-c", "--config", required=True, help="YAML config file")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
+
+
+def main(args: argparse.Namespace) -> int:
+    from edgegw.check import load_or_report
+    from edgegw.log import setup
+
+    cfg = load_or_report(args.config, args.set)
+    if cfg is None:
+        return EX_CONFIG
+    setup(cfg.log.level, cfg.log.format)
+    try:
+        gw = Gateway(cfg, args.config)
+    except (ModelError, ConfigError) as e:
+        print(f"{args.config}: {e}", file=__import__("sys").stderr)
+        return EX_CONFIG
+    asyncio.run(gw.run())
+    return 0

@@ -1,0 +1,33 @@
+"""Connection settings for aiomqtt clients, shared by the MQTT source, the local sink and the bridge."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from typing import Any
+
+from edgegw.config import MqttBroker, TlsConfig
+
+NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]  # alerts must not wait for Nagle + delayed ACK
+
+
+def tls_context(tls: TlsConfig) -> ssl.SSLContext:
+    """Verification on by default: the CA file, else the system store."""
+    ctx = ssl.create_default_context(cafile=tls.ca_file) if tls.ca_file else ssl.create_default_context()
+    if tls.cert_file and tls.key_file:
+        ctx.load_cert_chain(tls.cert_file, tls.key_file)
+    if tls.insecure:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def client_kwargs(b: MqttBroker) -> dict[str, Any]:
+    kw: dict[str, Any] = {"hostname": b.host, "port": b.port, "keepalive": b.keepalive_s, "timeout": 10}
+    if b.username:
+        kw["username"] = b.username
+        kw["password"] = b.password.get_secret_value() if b.password else None
+    if b.tls is not None:
+        kw["tls_context"] = tls_context(b.tls)
+        kw["tls_insecure"] = b.tls.insecure
+    return kw

@@ -1,0 +1,25 @@
+"""Northbound outputs. A sink takes alerts and rollups synchronously (it queues them) and runs its
+own connection loop; `close()` drains what it can within a deadline."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from edgegw.records import Alert, Rollup
+
+
+class Sink(Protocol):
+    name: str
+    connected: bool
+
+    def alert(self, alert: Alert) -> None: ...
+
+    def rollup(self, rollup: Rollup) -> None: ...
+
+    async def run(self) -> None:
+        """Run until cancelled or closed; reconnect by itself."""
+        ...
+
+    async def close(self, timeout: float) -> None:
+        """Stop taking new work, deliver what is queued within `timeout`, disconnect cleanly."""
+        ...
