@@ -1,0 +1,107 @@
+"""Test helpers: the gateway in-process on the test's loop, and a real MQTT subscriber."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+
+from edgegw.config import GatewayConfig, load_config
+from edgegw.gateway import Gateway
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "example.yaml"
+
+
+def example_config(port: int, *overrides: str, path: Path = EXAMPLE) -> GatewayConfig:
+    """The example config against a test broker; the model is off unless a test turns it on."""
+    return load_config(path, [f"mqtt.port={port}", "profiles.pump.model=null", *overrides])
+
+
+@contextlib.asynccontextmanager
+async def running_gateway(cfg: GatewayConfig, config_path: str | None = None) -> AsyncIterator[Gateway]:
+    gw = Gateway(cfg, config_path)
+    stop = asyncio.Event()
+    task = asyncio.create_task(gw.run(stop))
+    ready = asyncio.create_task(gw.ready.wait())
+    done, _ = await asyncio.wait({task, ready}, timeout=15, return_when=asyncio.FIRST_COMPLETED)
+    if task in done:
+        task.result()  # raises what made the gateway stop
+    assert ready in done, "gateway did not become ready in 15 s"
+    try:
+        yield gw
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+
+class Collector:
+    """A real subscriber: collects (topic, payload bytes, retain) in the background."""
+
+    def __init__(self, port: int, *topics: str) -> None:
+        self.port = port
+        self.topics = topics or ("#",)
+        self.messages: list[tuple[str, bytes, bool]] = []
+        self._task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+
+    async def __aenter__(self) -> Collector:
+        self._task = asyncio.create_task(self._run())
+        await asyncio.wait_for(self._ready.wait(), 5)
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    async def _run(self) -> None:
+        async with aiomqtt.Client("127.0.0.1", self.port) as c:
+            for t in self.topics:
+                await c.subscribe(t, qos=1)
+            self._ready.set()
+            async for m in c.messages:
+                payload = m.payload if isinstance(m.payload, bytes) else str(m.payload).encode()
+                self.messages.append((m.topic.value, payload, m.retain))
+
+    def json(self, prefix: str = "") -> list[dict[str, Any]]:
+        out = []
+        for topic, payload, _ in self.messages:
+            if topic.startswith(prefix) and payload:
+                with contextlib.suppress(ValueError):
+                    d = json.loads(payload)
+                    if isinstance(d, dict):
+                        d["_topic"] = topic
+                        out.append(d)
+        return out
+
+    def alerts(self, **match: Any) -> list[dict[str, Any]]:
+        return [d for d in self.json("alerts/") if all(d.get(k) == v for k, v in match.items())]
+
+    async def wait(self, pred: Callable[[Collector], Any], timeout: float = 10.0) -> Any:
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout:
+            got = pred(self)
+            if got:
+                return got
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"condition not met in {timeout} s; last messages: {self.messages[-5:]}")
+
+
+async def publish(port: int, topic: str, payloads: list[bytes | str], qos: int = 1) -> None:
+    async with aiomqtt.Client("127.0.0.1", port) as c:
+        for p in payloads:
+            await c.publish(topic, p if isinstance(p, bytes) else p.encode(), qos=qos)
+
+
+def pump(vibration: float = 3.0, ts: float | None = None, **over: float) -> str:
+    d = {"ts": ts if ts is not None else time.time(), "vibration": vibration, "pressure": 5.0,
+         "temperature": 55.0, "flow": 60.0, "current": 30.0}
+    d.update(over)
+    return json.dumps(d)
