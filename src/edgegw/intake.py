@@ -49,8 +49,14 @@ class Intake:
         self._log.warning(reason, "input rejected", reason=reason, total=self.engine.rejected[reason], **detail)
 
     def _schedule(self) -> None:
-        loop = self._loop or asyncio.get_running_loop()
-        self._loop = loop
+        """Hops run right after the current batch of messages; without a loop (replays), at once."""
+        loop = self._loop
+        if loop is None:
+            try:
+                loop = self._loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self.engine.run_hops()
+                return
         self._scheduled = True
         loop.call_soon(self._run_hops)
 

@@ -23,7 +23,7 @@ def tls_context(tls: TlsConfig) -> ssl.SSLContext:
 
 
 def client_kwargs(b: MqttBroker) -> dict[str, Any]:
-    kw: dict[str, Any] = {"hostname": b.host, "port": b.port, "keepalive": b.keepalive_s, "timeout": 10}
+    kw: dict[str, Any] = {"hostname": b.host, "port": b.port, "keepalive": b.keepalive_s, "timeout": 5}
     if b.username:
         kw["username"] = b.username
         kw["password"] = b.password.get_secret_value() if b.password else None

@@ -1,0 +1,94 @@
+"""Engine without any network: alarms, stale, quality, hops, rollups, bad input."""
+
+from __future__ import annotations
+
+import math
+
+from edgegw.config import GatewayConfig, load_config
+from edgegw.engine.engine import Engine
+from edgegw.records import Alert
+from tests.helpers import EXAMPLE
+
+SIGNALS = {"vibration": 3.0, "pressure": 5.0, "temperature": 55.0, "flow": 60.0, "current": 30.0}
+
+
+def make(*overrides: str) -> tuple[Engine, list[Alert], list[float]]:
+    cfg: GatewayConfig = load_config(EXAMPLE, ["profiles.pump.model=null", *overrides])
+    clock = [1000.0]
+    alerts: list[Alert] = []
+    return Engine(cfg, alerts.append, clock=lambda: clock[0]), alerts, clock
+
+
+def feed(e: Engine, asset: str, t0: float, n: int, dt: float = 0.1, **over: float) -> None:
+    for i in range(n):
+        for s, v in {**SIGNALS, **over}.items():
+            e.ingest(asset, s, t0 + i * dt, v)
+
+
+def test_raise_then_clear_one_message_each() -> None:
+    e, alerts, _ = make()
+    feed(e, "pump-2", 0, 50, vibration=12.5)
+    feed(e, "pump-2", 5, 100, vibration=3.0)
+    got = [(a.asset, a.kind, a.source, str(a.state), str(a.severity)) for a in alerts]
+    assert got == [
+        ("pump-2", "threshold", "vibration", "raised", "critical"),
+        ("pump-2", "threshold", "vibration", "cleared", "info"),
+    ]
+    assert alerts[0].evidence["limit"] == 11.0 and alerts[0].evidence["value"] == 12.5
+
+
+def test_bad_values_are_counted_and_raise_quality() -> None:
+    e, alerts, _ = make("profiles.pump.signals.vibration.on_delay_s=0")
+    e.ingest("pump-1", "vibration", 1.0, math.nan)
+    e.ingest("pump-1", "vibration", 2.0, 1e308)
+    e.ingest("pump-9", "vibration", 2.0, 1.0)
+    e.ingest("pump-1", "bogus", 2.0, 1.0)
+    e.ingest("pump-1", "vibration", 3.0, 3.0)
+    e.ingest("pump-1", "vibration", 2.5, 3.0)
+    assert e.rejected == {"bad_value": 2, "unknown_asset": 1, "unknown_signal": 1, "out_of_order": 1}
+    assert [(a.kind, str(a.state)) for a in alerts][:1] == [("quality", "raised")]
+    assert e.readings_in == 1
+
+
+def test_stale_raised_by_wall_clock_and_cleared_by_data() -> None:
+    e, alerts, clock = make()
+    feed(e, "pump-1", 0, 1)
+    clock[0] += 11
+    e.tick()
+    stale = [a for a in alerts if a.kind == "stale"]
+    assert {a.asset for a in stale} == {"pump-1", "pump-2", "pump-3", "pump-4"}
+    assert len(stale) == 20
+    alerts.clear()
+    e.tick()
+    assert alerts == []  # no repeat while still stale
+    feed(e, "pump-1", 12, 1)
+    assert sorted(a.source for a in alerts if a.kind == "stale" and a.state == "cleared") == sorted(SIGNALS)
+
+
+def test_hops_follow_event_time_and_batch_assets() -> None:
+    e, _, _ = make()
+    seen: list[tuple[str, list[str], int]] = []
+    e.hop_observer = lambda p, assets, ends, x, v: seen.append((p, assets, x.shape[1]))
+    for i in range(5):
+        for a in ("pump-1", "pump-2"):
+            feed(e, a, 100 + i, 1)
+        e.run_hops()
+    assert len(seen) == 4 and seen[-1] == ("pump", ["pump-1", "pump-2"], 60)
+    assert e.hops == 8
+
+
+def test_rollups_aggregate_and_reset() -> None:
+    e, _, _ = make()
+    for i, v in enumerate([1.0, 2.0, 3.0]):
+        e.ingest("pump-1", "vibration", 100 + i, v)
+    r = {x.asset: x for x in e.take_rollups(0, 60)}["pump-1"].to_dict()
+    v = r["signals"]["vibration"]
+    assert (v["count"], v["mean"], v["min"], v["max"], v["last"]) == (3, 2.0, 1.0, 3.0, 3.0)
+    assert {x.asset: x for x in e.take_rollups(60, 120)}["pump-1"].signals["vibration"].count == 0
+
+
+def test_restore_lets_an_old_alarm_clear() -> None:
+    e, alerts, _ = make("profiles.pump.signals.vibration.off_delay_s=0")
+    assert e.restore("pump-3", "threshold", "vibration", 2)
+    feed(e, "pump-3", 0, 1, vibration=3.0)
+    assert [(a.source, str(a.state)) for a in alerts] == [("vibration", "cleared")]

@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+from edgegw.config import SignalSpec
+from edgegw.engine.rules import Debounce, ThresholdRule
+
+
+def run(db: Debounce, rule: ThresholdRule, samples: list[tuple[float, float]]) -> list[tuple[float, int]]:
+    out = []
+    for ts, v in samples:
+        lvl = db.update(ts, rule.target(v, db.active))
+        if lvl is not None:
+            out.append((ts, lvl))
+    return out
+
+
+def test_on_delay_counts_event_time_and_clear_needs_off_delay() -> None:
+    spec = SignalSpec(hi=7.1, hihi=11.0, deadband=0.3, on_delay_s=2, off_delay_s=5)
+    rule, db = ThresholdRule(spec), Debounce(2, 5)
+    samples = [(i * 0.1, 12.5) for i in range(50)] + [(5 + i * 0.1, 3.0) for i in range(100)]
+    assert run(db, rule, samples) == [(2.0, 2), (10.0, 0)]
+
+
+def test_flicker_inside_on_delay_raises_nothing() -> None:
+    rule, db = ThresholdRule(SignalSpec(hi=7.1, on_delay_s=2)), Debounce(2, 0)
+    samples = [(i * 0.5, 8.0 if i % 2 == 0 else 6.0) for i in range(40)]
+    assert run(db, rule, samples) == []
+
+
+def test_deadband_holds_alarm_until_below_limit_minus_deadband() -> None:
+    rule, db = ThresholdRule(SignalSpec(hi=7.1, deadband=0.3)), Debounce(0, 0)
+    assert run(db, rule, [(0, 7.2), (1, 7.0), (2, 6.9), (3, 6.7)]) == [(0, 1), (3, 0)]
+
+
+def test_escalation_and_low_limits() -> None:
+    rule, db = ThresholdRule(SignalSpec(lo=2.0, lolo=1.0)), Debounce(0, 0)
+    assert run(db, rule, [(0, 1.5), (1, 0.5), (2, 1.5), (3, 5.0)]) == [(0, -1), (1, -2), (2, -1), (3, 0)]

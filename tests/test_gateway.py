@@ -1,0 +1,107 @@
+"""End to end through a real mosquitto: raise and clear, retained active alarms, hostile input,
+broker restart, SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from tests.conftest import Broker
+from tests.helpers import Collector, example_config, publish, pump, running_gateway
+
+
+async def test_threshold_raise_and_clear_with_late_subscriber(mosquitto: Broker) -> None:
+    port = mosquitto.port
+    cfg = example_config(port, "gateway.id=gw-e2e-1")
+    async with Collector(port, "alerts/#", "status/gw-e2e-1") as sub, running_gateway(cfg):
+        await sub.wait(lambda s: any(t == "status/gw-e2e-1" and p == b"online" for t, p, _ in s.messages))
+        t = time.time()
+        await publish(port, "plant/pumps/pump-2/telemetry", [pump(12.5, t + i * 0.1) for i in range(50)])
+        raised = (await sub.wait(lambda s: s.alerts(gateway="gw-e2e-1", asset="pump-2", state="raised")))[0]
+        assert raised["kind"] == "threshold" and raised["source"] == "vibration" and raised["severity"] == "critical"
+        assert raised["limit"] == 11.0 and raised["value"] == 12.5
+        for k in ("id", "seq", "ts", "gateway", "site", "asset", "kind", "state", "severity"):
+            assert k in raised
+        # a monitor that subscribes now learns the alarm is active
+        async with Collector(port, "alerts/plant-a/pump-2/#") as late:
+            got = await late.wait(lambda s: [m for m in s.messages if m[2]])
+            assert json.loads(got[0][1])["state"] == "raised"
+        t = time.time()
+        await publish(port, "plant/pumps/pump-2/telemetry", [pump(3.0, t + i * 0.1) for i in range(100)])
+        cleared = await sub.wait(lambda s: s.alerts(gateway="gw-e2e-1", asset="pump-2", state="cleared"))
+        assert cleared[0]["seq"] > raised["seq"]
+        assert len(sub.alerts(gateway="gw-e2e-1", asset="pump-2", kind="threshold")) == 2  # one per transition
+        # ... and after the clear nothing is left retained
+        await asyncio.sleep(0.2)
+        async with Collector(port, "alerts/plant-a/pump-2/#") as late:
+            await asyncio.sleep(0.5)
+            assert [m for m in late.messages if m[2]] == []
+
+
+async def test_hostile_input_never_stops_the_gateway(mosquitto: Broker) -> None:
+    port = mosquitto.port
+    cfg = example_config(port, "gateway.id=gw-e2e-2", "profiles.pump.signals.vibration.on_delay_s=0")
+    bad: list[bytes | str] = [
+        b"{", b"not json", b"", b"null", b"[]", b"[1,2,3]", b'"str"', b"1e999", b"NaN", b'{"ts": 1e20, "vibration": 3}',
+        b'{"vibration": {"nested": [1,2]}}', b"[" * 5000 + b"]" * 5000, os.urandom(2000), b"\xff\xfe\x00\x01",
+        json.dumps({"ts": time.time(), "vibration": 3, "junk": "x" * 70000}).encode(),
+    ]
+    async with Collector(port, "alerts/+/pump-1/#") as sub, running_gateway(cfg) as gw:
+        await publish(port, "plant/pumps/pump-1/telemetry", bad * 3)
+        await publish(port, "plant/pumps/pump-1/telemetry/extra", [pump(12.5)])
+        await publish(port, "plant/pumps//telemetry", [pump(12.5)])
+        await publish(port, "plant/pumps/pump-1/telemetry", [pump(12.5)])
+        await sub.wait(lambda s: s.alerts(gateway="gw-e2e-2", asset="pump-1", state="raised"))
+        rej = gw.engine.rejected
+        for reason in ("malformed_json", "wrong_type", "bad_timestamp", "oversized"):
+            assert rej.get(reason, 0) >= 3, rej
+
+
+async def test_reconnects_after_broker_restart(broker_factory) -> None:  # type: ignore[no-untyped-def]
+    b = broker_factory()
+    cfg = example_config(b.port, "gateway.id=gw-e2e-3", "profiles.pump.signals.vibration.on_delay_s=0")
+    async with running_gateway(cfg) as gw:
+        for _ in range(100):
+            if gw.sources[0].connected:
+                break
+            await asyncio.sleep(0.05)
+        b.stop()
+        await asyncio.sleep(1.0)
+        b.start()
+        async with Collector(b.port, "alerts/#") as sub:
+            for _ in range(100):  # the gateway comes back by itself with backoff
+                await publish(b.port, "plant/pumps/pump-3/telemetry", [pump(12.5)])
+                if sub.alerts(asset="pump-3", state="raised"):
+                    break
+                await asyncio.sleep(0.3)
+            assert sub.alerts(asset="pump-3", state="raised")
+        assert gw.sources[0].connects >= 2  # type: ignore[attr-defined]
+
+
+def test_sigterm_publishes_offline_and_exits_0(mosquitto: Broker, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from tests.helpers import EXAMPLE
+
+    sub = subprocess.Popen(["mosquitto_sub", "-p", str(mosquitto.port), "-t", "status/gw-e2e-4", "-v"],
+                           stdout=subprocess.PIPE, text=True)
+    gw = subprocess.Popen([sys.executable, "-m", "edgegw", "run", "-c", str(EXAMPLE), "--set", f"mqtt.port={mosquitto.port}",
+                           "--set", "gateway.id=gw-e2e-4", "--set", "profiles.pump.model=null"],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        assert sub.stdout is not None
+        line = sub.stdout.readline()
+        assert line.strip() == "status/gw-e2e-4 online", line
+        gw.send_signal(signal.SIGTERM)
+        assert gw.wait(10) == 0
+        assert sub.stdout.readline().strip() == "status/gw-e2e-4 offline"
+        assert time.monotonic() < deadline
+    finally:
+        gw.kill()
+        sub.kill()
+    out = gw.stdout.read() if gw.stdout else ""
+    assert "Traceback" not in out
