@@ -1,0 +1,315 @@
+"""CoAP source (aiocoap, UDP): observe a device's resource, poll it, or serve an endpoint that
+constrained devices POST/PUT their readings to.
+
+A message is decoded by its Content-Format option (SenML JSON 110, SenML CBOR 112, JSON 50 with
+the field mapping, text/plain 0 as a number); `format` says what to assume when the option is
+absent. In server mode bad input is answered 4.xx (4.00 malformed, 4.13 too large, 4.15
+unsupported format) so the device learns of it; in client modes it is counted and dropped.
+
+Observation follows RFC 7641: a notification stream that falls silent for longer than the last
+Max-Age (or `observe_timeout_s`) is re-registered; while registering fails, the resource is
+polled every `poll_s` and observing is tried again every `reobserve_s`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from typing import Any
+
+import aiocoap
+import orjson
+import structlog
+from aiocoap import error as coap_error
+from aiocoap import resource
+from aiocoap.numbers.codes import Code
+
+from edgegw.backoff import Backoff
+from edgegw.config import CoapSource, GatewayConfig
+from edgegw.intake import Intake
+from edgegw.records import Quality
+from edgegw.sources.payloads import JsonDecoder, SenmlDecoder
+
+log = structlog.get_logger("edgegw.sources.coap")
+
+# Content-Format numbers (RFC 7252 12.3, RFC 8428 12.3) -> our decoders
+CF_TEXT, CF_JSON, CF_SENML_JSON, CF_SENML_CBOR = 0, 50, 110, 112
+_FORMAT_OF_CF = {CF_TEXT: "number", CF_JSON: "json", CF_SENML_JSON: "senml", CF_SENML_CBOR: "senml-cbor"}
+_TRANSPORTS = ["udp6"]  # plain CoAP over UDP; no TCP/TLS/WebSocket listeners, no OSCORE
+
+
+class Outcome:
+    """Why a payload was or was not taken; server mode turns it into a response code."""
+
+    OK = "ok"
+    MALFORMED = "malformed"
+    UNSUPPORTED = "unsupported_format"
+    TOO_LARGE = "oversized"
+
+
+class PayloadDecoder:
+    """One CoAP payload -> values, chosen by Content-Format; reports an `Outcome`, never raises."""
+
+    def __init__(self, spec: CoapSource, intake: Intake) -> None:
+        self.intake = intake
+        self.default = spec.format
+        self.signal = spec.signal
+        self.max_payload = spec.max_payload_bytes
+        self._json = JsonDecoder(spec.fields, spec.timestamp, intake)
+        self._senml = SenmlDecoder(spec.fields, intake)
+
+    def decode(self, payload: bytes, cf: int | None, asset: str, signal: str | None, now: float) -> str:
+        intake = self.intake
+        intake.messages_in += 1
+        if len(payload) > self.max_payload:
+            intake.reject("oversized", asset=asset, bytes=len(payload))
+            return Outcome.TOO_LARGE
+        if cf is None:
+            fmt = self.default
+            if fmt == "senml" and payload[:1] and 0x80 <= payload[0] <= 0x9F:
+                fmt = "senml-cbor"  # a CBOR array: SenML CBOR sent without its Content-Format
+        else:
+            fmt = _FORMAT_OF_CF.get(cf, "")
+        if fmt == "senml" or fmt == "senml-cbor":
+            ok = self._senml.decode(payload, asset, now, "cbor" if fmt == "senml-cbor" else "json")
+            return Outcome.OK if ok else Outcome.MALFORMED
+        if fmt == "json":
+            return self._decode_json(payload, asset, now)
+        if fmt == "number" and (signal or self.signal):
+            return self._decode_number(payload, asset, signal or self.signal or "", now)
+        intake.reject("unsupported_format", asset=asset, content_format=cf)
+        return Outcome.UNSUPPORTED
+
+    def _decode_json(self, payload: bytes, asset: str, now: float) -> str:
+        try:
+            doc = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            self.intake.reject("malformed_json", asset=asset)
+            return Outcome.MALFORMED
+        records = doc if type(doc) is list else [doc]
+        if not records or not all(type(r) is dict for r in records):
+            self.intake.reject("wrong_type", asset=asset, detail="expected an object or an array of objects")
+            return Outcome.MALFORMED
+        for rec in records:
+            self._json.record(rec, asset, now)
+        return Outcome.OK
+
+    def _decode_number(self, payload: bytes, asset: str, signal: str, now: float) -> str:
+        try:
+            x = float(payload)
+        except ValueError:
+            self.intake.reject("not_a_number", asset=asset, signal=signal)
+            return Outcome.MALFORMED
+        self.intake.put(asset, signal, now, x, Quality.GOOD if math.isfinite(x) else Quality.BAD)
+        return Outcome.OK
+
+
+def _cf(msg: aiocoap.Message) -> int | None:
+    cf = msg.opt.content_format
+    return None if cf is None else int(cf)
+
+
+# ---------------------------------------------------------------- server mode
+
+
+class PathTemplate:
+    """`pumps/{asset}` or `pumps/{asset}/{signal}` -> a matcher over Uri-Path segments."""
+
+    def __init__(self, template: str) -> None:
+        self.parts = tuple(template.strip("/").split("/"))
+
+    def match(self, path: tuple[str, ...]) -> tuple[str, str | None] | None:
+        if len(path) != len(self.parts):
+            return None
+        asset, signal = "", None
+        for want, got in zip(self.parts, path, strict=True):
+            if want == "{asset}":
+                asset = got
+            elif want == "{signal}":
+                signal = got
+            elif want != got:
+                return None
+        return (asset, signal) if asset and signal != "" else None
+
+
+_RESPONSE = {
+    Outcome.OK: Code.CHANGED,
+    Outcome.MALFORMED: Code.BAD_REQUEST,
+    Outcome.UNSUPPORTED: Code.UNSUPPORTED_CONTENT_FORMAT,
+    Outcome.TOO_LARGE: Code.REQUEST_ENTITY_TOO_LARGE,
+}
+
+
+class ReadingsResource(resource.Resource):
+    """The whole server site: every POST/PUT whose path fits the template is a batch of readings."""
+
+    def __init__(self, template: PathTemplate, decoder: PayloadDecoder, intake: Intake) -> None:
+        super().__init__()
+        self.template = template
+        self.decoder = decoder
+        self.intake = intake
+
+    async def render_post(self, request: aiocoap.Message) -> aiocoap.Message:
+        return self.take(request)
+
+    async def render_put(self, request: aiocoap.Message) -> aiocoap.Message:
+        return self.take(request)
+
+    def take(self, request: aiocoap.Message) -> aiocoap.Message:
+        m = self.template.match(tuple(request.opt.uri_path))
+        if m is None:
+            self.intake.reject("unknown_path", path="/".join(request.opt.uri_path)[:120])
+            return aiocoap.Message(code=Code.NOT_FOUND, payload=b"no such readings path")
+        asset, signal = m
+        try:
+            outcome = self.decoder.decode(request.payload, _cf(request), asset, signal, time.time())
+        except Exception:  # a decoder bug answers 5.00 and is loud in the log; the server keeps running
+            self.intake.reject("decoder_error", asset=asset)
+            log.exception("decoder failed", asset=asset)
+            return aiocoap.Message(code=Code.INTERNAL_SERVER_ERROR)
+        return aiocoap.Message(code=_RESPONSE[outcome], payload=b"" if outcome == Outcome.OK else outcome.encode())
+
+
+# ---------------------------------------------------------------- the source
+
+
+class CoapTelemetrySource:
+    """One CoAP source: a server endpoint, or one remote resource observed or polled."""
+
+    def __init__(self, spec: CoapSource, cfg: GatewayConfig, intake: Intake, name: str) -> None:
+        self.name = name
+        self.spec = spec
+        self.intake = intake
+        self.connected = False
+        self.decoder = PayloadDecoder(spec, intake)
+        self.asset = spec.asset or (spec.uri or "").rstrip("/").rpartition("/")[2]
+        self.notifications = 0  # observe notifications and poll responses taken
+        self.registrations = 0  # successful observe registrations
+        self.polls = 0
+        self.bound_port: int | None = None
+
+    async def run(self) -> None:
+        if self.spec.mode == "server":
+            await self._serve()
+        else:
+            await self._client()
+
+    # -- server
+
+    async def _serve(self) -> None:
+        spec = self.spec
+        site = ReadingsResource(PathTemplate(spec.path), self.decoder, self.intake)
+        backoff = Backoff(cap=30.0)
+        while True:
+            try:
+                ctx = await aiocoap.Context.create_server_context(
+                    site, bind=(spec.bind, spec.port), transports=_TRANSPORTS
+                )
+            except OSError as e:  # port taken or address missing: keep trying, a restart will not help sooner
+                delay = backoff.next()
+                log.warning("coap bind failed", source=self.name, bind=f"{spec.bind}:{spec.port}",
+                            error=str(e), retry_in_s=round(delay, 1))
+                await asyncio.sleep(delay)
+                continue
+            self.connected = True
+            log.info("coap server listening", source=self.name, bind=f"{spec.bind}:{spec.port}", path=spec.path)
+            try:
+                await asyncio.Future()  # serve until cancelled
+            finally:
+                self.connected = False
+                await ctx.shutdown()
+
+    # -- client: observe with polling fallback, or plain polling
+
+    def _take(self, msg: aiocoap.Message) -> None:
+        if not msg.code.is_successful():
+            self.intake.reject("coap_error_response", asset=self.asset, code=str(msg.code))
+            return
+        self.notifications += 1
+        try:
+            self.decoder.decode(msg.payload, _cf(msg), self.asset, None, time.time())
+        except Exception:  # a decoder bug must not end the observation; it is loud in the log
+            self.intake.reject("decoder_error", asset=self.asset)
+            log.exception("decoder failed", source=self.name)
+
+    async def _client(self) -> None:
+        ctx = await aiocoap.Context.create_client_context(transports=_TRANSPORTS)
+        try:
+            if self.spec.mode == "poll":
+                await self._poll(ctx, math.inf)
+            else:
+                backoff = Backoff(initial=self.spec.poll_s, cap=self.spec.reobserve_s)
+                while True:
+                    if await self._observe(ctx):
+                        backoff.reset()  # notifications flowed, then stopped: register again right away
+                        continue
+                    # refused, unreachable or silent from the start: poll meanwhile, then try again
+                    await self._poll(ctx, backoff.next())
+        finally:
+            self.connected = False
+            await ctx.shutdown()
+
+    async def _get(self, ctx: aiocoap.Context, observe: bool) -> tuple[Any, aiocoap.Message | None]:
+        req = aiocoap.Message(code=Code.GET, uri=self.spec.uri, observe=0 if observe else None)
+        pr = ctx.request(req)
+        try:
+            first = await asyncio.wait_for(pr.response, self.spec.request_timeout_s)
+        except (TimeoutError, coap_error.Error) as e:
+            if observe:
+                pr.observation.cancel()
+            self.intake.reject("coap_request_failed", asset=self.asset, error=type(e).__name__)
+            self.connected = False
+            return pr, None
+        return pr, first
+
+    async def _observe(self, ctx: aiocoap.Context) -> bool:
+        """Register and take notifications until they stop; True when any came after the first."""
+        pr, first = await self._get(ctx, observe=True)
+        if first is None:
+            return False
+        self._take(first)
+        if first.opt.observe is None or not first.code.is_successful():
+            log.info("resource not observable, polling", source=self.name, uri=self.spec.uri, code=str(first.code))
+            return False
+        self.connected = True
+        self.registrations += 1
+        log.info("observing", source=self.name, uri=self.spec.uri)
+        last, flowed = first, False
+        notifications = pr.observation.__aiter__()
+        try:
+            while True:
+                max_age = last.opt.max_age if last.opt.max_age is not None else 60
+                silence = self.spec.observe_timeout_s or max_age + 5.0
+                try:
+                    last = await asyncio.wait_for(notifications.__anext__(), silence)
+                except TimeoutError:
+                    log.warning("notifications stopped, re-registering", source=self.name, silent_s=silence)
+                    return flowed
+                except StopAsyncIteration:
+                    log.info("observation ended by the server", source=self.name)
+                    return flowed
+                except coap_error.Error as e:
+                    log.warning("observation failed", source=self.name, error=str(e) or type(e).__name__)
+                    return flowed
+                flowed = True
+                self._take(last)
+        finally:
+            self.connected = False
+            pr.observation.cancel()
+
+    async def _poll(self, ctx: aiocoap.Context, duration: float) -> None:
+        """GET every poll_s for `duration` seconds."""
+        end = time.monotonic() + duration
+        while time.monotonic() < end:
+            started = time.monotonic()
+            _, resp = await self._get(ctx, observe=False)
+            if resp is not None:
+                self.polls += 1
+                self.connected = resp.code.is_successful()
+                self._take(resp)
+            await asyncio.sleep(min(self.spec.poll_s - (time.monotonic() - started), end - time.monotonic()))
+
+
+def build(spec: CoapSource, cfg: GatewayConfig, intake: Intake, name: str) -> CoapTelemetrySource:
+    return CoapTelemetrySource(spec, cfg, intake, name)

@@ -1,0 +1,178 @@
+"""OPC UA source against a real asyncua server: security None and Basic256Sha256 SignAndEncrypt
+with generated certificates, user names, Bad status, timestamps, and a server restart mid-test."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edgegw.config import ConfigError, GatewayConfig, load_config
+from edgegw.records import Quality
+from edgegw.sources.opcua import OpcuaTelemetrySource, build
+from tests.sources.conftest import Certs, Recorder, wait_until
+
+pytest.importorskip("asyncua")
+
+
+def config(source: dict[str, Any], assets: tuple[str, ...] = ("pump-1",)) -> GatewayConfig:
+    return GatewayConfig.model_validate({
+        "profiles": {"pump": {"signals": {"vibration": {"hi": 7.1}, "pressure": {}}}},
+        "assets": [{"id": a, "profile": "pump"} for a in assets],
+        "sources": [source],
+    })
+
+
+def opcua_spec(endpoint: str, **over: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "type": "opcua",
+        "endpoint": endpoint,
+        "sampling_ms": 50,
+        "publishing_ms": 50,
+        "keepalive_s": 1,
+        "watchdog_s": 0.5,
+        "timeout_s": 2,
+        "reconnect_max_s": 1,
+        "nodes": [
+            {"node": "ns=2;s=pump-1.vibration", "asset": "pump-1", "signal": "vibration"},
+            {"browse_path": "2:Pumps/2:pump-1/2:pressure", "asset": "pump-1", "signal": "pressure"},
+        ],
+    }
+    spec.update(over)
+    return spec
+
+
+@contextlib.asynccontextmanager
+async def running(source: dict[str, Any]) -> AsyncIterator[tuple[OpcuaTelemetrySource, Recorder]]:
+    cfg = config(source)
+    rec = Recorder()
+    src = build(cfg.sources[0], cfg, rec, "opcua-0")  # type: ignore[arg-type]
+    task = asyncio.create_task(src.run())
+    try:
+        yield src, rec
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def test_security_none_values_bad_status_and_source_timestamps(opcua_server_factory: Any) -> None:
+    server = await opcua_server_factory()
+    async with running(opcua_spec(server.endpoint)) as (src, rec):
+        await wait_until(lambda: src.connected, what="subscribed")
+        assert src.items_created == 2  # the NodeId and the browse path both resolved
+        stamp = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+        await server.write("pump-1", "vibration", 4.25, source_ts=stamp)
+        await server.write("pump-1", "pressure", 5.5)
+        await wait_until(lambda: (stamp.timestamp(), 4.25, Quality.GOOD) in rec.of("pump-1", "vibration"))
+        await wait_until(lambda: any(v == 5.5 for _, v, _ in rec.of("pump-1", "pressure")))
+        await server.write("pump-1", "vibration", 0.0, bad=True)
+        await wait_until(lambda: any(q == Quality.BAD for _, _, q in rec.of("pump-1", "vibration")))
+        bad = [v for _, v, q in rec.of("pump-1", "vibration") if q == Quality.BAD]
+        assert all(v != v for v in bad)  # a Bad value is NaN with quality BAD, never a number
+
+
+async def test_receive_timestamps_when_configured(opcua_server_factory: Any) -> None:
+    server = await opcua_server_factory()
+    async with running(opcua_spec(server.endpoint, timestamp="receive")) as (src, rec):
+        await wait_until(lambda: src.connected, what="subscribed")
+        old = dt.datetime(2026, 1, 2, tzinfo=dt.UTC)
+        await server.write("pump-1", "vibration", 6.5, source_ts=old)
+        got = await wait_until(lambda: [t for t, v, _ in rec.of("pump-1", "vibration") if v == 6.5])
+        assert got[0] > old.timestamp() + 86400
+
+
+async def test_unknown_node_does_not_block_the_others(opcua_server_factory: Any) -> None:
+    server = await opcua_server_factory()
+    spec = opcua_spec(server.endpoint)
+    spec["nodes"] += [
+        {"node": "ns=2;s=pump-9.vibration", "asset": "pump-1", "signal": "vibration"},
+        {"browse_path": "2:Pumps/2:pump-9/2:flow", "asset": "pump-1", "signal": "pressure"},
+    ]
+    async with running(spec) as (src, rec):
+        await wait_until(lambda: src.connected, what="subscribed")
+        assert src.items_created == 2
+        assert rec.rejected.get("opcua_item_refused") == 1
+        assert rec.rejected.get("opcua_node_unknown") == 1
+        await server.write("pump-1", "vibration", 1.5)
+        await wait_until(lambda: any(v == 1.5 for _, v, _ in rec.of("pump-1", "vibration")))
+
+
+async def test_server_restart_recreates_session_and_every_item(opcua_server_factory: Any) -> None:
+    server = await opcua_server_factory()
+    async with running(opcua_spec(server.endpoint)) as (src, rec):
+        await wait_until(lambda: src.connected, what="subscribed")
+        await server.write("pump-1", "vibration", 1.0)
+        await wait_until(lambda: any(v == 1.0 for _, v, _ in rec.of("pump-1", "vibration")))
+
+        await server.stop()  # mid-test: the same port goes dark
+        await wait_until(lambda: not src.connected, what="loss detected")
+        await asyncio.sleep(0.5)  # a reconnect attempt or two against nothing
+        await server.start()  # a new server process on the same port: no sessions, no subscriptions
+
+        await wait_until(lambda: src.sessions == 2, what="second session")
+        assert src.items_created == 4  # every monitored item created again
+        await server.write("pump-1", "vibration", 2.0)
+        await server.write("pump-1", "pressure", 3.0)
+        await wait_until(lambda: any(v == 2.0 for _, v, _ in rec.of("pump-1", "vibration")), what="vibration")
+        await wait_until(lambda: any(v == 3.0 for _, v, _ in rec.of("pump-1", "pressure")), what="pressure")
+
+
+def secure_spec(endpoint: str, certs: Certs, **sec: Any) -> dict[str, Any]:
+    security = {
+        "policy": "Basic256Sha256",
+        "mode": "SignAndEncrypt",
+        "certificate": str(certs.client_cert),
+        "private_key": str(certs.client_key),
+        "server_certificate": str(certs.server_cert),
+    }
+    security.update(sec)
+    return opcua_spec(endpoint, security=security)
+
+
+async def test_basic256sha256_sign_and_encrypt_with_user(
+    opcua_server_factory: Any, certs: Certs, tmp_path: Path
+) -> None:
+    server = await opcua_server_factory(secure=certs, users={"gateway": "s3cret"})
+    pw = tmp_path / "opcua-password"
+    pw.write_text("s3cret\n")
+    spec = secure_spec(server.endpoint, certs)
+    spec.update(username="gateway", password_file=str(pw))
+    async with running(spec) as (src, rec):
+        await wait_until(lambda: src.connected, what="secure session")
+        await server.write("pump-1", "vibration", 7.75)
+        await wait_until(lambda: any(v == 7.75 for _, v, _ in rec.of("pump-1", "vibration")))
+
+
+async def test_wrong_password_and_wrong_server_certificate_are_refused(
+    opcua_server_factory: Any, certs: Certs
+) -> None:
+    server = await opcua_server_factory(secure=certs, users={"gateway": "s3cret"})
+    wrong_pw = secure_spec(server.endpoint, certs)
+    wrong_pw.update(username="gateway", password="nope")
+    pinned_other = secure_spec(server.endpoint, certs, server_certificate=str(certs.other_cert))
+    pinned_other.update(username="gateway", password="s3cret")
+    for spec in (wrong_pw, pinned_other):
+        async with running(spec) as (src, rec):
+            await wait_until(lambda: src.attempts >= 3, what="three attempts")
+            assert src.sessions == 0 and not rec.values
+
+
+def test_security_config_is_checked_at_load(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "profiles: {pump: {signals: {vibration: {}}}}\nassets: [{id: pump-1, profile: pump}]\n"
+        "sources:\n  - type: opcua\n    endpoint: opc.tcp://127.0.0.1:4840\n"
+        "    security: {policy: Basic256Sha256, mode: SignAndEncrypt, certificate: c.der, private_key: k.pem}\n"
+        "    nodes: [{node: 'ns=2;s=x', asset: pump-1, signal: vibration}]\n"
+    )
+    with pytest.raises(ConfigError, match="server_certificate"):
+        load_config(bad)
+    bad.write_text(bad.read_text().replace("ns=2;s=x", "pump-1.vibration"))
+    with pytest.raises(ConfigError, match="NodeId"):
+        load_config(bad)
