@@ -2,16 +2,34 @@
 
 The engine hands a model set one feature matrix per hop tick (all due assets of a profile)
 and gets back, per row, the verdicts that feed the alarm debounce.
+
+A model directory holds `model.json` (the metadata: signals, window, feature order,
+threshold, training statistics, version) and `anomaly.onnx` (+ `failure.onnx` when the
+model was trained with fault labels); each ONNX file repeats its metadata in
+`metadata_props`. `load_model_set()` refuses anything that does not fit the profile with a
+`ModelError` naming what differs, so a hot reload can keep the old model serving.
 """
 
 from __future__ import annotations
 
+import json
+import math
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from edgegw.engine.features import feature_names as engine_feature_names
 from edgegw.records import Severity
+
+if TYPE_CHECKING:
+    from edgegw.config import Profile
+
+META_FILE = "model.json"
+FORMAT = "edgegw-model/1"
+TOP_N = 3
+MIN_Z_OTHER_SIGNAL = 2.0
 
 
 class ModelError(Exception):
@@ -38,3 +56,251 @@ class ModelSet(Protocol):
     def evaluate(self, x: np.ndarray) -> list[list[Verdict]]:
         """Score rows of x (n, n_features); one list of verdicts per row."""
         ...
+
+
+def _session(path: Path) -> Any:
+    """An onnxruntime session sized for a small device: one intra-op thread, sequential."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.log_severity_level = 3
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise ModelError(f"{path}: cannot read: {e.strerror}") from None
+    try:
+        return ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own exception types for a bad graph
+        raise ModelError(f"{path}: not a loadable ONNX model: {str(e).splitlines()[0][:200]}") from None
+
+
+class OnnxModel:
+    """One ONNX graph: float32 (n, n_features) in, the named output out."""
+
+    __slots__ = ("input", "output", "path", "session")
+
+    def __init__(self, path: Path, meta: dict[str, Any], output: str, n_features: int) -> None:
+        self.path = path
+        self.session = _session(path)
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1:
+            raise ModelError(f"{path}: expected one input, found {len(inputs)}")
+        shape = inputs[0].shape
+        if len(shape) != 2 or (isinstance(shape[1], int) and shape[1] != n_features):
+            raise ModelError(f"{path}: input shape {shape} does not take {n_features} features")
+        outs = [o.name for o in self.session.get_outputs()]
+        if output not in outs:
+            raise ModelError(f"{path}: no output {output!r} (has {outs})")
+        self.input = inputs[0].name
+        self.output = output
+        stored = self.session.get_modelmeta().custom_metadata_map
+        version = stored.get("edgegw.version")
+        if version != meta["version"]:
+            raise ModelError(
+                f"{path}: file is model version {version!r} but {META_FILE} says {meta['version']!r} "
+                "(files from different trainings?)"
+            )
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        out: np.ndarray = self.session.run([self.output], {self.input: x})[0]
+        return out
+
+
+class OnnxModelSet:
+    """The anomaly model (+ failure classifier) of one profile, scored in one call per hop."""
+
+    def __init__(
+        self,
+        meta: dict[str, Any],
+        anomaly: OnnxModel,
+        failure: OnnxModel | None,
+        columns: np.ndarray | None,
+        failure_threshold: float,
+        directory: Path,
+    ) -> None:
+        self.meta = meta
+        self.directory = directory
+        self.name: str = str(meta["name"])
+        self.version: str = str(meta["version"])
+        self.feature_names: list[str] = list(meta["feature_names"])
+        self._columns = columns  # profile column order -> model column order, None when equal
+        self._anomaly = anomaly
+        am = meta["anomaly"]
+        self.threshold = float(am["threshold"])
+        self._sign = float(am.get("score_sign", 1.0))
+        used = [self.feature_names.index(n) for n in am["features_used"]]
+        self._used = np.asarray(used, dtype=np.int64)
+        stats = am["training_stats"]
+        mean = np.asarray(stats["mean"], dtype=np.float64)
+        std = np.asarray(stats["std"], dtype=np.float64)
+        self._mean = mean[self._used]
+        self._scale = np.maximum(std[self._used], 1e-9 * np.maximum(np.abs(self._mean), 1.0))
+        self._used_names = [self.feature_names[i] for i in used]
+        self._failure = failure
+        self.failure_threshold = failure_threshold
+        if failure is not None:
+            fm = meta["failure_risk"]
+            self.classes: list[str] = [str(c) for c in fm["classes"]]
+            normal = str(fm.get("normal_class", "0"))
+            self._normal = self.classes.index(normal) if normal in self.classes else -1
+            self._fault_idx = np.array([i for i in range(len(self.classes)) if i != self._normal], dtype=np.int64)
+
+    def evaluate(self, x: np.ndarray) -> list[list[Verdict]]:
+        """Score rows of x (n, n_features); one list of verdicts per row."""
+        if self._columns is not None:
+            x = x[:, self._columns]
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        score = self._anomaly.run(x).reshape(-1).astype(np.float64) * self._sign
+        thr = self.threshold
+        hot = score > thr
+        out: list[list[Verdict]] = []
+        evidence: dict[int, dict[str, Any]] = {}
+        if hot.any():
+            rows = np.flatnonzero(hot)
+            z = (x[rows][:, self._used].astype(np.float64) - self._mean) / self._scale
+            order = np.argsort(-np.abs(z), axis=1)
+            for k, r in enumerate(rows.tolist()):
+                evidence[r] = self._explain(z[k], order[k])
+        for i in range(len(score)):
+            s = float(score[i])
+            out.append([Verdict("anomaly", bool(hot[i]), s, thr, Severity.WARNING, evidence.get(i, {}))])
+        if self._failure is not None:
+            probs = self._failure.run(x).astype(np.float64)
+            p_fault = 1.0 - probs[:, self._normal] if self._normal >= 0 else probs.max(axis=1)
+            best = self._fault_idx[np.argmax(probs[:, self._fault_idx], axis=1)] if len(self._fault_idx) else None
+            ft = self.failure_threshold
+            for i in range(len(out)):
+                p = float(p_fault[i])
+                cond = p >= ft
+                ev: dict[str, Any] = {}
+                if cond and best is not None:
+                    c = int(best[i])
+                    ev = {"class": self.classes[c], "probability": round(p, 4),
+                          "class_probability": round(float(probs[i, c]), 4)}
+                out[i].append(Verdict("failure_risk", cond, p, ft, Severity.CRITICAL, ev))
+        return out
+
+
+    def _explain(self, z: np.ndarray, order: np.ndarray) -> dict[str, Any]:
+        """The strongest deviations, one entry per signal first (a signal other than the top one is
+        named when it deviates by at least MIN_Z_OTHER_SIGNAL), then the next strongest features."""
+        top: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        rest: list[int] = []
+        for c in order.tolist():
+            sig = self._used_names[c].split(".", 1)[0]
+            if sig in seen or (top and abs(z[c]) < MIN_Z_OTHER_SIGNAL):
+                rest.append(c)
+                continue
+            seen.add(sig)
+            top.append({"feature": self._used_names[c], "signal": sig, "z": round(float(z[c]), 2)})
+            if len(top) == TOP_N:
+                break
+        for c in rest[: TOP_N - len(top)]:
+            fname = self._used_names[c]
+            top.append({"feature": fname, "signal": fname.split(".", 1)[0], "z": round(float(z[c]), 2)})
+        return {"top": top, "signals": list(dict.fromkeys(t["signal"] for t in top))}
+
+
+def _read_meta(directory: Path) -> dict[str, Any]:
+    side = directory / META_FILE
+    try:
+        text = side.read_text()
+    except FileNotFoundError:
+        raise ModelError(f"{side}: missing (a model directory holds {META_FILE} and anomaly.onnx)") from None
+    except OSError as e:
+        raise ModelError(f"{side}: cannot read: {e.strerror}") from None
+    try:
+        meta = json.loads(text)
+    except ValueError as e:
+        raise ModelError(f"{side}: not valid JSON: {e}") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ModelError(f"{side}: not an edgegw model description (format {FORMAT!r} expected)")
+    for key in ("name", "version", "signals", "window_s", "feature_names", "anomaly"):
+        if key not in meta:
+            raise ModelError(f"{side}: lacks {key!r}")
+    am = meta["anomaly"]
+    if not isinstance(am, dict) or not all(k in am for k in ("file", "threshold", "features_used", "training_stats")):
+        raise ModelError(f"{side}: the 'anomaly' section lacks file, threshold, features_used or training_stats")
+    return meta
+
+
+def check_fit(meta: dict[str, Any], profile_name: str, profile: Profile) -> np.ndarray | None:
+    """Refuse a model whose signals, units, window or features differ from the profile's.
+
+    Returns the column order that maps the profile's feature vector onto the model's, or None
+    when they are the same.
+    """
+    where = f"model {meta.get('name')!r} {meta.get('version')!r} vs profile {profile_name!r}"
+    msig = [str(s) for s in meta["signals"]]
+    psig = list(profile.signals)
+    missing = [s for s in msig if s not in psig]
+    extra = [s for s in psig if s not in msig]
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"model needs signal(s) {missing} the profile lacks")
+        if extra:
+            parts.append(f"profile has signal(s) {extra} the model was not trained on")
+        raise ModelError(f"{where}: {'; '.join(parts)}")
+    units = meta.get("units") or {}
+    for s in psig:
+        mu, pu = units.get(s), profile.signals[s].unit
+        if mu and pu and mu != pu:
+            raise ModelError(f"{where}: signal {s!r} unit differs (model {mu!r}, profile {pu!r})")
+    if not math.isclose(float(meta["window_s"]), profile.window_s, rel_tol=1e-9):
+        raise ModelError(f"{where}: window_s differs (model {meta['window_s']}, profile {profile.window_s})")
+    want = engine_feature_names(msig)
+    if list(meta["feature_names"]) != want:
+        raise ModelError(
+            f"{where}: the model's features {meta['feature_names'][:3]}... are not what this edgegw computes "
+            f"({want[:3]}...): retrain it"
+        )
+    if msig == psig:
+        return None
+    have = engine_feature_names(psig)
+    return np.array([have.index(n) for n in want], dtype=np.int64)
+
+
+def load_model_set(path: str | Path, profile_name: str, profile: Profile) -> OnnxModelSet:
+    """Load, check against the profile and warm up a model directory; ModelError if it must not serve."""
+    directory = Path(path)
+    if directory.is_file():
+        directory = directory.parent
+    if not directory.is_dir():
+        raise ModelError(f"{directory}: no such model directory")
+    meta = _read_meta(directory)
+    columns = check_fit(meta, profile_name, profile)
+    nf = len(meta["feature_names"])
+    anomaly = OnnxModel(directory / str(meta["anomaly"]["file"]), meta, str(meta["anomaly"].get("output", "score_samples")), nf)
+    failure = None
+    fm = meta.get("failure_risk")
+    if fm:
+        if "classes" not in fm or "file" not in fm:
+            raise ModelError(f"{directory / META_FILE}: the 'failure_risk' section lacks file or classes")
+        failure = OnnxModel(directory / str(fm["file"]), meta, str(fm.get("output", "probabilities")), nf)
+    ms = OnnxModelSet(meta, anomaly, failure, columns, profile.model_alarms.failure_threshold, directory)
+    _warm_up(ms, meta, nf)
+    return ms
+
+
+def _warm_up(ms: OnnxModelSet, meta: dict[str, Any], nf: int) -> None:
+    """Run the graphs once (first-call allocations happen now, not on the first hop) and sanity-check."""
+    mean = np.asarray(meta["anomaly"]["training_stats"]["mean"], dtype=np.float32).reshape(1, nf)
+    if ms._columns is not None:
+        inv = np.empty_like(ms._columns)
+        inv[ms._columns] = np.arange(nf)
+        mean = mean[:, inv]
+    try:
+        for x in (mean, np.repeat(mean, 8, axis=0)):
+            rows = ms.evaluate(x)
+            if len(rows) != len(x) or not all(math.isfinite(v.score) for r in rows for v in r):
+                raise ModelError(f"{ms.directory}: warm-up gave {len(rows)} verdict rows or non-finite scores")
+    except ModelError:
+        raise
+    except Exception as e:  # a graph that loads but cannot run this input
+        raise ModelError(f"{ms.directory}: warm-up run failed: {str(e).splitlines()[0][:200]}") from None

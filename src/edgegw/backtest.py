@@ -1,0 +1,327 @@
+"""`edgegw backtest`: replay history through the exact engine (windows, features, rules, models,
+delays) at full speed, with no broker, and write what the gateway would have said at each row.
+
+Lean on purpose: standard library csv + numpy + onnxruntime, so it runs on the gateway itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgegw.config import ConfigError, GatewayConfig, Profile, load_config, resolve_path
+from edgegw.engine.engine import Engine
+from edgegw.engine.models import META_FILE, ModelError, ModelSet, Verdict, load_model_set
+from edgegw.ml.datasets import DataError, History, read_history
+from edgegw.ml.replay import profile_config, replay
+from edgegw.records import Alert, AlertState
+
+COLUMNS = ("timestamp", "asset", "anomaly_score", "anomaly", "failure_probability", "failure", "threshold")
+MODEL_KINDS = ("anomaly", "failure_risk")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    src = parser.add_argument_group("what to replay through")
+    src.add_argument("-c", "--config", metavar="FILE", help="gateway config: profiles, limits, model, delays")
+    src.add_argument("--asset", metavar="ID", help="with -c: the config asset the data belongs to "
+                     "(default: assets named in the data, else the config's first asset)")
+    src.add_argument("--model", metavar="DIR", help="model directory; alone, signals and window come from its metadata")
+    parser.add_argument("--data", action="append", required=True, metavar="FILE", help="history CSV/Parquet; repeatable")
+    parser.add_argument("--out", required=True, metavar="FILE", help="CSV: one row per input timestamp (and asset)")
+    parser.add_argument("--plot", metavar="FILE.png", help="draw signals, score, threshold and alarms (needs matplotlib)")
+    parser.add_argument("--label-column", help="fault labels for precision/recall (default: a 'label' column)")
+    parser.add_argument("--delimiter", help="CSV delimiter (default: sniffed)")
+    parser.add_argument("--timestamp-column", help="timestamp column (default: 'timestamp', 'time', ... or the first)")
+    parser.add_argument("--timestamp-format", help="strptime format (default: ISO 8601 or epoch numbers)")
+    parser.add_argument("--timestamp-unit", choices=["s", "ms", "us", "ns"], default="s")
+
+
+def _fail(msg: str, code: int = 1) -> int:
+    print(f"edgegw backtest: {msg}", file=sys.stderr)
+    return code
+
+
+def main(args: argparse.Namespace) -> int:
+    if not args.config and not args.model:
+        return _fail("give -c CONFIG or --model DIR", 2)
+    try:
+        setup = _setup(args)
+    except ConfigError as e:
+        return _fail(str(e), 78)
+    except (DataError, ModelError, BacktestError) as e:
+        return _fail(str(e))
+    t0 = time.monotonic()
+    result = run(setup)
+    took = time.monotonic() - t0
+    write_csv(Path(args.out), setup.history, result)
+    print(summary(setup, result, took))
+    if args.plot:
+        try:
+            plot(Path(args.plot), setup, result)
+        except ImportError:
+            return _fail("--plot needs matplotlib (pip install 'edgegw[plot]')")
+    return 0
+
+
+class BacktestError(Exception):
+    """The arguments do not make a runnable backtest."""
+
+
+@dataclass
+class Setup:
+    cfg: GatewayConfig
+    history: History
+    asset_ids: list[str]  # engine asset for each history asset
+    models: dict[str, ModelSet]
+    profile_name: str
+
+
+@dataclass
+class Result:
+    score: np.ndarray  # per row; NaN before the first scored window
+    anomaly: np.ndarray  # per row, 0/1
+    failure_p: np.ndarray
+    failure: np.ndarray
+    threshold: np.ndarray
+    alerts: list[Alert] = field(default_factory=list)
+    hops: int = 0
+    skipped: int = 0
+
+
+def _model_profile(directory: Path, rate_hz: float) -> tuple[str, Profile]:
+    """A profile built from a model's metadata: its signals, units, window, hop and alarm delays."""
+    side = directory / META_FILE
+    try:
+        meta = json.loads(side.read_text())
+    except (OSError, ValueError) as e:
+        raise ModelError(f"{side}: cannot read the model description: {e}") from None
+    try:
+        units = meta.get("units") or {}
+        alarms = meta.get("model_alarms") or {}
+        p = Profile(
+            window_s=float(meta["window_s"]), hop_s=float(meta.get("hop_s", 1.0)),
+            max_rate_hz=max(1.0, float(math.ceil(rate_hz))), model=str(directory),
+            model_alarms=alarms, signals={s: {"unit": units.get(s)} for s in meta["signals"]},
+        )
+    except (KeyError, TypeError, ValueError) as e:
+        raise ModelError(f"{side}: incomplete model description: {e}") from None
+    return str(meta.get("name", "model")), p
+
+
+def _setup(args: argparse.Namespace) -> Setup:
+    read = {
+        "delimiter": args.delimiter, "timestamp_column": args.timestamp_column,
+        "timestamp_format": args.timestamp_format, "timestamp_unit": args.timestamp_unit,
+        "label_column": args.label_column,
+    }
+    if not args.config:
+        directory = Path(args.model)
+        if not (directory / META_FILE).is_file():
+            raise ModelError(f"{directory}: not a model directory (no {META_FILE})")
+        meta_signals = json.loads((directory / META_FILE).read_text()).get("signals") or None
+        h = read_history(args.data, signals=meta_signals, **read)
+        name, profile = _model_profile(directory, h.rate_hz())
+        ids = list(h.assets)
+        cfg = profile_config(name, profile, ids)
+        models: dict[str, ModelSet] = {name: load_model_set(directory, name, profile)}
+        return Setup(cfg, h, ids, models, name)
+    cfg = load_config(args.config)
+    by_id = {a.id: a for a in cfg.assets}
+    if args.asset and args.asset not in by_id:
+        raise BacktestError(f"{args.config}: no asset {args.asset!r} (have {sorted(by_id)})")
+    first = by_id[args.asset] if args.asset else cfg.assets[0]
+    h = read_history(args.data, signals=None, asset=args.asset, **read)
+    ids = [args.asset] * len(h.assets) if args.asset else [a if a in by_id else first.id for a in h.assets]
+    pnames = {by_id[i].profile for i in ids}
+    if len(pnames) != 1:
+        raise BacktestError(f"the data's assets use several profiles {sorted(pnames)}: backtest one at a time (--asset)")
+    pname = pnames.pop()
+    profile = cfg.profiles[pname]
+    missing = [s for s in profile.signals if s not in h.signals]
+    if missing:
+        raise DataError(f"the data has no column for signal(s) {missing} of profile {pname!r} (columns: {h.signals})")
+    models = {}
+    model_path = args.model or (str(resolve_path(profile.model, args.config)) if profile.model else None)
+    if model_path:
+        models[pname] = load_model_set(model_path, pname, profile)
+    return Setup(cfg, h, ids, models, pname)
+
+
+def run(setup: Setup) -> Result:
+    """Replay the history; record, per row, the alarm states and the latest model outputs."""
+    h = setup.history
+    n = len(h)
+    res = Result(
+        score=np.full(n, np.nan), anomaly=np.zeros(n, dtype=np.int8), failure_p=np.full(n, np.nan),
+        failure=np.zeros(n, dtype=np.int8), threshold=np.zeros(n, dtype=np.int8),
+    )
+    engine_ids = sorted(set(setup.asset_ids))
+    state = {a: {"anomaly": 0, "failure_risk": 0, "score": math.nan, "failure_p": math.nan, "thr": set()}
+             for a in engine_ids}
+
+    def emit(alert: Alert) -> None:
+        res.alerts.append(alert)
+        st = state[alert.asset]
+        on = alert.state == AlertState.RAISED
+        if alert.kind in MODEL_KINDS:
+            st[alert.kind] = 1 if on else 0
+        elif alert.kind == "threshold":
+            thr: set[str] = st["thr"]  # type: ignore[assignment]
+            if on:
+                thr.add(alert.source)
+            else:
+                thr.discard(alert.source)
+
+    def observe(_: str, ids: list[str], ends: np.ndarray, x: np.ndarray, verdicts: list[list[Verdict]] | None) -> None:
+        res.hops += len(ids)
+        if verdicts is None:
+            return
+        for a, row in zip(ids, verdicts, strict=True):
+            for v in row:
+                if v.kind == "anomaly":
+                    state[a]["score"] = v.score
+                elif v.kind == "failure_risk":
+                    state[a]["failure_p"] = v.score
+
+    engine = Engine(setup.cfg, emit, models=setup.models, clock=lambda: 0.0)
+    engine.hop_observer = observe
+    aidx = h.asset.tolist()
+    ids = setup.asset_ids
+    score, anomaly, fp, failure, threshold = res.score, res.anomaly, res.failure_p, res.failure, res.threshold
+
+    def after_row(i: int) -> None:
+        st = state[ids[aidx[i]]]
+        score[i] = st["score"]
+        anomaly[i] = st["anomaly"]
+        fp[i] = st["failure_p"]
+        failure[i] = st["failure_risk"]
+        threshold[i] = 1 if st["thr"] else 0
+
+    replay(h, engine, ids, after_row)
+    res.skipped = engine.windows_skipped
+    return res
+
+
+def _fmt(v: float) -> str:
+    return "" if v != v else f"{v:.6g}"
+
+
+def write_csv(path: Path, h: History, res: Result) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(COLUMNS)
+        assets = h.assets
+        for i, (text, a, s, an, p, fa, th) in enumerate(zip(
+            h.ts_text, h.asset.tolist(), res.score.tolist(), res.anomaly.tolist(), res.failure_p.tolist(),
+            res.failure.tolist(), res.threshold.tolist(), strict=True,
+        )):
+            del i
+            w.writerow((text, assets[a], _fmt(s), an, _fmt(p), fa, th))
+
+
+def _episodes(mask: np.ndarray) -> list[tuple[int, int]]:
+    """[start, end) index runs where mask is true."""
+    d = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    return list(zip(np.flatnonzero(d == 1).tolist(), np.flatnonzero(d == -1).tolist(), strict=True))
+
+
+def summary(setup: Setup, res: Result, took: float) -> str:
+    h = setup.history
+    n = len(h)
+    span = float(h.ts[-1] - h.ts[0]) if n > 1 else 0.0
+    raised: dict[str, int] = {}
+    for a in res.alerts:
+        if a.state == AlertState.RAISED:
+            raised[a.kind] = raised.get(a.kind, 0) + 1
+    lines = [
+        f"replayed {n} rows ({span / 3600:.2f} h, {len(h.assets)} asset(s)) in {took:.1f} s: "
+        f"{res.hops} hops, {res.skipped} windows not scored (not warm or a silent signal)",
+        "alarms raised: " + (", ".join(f"{k} {v}" for k, v in sorted(raised.items())) or "none"),
+    ]
+    dt = np.zeros(n)
+    for k in range(len(h.assets)):
+        idx = np.flatnonzero(h.asset == k)
+        if len(idx) > 1:
+            d = np.diff(h.ts[idx])
+            dt[idx[:-1]] = np.minimum(d, 60.0)  # a gap is not time in alarm
+    for kind, arr in (("anomaly", res.anomaly), ("failure_risk", res.failure), ("threshold", res.threshold)):
+        secs = float((dt * (arr > 0)).sum())
+        lines.append(f"time in {kind} alarm: {secs / 60:.1f} min ({(arr > 0).mean():.1%} of rows)")
+    if h.labels is not None:
+        fault = h.fault
+        alarm = (res.anomaly > 0) | (res.failure > 0)
+        tp = int((alarm & fault).sum())
+        fp = int((alarm & ~fault).sum())
+        fn = int((~alarm & fault).sum())
+        prec = tp / (tp + fp) if tp + fp else 0.0
+        rec = tp / (tp + fn) if tp + fn else 0.0
+        f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
+        far = fp / max(int((~fault).sum()), 1)
+        lines.append(
+            f"model alarms vs labels (rows): precision {prec:.3f} recall {rec:.3f} F1 {f1:.3f} "
+            f"false-alarm rate {far:.2%}"
+        )
+        labels = h.labels
+        for k, aname in enumerate(h.assets):
+            idx = np.flatnonzero(h.asset == k)
+            for a, b in _episodes(fault[idx]):
+                rows = idx[a:b]
+                hit = np.flatnonzero(alarm[rows])
+                t0 = h.ts[rows[0]]
+                what = labels[rows[0]]
+                delay = f"detected after {h.ts[rows[hit[0]]] - t0:.0f} s" if len(hit) else "missed"
+                lines.append(
+                    f"  fault {what!r} on {aname} from {h.ts_text[rows[0]]} ({(h.ts[rows[-1]] - t0) / 60:.0f} min): "
+                    f"{delay}, {alarm[rows].mean():.0%} of its rows in alarm"
+                )
+    return "\n".join(lines)
+
+
+def plot(path: Path, setup: Setup, res: Result) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    h = setup.history
+    sel = h.asset == 0
+    t = (h.ts[sel] - h.ts[sel][0]) / 60.0
+    ns = len(h.signals)
+    fig, axes = plt.subplots(ns + 1, 1, sharex=True, figsize=(11, 1.6 * (ns + 1) + 1))
+    for j, s in enumerate(h.signals):
+        axes[j].plot(t, h.values[sel, j], lw=0.6)
+        axes[j].set_ylabel(s, fontsize=8)
+    ax = axes[-1]
+    ax.plot(t, res.score[sel], lw=0.7, label="anomaly score")
+    model = setup.models.get(setup.profile_name)
+    thr = getattr(model, "threshold", None)
+    if thr is not None:
+        ax.axhline(thr, color="k", ls="--", lw=0.8, label="threshold")
+    if np.isfinite(res.failure_p[sel]).any():
+        ax.plot(t, res.failure_p[sel], lw=0.7, label="failure probability")
+    for arr, color in ((res.anomaly, "tab:orange"), (res.failure, "tab:red"), (res.threshold, "tab:purple")):
+        for a, b in _episodes(arr[sel] > 0):
+            for axis in axes:
+                axis.axvspan(t[a], t[min(b, len(t) - 1)], color=color, alpha=0.15, lw=0)
+    if h.labels is not None:
+        for a, b in _episodes(h.fault[sel]):
+            axes[0].axvspan(t[a], t[min(b, len(t) - 1)], ymax=0.08, color="k", alpha=0.6, lw=0)
+    ax.legend(fontsize=7, loc="upper left")
+    ax.set_xlabel(f"minutes since {h.ts_text[int(np.flatnonzero(sel)[0])]} ({h.assets[0]})")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+__all__: list[Any] = ["COLUMNS", "configure", "main", "run", "summary", "write_csv"]

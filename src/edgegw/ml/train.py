@@ -1,0 +1,367 @@
+"""`edgegw train`: history in, a model directory the gateway can load out.
+
+Windows and features come from replaying the history through the daemon's own engine, so a
+model is fitted on exactly the rows it will score. The anomaly model is an IsolationForest on
+normal windows, after standardising and whitening the features: whitening turns the signals'
+normal co-movement (flow, current, pressure and vibration all follow the load) into axes of
+their own, so a vibration or temperature creep that the load does not explain stands out
+while a load cycle does not. Its alarm threshold is calibrated on held-out normal stretches
+to a target false-alarm rate. With labels, a HistGradientBoosting classifier learns the fault
+classes. Everything is deterministic for a given --seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import platform
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgegw.config import ConfigError, Profile, load_config
+from edgegw.engine.features import FEATURES, feature_names
+from edgegw.engine.rules import Debounce
+from edgegw.ml.datasets import DataError, History, read_history
+from edgegw.ml.replay import features_of
+
+DEFAULT_FEATURES = tuple(f for f in FEATURES if f != "count")  # count follows the sample rate, not the machine
+FORMAT = "edgegw-model/1"
+HOLDOUT_EVERY = 5  # one time block in five is held out
+N_BLOCKS = 20
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", action="append", default=[], metavar="FILE",
+                        help="historian CSV (wide or long form) or Parquet; repeatable")
+    parser.add_argument("--out", required=True, metavar="DIR", help="model directory to write")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same data: same model)")
+    parser.add_argument("-c", "--config", metavar="FILE", help="take window, hop and signals from this config")
+    parser.add_argument("--profile", metavar="NAME", help="profile of --config (default: the only one)")
+    parser.add_argument("--window-s", type=float, default=30.0, help="feature window (default 30 s)")
+    parser.add_argument("--hop-s", type=float, default=1.0, help="hop between windows (default 1 s)")
+    parser.add_argument("--signals", help="comma-separated signal columns (default: every numeric column)")
+    parser.add_argument("--label-column", help="column marking fault periods: 0 normal, else a fault class "
+                        "(default: a column named 'label' if present)")
+    parser.add_argument("--no-labels", action="store_true", help="ignore any label column")
+    parser.add_argument("--delimiter", help="CSV delimiter (default: sniffed)")
+    parser.add_argument("--timestamp-column", help="timestamp column (default: 'timestamp', 'time', ... or the first)")
+    parser.add_argument("--timestamp-format", help="strptime format (default: ISO 8601 or epoch numbers)")
+    parser.add_argument("--timestamp-unit", choices=["s", "ms", "us", "ns"], default="s",
+                        help="unit of numeric timestamps (default s)")
+    parser.add_argument("--asset", help="asset name for wide files without an 'asset' column")
+    parser.add_argument("--name", help="model name (default: the profile name, else 'model')")
+    parser.add_argument("--false-alarm-rate", type=float, default=0.005,
+                        help="share of held-out normal windows above the anomaly threshold (default 0.005)")
+    parser.add_argument("--features", default=",".join(DEFAULT_FEATURES),
+                        help=f"per-signal features the anomaly model uses (default: {','.join(DEFAULT_FEATURES)})")
+    parser.add_argument("--trees", type=int, default=100, help="isolation trees (default 100)")
+    parser.add_argument("--synthetic", type=int, metavar="SECONDS",
+                        help="train on a generated pump history of this length instead of --data")
+    parser.add_argument("--save-data", metavar="FILE", help="with --synthetic: also keep the generated CSV here")
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        report = train(args)
+    except (ConfigError, DataError, TrainError) as e:
+        print(f"edgegw train: {e}", file=sys.stderr)
+        return 78 if isinstance(e, ConfigError) else 1
+    print(report)
+    return 0
+
+
+class TrainError(Exception):
+    """Training cannot produce a usable model (too little data, unknown signals ...)."""
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _profile(args: argparse.Namespace, history_signals: list[str] | None) -> tuple[str, Profile, dict[str, Any]]:
+    """The profile to train for, and the model alarm defaults to store with the model."""
+    if args.config:
+        cfg = load_config(args.config)
+        name = args.profile or (next(iter(cfg.profiles)) if len(cfg.profiles) == 1 else None)
+        if name is None:
+            raise TrainError(f"{args.config} has several profiles {sorted(cfg.profiles)}: pick one with --profile")
+        if name not in cfg.profiles:
+            raise TrainError(f"{args.config}: no profile {name!r} (have {sorted(cfg.profiles)})")
+        return name, cfg.profiles[name], cfg.profiles[name].model_alarms.model_dump()
+    if args.profile:
+        raise TrainError("--profile needs -c CONFIG")
+    signals = [s.strip() for s in args.signals.split(",")] if args.signals else (history_signals or [])
+    if not signals:
+        raise TrainError("no signals: give --signals or data with numeric columns")
+    p = Profile(window_s=args.window_s, hop_s=args.hop_s, signals={s: {} for s in signals})
+    return args.name or "model", p, p.model_alarms.model_dump()
+
+
+def _read(args: argparse.Namespace, signals: list[str] | None) -> History:
+    paths = list(args.data)
+    if args.synthetic:
+        from edgegw.ml.synthetic import write_csv
+
+        target = Path(args.save_data) if args.save_data else Path(args.out) / ".synthetic-history.csv"
+        write_csv(target, args.synthetic, args.seed)
+        paths.append(str(target))
+    if not paths:
+        raise TrainError("no data: give --data FILE (or --synthetic SECONDS)")
+    h = read_history(
+        paths, delimiter=args.delimiter, timestamp_column=args.timestamp_column,
+        timestamp_format=args.timestamp_format, timestamp_unit=args.timestamp_unit,
+        signals=signals, label_column=args.label_column, asset=args.asset,
+    )
+    if args.no_labels:
+        h.labels = None
+    if args.synthetic and not args.save_data:
+        Path(paths[-1]).unlink(missing_ok=True)
+    return h
+
+
+def _blocks(assets: np.ndarray, n_blocks: int = N_BLOCKS) -> np.ndarray:
+    """Time block (0..n_blocks-1) of each window, per asset (windows are in time order per asset)."""
+    out = np.zeros(len(assets), dtype=np.int64)
+    for a in np.unique(assets):
+        idx = np.flatnonzero(assets == a)
+        out[idx] = np.arange(len(idx)) * n_blocks // max(len(idx), 1)
+    return out
+
+
+def _window_labels(h: History, rec_assets: list[str], ends: np.ndarray, window_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per window: the label of its newest sample, and whether any sample in it is a fault."""
+    label = np.array(["0"] * len(ends), dtype=object)
+    dirty = np.zeros(len(ends), dtype=bool)
+    if h.labels is None:
+        return label, dirty
+    fault = h.fault
+    labels = np.array(h.labels, dtype=object)
+    for k, a in enumerate(h.assets):
+        rows = np.flatnonzero(h.asset == k)
+        ts = h.ts[rows]
+        cum = np.concatenate([[0], np.cumsum(fault[rows])])
+        win = np.flatnonzero(np.array(rec_assets) == a)
+        if not len(win):
+            continue
+        e = ends[win]
+        j = np.searchsorted(ts, e, side="left")  # samples < end
+        i = np.searchsorted(ts, e - window_s, side="left")
+        dirty[win] = (cum[j] - cum[i]) > 0
+        last = np.clip(j - 1, 0, len(rows) - 1)
+        label[win] = np.where(j > i, labels[rows[last]], "0")
+    return label, dirty
+
+
+def _classifier_holdout(label: np.ndarray, assets: np.ndarray, normal_held: np.ndarray) -> np.ndarray:
+    """Windows held out to score the classifier: normal windows of the held-out time blocks, and
+    for each fault class its last episode (or, with one episode only, that episode's last 30 %)."""
+    held = normal_held & (label == "0")
+    for cls in sorted(set(label.tolist()) - {"0"}):
+        runs: list[np.ndarray] = []
+        for a in np.unique(assets):
+            idx = np.flatnonzero(assets == a)
+            m = (label[idx] == cls).astype(np.int8)
+            d = np.diff(np.concatenate([[0], m, [0]]))
+            runs += [idx[s:e] for s, e in zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1), strict=True)]
+        if len(runs) >= 2:
+            held[runs[-1]] = True
+        elif runs:
+            r = runs[0]
+            held[r[int(len(r) * 0.7):]] = True
+    return held
+
+
+def _debounced_share(cond: np.ndarray, ends: np.ndarray, on_s: float, off_s: float) -> float:
+    """Share of hops in alarm after the on/off delays, as the engine would debounce them."""
+    if not len(cond):
+        return 0.0
+    db = Debounce(on_s, off_s)
+    on = 0
+    for c, t in zip(cond.tolist(), ends.tolist(), strict=True):
+        db.update(t, 1 if c else 0)
+        on += db.active != 0
+    return on / len(cond)
+
+
+def _versions() -> dict[str, str]:
+    import onnx
+    import onnxruntime
+    import skl2onnx
+    import sklearn
+
+    from edgegw import __version__
+
+    return {
+        "edgegw": __version__, "numpy": np.__version__, "scikit-learn": sklearn.__version__,
+        "skl2onnx": skl2onnx.__version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def train(args: argparse.Namespace) -> str:
+    t0 = time.monotonic()
+    from sklearn.compose import ColumnTransformer
+    from sklearn.decomposition import PCA
+    from sklearn.ensemble import HistGradientBoostingClassifier, IsolationForest
+    from sklearn.metrics import precision_recall_fscore_support
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from edgegw.ml import export
+
+    cfg_signals = None
+    if args.config:
+        name, profile, alarm_defaults = _profile(args, None)
+        cfg_signals = list(profile.signals)
+    h = _read(args, cfg_signals or ([s.strip() for s in args.signals.split(",")] if args.signals else None))
+    if not args.config:
+        name, profile, alarm_defaults = _profile(args, h.signals)
+    signals = list(profile.signals)
+    missing = [s for s in signals if s not in h.signals]
+    if missing:
+        raise TrainError(f"the data has no values for signal(s) {missing} (columns: {h.signals})")
+    rate = h.rate_hz()
+    # the training engine keeps every sample the data has (the daemon caps at max_rate_hz)
+    train_profile = profile.model_copy(update={"max_rate_hz": max(profile.max_rate_hz, float(np.ceil(rate)))})
+    rec, _ = features_of(h, name, train_profile)
+    if not rec.rows:
+        raise TrainError("the data produced no windows (too short for one window?)")
+    x_all = rec.matrix()
+    ends = np.array(rec.ends)
+    assets = np.array(rec.assets, dtype=object)
+    usable = np.array(rec.warm) & ~np.isnan(x_all).any(axis=1)
+    label, dirty = _window_labels(h, rec.assets, ends, profile.window_s)
+    x, ends, assets, label, dirty = x_all[usable], ends[usable], assets[usable], label[usable], dirty[usable]
+    blocks = _blocks(assets)
+    held = blocks % HOLDOUT_EVERY == HOLDOUT_EVERY - 1
+    normal = ~dirty & (label == "0")
+    fit_rows, cal_rows = normal & ~held, normal & held
+    if fit_rows.sum() < 50 or cal_rows.sum() < 20:
+        raise TrainError(
+            f"too few normal windows ({int(fit_rows.sum())} to fit, {int(cal_rows.sum())} held out): "
+            "give more history (at least ~30 min per asset)"
+        )
+
+    names = feature_names(signals)
+    kinds = [k.strip() for k in args.features.split(",") if k.strip()]
+    bad = [k for k in kinds if k not in FEATURES]
+    if bad or not kinds:
+        raise TrainError(f"unknown feature(s) {bad} (have {list(FEATURES)})")
+    used = [i for i, n in enumerate(names) if n.split(".", 1)[1] in kinds]
+    xf = x[fit_rows]
+    mean = xf.mean(axis=0)
+    std = xf.std(axis=0)
+    # whitening must not blow up directions the normal data never moves in
+    sel = ColumnTransformer([("used", "passthrough", used)])
+    scaled = StandardScaler().fit_transform(xf[:, used])
+    eig = np.linalg.svd(scaled - scaled.mean(axis=0), compute_uv=False) ** 2
+    n_comp = int((eig > eig[0] * 1e-9).sum())
+    anomaly = Pipeline([
+        ("select", sel),
+        ("scale", StandardScaler()),
+        ("whiten", PCA(n_components=n_comp, whiten=True, svd_solver="full", random_state=args.seed)),
+        ("iforest", IsolationForest(n_estimators=args.trees, max_samples=min(256, len(xf)),
+                                    random_state=args.seed)),
+    ])
+    anomaly.fit(xf.astype(np.float32))
+    cal_scores = -anomaly.score_samples(x[cal_rows].astype(np.float32))
+    far = args.false_alarm_rate
+    threshold = float(np.quantile(cal_scores, 1.0 - far))
+    held_rate = float((cal_scores > threshold).mean())
+    held_alarm = 0.0
+    for a in np.unique(assets[cal_rows]):
+        m = cal_rows & (assets == a)
+        held_alarm += _debounced_share(-anomaly.score_samples(x[m].astype(np.float32)) > threshold, ends[m],
+                                       alarm_defaults["on_delay_s"], alarm_defaults["off_delay_s"]) * m.sum()
+    held_alarm /= max(int(cal_rows.sum()), 1)
+
+    classes = sorted(set(label.tolist()))
+    failure = None
+    clf_report: list[str] = []
+    if h.labels is not None and len(classes) > 1:
+        held_c = _classifier_holdout(label, assets, held)
+        fit_c = ~held_c
+        if len(set(label[fit_c].tolist())) < 2:
+            fit_c = np.ones(len(label), dtype=bool)
+        clf = Pipeline([
+            ("select", ColumnTransformer([("used", "passthrough", used)])),
+            ("hgb", HistGradientBoostingClassifier(max_iter=100, max_leaf_nodes=15, learning_rate=0.1,
+                                                   early_stopping=False, random_state=args.seed)),
+        ])
+        clf.fit(x[fit_c].astype(np.float32), label[fit_c].astype(str))
+        failure = clf
+        if held_c.any():
+            pred = clf.predict(x[held_c].astype(np.float32))
+            labs = [c for c in clf.classes_ if c != "0"]
+            p, r, f1, n = precision_recall_fscore_support(label[held_c].astype(str), pred, labels=labs, zero_division=0)
+            for c, pi, ri, fi, ni in zip(labs, p, r, f1, n, strict=True):
+                clf_report.append(f"  {c}: precision {pi:.2f} recall {ri:.2f} F1 {fi:.2f} ({ni} held-out windows)")
+
+    # ------------------------------------------------------------------ export
+    units = {s: profile.signals[s].unit for s in signals}
+    params = {"features": kinds, "trees": args.trees, "false_alarm_rate": far, "seed": args.seed,
+              "window_s": profile.window_s, "signals": signals}
+    version = hashlib.sha256(json.dumps([h.fingerprint, params], sort_keys=True).encode()).hexdigest()[:12]
+    version = f"{name}-{version}"
+    common: dict[str, Any] = {
+        "format": FORMAT, "name": name, "version": version,
+        "signals": signals, "units": units,
+        "window_s": profile.window_s, "hop_s": profile.hop_s,
+        "feature_names": names,
+    }
+    anomaly_meta = {
+        **common, "kind": "anomaly", "file": export.ANOMALY_FILE,
+        "score": "isolation forest anomaly score 2^(-E[h]/c(n)) in (0, 1]; higher is more unusual",
+        "output": "score_samples", "score_sign": -1.0,
+        "threshold": threshold, "false_alarm_target": far, "heldout_false_alarm": held_rate,
+        "features_used": [names[i] for i in used],
+        "training_stats": {"mean": mean.tolist(), "std": std.tolist()},
+    }
+    protos = {export.ANOMALY_FILE: export.anomaly_onnx(anomaly, len(names))}
+    export.attach_metadata(protos[export.ANOMALY_FILE], anomaly_meta, version)
+    failure_meta = None
+    if failure is not None:
+        failure_meta = {
+            **common, "kind": "failure_risk", "file": export.FAILURE_FILE, "output": "probabilities",
+            "classes": [str(c) for c in failure.classes_], "normal_class": "0",
+            "threshold": alarm_defaults["failure_threshold"],
+        }
+        protos[export.FAILURE_FILE] = export.classifier_onnx(failure, len(names))
+        export.attach_metadata(protos[export.FAILURE_FILE], failure_meta, version)
+    meta = {
+        **common,
+        "anomaly": {k: v for k, v in anomaly_meta.items() if k not in common},
+        "failure_risk": {k: v for k, v in failure_meta.items() if k not in common} if failure_meta else None,
+        "model_alarms": alarm_defaults,
+        "data": {"fingerprint": h.fingerprint, "files": [Path(f).name for f in h.files], "rows": len(h),
+                 "assets": h.assets, "rate_hz": round(rate, 3), "windows": len(x),
+                 "normal_windows_fit": int(fit_rows.sum()), "normal_windows_heldout": int(cal_rows.sum()),
+                 "labelled": h.labels is not None, "classes": classes},
+        "params": params,
+        "library_versions": _versions(),
+        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    out = Path(args.out)
+    for stale in (export.ANOMALY_FILE, export.FAILURE_FILE):
+        if stale not in protos:
+            (out / stale).unlink(missing_ok=True)
+    export.write_model_dir(out, meta, protos)
+
+    lines = [
+        f"model {version} -> {out}/",
+        f"  data: {len(h)} rows, {len(h.assets)} asset(s), ~{rate:.2g} Hz, {len(x)} windows "
+        f"({int(fit_rows.sum())} normal to fit, {int(cal_rows.sum())} normal held out)",
+        f"  anomaly: IsolationForest on {len(used)} features (whitened to {n_comp}), threshold {threshold:.4f}",
+        f"  held-out normal windows above threshold: {held_rate:.2%} (target {far:.2%}); "
+        f"in alarm after delays: {held_alarm:.2%}",
+    ]
+    if failure is not None:
+        lines.append(f"  failure_risk: HistGradientBoosting over classes {classes}")
+        lines.extend(clf_report or ["  (no held-out labelled windows to score)"])
+    lines.append(f"  took {time.monotonic() - t0:.1f} s")
+    return "\n".join(lines)
