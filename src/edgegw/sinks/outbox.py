@@ -1,0 +1,331 @@
+"""The durable store-and-forward queue of the upstream bridge: one SQLite file in WAL mode.
+
+A message is inserted and committed before it is handed to the publisher, and deleted only when
+the broker has acknowledged it (QoS 1 PUBACK). Commits do not fsync (WAL, synchronous=NORMAL):
+a committed message survives the process being killed, because it sits in the kernel's page
+cache. `sync()` makes the WAL durable on the storage itself, in a worker thread, every
+`commit_ms`; that period is what a power cut can lose at most. Acknowledgements are plain
+DELETEs in the open transaction and ride along with the next commit: a crash before it means a
+message is sent again (at-least-once; consumers de-duplicate by id).
+
+Bounded on disk: when the stored messages would exceed the cap, the oldest readings go first,
+then the oldest rollups; alerts only when nothing else is left. Every dropped message is counted.
+
+A file that SQLite cannot read is moved aside (`<path>.corrupt-<time>`) and a fresh outbox is
+started; a path that cannot be opened at all falls back to memory. Either way the daemon runs
+and `problems` says what happened.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import IntEnum
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+log = structlog.get_logger("edgegw.sinks.outbox")
+
+ROW_OVERHEAD = 32  # bytes a row costs beyond topic and payload (rowid, header, cell pointer)
+SEQ_SKIP_AFTER_POWER_LOSS = 1000  # seq numbers skipped after an unclean reboot: a visible gap, never reuse
+_WAL_CHECKPOINT_BYTES = 4 << 20
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY,
+    kind INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    topic TEXT NOT NULL,
+    payload BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outbox_kind ON outbox (kind, id);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value);
+"""
+
+
+class Kind(IntEnum):
+    """What a message is; the drop policy takes the highest kind first."""
+
+    ALERT = 0
+    ROLLUP = 1
+    READING = 2
+
+
+@dataclass(slots=True, frozen=True)
+class Row:
+    id: int
+    topic: str
+    payload: bytes
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+class Outbox:
+    """Single-writer SQLite queue, used from the event loop thread; `sync()` may run in a worker thread."""
+
+    def __init__(self, path: str | os.PathLike[str], max_bytes: int,
+                 on_drop: Callable[[Kind, int], None] | None = None) -> None:
+        self.path = str(path)
+        self.max_bytes = max_bytes
+        self.on_drop = on_drop
+        self.problems: list[str] = []  # what went wrong opening the file, for the bridge to report
+        self.in_memory = False
+        self.dropped = {k.name.lower(): 0 for k in Kind}
+        self.put_count = 0
+        self.acked = 0
+        self.write_errors = 0
+        self.seq_hwm = 0  # highest seq recorded as handed to the outbox
+        self.seq_skipped = 0
+        self._tx = False
+        self._dirty_since_sync = False
+        self._wal_fd: int | None = None
+        self._sync_db: sqlite3.Connection | None = None
+        self._db = self._open()
+        self._load()
+
+    # ------------------------------------------------------------------ opening
+
+    def _connect(self, path: str) -> sqlite3.Connection:
+        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        try:
+            db.execute("PRAGMA busy_timeout=5000")
+            if path != ":memory:":
+                mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+                if str(mode).lower() != "wal":
+                    raise sqlite3.DatabaseError(f"cannot switch to WAL (journal_mode={mode})")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints run in sync(), off the loop thread
+            db.execute(f"PRAGMA journal_size_limit={_WAL_CHECKPOINT_BYTES}")
+            db.executescript(_SCHEMA)
+            db.execute("SELECT count(*), max(id) FROM outbox").fetchone()
+            db.execute("SELECT key, value FROM meta").fetchall()
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _open(self) -> sqlite3.Connection:
+        p = Path(self.path)
+        try:
+            p.parent.mkdir(parents=True, exist_ok=True)
+            return self._connect(self.path)
+        except sqlite3.DatabaseError as e:  # not a database, malformed, ... : move it aside, start afresh
+            aside = f"{self.path}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}"
+            try:
+                for suffix in ("", "-wal", "-shm"):
+                    if Path(self.path + suffix).exists():
+                        os.replace(self.path + suffix, aside + suffix)
+                self.problems.append(f"outbox {self.path} unreadable ({e}); moved aside to {aside}")
+                log.error("outbox unreadable; moved aside, starting a fresh one", path=self.path, moved_to=aside,
+                          error=str(e))
+                return self._connect(self.path)
+            except (OSError, sqlite3.Error) as e2:
+                return self._memory(f"outbox {self.path} unreadable ({e}) and could not be replaced ({e2})")
+        except OSError as e:
+            return self._memory(f"outbox {self.path} cannot be opened ({e})")
+
+    def _memory(self, problem: str) -> sqlite3.Connection:
+        self.problems.append(problem + "; keeping messages in memory, not durable")
+        log.error("outbox not durable: keeping messages in memory", problem=problem)
+        self.in_memory = True
+        return self._connect(":memory:")
+
+    def _load(self) -> None:
+        db = self._db
+        n, total, last = db.execute("SELECT count(*), coalesce(sum(size), 0), coalesce(max(id), 0) FROM outbox").fetchone()
+        self.count = int(n)
+        self.bytes = int(total)
+        self.last_id = int(last)  # highest id ever handed out (committed or not)
+        self.committed_id = self.last_id  # highest id whose insert is committed
+        meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+        self.seq_hwm = int(meta.get("seq", 0))
+        self.last_id = max(self.last_id, int(meta.get("last_id", 0)))
+        self.committed_id = self.last_id
+        boot, clean = _boot_id(), meta.get("clean", 1)
+        if self.seq_hwm and boot and meta.get("boot") not in (None, boot) and not int(clean):
+            # The machine went down hard: up to commit_ms of records may be gone, some maybe delivered.
+            self.seq_skipped = SEQ_SKIP_AFTER_POWER_LOSS
+            self.seq_hwm += SEQ_SKIP_AFTER_POWER_LOSS
+            log.warning("unclean reboot since the last run: seq continues after a gap",
+                        skipped=SEQ_SKIP_AFTER_POWER_LOSS)
+        self._begin()
+        db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                       [("boot", boot), ("clean", 0), ("seq", self.seq_hwm)])
+        self.commit()
+
+    # ------------------------------------------------------------------ writing
+
+    def _begin(self) -> None:
+        if not self._tx:
+            self._db.execute("BEGIN")
+            self._tx = True
+
+    def put(self, kind: Kind, topic: str, payload: bytes, seq: int = 0) -> int:
+        """Insert a message in the open transaction; it is published once `commit()` ran. Returns its id."""
+        size = len(topic) + len(payload) + ROW_OVERHEAD
+        if self.bytes + size > self.max_bytes:
+            self._make_room(size)
+        self.last_id += 1
+        try:
+            self._begin()
+            self._db.execute("INSERT INTO outbox VALUES (?, ?, ?, ?, ?)", (self.last_id, int(kind), size, topic, payload))
+        except sqlite3.Error as e:
+            self._write_failed(e)
+            return 0
+        self.count += 1
+        self.bytes += size
+        self.put_count += 1
+        if seq > self.seq_hwm:
+            self.seq_hwm = seq
+        return self.last_id
+
+    def ack(self, msg_id: int) -> None:
+        """The broker has the message: delete it (made durable with the next commit)."""
+        try:
+            self._begin()
+            cur = self._db.execute("DELETE FROM outbox WHERE id = ? RETURNING size", (msg_id,))
+            row = cur.fetchone()
+        except sqlite3.Error as e:
+            self._write_failed(e)
+            return
+        if row is not None:  # else it was dropped by the size policy meanwhile
+            self.count -= 1
+            self.bytes -= int(row[0])
+            self.acked += 1
+
+    def commit(self) -> bool:
+        """Commit puts and acks (no fsync); True when something was committed."""
+        if not self._tx:
+            return False
+        try:
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('seq', ?), ('last_id', ?)", (self.seq_hwm, self.last_id))
+            self._db.execute("COMMIT")
+        except sqlite3.Error as e:
+            self._write_failed(e)
+            return False
+        self._tx = False
+        self.committed_id = self.last_id
+        self._dirty_since_sync = True
+        return True
+
+    def _write_failed(self, e: sqlite3.Error) -> None:
+        """Disk full, I/O error: what the open transaction held is lost; counted and logged, never raised."""
+        self.write_errors += 1
+        lost = self.last_id - self.committed_id
+        if self._tx:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+            self._tx = False
+        log.error("outbox write failed; uncommitted messages lost", error=str(e), lost=lost,
+                  write_errors=self.write_errors)
+        self.last_id = self.committed_id
+        n, total = self._db.execute("SELECT count(*), coalesce(sum(size), 0) FROM outbox").fetchone()
+        self.count, self.bytes = int(n), int(total)
+
+    def _make_room(self, need: int) -> None:
+        """Drop the oldest messages of the least important kind until `need` more bytes fit."""
+        target = self.max_bytes - need - self.max_bytes // 100  # free 1 % extra: no drop query per put
+        for kind in (Kind.READING, Kind.ROLLUP, Kind.ALERT):
+            while self.bytes > target:
+                rows = self._db.execute(
+                    "SELECT id, size FROM outbox WHERE kind = ? ORDER BY id LIMIT 512", (int(kind),)
+                ).fetchall()
+                if not rows:
+                    break
+                ids, freed = [], 0
+                for rid, size in rows:
+                    ids.append((rid,))
+                    freed += size
+                    if self.bytes - freed <= target:
+                        break
+                self._begin()
+                self._db.executemany("DELETE FROM outbox WHERE id = ?", ids)
+                self.bytes -= freed
+                self.count -= len(ids)
+                self.dropped[kind.name.lower()] += len(ids)
+                if self.on_drop is not None:
+                    self.on_drop(kind, len(ids))
+
+    # ------------------------------------------------------------------ reading
+
+    def read(self, after: int, upto: int | None = None, limit: int = 256) -> list[Row]:
+        """Committed messages with after < id <= upto, oldest first."""
+        hi = self.committed_id if upto is None else min(upto, self.committed_id)
+        if hi <= after:
+            return []
+        rows = self._db.execute(
+            "SELECT id, topic, payload FROM outbox WHERE id > ? AND id <= ? ORDER BY id LIMIT ?", (after, hi, limit)
+        ).fetchall()
+        return [Row(r[0], r[1], bytes(r[2])) for r in rows]
+
+    def first_id(self) -> int:
+        row = self._db.execute("SELECT min(id) FROM outbox").fetchone()
+        return int(row[0]) if row and row[0] is not None else self.committed_id + 1
+
+    # ------------------------------------------------------------------ durability
+
+    def sync(self) -> None:
+        """Make everything committed durable on the storage (fsync of the WAL); checkpoint when it grew.
+
+        Safe to call from one worker thread while the loop thread keeps writing: the fsync goes through
+        a file descriptor of our own, the checkpoint through a connection of its own (PASSIVE: never
+        blocks the writer).
+        """
+        if self.in_memory or not self._dirty_since_sync:
+            return
+        self._dirty_since_sync = False
+        wal = self.path + "-wal"
+        try:
+            if self._wal_fd is None:
+                self._wal_fd = os.open(wal, os.O_RDONLY)
+            os.fsync(self._wal_fd)
+            if os.fstat(self._wal_fd).st_size >= _WAL_CHECKPOINT_BYTES:
+                if self._sync_db is None:
+                    self._sync_db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+                    self._sync_db.execute("PRAGMA synchronous=NORMAL")
+                self._sync_db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        except (OSError, sqlite3.Error) as e:
+            self._dirty_since_sync = True
+            log.warning("outbox sync failed", error=str(e))
+
+    def close(self) -> None:
+        """Commit, mark a clean stop, checkpoint and close."""
+        self.commit()
+        with contextlib.suppress(sqlite3.Error):
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('clean', 1)")
+        for closer in (self._sync_db, self._db):
+            if closer is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    if closer is self._db and not self.in_memory:
+                        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                    closer.close()
+        if self._wal_fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._wal_fd)
+        self._wal_fd = None
+        self._sync_db = None
+
+    # ------------------------------------------------------------------ reporting
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "queued": self.count,
+            "bytes": self.bytes,
+            "max_bytes": self.max_bytes,
+            "written": self.put_count,
+            "acked": self.acked,
+            "dropped": dict(self.dropped),
+            "write_errors": self.write_errors,
+            "durable": not self.in_memory,
+        }
