@@ -176,3 +176,37 @@ def test_security_config_is_checked_at_load(tmp_path: Path) -> None:
     bad.write_text(bad.read_text().replace("ns=2;s=x", "pump-1.vibration"))
     with pytest.raises(ConfigError, match="NodeId"):
         load_config(bad)
+
+
+# ---------------------------------------------------------------- through the real gateway
+
+
+async def test_gateway_secure_opcua_alerts_and_survives_server_restart(
+    opcua_server_factory: Any, certs: Certs, mosquitto: Any
+) -> None:
+    from edgegw.config import OpcuaSource
+    from tests.helpers import Collector, example_config, running_gateway
+
+    server = await opcua_server_factory(assets=("pump-1", "pump-2"), secure=certs)
+    spec = secure_spec(server.endpoint, certs)
+    spec["nodes"] = [
+        {"node": f"ns=2;s={a}.{s}", "asset": a, "signal": s}
+        for a in ("pump-1", "pump-2") for s in ("vibration", "pressure", "temperature", "flow", "current")
+    ]
+    cfg = example_config(mosquitto.port, "profiles.pump.signals.vibration.on_delay_s=0")
+    cfg.sources.append(OpcuaSource.model_validate(spec))
+    async with Collector(mosquitto.port, "alerts/#") as alerts, running_gateway(cfg) as gw:
+        src = gw.sources[-1]
+        await wait_until(lambda: src.connected, what="secure session")
+        await server.write("pump-1", "vibration", 12.0)
+        got = await alerts.wait(lambda c: c.alerts(asset="pump-1", kind="threshold", source="vibration", state="raised"))
+        assert got[0]["value"] == 12.0
+
+        await server.stop()
+        await wait_until(lambda: not src.connected, what="loss detected")
+        await server.start()  # same port, same certificate, a server with no memory of us
+        await wait_until(lambda: src.sessions == 2, what="second session")
+        await server.write("pump-2", "vibration", 13.0)
+        got = await alerts.wait(lambda c: c.alerts(asset="pump-2", kind="threshold", source="vibration", state="raised"))
+        assert got[0]["value"] == 13.0
+        assert src.items_created == 20

@@ -241,11 +241,13 @@ class CoapTelemetrySource:
             else:
                 backoff = Backoff(initial=self.spec.poll_s, cap=self.spec.reobserve_s)
                 while True:
-                    if await self._observe(ctx):
+                    result = await self._observe(ctx)
+                    if result == "stopped":
                         backoff.reset()  # notifications flowed, then stopped: register again right away
-                        continue
-                    # refused, unreachable or silent from the start: poll meanwhile, then try again
-                    await self._poll(ctx, backoff.next())
+                    elif result == "not_observable":
+                        await self._poll(ctx, self.spec.reobserve_s)
+                    else:  # unreachable, or silent from the start: poll meanwhile, then try again
+                        await self._poll(ctx, backoff.next())
         finally:
             self.connected = False
             await ctx.shutdown()
@@ -263,15 +265,17 @@ class CoapTelemetrySource:
             return pr, None
         return pr, first
 
-    async def _observe(self, ctx: aiocoap.Context) -> bool:
-        """Register and take notifications until they stop; True when any came after the first."""
+    async def _observe(self, ctx: aiocoap.Context) -> str:
+        """Register and take notifications until they stop: 'stopped' when any came after the
+        first, 'failed' when none did or registering failed, 'not_observable'."""
         pr, first = await self._get(ctx, observe=True)
         if first is None:
-            return False
+            return "failed"
         self._take(first)
         if first.opt.observe is None or not first.code.is_successful():
-            log.info("resource not observable, polling", source=self.name, uri=self.spec.uri, code=str(first.code))
-            return False
+            log.info("resource not observable, polling", source=self.name, uri=self.spec.uri, code=str(first.code),
+                     next_try_s=self.spec.reobserve_s)
+            return "not_observable"
         self.connected = True
         self.registrations += 1
         log.info("observing", source=self.name, uri=self.spec.uri)
@@ -285,13 +289,13 @@ class CoapTelemetrySource:
                     last = await asyncio.wait_for(notifications.__anext__(), silence)
                 except TimeoutError:
                     log.warning("notifications stopped, re-registering", source=self.name, silent_s=silence)
-                    return flowed
+                    return "stopped" if flowed else "failed"
                 except StopAsyncIteration:
                     log.info("observation ended by the server", source=self.name)
-                    return flowed
+                    return "stopped" if flowed else "failed"
                 except coap_error.Error as e:
                     log.warning("observation failed", source=self.name, error=str(e) or type(e).__name__)
-                    return flowed
+                    return "stopped" if flowed else "failed"
                 flowed = True
                 self._take(last)
         finally:
