@@ -76,7 +76,7 @@ def test_full_drops_oldest_rollups_first_and_keeps_alerts(tmp_path: Path) -> Non
         ob.put(Kind.ROLLUP, "r/x", b"r" * 100, seq=i)
     ob.commit()
     assert ob.count == 40 and not dropped
-    for i in range(10):
+    for _ in range(10):
         ob.put(Kind.ALERT, "a/y", b"A" * 100)
     ob.commit()
     rows = ob.read(0, limit=1000)

@@ -1,0 +1,366 @@
+"""The upstream bridge: alerts and rollups (optionally decimated readings) to a cloud broker,
+through the durable outbox.
+
+Every message goes into the outbox (committed) before it is published, and leaves it only when
+the broker sends PUBACK. A window of QoS 1 publishes is kept in flight (one publish awaited at a
+time would cap throughput at one round trip per message). After a reconnect two lanes run: live
+messages (those committed after the connection came up) go at once, and the backlog is replayed
+oldest first at `replay_rate`, so a long outage does not starve what happens now. Topics are the
+local ones under `topic_prefix`; the bridge keeps its own retained online status and Last Will.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import aiomqtt
+import orjson
+import structlog
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from edgegw.backoff import Backoff
+from edgegw.config import GatewayConfig, TlsConfig
+from edgegw.mqttconn import NODELAY, tls_context
+from edgegw.records import Alert, AlertState, Rollup, Severity
+from edgegw.sinks.local import alert_topic
+from edgegw.sinks.outbox import Kind, Outbox, Row
+
+log = structlog.get_logger("edgegw.sinks.bridge")
+
+_BATCH = 256
+
+
+class SeqSource(Protocol):
+    value: int
+
+    def next(self) -> int: ...
+
+
+class Bridge:
+    """The upstream sink. Synchronous intake (into the outbox), one connection task."""
+
+    def __init__(self, cfg: GatewayConfig, seq: SeqSource, on_alert: Callable[[Alert], None] | None = None,
+                 outbox: Outbox | None = None) -> None:
+        up = cfg.upstream
+        assert up is not None
+        self.name = "upstream"
+        self.cfg = cfg
+        self.up = up
+        self.seq = seq
+        self.on_alert = on_alert
+        self.connected = False
+        self.last_error: str | None = None
+        gw = cfg.gateway.id
+        self.prefix = up.topic_prefix.format(gateway=gw, site=cfg.gateway.site).rstrip("/")
+        self.status_topic = f"{self.prefix}/status/{gw}"
+        self.outbox = outbox or Outbox(up.outbox.path, int(up.outbox.max_mb * 2**20), on_drop=self._dropped)
+        if outbox is not None:
+            outbox.on_drop = self._dropped
+        if self.outbox.seq_hwm > seq.value:
+            seq.value = self.outbox.seq_hwm  # seq survives restarts: never reused
+        self.published = 0
+        self.replayed = 0
+        self.connects = 0
+        self._wake = asyncio.Event()
+        self._closed = asyncio.Event()
+        self._closing = False
+        self._commit_pending = False
+        self._full_alert: Alert | None = None
+        self._corrupt_alert: Alert | None = None
+        self._pending_alerts: list[Alert] = []
+        for problem in self.outbox.problems:
+            self._pending_alerts.append(self._gateway_alert("outbox_corrupt", problem, {"problem": problem}))
+        self._props: Properties | None = None
+        if up.protocol == "5":
+            self._props = Properties(PacketTypes.PUBLISH)
+            self._props.ContentType = "application/json"
+
+    # ------------------------------------------------------------------ intake (synchronous)
+
+    def alert(self, alert: Alert) -> None:
+        if self._closing or not self.up.send.alerts:
+            return
+        topic = f"{self.prefix}/{alert_topic(self.cfg.alerts.topic, alert)}"
+        self.outbox.put(Kind.ALERT, topic, orjson.dumps(alert.to_dict()), alert.seq)
+        self._commit()  # alerts are rare and matter: durable (against a crash) right now
+
+    def rollup(self, rollup: Rollup) -> None:
+        if self._closing or not self.up.send.rollups:
+            return
+        local = self.cfg.rollups.topic.format(site=rollup.site, gateway=rollup.gateway, asset=rollup.asset)
+        self.outbox.put(Kind.ROLLUP, f"{self.prefix}/{local}", orjson.dumps(rollup.to_dict()), rollup.seq)
+        self._commit_soon()  # one commit for the whole burst of rollups
+
+    def _commit(self) -> None:
+        self._commit_pending = False
+        self.outbox.seq_hwm = max(self.outbox.seq_hwm, self.seq.value)
+        if self.outbox.commit():
+            self._wake.set()
+
+    def _commit_soon(self) -> None:
+        if not self._commit_pending:
+            self._commit_pending = True
+            try:
+                asyncio.get_running_loop().call_soon(self._commit)
+            except RuntimeError:
+                self._commit()
+
+    # ------------------------------------------------------------------ self alerts
+
+    def _gateway_alert(self, kind: str, message: str, evidence: dict[str, Any],
+                       state: AlertState = AlertState.RAISED) -> Alert:
+        return Alert(asset=self.cfg.gateway.id, kind=kind, source="upstream", state=state,
+                     severity=Severity.WARNING, ts=time.time(), evidence=evidence, message=message)
+
+    def _emit(self, alert: Alert) -> None:
+        if self.on_alert is not None:
+            self.on_alert(alert)  # stamps it and fans it out to every sink, this one included
+            return
+        alert.id, alert.seq = uuid.uuid4().hex, self.seq.next()
+        alert.gateway, alert.site = self.cfg.gateway.id, self.cfg.gateway.site
+        self.alert(alert)
+
+    def _dropped(self, kind: Kind, n: int) -> None:
+        """The size cap hit: counted by the outbox; raise outbox_full once (after the current put)."""
+        if self._full_alert is None:
+            d = self.outbox.dropped
+            a = self._gateway_alert(
+                "outbox_full", f"upstream outbox full ({self.up.outbox.max_mb:g} MB): oldest {kind.name.lower()}s dropped",
+                {"dropped": d, "max_mb": self.up.outbox.max_mb},
+            )
+            self._full_alert = a
+            try:
+                asyncio.get_running_loop().call_soon(self._emit, a)
+            except RuntimeError:
+                self._pending_alerts.append(a)
+
+    def _housekeeping_alerts(self) -> None:
+        if self._full_alert is not None and self.outbox.bytes < self.outbox.max_bytes // 2:
+            raised, self._full_alert = self._full_alert, None
+            cleared = self._gateway_alert(
+                "outbox_full", "upstream outbox below half full again",
+                {"dropped": dict(self.outbox.dropped), "max_mb": self.up.outbox.max_mb}, AlertState.CLEARED,
+            )
+            cleared.raised_at = raised.ts
+            self._emit(cleared)
+        if self._corrupt_alert is not None and self.connected and self.outbox.count == 0:
+            self._corrupt_alert = None
+            self._emit(self._gateway_alert("outbox_corrupt", "fresh outbox delivered its backlog", {},
+                                           AlertState.CLEARED))
+
+    # ------------------------------------------------------------------ running
+
+    def _client(self) -> aiomqtt.Client:
+        up = self.up
+        kw: dict[str, Any] = {
+            "hostname": up.host, "port": up.port, "keepalive": up.keepalive_s, "timeout": 10,
+            "identifier": up.client_id or f"edgegw-{self.cfg.gateway.id}-up",
+            "protocol": aiomqtt.ProtocolVersion.V5 if up.protocol == "5" else aiomqtt.ProtocolVersion.V311,
+            "will": aiomqtt.Will(self.status_topic, b"offline", qos=1, retain=True),
+            "socket_options": NODELAY,
+            "max_inflight_messages": up.outbox.inflight,
+            "max_queued_outgoing_messages": 0,
+        }
+        if up.protocol == "5":
+            kw["clean_start"] = True
+        else:
+            kw["clean_session"] = True
+        if up.username:
+            kw["username"] = up.username
+            kw["password"] = up.password.get_secret_value() if up.password else None
+        if up.use_tls:
+            tls = up.tls or TlsConfig()
+            kw["tls_context"] = tls_context(tls)
+            kw["tls_insecure"] = tls.insecure
+        client = aiomqtt.Client(**kw)
+        client.pending_calls_threshold = up.outbox.inflight + 16  # a full window is normal, not a warning
+        return client
+
+    async def run(self) -> None:
+        pending, self._pending_alerts = self._pending_alerts, []
+        for a in pending:
+            if a.kind == "outbox_corrupt":
+                self._corrupt_alert = a
+            self._emit(a)
+        if self.up.username and not self.up.use_tls and not _loopback(self.up.host):
+            log.warning("upstream credentials go without TLS", host=self.up.host)
+        keeper = asyncio.create_task(self._keep(), name="upstream:outbox")
+        try:
+            await self._connect_loop()
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
+            self._commit()
+            await asyncio.to_thread(self.outbox.sync)
+            self.outbox.close()
+
+    async def _keep(self) -> None:
+        """Every commit_ms: commit acknowledgements, fsync the WAL off the loop thread, settle alerts."""
+        period = max(self.up.outbox.commit_ms, 10) / 1000
+        while True:
+            await asyncio.sleep(period)
+            self._commit()
+            await asyncio.to_thread(self.outbox.sync)
+            self._housekeeping_alerts()
+
+    async def _connect_loop(self) -> None:
+        backoff = Backoff()
+        up = self.up
+        where = f"{up.host}:{up.port}"
+        while not self._closing:
+            try:
+                async with self._client() as client:
+                    await client.publish(self.status_topic, b"online", qos=1, retain=True)
+                    self.connected = True
+                    self.connects += 1
+                    self.last_error = None
+                    backoff.reset()
+                    log.info("upstream connected", broker=where, tls=up.use_tls, queued=self.outbox.count)
+                    await self._serve(client)
+                    with contextlib.suppress(aiomqtt.MqttError):
+                        await client.publish(self.status_topic, b"offline", qos=1, retain=True, timeout=2)
+                    return
+            except aiomqtt.MqttError as e:
+                self.connected = False
+                self.last_error = str(e)
+                if self._closing:
+                    return
+                delay = backoff.next()
+                log.warning("upstream unavailable", broker=where, error=str(e), queued=self.outbox.count,
+                            retry_in_s=round(delay, 1))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._closed.wait(), delay)
+            finally:
+                self.connected = False
+
+    async def _serve(self, client: aiomqtt.Client) -> None:
+        """Publish until closed (returns) or until the connection drops (raises MqttError)."""
+        feed = asyncio.create_task(self._feed(client))
+        watch = asyncio.create_task(_watch(client))
+        try:
+            await asyncio.wait({feed, watch}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in (feed, watch):
+                t.cancel()
+            await asyncio.gather(feed, watch, return_exceptions=True)
+        for t in (feed, watch):
+            if not t.cancelled() and t.exception() is not None:
+                raise t.exception()  # type: ignore[misc]
+        if not feed.done() or feed.cancelled():
+            raise aiomqtt.MqttError("upstream connection ended")
+
+    async def _feed(self, client: aiomqtt.Client) -> None:
+        """Hand committed messages to the client: live first, backlog at replay_rate; `inflight` at once."""
+        ob = self.outbox
+        self._commit()  # acknowledgements of the last connection must not be sent again
+        split = ob.committed_id  # what was committed before this connection is backlog
+        backlog_after = ob.first_id() - 1
+        live_after = split
+        live: deque[Row] = deque()
+        backlog: deque[Row] = deque()
+        rate = self.up.outbox.replay_rate
+        burst = max(1.0, min(float(self.up.outbox.inflight), rate))
+        tokens, refilled = burst, time.monotonic()
+        window = asyncio.Semaphore(self.up.outbox.inflight)
+        inflight: set[asyncio.Task[None]] = set()
+        failure: list[BaseException] = []
+        replaying, replayed_before = split > backlog_after, self.replayed
+        if replaying:
+            log.info("upstream replaying backlog", messages=ob.count, rate_per_s=rate)
+
+        def done(t: asyncio.Task[None]) -> None:
+            inflight.discard(t)
+            window.release()
+            if not t.cancelled() and t.exception() is not None:
+                failure.append(t.exception())  # type: ignore[arg-type]
+                self._wake.set()
+
+        try:
+            while True:
+                if failure:
+                    raise failure[0]
+                self._wake.clear()
+                if not live and ob.committed_id > live_after:  # live lane: drained even when closing
+                    live.extend(ob.read(live_after, limit=_BATCH))
+                    if live:
+                        live_after = live[-1].id
+                row: Row | None = None
+                if live:
+                    row = live.popleft()
+                elif not self._closing:
+                    if not backlog and backlog_after < split:
+                        backlog.extend(ob.read(backlog_after, split, limit=_BATCH))
+                        backlog_after = backlog[-1].id if backlog else split
+                        if not backlog and replaying:
+                            replaying = False
+                            log.info("upstream backlog replayed", messages=self.replayed - replayed_before)
+                    if backlog:
+                        now = time.monotonic()
+                        tokens = min(burst, tokens + (now - refilled) * rate)
+                        refilled = now
+                        if tokens >= 1.0:
+                            tokens -= 1.0
+                            row = backlog.popleft()
+                            self.replayed += 1
+                        else:
+                            with contextlib.suppress(TimeoutError):
+                                await asyncio.wait_for(self._wake.wait(), (1.0 - tokens) / rate)
+                            continue
+                if row is None:
+                    if self._closing:
+                        if inflight:
+                            await asyncio.wait(set(inflight))
+                            continue
+                        return
+                    await self._wake.wait()
+                    continue
+                await window.acquire()
+                t = asyncio.create_task(self._send(client, row))
+                inflight.add(t)
+                t.add_done_callback(done)
+        finally:
+            for t in list(inflight):
+                t.cancel()
+
+    async def _send(self, client: aiomqtt.Client, row: Row) -> None:
+        await client.publish(row.topic, row.payload, qos=1, properties=self._props)
+        self.outbox.ack(row.id)  # PUBACK: deleted with the next commit
+        self.published += 1
+
+    async def close(self, timeout: float = 2.0) -> None:
+        """Stop taking work; what is unacknowledged stays in the outbox for the next start."""
+        self._closing = True
+        self._commit()
+        self._closed.set()
+        self._wake.set()
+        # run() returns once in-flight publishes settle or the gateway's deadline cancels it
+
+    def stats(self) -> dict[str, Any]:
+        return {"connected": self.connected, "published": self.published, "replayed": self.replayed,
+                "connects": self.connects, **self.outbox.stats()}
+
+
+async def _watch(client: aiomqtt.Client) -> None:
+    """Iterating messages is aiomqtt's public way to learn of a disconnect while idle."""
+    async for _ in client.messages:
+        pass
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def build(cfg: GatewayConfig, seq: SeqSource, on_alert: Callable[[Alert], None] | None = None) -> Bridge:
+    return Bridge(cfg, seq, on_alert)

@@ -1,0 +1,180 @@
+"""The upstream bridge against real brokers: a local mosquitto (session fixture) and an upstream one
+per test that the test stops and starts again."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+
+from edgegw.config import GatewayConfig
+from tests.conftest import free_port
+from tests.helpers import EXAMPLE, Collector, example_config, publish, pump, running_gateway
+
+NO_DELAYS = [f"profiles.pump.signals.{s}.{d}=0" for s in ("vibration", "pressure", "temperature", "flow", "current")
+             for d in ("on_delay_s", "off_delay_s")]
+
+
+def bridge_config(local_port: int, up_port: int, outbox: Path, *extra: str) -> GatewayConfig:
+    return example_config(
+        local_port, "upstream.host=127.0.0.1", f"upstream.port={up_port}", f"upstream.outbox.path={outbox}",
+        "upstream.outbox.commit_ms=50", *NO_DELAYS, *extra,
+    )
+
+
+class Observer:
+    """An upstream consumer with a persistent session that reconnects by itself (as a cloud one would)."""
+
+    def __init__(self, port: int, topic: str = "edge/#", ident: str = "observer", shared: bool = False) -> None:
+        self.port, self.topic, self.ident, self.shared = port, topic, ident, shared
+        self.messages: list[tuple[str, dict[str, Any]]] = []
+        self.connected = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Observer:
+        self._task = asyncio.create_task(self._run())
+        await asyncio.wait_for(self.connected.wait(), 5)
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    async def _run(self) -> None:
+        proto = aiomqtt.ProtocolVersion.V5 if self.shared else aiomqtt.ProtocolVersion.V311
+        kw: dict[str, Any] = {"clean_start": False} if self.shared else {"clean_session": False}
+        while True:
+            try:
+                async with aiomqtt.Client("127.0.0.1", self.port, identifier=self.ident, protocol=proto, **kw) as c:
+                    await c.subscribe(self.topic, qos=1)
+                    self.connected.set()
+                    async for m in c.messages:
+                        if isinstance(m.payload, bytes) and m.payload.startswith(b"{"):
+                            self.messages.append((m.topic.value, json.loads(m.payload)))
+            except aiomqtt.MqttError:
+                self.connected.clear()
+                await asyncio.sleep(0.2)
+
+    def records(self, part: str = "") -> list[dict[str, Any]]:
+        return [d for t, d in self.messages if part in t]
+
+    async def wait(self, pred: Callable[[Observer], Any], timeout: float = 30.0) -> None:
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout:
+            if pred(self):
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"upstream condition not met in {timeout} s; {len(self.messages)} messages")
+
+
+def cycles(asset: str, n: int, t0: float | None = None) -> list[str]:
+    """Telemetry that raises and clears the vibration alarm every 40 samples (event time 0.1 s apart)."""
+    t = t0 if t0 is not None else time.time()
+    return [pump(12.5 if (i // 40) % 2 == 0 else 3.0, ts=t + i * 0.1) for i in range(n)]
+
+
+def first_arrivals(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    seen: set[str] = set()
+    out = []
+    for d in records:
+        if d["id"] not in seen:
+            seen.add(d["id"])
+            out.append(d)
+    return out
+
+
+async def test_outage_everything_arrives_in_order_without_seq_gaps(mosquitto, broker_factory, tmp_path: Path) -> None:
+    up = broker_factory(persist=True)
+    cfg = bridge_config(mosquitto.port, up.port, tmp_path / "outbox.db", "rollups.interval_s=1")
+    async with Observer(up.port) as obs, Collector(mosquitto.port, "alerts/#", "rollups/#") as local, \
+            running_gateway(cfg) as gw:
+        bridge = gw.sinks[-1]
+        await publish(mosquitto.port, "plant/pumps/pump-1/telemetry", cycles("pump-1", 160))
+        await obs.wait(lambda o: len(o.records("/alerts/")) >= 4)
+        up.stop()  # the uplink goes down during steady alert and rollup production
+        await asyncio.sleep(0.5)
+        for asset in ("pump-2", "pump-3"):
+            await publish(mosquitto.port, f"plant/pumps/{asset}/telemetry", cycles(asset, 240))
+            await asyncio.sleep(1.2)  # rollups keep coming every second meanwhile
+        assert not bridge.connected and bridge.outbox.count > 0
+        split = gw.seq.value  # everything up to here was produced before the uplink came back
+        up.start()
+        await obs.wait(lambda o: {d["seq"] for d in o.records()} >= set(range(1, split + 1)), 60)
+        local_ids = {d["id"] for d in local.json() if "id" in d}
+        await obs.wait(lambda o: local_ids <= {d["id"] for d in o.records()}, 30)
+    got = first_arrivals(obs.records())
+    seqs = [d["seq"] for d in got]
+    assert len(seqs) == len(set(seqs)), "one seq per message id"
+    assert sorted(seqs) == list(range(1, max(seqs) + 1)), "no gap in seq"
+    backlog = [s for s in seqs if s <= split]
+    assert backlog == sorted(backlog), "the backlog arrives in order"
+    kinds = {d.get("kind", "rollup") for d in got if d["seq"] <= split}
+    assert "threshold" in kinds and "rollup" in kinds
+    assert any(t.startswith("edge/gw-pumphouse-1/alerts/plant-a/pump-2/threshold/") for t, _ in obs.messages)
+    assert any(t == "edge/gw-pumphouse-1/rollups/plant-a/pump-3" for t, _ in obs.messages)
+    assert bridge.outbox.count == 0 or bridge.outbox.committed_id > split
+
+
+# ---------------------------------------------------------------- the real daemon, killed
+
+EDGEGW = Path(sys.executable).parent / "edgegw"
+
+
+def start_daemon(tmp_path: Path, name: str, *sets: str) -> subprocess.Popen[bytes]:
+    argv = [str(EDGEGW), "run", "-c", str(EXAMPLE), "--set", "profiles.pump.model=null", "--set", "log.format=json"]
+    for s in (*NO_DELAYS, *sets):
+        argv += ["--set", s]
+    with open(tmp_path / f"{name}.log", "ab") as out:
+        return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def outbox_rows(path: Path) -> int:
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as c:
+        return int(c.execute("SELECT count(*) FROM outbox").fetchone()[0])
+
+
+async def test_sigkill_with_unacknowledged_messages_then_all_arrive(mosquitto, broker_factory, tmp_path: Path) -> None:
+    up_port = free_port()  # nothing listens yet: the uplink is down from the start
+    gw_id = "gw-kill9"
+    ob = tmp_path / "outbox.db"
+    sets = (f"gateway.id={gw_id}", f"mqtt.port={mosquitto.port}", "upstream.host=127.0.0.1",
+            f"upstream.port={up_port}", f"upstream.outbox.path={ob}")
+    async with Collector(mosquitto.port, "alerts/+/kill9-pump/#", f"status/{gw_id}") as local:
+        gw = start_daemon(tmp_path, "gw1", *sets, "assets.0.id=kill9-pump")
+        try:
+            await local.wait(lambda c: any(p == b"online" for _, p, _ in c.messages), 20)
+            await publish(mosquitto.port, "plant/pumps/kill9-pump/telemetry", cycles("kill9-pump", 240))
+            await local.wait(lambda c: len(c.alerts(asset="kill9-pump")) >= 5, 20)
+            ids = {d["id"] for d in local.alerts(asset="kill9-pump")}
+            assert outbox_rows(ob) >= len(ids)
+        finally:
+            gw.send_signal(signal.SIGKILL)
+            gw.wait(5)
+        assert gw.returncode == -signal.SIGKILL
+        old_max = max(d["seq"] for d in local.alerts(asset="kill9-pump"))
+        broker_factory(port=up_port)
+        async with Observer(up_port, ident="kill9-observer") as obs:
+            gw = start_daemon(tmp_path, "gw2", *sets, "assets.0.id=kill9-pump")
+            try:
+                await obs.wait(lambda o: ids <= {d["id"] for d in o.records("/alerts/")}, 30)
+                await publish(mosquitto.port, "plant/pumps/kill9-pump/telemetry",
+                              cycles("kill9-pump", 80, time.time() + 100))
+                await obs.wait(lambda o: len({d["id"] for d in o.records("/alerts/")}) >= len(ids) + 2, 30)
+            finally:
+                gw.terminate()
+                gw.wait(10)
+    new = [d for d in first_arrivals(obs.records("/alerts/")) if d["id"] not in ids]
+    assert new and min(d["seq"] for d in new) > old_max, "seq continues after the restart, never reused"
+    assert outbox_rows(ob) == 0
