@@ -398,9 +398,24 @@ class IngestConfig(Base):
 
 
 class MetricsConfig(Base):
+    """Self-metrics on status/{gateway}/metrics, and an optional Prometheus endpoint."""
+
     interval_s: float = Field(10.0, ge=1, description="Self-metrics period on status/{gateway}/metrics.")
-    prometheus_port: int | None = Field(None, ge=1, le=65535, description="Prometheus endpoint; off when unset.")
-    prometheus_bind: str = "127.0.0.1"
+    prometheus_port: int | None = Field(
+        None, ge=0, le=65535,
+        description="Serve Prometheus /metrics on this port (needs edgegw[metrics]); off when unset, 0: any free port.",
+    )
+    prometheus_bind: str = Field(
+        "127.0.0.1", description="Address of the Prometheus endpoint; localhost unless you mean to expose it."
+    )
+
+    @model_validator(mode="after")
+    def _prometheus_installed(self) -> MetricsConfig:
+        import importlib.util
+
+        if self.prometheus_port is not None and importlib.util.find_spec("prometheus_client") is None:
+            raise ValueError("prometheus_port is set but prometheus-client is not installed: pip install 'edgegw[metrics]'")
+        return self
 
 
 class LogConfig(Base):

@@ -148,6 +148,7 @@ class Gateway:
                 source_tasks = [tg.create_task(s.run(), name=f"source:{s.name}") for s in self.sources]
                 ticker = tg.create_task(self._ticker(), name="ticker")
                 watchdog = tg.create_task(sdnotify.watchdog_loop(), name="watchdog")
+                health = tg.create_task(self.health.run(), name="health")
                 self.ready.set()
                 sdnotify.notify("READY=1", f"STATUS=running: {len(self.sources)} source(s), {len(self.engine.assets)} asset(s)")
                 log.info("gateway running", gateway=self.cfg.gateway.id, sources=len(self.sources),
@@ -161,6 +162,7 @@ class Gateway:
                 self.engine.run_hops()
                 ticker.cancel()
                 watchdog.cancel()
+                health.cancel()
                 for s in self.sinks:
                     await s.close(2.0)
                 _done, pending = await asyncio.wait(sink_tasks, timeout=3.0)

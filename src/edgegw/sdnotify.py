@@ -1,7 +1,12 @@
 """systemd notifications over $NOTIFY_SOCKET, in a few lines: no libsystemd needed.
 
-The watchdog is fed from the event loop itself, so a blocked loop stops the pings and
-systemd restarts the service (WatchdogSec=).
+The protocol is one datagram of newline-separated `KEY=VALUE` lines to the unix socket named in
+$NOTIFY_SOCKET (a leading `@` means the abstract namespace). Outside systemd the variable is
+unset and every call is a cheap no-op.
+
+The watchdog is fed by a task on the event loop itself, not by a thread: a loop that is blocked
+(a stuck callback, a runaway computation) stops the pings, and systemd kills and restarts the
+service after WatchdogSec=.
 """
 
 from __future__ import annotations
@@ -12,9 +17,10 @@ import socket
 
 
 def notify(*lines: str) -> bool:
-    """Send `READY=1`, `STATUS=...` and friends; False when not run under systemd."""
+    """Send `READY=1`, `STATUS=...`, `STOPPING=1`, `WATCHDOG=1` ...; False when not under systemd
+    (or the socket is gone: a notification is never worth failing over)."""
     addr = os.environ.get("NOTIFY_SOCKET")
-    if not addr:
+    if not addr or not lines:
         return False
     if addr.startswith("@"):
         addr = "\0" + addr[1:]
@@ -28,7 +34,7 @@ def notify(*lines: str) -> bool:
 
 
 def watchdog_interval() -> float | None:
-    """Half of WatchdogSec, when systemd asked for pings (and meant this process)."""
+    """Seconds between pings: half of WatchdogSec=, when systemd asked for pings from this process."""
     usec = os.environ.get("WATCHDOG_USEC")
     pid = os.environ.get("WATCHDOG_PID")
     if not usec or (pid and pid.isdigit() and int(pid) != os.getpid()):
@@ -40,6 +46,7 @@ def watchdog_interval() -> float | None:
 
 
 async def watchdog_loop() -> None:
+    """Ping the watchdog from the event loop until cancelled; returns at once without a watchdog."""
     every = watchdog_interval()
     if every is None:
         return
