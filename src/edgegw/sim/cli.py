@@ -17,18 +17,9 @@ from edgegw.records import iso
 from edgegw.sim.faults import MODES, Fault, parse_fault, random_faults
 from edgegw.sim.fleet import Fleet
 from edgegw.sim.history import write_history
+from edgegw.watch import host_port
 
 DEFAULT_HISTORY_START = "2026-01-01T00:00:00Z"
-
-
-def host_port(text: str, default_port: int = 1883) -> tuple[str, int]:
-    """`HOST[:PORT]` -> (host, port); raises ValueError on a bad port."""
-    host, sep, port = text.rpartition(":")
-    if not sep:
-        return text, default_port
-    if not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"bad port in {text!r}")
-    return host or "127.0.0.1", int(port)
 
 
 def asset_names(pumps: int, assets: str | None) -> list[str]:

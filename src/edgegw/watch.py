@@ -1,0 +1,236 @@
+"""`edgegw watch`: a live table of the alarms that are active now, for operators.
+
+It subscribes to `alerts/#` (or the topics given) and learns what is active from the retained
+messages the broker hands a new subscriber; after that, raises add a row and clears remove it
+(an empty retained payload — the gateway deleting a cleared alarm — removes it too). On a
+terminal the table redraws in place, coloured by severity; otherwise each change is a line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TextIO
+
+import orjson
+
+_SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
+_COLOURS = {"critical": "\x1b[1;31m", "warning": "\x1b[33m", "info": "\x1b[36m"}
+_RESET = "\x1b[0m"
+_DIM = "\x1b[2m"
+CLEAR_SCREEN = "\x1b[H\x1b[2J"
+
+
+def host_port(text: str, default_port: int = 1883) -> tuple[str, int]:
+    """`HOST[:PORT]` -> (host, port); raises ValueError on a bad port."""
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        return text, default_port
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"bad port in {text!r}")
+    return host or "127.0.0.1", int(port)
+
+
+def colour(text: str, severity: str, on: bool) -> str:
+    return f"{_COLOURS.get(severity, '')}{text}{_RESET}" if on and severity in _COLOURS else text
+
+
+@dataclass(slots=True)
+class Change:
+    """What one message did to the board: `raised`, `escalated`, `cleared`, or `deleted`."""
+
+    action: str
+    alert: dict[str, Any]
+    retained: bool
+
+
+def alarm_key(topic: str, d: dict[str, Any]) -> tuple[str, str, str]:
+    if d.get("asset") and d.get("kind"):
+        return (str(d["asset"]), str(d["kind"]), str(d.get("source", "")))
+    return (topic, "", "")
+
+
+class AlarmBoard:
+    """The set of active alarms, keyed by (asset, kind, source), fed one MQTT message at a time."""
+
+    def __init__(self) -> None:
+        self.active: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self.by_topic: dict[str, tuple[str, str, str]] = {}
+        self.messages = 0
+        self.bad = 0
+
+    def apply(self, topic: str, payload: bytes, retained: bool = False) -> Change | None:
+        """Take one message; return the change it made, or None (nothing changed, or unreadable)."""
+        self.messages += 1
+        if not payload:
+            key = self.by_topic.pop(topic, None)
+            gone = self.active.pop(key, None) if key else None
+            return Change("deleted", gone, retained) if gone else None
+        try:
+            d = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            self.bad += 1
+            return None
+        if not isinstance(d, dict) or d.get("state") not in ("raised", "cleared"):
+            self.bad += 1
+            return None
+        key = alarm_key(topic, d)
+        if d["state"] == "cleared":
+            self.by_topic.pop(topic, None)
+            return Change("cleared", d, retained) if self.active.pop(key, None) is not None else None
+        prev = self.active.get(key)
+        if prev is not None:
+            d.setdefault("raised_at", prev.get("raised_at") or prev.get("ts"))
+        self.active[key] = d
+        self.by_topic[topic] = key
+        return Change("escalated" if prev is not None else "raised", d, retained)
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Active alarms, most severe first, then oldest first."""
+        return sorted(
+            self.active.values(),
+            key=lambda d: (_SEVERITY_ORDER.get(str(d.get("severity")), 3), str(d.get("raised_at") or d.get("ts", ""))),
+        )
+
+
+def clock_of(iso_ts: Any) -> str:
+    """HH:MM:SS (local time) of an ISO 8601 timestamp; the text itself when it does not parse."""
+    try:
+        return datetime.fromisoformat(str(iso_ts).replace("Z", "+00:00")).astimezone().strftime("%H:%M:%S")
+    except ValueError:
+        return str(iso_ts)[:8]
+
+
+def render_table(rows: Sequence[dict[str, Any]], colour_on: bool, width: int = 120) -> list[str]:
+    """The alarm table as lines of text."""
+    head = f"{'SEVERITY':<9} {'SINCE':<8} {'ASSET':<10} {'KIND':<13} {'SOURCE':<12} MESSAGE"
+    out = [f"{_DIM}{head}{_RESET}" if colour_on else head]
+    if not rows:
+        out.append("(no active alarms)")
+    for d in rows:
+        sev = str(d.get("severity", ""))
+        msg = str(d.get("message", ""))
+        line = (
+            f"{sev:<9} {clock_of(d.get('raised_at') or d.get('ts')):<8} {d.get('asset', '')!s:<10} "
+            f"{d.get('kind', '')!s:<13} {d.get('source', '')!s:<12} {msg}"
+        )
+        out.append(colour(line[:width], sev, colour_on))
+    return out
+
+
+def event_line(ch: Change, colour_on: bool) -> str:
+    """One change as a log-style line (for pipes and files)."""
+    d = ch.alert
+    sev = str(d.get("severity", ""))
+    what = f"{ch.action.upper():<9}"
+    old = " (retained)" if ch.retained else ""
+    line = (
+        f"{clock_of(d.get('ts'))} {what} {sev:<8} {d.get('asset', '')} {d.get('kind', '')}/{d.get('source', '')}"
+        f"  {d.get('message', '')}{old}"
+    )
+    return colour(line, sev if ch.action in ("raised", "escalated") else "info", colour_on)
+
+
+async def watch(
+    host: str, port: int, topics: Sequence[str], out: TextIO, tty: bool, colour_on: bool,
+    stop: asyncio.Event | None = None, exit_after: float | None = None,
+) -> AlarmBoard:
+    """Follow the alarms until `stop` is set or `exit_after` seconds passed; return the final board."""
+    import aiomqtt
+
+    from edgegw.backoff import Backoff
+
+    board = AlarmBoard()
+    stop = stop or asyncio.Event()
+    deadline = None if exit_after is None else time.monotonic() + exit_after
+    backoff = Backoff(0.5, 10.0)
+    status = "connecting"
+
+    def draw() -> None:
+        if tty:
+            lines = [f"edgegw watch  {host}:{port}  {' '.join(topics)}  — {status}, {len(board.active)} active", ""]
+            lines += render_table(board.rows(), colour_on)
+            out.write(CLEAR_SCREEN + "\n".join(lines) + "\n")
+            out.flush()
+
+    async def follow(client: aiomqtt.Client) -> None:
+        async for m in client.messages:
+            payload = m.payload if isinstance(m.payload, bytes | bytearray) else str(m.payload).encode()
+            ch = board.apply(str(m.topic), bytes(payload), bool(m.retain))
+            if ch is None:
+                continue
+            if tty:
+                draw()
+            else:
+                out.write(event_line(ch, colour_on) + "\n")
+                out.flush()
+
+    while not stop.is_set():
+        remaining = None if deadline is None else deadline - time.monotonic()
+        if remaining is not None and remaining <= 0:
+            break
+        try:
+            async with aiomqtt.Client(host, port, timeout=10) as client:
+                backoff.reset()
+                for t in topics:
+                    await client.subscribe(t, qos=1)
+                status = "connected"
+                draw()
+                reader = asyncio.create_task(follow(client))
+                stopper = asyncio.create_task(stop.wait())
+                await asyncio.wait({reader, stopper}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+                for t in (reader, stopper):
+                    t.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await t
+                if reader.done() and not reader.cancelled() and reader.exception():
+                    raise reader.exception()  # type: ignore[misc]
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+        except aiomqtt.MqttError as e:
+            status = f"disconnected ({e}); retrying"
+            if not tty:
+                out.write(f"broker {host}:{port}: {e}; retrying\n")
+                out.flush()
+            draw()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), backoff.next())
+    return board
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("topics", nargs="*", metavar="TOPIC", help="topic filters (default alerts/#)")
+    p.add_argument("--broker", default="127.0.0.1:1883", metavar="HOST:PORT", help="MQTT broker (default 127.0.0.1:1883)")
+    p.add_argument("--exit-after", type=float, metavar="S", help="stop after S seconds and print the table once")
+    p.add_argument("--no-colour", "--no-color", dest="colour", action="store_false", help="plain text even on a terminal")
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        host, port = host_port(args.broker)
+    except ValueError as e:
+        print(f"edgegw watch: {e}", file=sys.stderr)
+        return 2
+    topics = args.topics or ["alerts/#"]
+    tty = sys.stdout.isatty()
+
+    async def run() -> AlarmBoard:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        return await watch(host, port, topics, sys.stdout, tty, args.colour and tty, stop, args.exit_after)
+
+    board = asyncio.run(run())
+    if not tty:
+        print(f"-- {len(board.active)} active alarm(s)")
+        for line in render_table(board.rows(), False):
+            print(line)
+    return 0
