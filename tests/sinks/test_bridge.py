@@ -21,6 +21,7 @@ from edgegw.config import GatewayConfig
 from tests.conftest import free_port
 from tests.helpers import EXAMPLE, Collector, example_config, publish, pump, running_gateway
 
+AS_INVOKER = "user root\n"  # mosquitto started by root keeps root: it can then write its persistence under tmp_path
 NO_DELAYS = [f"profiles.pump.signals.{s}.{d}=0" for s in ("vibration", "pressure", "temperature", "flow", "current")
              for d in ("on_delay_s", "off_delay_s")]
 
@@ -35,8 +36,10 @@ def bridge_config(local_port: int, up_port: int, outbox: Path, *extra: str) -> G
 class Observer:
     """An upstream consumer with a persistent session that reconnects by itself (as a cloud one would)."""
 
-    def __init__(self, port: int, topic: str = "edge/#", ident: str = "observer", shared: bool = False) -> None:
+    def __init__(self, port: int, topic: str = "edge/#", ident: str = "observer", shared: bool = False,
+                 auth: tuple[str, str] | None = None) -> None:
         self.port, self.topic, self.ident, self.shared = port, topic, ident, shared
+        self.auth = {"username": auth[0], "password": auth[1]} if auth else {}
         self.messages: list[tuple[str, dict[str, Any]]] = []
         self.connected = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -55,6 +58,7 @@ class Observer:
     async def _run(self) -> None:
         proto = aiomqtt.ProtocolVersion.V5 if self.shared else aiomqtt.ProtocolVersion.V311
         kw: dict[str, Any] = {"clean_start": False} if self.shared else {"clean_session": False}
+        kw.update(self.auth)
         while True:
             try:
                 async with aiomqtt.Client("127.0.0.1", self.port, identifier=self.ident, protocol=proto, **kw) as c:
@@ -96,7 +100,7 @@ def first_arrivals(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 async def test_outage_everything_arrives_in_order_without_seq_gaps(mosquitto, broker_factory, tmp_path: Path) -> None:
-    up = broker_factory(persist=True)
+    up = broker_factory(persist=True, extra_conf=AS_INVOKER)
     cfg = bridge_config(mosquitto.port, up.port, tmp_path / "outbox.db", "rollups.interval_s=1")
     async with Observer(up.port) as obs, Collector(mosquitto.port, "alerts/#", "rollups/#") as local, \
             running_gateway(cfg) as gw:
@@ -178,3 +182,73 @@ async def test_sigkill_with_unacknowledged_messages_then_all_arrive(mosquitto, b
     new = [d for d in first_arrivals(obs.records("/alerts/")) if d["id"] not in ids]
     assert new and min(d["seq"] for d in new) > old_max, "seq continues after the restart, never reused"
     assert outbox_rows(ob) == 0
+
+
+# ---------------------------------------------------------------- a full outbox
+
+
+async def test_outbox_full_drops_rollups_keeps_alerts_and_says_so(mosquitto, tmp_path: Path, broker_factory) -> None:
+    up_port = free_port()
+    cfg = bridge_config(mosquitto.port, up_port, tmp_path / "outbox.db", "gateway.id=gw-full", "rollups.interval_s=1",
+                        "upstream.outbox.max_mb=0.012", "assets.0.id=full-pump")
+    async with Collector(mosquitto.port, "alerts/plant-a/#") as local, running_gateway(cfg) as gw:
+        bridge = gw.sinks[-1]
+        await publish(mosquitto.port, "plant/pumps/full-pump/telemetry", cycles("full-pump", 240))
+        full = await local.wait(lambda c: c.alerts(asset="gw-full", kind="outbox_full", state="raised"), 20)
+        assert full[0]["dropped"]["rollup"] > 0 and full[0]["dropped"]["alert"] == 0
+        assert full[0]["_topic"] == "alerts/plant-a/gw-full/outbox_full/upstream"
+        alert_ids = {d["id"] for d in local.alerts(asset="full-pump")}
+        assert len(alert_ids) >= 5
+        await asyncio.sleep(1.5)  # rollups keep coming and keep being dropped
+        assert bridge.outbox.dropped["rollup"] > full[0]["dropped"]["rollup"]
+        assert bridge.outbox.dropped["alert"] == 0
+        assert bridge.outbox.bytes <= bridge.outbox.max_bytes
+        assert bridge.stats()["dropped"]["rollup"] == bridge.outbox.dropped["rollup"]
+        broker_factory(port=up_port)
+        async with Observer(up_port, ident="full-observer") as obs:
+            await obs.wait(lambda o: alert_ids <= {d["id"] for d in o.records("/alerts/")}, 30)
+            cleared = await local.wait(lambda c: c.alerts(asset="gw-full", kind="outbox_full", state="cleared"), 20)
+            assert cleared[0]["dropped"]["rollup"] >= full[0]["dropped"]["rollup"]
+            await obs.wait(lambda o: any(d.get("kind") == "outbox_full" for d in o.records("/alerts/")), 10)
+
+
+# ---------------------------------------------------------------- the fleet
+
+
+async def test_fleet_three_gateways_one_shared_subscription_group(mosquitto, broker_factory, tmp_path: Path) -> None:
+    """Three daemons, one upstream broker, a consumer group of two: every message id exactly once."""
+    up = broker_factory()
+    group = [Observer(up.port, "$share/cloud/edge/+/alerts/#", ident=f"cloud-{i}", shared=True) for i in range(2)]
+    gws = []
+    async with contextlib.AsyncExitStack() as stack:
+        for o in group:
+            await stack.enter_async_context(o)
+        local = await stack.enter_async_context(Collector(mosquitto.port, "alerts/#", "status/#"))
+        try:
+            for i in range(3):
+                gws.append(start_daemon(
+                    tmp_path, f"gw{i}", f"gateway.id=gw-fleet-{i}", f"mqtt.port={mosquitto.port}",
+                    "upstream.host=127.0.0.1", f"upstream.port={up.port}", f"upstream.outbox.path={tmp_path}/ob{i}.db",
+                    f"assets.0.id=fleet-{i}", "rollups.enabled=false",
+                ))
+            await local.wait(
+                lambda c: sum(t.startswith("status/gw-fleet-") and p == b"online" for t, p, _ in c.messages) >= 3, 30
+            )
+            for i in range(3):
+                await publish(mosquitto.port, f"plant/pumps/fleet-{i}/telemetry", cycles(f"fleet-{i}", 160))
+            await local.wait(lambda c: all(len(c.alerts(asset=f"fleet-{i}")) >= 4 for i in range(3)), 20)
+            ids = {d["id"] for d in local.alerts() if d["asset"].startswith("fleet-")}
+
+            def received(_: Observer) -> bool:
+                return ids <= {d["id"] for o in group for d in o.records()}
+
+            await group[0].wait(received, 30)
+        finally:
+            for p in gws:
+                p.terminate()
+            for p in gws:
+                p.wait(10)
+    got = [d["id"] for o in group for d in o.records()]
+    assert len(got) == len(set(got)) == len(ids), "each message exactly once across the group"
+    assert all(o.records() for o in group), "the group shares the load"
+    assert {d["gateway"] for o in group for d in o.records()} == {"gw-fleet-0", "gw-fleet-1", "gw-fleet-2"}
