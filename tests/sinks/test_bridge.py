@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import aiomqtt
+import pytest
 
 from edgegw.config import GatewayConfig
 from tests.conftest import free_port
@@ -252,3 +253,38 @@ async def test_fleet_three_gateways_one_shared_subscription_group(mosquitto, bro
     assert len(got) == len(set(got)) == len(ids), "each message exactly once across the group"
     assert all(o.records() for o in group), "the group shares the load"
     assert {d["gateway"] for o in group for d in o.records()} == {"gw-fleet-0", "gw-fleet-1", "gw-fleet-2"}
+
+
+# ---------------------------------------------------------------- what goes upstream
+
+
+async def test_decimated_readings_and_choice_of_kinds(mosquitto, broker_factory, tmp_path: Path) -> None:
+    up = broker_factory()
+    cfg = bridge_config(mosquitto.port, up.port, tmp_path / "outbox.db", "gateway.id=gw-readings",
+                        "assets.0.id=read-pump", "upstream.send.readings=[vibration, flow]",
+                        "upstream.send.readings_every_s=1", "upstream.send.alerts=false", "rollups.interval_s=1")
+    async with Observer(up.port, ident="readings-observer") as obs, running_gateway(cfg):
+        t = time.time()
+        await publish(mosquitto.port, "plant/pumps/read-pump/telemetry",
+                      [pump(12.5 + i * 0.01, ts=t + i * 0.1, flow=60.0 + i) for i in range(50)])
+        await obs.wait(lambda o: any(d["value"] == 109.0 for d in o.records("/readings/plant-a/read-pump/flow")))
+        await obs.wait(lambda o: o.records("/rollups/plant-a/read-pump"))
+        n = len(obs.records("/readings/"))
+        await asyncio.sleep(2.2)  # two more periods without new readings
+        assert len(obs.records("/readings/")) == n, "only when there is something new"
+    vib = obs.records("/readings/plant-a/read-pump/vibration")
+    flow = obs.records("/readings/plant-a/read-pump/flow")
+    assert vib[-1]["value"] == pytest.approx(12.99) and flow[-1]["value"] == 109.0, "the latest value of the period"
+    assert len(vib) <= 2, "decimated: one per period (two if the burst straddled a boundary)"
+    assert vib[0]["unit"] == "mm/s" and vib[0]["gateway"] == "gw-readings"
+    assert not obs.records("/alerts/"), "alerts were switched off upstream"
+    assert not obs.records("/readings/plant-a/read-pump/pressure")
+
+
+def test_readings_of_an_unknown_signal_is_a_config_error(tmp_path: Path) -> None:
+    from edgegw.config import ConfigError
+    from edgegw.gateway import Gateway
+
+    cfg = bridge_config(1883, 1884, tmp_path / "o.db", "upstream.send.readings=[vibraton]")
+    with pytest.raises(ConfigError, match="vibraton"):
+        Gateway(cfg)

@@ -14,24 +14,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import ssl
 import time
 import uuid
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import aiomqtt
 import orjson
 import structlog
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from edgegw.backoff import Backoff
-from edgegw.config import GatewayConfig, TlsConfig
+from edgegw.config import ConfigError, GatewayConfig, TlsConfig
 from edgegw.mqttconn import NODELAY, tls_context
-from edgegw.records import Alert, AlertState, Rollup, Severity
+from edgegw.records import Alert, AlertState, Rollup, Severity, iso
 from edgegw.sinks.local import alert_topic
 from edgegw.sinks.outbox import Kind, Outbox, Row
+
+if TYPE_CHECKING:
+    from edgegw.engine.engine import Engine
 
 log = structlog.get_logger("edgegw.sinks.bridge")
 
@@ -48,7 +50,7 @@ class Bridge:
     """The upstream sink. Synchronous intake (into the outbox), one connection task."""
 
     def __init__(self, cfg: GatewayConfig, seq: SeqSource, on_alert: Callable[[Alert], None] | None = None,
-                 outbox: Outbox | None = None) -> None:
+                 outbox: Outbox | None = None, engine: Engine | None = None) -> None:
         up = cfg.upstream
         assert up is not None
         self.name = "upstream"
@@ -56,6 +58,12 @@ class Bridge:
         self.up = up
         self.seq = seq
         self.on_alert = on_alert
+        self.engine = engine
+        known = {sig for prof in cfg.profiles.values() for sig in prof.signals}
+        unknown = sorted(set(up.send.readings) - known)
+        if unknown:
+            raise ConfigError([f"upstream.send.readings: no profile has signal(s) {', '.join(unknown)}"])
+        self._reading_sent: dict[tuple[str, str], float] = {}
         self.connected = False
         self.last_error: str | None = None
         gw = cfg.gateway.id
@@ -78,10 +86,12 @@ class Bridge:
         self._pending_alerts: list[Alert] = []
         for problem in self.outbox.problems:
             self._pending_alerts.append(self._gateway_alert("outbox_corrupt", problem, {"problem": problem}))
-        self._props: Properties | None = None
-        if up.protocol == "5":
-            self._props = Properties(PacketTypes.PUBLISH)
-            self._props.ContentType = "application/json"
+        self._tls: ssl.SSLContext | None = None
+        if up.use_tls:
+            try:
+                self._tls = tls_context(up.tls or TlsConfig())
+            except (OSError, ssl.SSLError) as e:
+                raise ConfigError([f"upstream.tls: {e}"]) from None
 
     # ------------------------------------------------------------------ intake (synchronous)
 
@@ -99,9 +109,40 @@ class Bridge:
         self.outbox.put(Kind.ROLLUP, f"{self.prefix}/{local}", orjson.dumps(rollup.to_dict()), rollup.seq)
         self._commit_soon()  # one commit for the whole burst of rollups
 
+    def sample_readings(self) -> int:
+        """Decimation: the latest reading of each chosen signal of each asset, if newer than the last one sent."""
+        if self.engine is None or self._closing:
+            return 0
+        n = 0
+        gw, site = self.cfg.gateway.id, self.cfg.gateway.site
+        for asset in self.engine.assets.values():
+            for name in self.up.send.readings:
+                sig = asset.signals.get(name)
+                if sig is None or not len(sig.buf):
+                    continue
+                ts, vals = sig.buf.view()
+                t, v = float(ts[-1]), float(vals[-1])
+                key = (asset.id, name)
+                if t <= self._reading_sent.get(key, float("-inf")):
+                    continue
+                self._reading_sent[key] = t
+                payload = orjson.dumps({"gateway": gw, "site": site, "asset": asset.id, "signal": name, "ts": iso(t),
+                                        "value": v, "unit": asset.profile.signals[name].unit})
+                self.outbox.put(Kind.READING, f"{self.prefix}/readings/{site}/{asset.id}/{name}", payload)
+                n += 1
+        if n:
+            self._commit_soon()
+        return n
+
+    async def _sample(self) -> None:
+        period = self.up.send.readings_every_s
+        while True:
+            await asyncio.sleep(period - time.time() % period)  # aligned to the wall clock, like rollups
+            self.sample_readings()
+
     def _commit(self) -> None:
         self._commit_pending = False
-        self.outbox.seq_hwm = max(self.outbox.seq_hwm, self.seq.value)
+        self.outbox.note_seq(self.seq.value)
         if self.outbox.commit():
             self._wake.set()
 
@@ -176,10 +217,9 @@ class Bridge:
         if up.username:
             kw["username"] = up.username
             kw["password"] = up.password.get_secret_value() if up.password else None
-        if up.use_tls:
-            tls = up.tls or TlsConfig()
-            kw["tls_context"] = tls_context(tls)
-            kw["tls_insecure"] = tls.insecure
+        if self._tls is not None:
+            kw["tls_context"] = self._tls
+            kw["tls_insecure"] = (up.tls or TlsConfig()).insecure
         client = aiomqtt.Client(**kw)
         client.pending_calls_threshold = up.outbox.inflight + 16  # a full window is normal, not a warning
         return client
@@ -192,13 +232,15 @@ class Bridge:
             self._emit(a)
         if self.up.username and not self.up.use_tls and not _loopback(self.up.host):
             log.warning("upstream credentials go without TLS", host=self.up.host)
-        keeper = asyncio.create_task(self._keep(), name="upstream:outbox")
+        helpers = [asyncio.create_task(self._keep(), name="upstream:outbox")]
+        if self.up.send.readings and self.engine is not None:
+            helpers.append(asyncio.create_task(self._sample(), name="upstream:readings"))
         try:
             await self._connect_loop()
         finally:
-            keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keeper
+            for t in helpers:
+                t.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
             self._commit()
             await asyncio.to_thread(self.outbox.sync)
             self.outbox.close()
@@ -229,14 +271,17 @@ class Bridge:
                     with contextlib.suppress(aiomqtt.MqttError):
                         await client.publish(self.status_topic, b"offline", qos=1, retain=True, timeout=2)
                     return
-            except aiomqtt.MqttError as e:
+            except Exception as e:  # whatever broke, the outbox still holds the messages: retry
                 self.connected = False
                 self.last_error = str(e)
                 if self._closing:
                     return
                 delay = backoff.next()
-                log.warning("upstream unavailable", broker=where, error=str(e), queued=self.outbox.count,
-                            retry_in_s=round(delay, 1))
+                if isinstance(e, aiomqtt.MqttError):
+                    log.warning("upstream unavailable", broker=where, error=str(e), queued=self.outbox.count,
+                                retry_in_s=round(delay, 1))
+                else:
+                    log.exception("upstream bridge failed; reconnecting", broker=where, retry_in_s=round(delay, 1))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._closed.wait(), delay)
             finally:
@@ -332,7 +377,7 @@ class Bridge:
                 t.cancel()
 
     async def _send(self, client: aiomqtt.Client, row: Row) -> None:
-        await client.publish(row.topic, row.payload, qos=1, properties=self._props)
+        await client.publish(row.topic, row.payload, qos=1)
         self.outbox.ack(row.id)  # PUBACK: deleted with the next commit
         self.published += 1
 
@@ -362,5 +407,7 @@ def _loopback(host: str) -> bool:
         return host == "localhost"
 
 
-def build(cfg: GatewayConfig, seq: SeqSource, on_alert: Callable[[Alert], None] | None = None) -> Bridge:
-    return Bridge(cfg, seq, on_alert)
+def build(cfg: GatewayConfig, seq: SeqSource, on_alert: Callable[[Alert], None] | None = None,
+          engine: Engine | None = None) -> Bridge:
+    """The gateway's bridge: `on_alert` raises its own alerts through the gateway, `engine` feeds readings."""
+    return Bridge(cfg, seq, on_alert, engine=engine)
