@@ -71,7 +71,7 @@ class Gateway:
         if cfg.upstream is not None:
             from edgegw.sinks.bridge import build as build_bridge
 
-            self.sinks.append(build_bridge(cfg, self.seq, self._on_alert))
+            self.sinks.append(build_bridge(cfg, self.seq, self._on_alert, self.engine))
         self.sources: list[Source] = build_sources(cfg, self.intake)
         self.health = Health(self)
 
