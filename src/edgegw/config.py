@@ -337,7 +337,9 @@ class OutboxConfig(Base):
         200, ge=0, description="fsync period: a power cut loses at most this much unacknowledged traffic."
     )
     replay_rate: float = Field(500, gt=0, description="Backlog messages per second after a reconnect.")
-    inflight: int = Field(64, ge=1, le=65535, description="QoS 1 publishes awaiting PUBACK at once.")
+    inflight: int = Field(
+        32, ge=1, le=65535, description="QoS 1 publishes awaiting PUBACK at once (throughput over a slow link)."
+    )
 
 
 class UpstreamSend(Base):
