@@ -190,6 +190,15 @@ class Outbox:
             self.seq_hwm = seq
         return self.last_id
 
+    def note_seq(self, seq: int) -> None:
+        """Record a seq number issued without a message here (e.g. a kind not sent upstream)."""
+        if seq > self.seq_hwm:
+            self.seq_hwm = seq
+            try:
+                self._begin()
+            except sqlite3.Error as e:
+                self._write_failed(e)
+
     def ack(self, msg_id: int) -> None:
         """The broker has the message: delete it (made durable with the next commit)."""
         try:
