@@ -189,3 +189,30 @@ def test_blocked_event_loop_stops_the_pings(mosquitto: Broker, notify_socket: No
     assert max(gaps) >= block_s - 1.0, gaps
     before = [g for a, g in zip(pings, gaps, strict=False) if a < sent - 0.6]
     assert before and min(before) < block_s / 2
+
+
+def test_watchdog_abort_leaves_the_stuck_stack(mosquitto: Broker, notify_socket: NotifySocket, tmp_path: Path) -> None:
+    """What systemd does when the pings stop (SIGABRT), with the unit's PYTHONFAULTHANDLER=1: the
+    log names the call that blocked the loop."""
+    assert "PYTHONFAULTHANDLER=1" in (ROOT / "systemd" / "edgegw.service").read_text()
+    script = tmp_path / "blocker.py"
+    script.write_text(BLOCKER)
+    argv = [sys.executable, str(script), "30", *_run_args(mosquitto.port)]
+    log = tmp_path / "gw.log"
+    env_argv = ["env", "PYTHONFAULTHANDLER=1", *argv]
+    p = _spawn(env_argv, notify_socket, 1_000_000, log)
+    try:
+        assert notify_socket.until(lambda s: s.has("READY=1"), 30), log.read_text()[-2000:]
+        p.send_signal(signal.SIGUSR1)
+        sent = time.monotonic()
+        notify_socket.poll(4.0)
+        assert not notify_socket.pings(after=sent + 2.0)  # stuck: no pings, systemd would act now
+        p.send_signal(signal.SIGABRT)
+        rc = p.wait(15)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert rc == -signal.SIGABRT
+    text = log.read_text()
+    assert "Fatal Python error: Aborted" in text and "<lambda>" in text and "blocker.py" in text, text[-2000:]
