@@ -180,3 +180,23 @@ def test_metrics_json_is_plain(mosquitto: Broker) -> None:
     gw = Gateway(example_config(mosquitto.port, "gateway.id=gw-health-5"))
     snap = gw.health.snapshot()
     assert json.loads(json.dumps(snap)) == snap
+
+
+async def test_outbox_depth_while_upstream_is_down(mosquitto: Broker, tmp_path: Path) -> None:
+    """With the upstream broker unreachable, what the bridge holds shows as outbox_depth."""
+    from tests.conftest import free_port
+
+    port, gid = mosquitto.port, "gw-health-6"
+    cfg = example_config(
+        port, f"gateway.id={gid}", "metrics.interval_s=1", "profiles.pump.signals.vibration.on_delay_s=0",
+        "sources.0.topic=health6/{asset}/t", "upstream.host=127.0.0.1", f"upstream.port={free_port()}",
+        f"upstream.outbox.path={tmp_path / 'outbox.db'}",
+    )
+    async with Collector(port, f"status/{gid}/metrics") as sub, running_gateway(cfg) as gw:
+        await sub.wait(lambda s: _metrics(s, gid), 15)
+        t = time.time() - 2
+        await publish(port, "health6/pump-2/t", [pump(12.5, t + i * 0.1) for i in range(20)])
+        m = await sub.wait(lambda s: [m for m in _metrics(s, gid) if (m["outbox_depth"] or 0) >= 1], 15)
+        assert m[-1]["sinks"]["upstream"]["connected"] is False
+        assert m[-1]["sinks"]["upstream"]["depth"] == m[-1]["outbox_depth"]
+        assert gw.engine.readings_in >= 100
