@@ -565,11 +565,17 @@ def load_config(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> 
             loc = tuple(err["loc"])
             line = _line_of(root, loc)
             msg = err["msg"].removeprefix("Value error, ")
-            dotted = ".".join(str(p) for p in loc) or "(top level)"
+            shown = [p for i, p in enumerate(loc) if not _is_tag(loc, i)]
+            dotted = ".".join(str(p) for p in shown) or "(top level)"
             if err["type"] == "extra_forbidden":
                 msg = f"unknown key {loc[-1]!r}"
             problems.append(f"{fname}:{line or '?'}: {dotted}: {msg}")
         raise ConfigError(problems) from None
+
+
+def _is_tag(loc: tuple[Any, ...], i: int) -> bool:
+    """The discriminated union adds the source type to error paths: sources.0.mqtt.topic."""
+    return i >= 2 and loc[i - 2] == "sources" and isinstance(loc[i - 1], int) and loc[i] in ("mqtt", "opcua", "coap")
 
 
 def resolve_path(p: str, config_file: str | os.PathLike[str] | None = None) -> Path:
