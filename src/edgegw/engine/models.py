@@ -140,6 +140,10 @@ class OnnxModelSet:
         self._mean = mean[self._used]
         self._scale = np.maximum(std[self._used], 1e-9 * np.maximum(np.abs(self._mean), 1.0))
         self._used_names = [self.feature_names[i] for i in used]
+        mins = am.get("min_samples") or {}
+        self._count_cols = np.array([self.feature_names.index(f"{s}.count") for s in mins], dtype=np.int64)
+        self._min_count = np.array(list(mins.values()), dtype=np.float32)
+        self.sparse_rows = 0  # windows too sparse to judge (just after a gap): not scored
         self._failure = failure
         self.failure_threshold = failure_threshold
         if failure is not None:
@@ -150,13 +154,17 @@ class OnnxModelSet:
             self._fault_idx = np.array([i for i in range(len(self.classes)) if i != self._normal], dtype=np.int64)
 
     def evaluate(self, x: np.ndarray) -> list[list[Verdict]]:
-        """Score rows of x (n, n_features); one list of verdicts per row."""
+        """Score rows of x (n, n_features); one list of verdicts per row (empty for a window too
+        sparse to judge: fewer samples than `min_samples`, as just after a gap)."""
         if self._columns is not None:
             x = x[:, self._columns]
         x = np.ascontiguousarray(x, dtype=np.float32)
+        sparse = (x[:, self._count_cols] < self._min_count).any(axis=1) if len(self._count_cols) else None
         score = self._anomaly.run(x).reshape(-1).astype(np.float64) * self._sign
         thr = self.threshold
         hot = score > thr
+        if sparse is not None and sparse.any():
+            hot &= ~sparse
         out: list[list[Verdict]] = []
         evidence: dict[int, dict[str, Any]] = {}
         if hot.any():
@@ -182,6 +190,10 @@ class OnnxModelSet:
                     ev = {"class": self.classes[c], "probability": round(p, 4),
                           "class_probability": round(float(probs[i, c]), 4)}
                 out[i].append(Verdict("failure_risk", cond, p, ft, Severity.CRITICAL, ev))
+        if sparse is not None and sparse.any():
+            for i in np.flatnonzero(sparse).tolist():
+                out[i] = []  # not judged: leaves the alarm state as it is
+            self.sparse_rows += int(sparse.sum())
         return out
 
 

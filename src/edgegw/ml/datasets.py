@@ -225,7 +225,7 @@ def read_history(
                 raise DataError(f"{path}: no label column {label_column!r} (columns: {header})")
         long_form = "signal" in lower and "value" in lower
         ai = lower.index("asset") if "asset" in lower else None
-        file_asset = asset or (path.stem if len(files) > 1 else asset) or path.stem
+        file_asset = asset or path.stem
         it = iter(rows)
         if long_form:
             si, vi = lower.index("signal"), lower.index("value")
@@ -281,7 +281,7 @@ def read_history(
                 if c in skip:
                     continue
                 seen = [_cell_text(r[c]) for r in probe if c < len(r) and _cell_text(r[c]).strip()]
-                if seen and all(_is_number(s) for s in seen):
+                if seen and sum(map(_is_number, seen)) >= 0.8 * len(seen):  # junk cells happen
                     cols[c] = sig_index(name)
             if not cols:
                 raise DataError(f"{path}: no numeric signal columns (columns: {header})")

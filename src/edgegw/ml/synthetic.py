@@ -16,11 +16,19 @@ from pathlib import Path
 import numpy as np
 
 SIGNALS = ("vibration", "pressure", "temperature", "flow", "current")
+FAULTS = ("bearing_wear", "cavitation")
 START = datetime(2026, 1, 5, 6, 0, 0, tzinfo=UTC).timestamp()
 
 
-def pump_history(seconds: int, seed: int, faults: bool = True) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Timestamps (epoch s), values (n, 5) in SIGNALS order, and a label per row."""
+def pump_history(
+    seconds: int, seed: int, faults: bool = True, episodes: list[tuple[str, int, int]] | None = None,
+    gaps: bool = True,
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Timestamps (epoch s), values (n, 5) in SIGNALS order, and a label per row.
+
+    `episodes` places faults explicitly as (kind, start_s, end_s); otherwise, with `faults`, one
+    episode every three hours after the first hour (histories longer than four hours).
+    """
     rng = np.random.default_rng(seed)
     n = int(seconds)
     t = START + np.arange(n) + rng.uniform(-0.05, 0.05, n)
@@ -33,38 +41,42 @@ def pump_history(seconds: int, seed: int, faults: bool = True) -> tuple[np.ndarr
     temperature = 48 + 10 * load + np.cumsum(rng.normal(0, 0.02, n)) * 0.05 + rng.normal(0, 0.2, n)
     vibration = 2.6 + 0.8 * load + np.abs(rng.normal(0, 0.15, n))
     labels = ["0"] * n
-    if faults and n > 4 * 3600:
-        # one episode of each kind per 3 hours, after a clean first hour
-        period = 3 * 3600
-        for k, start in enumerate(range(3600, n - 3600, period)):
-            kind = "bearing_wear" if k % 2 == 0 else "cavitation"
-            dur = int(rng.integers(1500, 2700))
-            a = start + int(rng.integers(0, 1800))
-            b = min(a + dur, n)
-            ramp = np.linspace(0, 1, b - a)
-            if kind == "bearing_wear":
-                vibration[a:b] += 2.8 * ramp + np.abs(rng.normal(0, 0.5, b - a)) * ramp
-                temperature[a:b] += 9 * ramp
-                current[a:b] += 3 * ramp
-            else:
-                level = np.minimum(1.0, 3 * ramp)
-                pressure[a:b] -= 1.2 * level + np.abs(rng.normal(0, 0.3, b - a)) * level
-                flow[a:b] -= 8 * level
-                spikes = rng.random(b - a) < 0.15 * level
-                vibration[a:b] += spikes * rng.uniform(1.0, 4.0, b - a)
-            labels[a:b] = [kind] * (b - a)
+    if episodes is None:
+        episodes = []
+        if faults and n > 4 * 3600:
+            # one episode per 3 hours, after a clean first hour, alternating kinds
+            for k, start in enumerate(range(3600, n - 3600, 3 * 3600)):
+                a = start + int(rng.integers(0, 1800))
+                episodes.append((FAULTS[k % 2], a, a + int(rng.integers(1500, 2700))))
+    for kind, a, b in episodes:
+        b = min(b, n)
+        ramp = np.linspace(0, 1, b - a)
+        if kind == "bearing_wear":
+            vibration[a:b] += 2.8 * ramp + np.abs(rng.normal(0, 0.5, b - a)) * ramp
+            temperature[a:b] += 9 * ramp
+            current[a:b] += 3 * ramp
+        else:
+            level = np.minimum(1.0, 3 * ramp)
+            pressure[a:b] -= 1.2 * level + np.abs(rng.normal(0, 0.3, b - a)) * level
+            flow[a:b] -= 8 * level
+            spikes = rng.random(b - a) < 0.15 * level
+            vibration[a:b] += spikes * rng.uniform(1.0, 4.0, b - a)
+        labels[a:b] = [kind] * (b - a)
     vals = np.stack([vibration, pressure, temperature, flow, current], axis=1)
     keep = np.ones(n, dtype=bool)
-    for _ in range(max(1, n // 7200)):  # a gap now and then, as historians have
+    for _ in range(max(1, n // 7200) if gaps else 0):  # a gap now and then, as historians have
         g = int(rng.integers(0, n))
         keep[g : g + int(rng.integers(5, 90))] = False
     idx = np.flatnonzero(keep)
     return t[idx], vals[idx], [labels[i] for i in idx]
 
 
-def write_csv(path: str | Path, seconds: int, seed: int, faults: bool = True) -> Path:
+def write_csv(
+    path: str | Path, seconds: int, seed: int, faults: bool = True,
+    episodes: list[tuple[str, int, int]] | None = None, gaps: bool = True,
+) -> Path:
     """Write pump_history() as a wide CSV with ISO timestamps (UTC, no zone, as historians export)."""
-    ts, vals, labels = pump_history(seconds, seed, faults)
+    ts, vals, labels = pump_history(seconds, seed, faults, episodes, gaps)
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     with p.open("w", newline="") as f:

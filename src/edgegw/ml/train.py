@@ -61,14 +61,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--features", default=",".join(DEFAULT_FEATURES),
                         help=f"per-signal features the anomaly model uses (default: {','.join(DEFAULT_FEATURES)})")
     parser.add_argument("--trees", type=int, default=100, help="isolation trees (default 100)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="CPU threads for fitting (default 1: on a small shared box more threads only contend)")
     parser.add_argument("--synthetic", type=int, metavar="SECONDS",
                         help="train on a generated pump history of this length instead of --data")
     parser.add_argument("--save-data", metavar="FILE", help="with --synthetic: also keep the generated CSV here")
 
 
 def main(args: argparse.Namespace) -> int:
+    import sklearn.ensemble  # noqa: F401 - load its OpenMP runtime first, so the limit below applies to it
+    from threadpoolctl import threadpool_limits
+
     try:
-        report = train(args)
+        with threadpool_limits(limits=args.threads):
+            report = train(args)
     except (ConfigError, DataError, TrainError) as e:
         print(f"edgegw train: {e}", file=sys.stderr)
         return 78 if isinstance(e, ConfigError) else 1
@@ -236,6 +242,15 @@ def train(args: argparse.Namespace) -> str:
     assets = np.array(rec.assets, dtype=object)
     usable = np.array(rec.warm) & ~np.isnan(x_all).any(axis=1)
     label, dirty = _window_labels(h, rec.assets, ends, profile.window_s)
+    names = feature_names(signals)
+    count_cols = [names.index(f"{s}.count") for s in signals]
+    # a window holding less than half the usual samples (just after a gap) is too sparse to judge,
+    # in training as in serving
+    typical = np.median(x_all[usable][:, count_cols], axis=0) if usable.any() else np.zeros(len(signals))
+    min_samples = np.maximum(3, np.ceil(0.5 * typical)).astype(int)
+    sparse = (np.nan_to_num(x_all[:, count_cols]) < min_samples).any(axis=1)
+    n_sparse = int((usable & sparse).sum())
+    usable &= ~sparse
     x, ends, assets, label, dirty = x_all[usable], ends[usable], assets[usable], label[usable], dirty[usable]
     blocks = _blocks(assets)
     held = blocks % HOLDOUT_EVERY == HOLDOUT_EVERY - 1
@@ -247,7 +262,6 @@ def train(args: argparse.Namespace) -> str:
             "give more history (at least ~30 min per asset)"
         )
 
-    names = feature_names(signals)
     kinds = [k.strip() for k in args.features.split(",") if k.strip()]
     bad = [k for k in kinds if k not in FEATURES]
     if bad or not kinds:
@@ -319,6 +333,7 @@ def train(args: argparse.Namespace) -> str:
         "score": "isolation forest anomaly score 2^(-E[h]/c(n)) in (0, 1]; higher is more unusual",
         "output": "score_samples", "score_sign": -1.0,
         "threshold": threshold, "false_alarm_target": far, "heldout_false_alarm": held_rate,
+        "min_samples": dict(zip(signals, min_samples.tolist(), strict=True)),
         "features_used": [names[i] for i in used],
         "training_stats": {"mean": mean.tolist(), "std": std.tolist()},
     }
@@ -355,7 +370,8 @@ def train(args: argparse.Namespace) -> str:
     lines = [
         f"model {version} -> {out}/",
         f"  data: {len(h)} rows, {len(h.assets)} asset(s), ~{rate:.2g} Hz, {len(x)} windows "
-        f"({int(fit_rows.sum())} normal to fit, {int(cal_rows.sum())} normal held out)",
+        f"({int(fit_rows.sum())} normal to fit, {int(cal_rows.sum())} normal held out, "
+        f"{n_sparse} too sparse after gaps)",
         f"  anomaly: IsolationForest on {len(used)} features (whitened to {n_comp}), threshold {threshold:.4f}",
         f"  held-out normal windows above threshold: {held_rate:.2%} (target {far:.2%}); "
         f"in alarm after delays: {held_alarm:.2%}",
