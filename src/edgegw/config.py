@@ -51,7 +51,7 @@ class SecretHolder(Base):
         if pf:
             if getattr(self, "password", None) is not None:
                 raise ValueError("give password or password_file, not both")
-            self.password = _read_secret(pf, "password_file")  # type: ignore[attr-defined]
+            setattr(self, "password", _read_secret(pf, "password_file"))  # noqa: B010 - subclasses declare it
         return self
 
 
@@ -495,7 +495,7 @@ def _line_of(root: Any, loc: Sequence[Any]) -> int | None:
     return line
 
 
-def _apply_override(root: CommentedMap, expr: str) -> str | None:
+def _apply_override(root: dict[Any, Any], expr: str) -> str | None:
     """Apply `a.b.0.c=value` (value parsed as YAML); return a problem or None."""
     key, sep, raw = expr.partition("=")
     if not sep or not key:

@@ -38,7 +38,8 @@ class SignalState:
         self.rule = ThresholdRule(spec)
         self.threshold = Debounce(spec.on_delay_s, spec.off_delay_s)
         self.quality = Debounce(spec.on_delay_s, spec.off_delay_s)
-        self.range_lo, self.range_hi = spec.range if spec.range else (-math.inf, math.inf)
+        lo_hi: tuple[float, float] = spec.range if spec.range else (-math.inf, math.inf)
+        self.range_lo, self.range_hi = lo_hi
         self.last_ts = -math.inf
         self.last_seen = now  # wall clock; a never-seen signal goes stale after stale_after_s
         self.stale = False

@@ -98,7 +98,7 @@ class MqttTelemetrySource:
     def _queue_type(self) -> Any:
         source = self
 
-        class Handoff(asyncio.Queue):  # type: ignore[type-arg]
+        class Handoff(asyncio.Queue[aiomqtt.Message]):
             """aiomqtt's incoming queue, replaced by a direct call into the decoder."""
 
             def put_nowait(self, item: aiomqtt.Message) -> None:
