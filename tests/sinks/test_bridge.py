@@ -145,6 +145,16 @@ def start_daemon(tmp_path: Path, name: str, *sets: str) -> subprocess.Popen[byte
         return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 
+async def subscribed(*logs: Path, timeout: float = 20.0) -> None:
+    """The daemons' MQTT sources are subscribed (the status goes online a moment before)."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if all(p.exists() and '"subscribed"' in p.read_text() for p in logs):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"not subscribed in {timeout} s")
+
+
 def outbox_rows(path: Path) -> int:
     with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as c:
         return int(c.execute("SELECT count(*) FROM outbox").fetchone()[0])
@@ -159,7 +169,7 @@ async def test_sigkill_with_unacknowledged_messages_then_all_arrive(mosquitto, b
     async with Collector(mosquitto.port, "alerts/+/kill9-pump/#", f"status/{gw_id}") as local:
         gw = start_daemon(tmp_path, "gw1", *sets, "assets.0.id=kill9-pump")
         try:
-            await local.wait(lambda c: any(p == b"online" for _, p, _ in c.messages), 20)
+            await subscribed(tmp_path / "gw1.log")
             await publish(mosquitto.port, "plant/pumps/kill9-pump/telemetry", cycles("kill9-pump", 240))
             await local.wait(lambda c: len(c.alerts(asset="kill9-pump")) >= 5, 20)
             ids = {d["id"] for d in local.alerts(asset="kill9-pump")}
@@ -180,6 +190,7 @@ async def test_sigkill_with_unacknowledged_messages_then_all_arrive(mosquitto, b
             finally:
                 gw.terminate()
                 gw.wait(10)
+    assert gw.returncode == 0, "a clean stop on SIGTERM"
     new = [d for d in first_arrivals(obs.records("/alerts/")) if d["id"] not in ids]
     assert new and min(d["seq"] for d in new) > old_max, "seq continues after the restart, never reused"
     assert outbox_rows(ob) == 0
@@ -232,9 +243,7 @@ async def test_fleet_three_gateways_one_shared_subscription_group(mosquitto, bro
                     "upstream.host=127.0.0.1", f"upstream.port={up.port}", f"upstream.outbox.path={tmp_path}/ob{i}.db",
                     f"assets.0.id=fleet-{i}", "rollups.enabled=false",
                 ))
-            await local.wait(
-                lambda c: sum(t.startswith("status/gw-fleet-") and p == b"online" for t, p, _ in c.messages) >= 3, 30
-            )
+            await subscribed(*(tmp_path / f"gw{i}.log" for i in range(3)), timeout=30)
             for i in range(3):
                 await publish(mosquitto.port, f"plant/pumps/fleet-{i}/telemetry", cycles(f"fleet-{i}", 160))
             await local.wait(lambda c: all(len(c.alerts(asset=f"fleet-{i}")) >= 4 for i in range(3)), 20)

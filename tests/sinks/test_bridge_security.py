@@ -192,9 +192,10 @@ async def test_upstream_password_never_logged(mosquitto, broker_factory, tmp_pat
         gw = start_daemon(tmp_path, "right", *common, f"upstream.password_file={secret}",
                           f"upstream.outbox.path={tmp_path}/b.db")
         try:
-            await until(lambda: "upstream connected" in (tmp_path / "right.log").read_text(), 20)
+            await until(lambda: all(e in (tmp_path / "right.log").read_text()
+                                    for e in ("upstream connected", '"subscribed"')), 20)
             await publish(mosquitto.port, "plant/pumps/secret-pump/telemetry", cycles("secret-pump", 80))
-            await obs.wait(lambda o: len(o.records("/alerts/")) >= 2, 20)
+            await obs.wait(lambda o: len([d for d in o.records("/alerts/") if d["kind"] == "threshold"]) >= 2, 20)
         finally:
             gw.terminate()
             gw.wait(10)
