@@ -165,7 +165,7 @@ async def test_sigkill_with_unacknowledged_messages_then_all_arrive(mosquitto, b
     gw_id = "gw-kill9"
     ob = tmp_path / "outbox.db"
     sets = (f"gateway.id={gw_id}", f"mqtt.port={mosquitto.port}", "upstream.host=127.0.0.1",
-            f"upstream.port={up_port}", f"upstream.outbox.path={ob}")
+            f"upstream.port={up_port}", f"upstream.outbox.path={ob}", "upstream.protocol=3.1.1")
     async with Collector(mosquitto.port, "alerts/+/kill9-pump/#", f"status/{gw_id}") as local:
         gw = start_daemon(tmp_path, "gw1", *sets, "assets.0.id=kill9-pump")
         try:
@@ -297,3 +297,49 @@ def test_readings_of_an_unknown_signal_is_a_config_error(tmp_path: Path) -> None
     cfg = bridge_config(1883, 1884, tmp_path / "o.db", "upstream.send.readings=[vibraton]")
     with pytest.raises(ConfigError, match="vibraton"):
         Gateway(cfg)
+
+
+# ---------------------------------------------------------------- the bridge's own alarms
+
+
+async def test_corrupt_outbox_is_moved_aside_reported_and_cleared(mosquitto, broker_factory, tmp_path: Path) -> None:
+    up = broker_factory()
+    ob = tmp_path / "outbox.db"
+    ob.write_bytes(b"\x00garbage, not SQLite\x00" * 500)
+    cfg = bridge_config(mosquitto.port, up.port, ob, "gateway.id=gw-corrupt", "rollups.enabled=false")
+    async with Observer(up.port, ident="corrupt-observer") as obs, \
+            Collector(mosquitto.port, "alerts/plant-a/gw-corrupt/#") as local, running_gateway(cfg):
+        raised = await local.wait(lambda c: c.alerts(kind="outbox_corrupt", state="raised"), 10)
+        assert "moved aside" in raised[0]["problem"]
+        await local.wait(lambda c: c.alerts(kind="outbox_corrupt", state="cleared"), 10)
+        await obs.wait(lambda o: [d for d in o.records() if d.get("kind") == "outbox_corrupt"], 10)
+    assert len(list(tmp_path.glob("outbox.db.corrupt-*"))) == 1
+
+
+async def test_outbox_full_alarm_survives_a_restart_and_clears(tmp_path: Path) -> None:
+    from edgegw.gateway import Sequencer
+    from edgegw.sinks.bridge import Bridge
+    from edgegw.sinks.outbox import Kind
+
+    cfg = bridge_config(1883, free_port(), tmp_path / "o.db", "upstream.outbox.max_mb=0.002", "upstream.outbox.commit_ms=20")
+    seen: list[Any] = []
+    first = Bridge(cfg, Sequencer(), on_alert=seen.append)
+    ids = [first.outbox.put(Kind.ROLLUP, "r", b"x" * 500) for _ in range(8)]
+    first._commit()
+    await asyncio.sleep(0)  # the deferred raise
+    assert [(a.kind, str(a.state)) for a in seen] == [("outbox_full", "raised")]
+    for i in ids:
+        first.outbox.ack(i)
+    first.outbox.close()  # stopped before it could clear
+    seen.clear()
+    second = Bridge(cfg, Sequencer(), on_alert=seen.append)
+    task = asyncio.create_task(second.run())
+    try:
+        t0 = time.monotonic()
+        while not seen and time.monotonic() - t0 < 10:
+            await asyncio.sleep(0.02)
+    finally:
+        await second.close()
+        await asyncio.wait_for(task, 10)
+    assert [(a.kind, str(a.state)) for a in seen] == [("outbox_full", "cleared")]
+    assert seen[0].raised_at is not None

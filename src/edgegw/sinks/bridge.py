@@ -81,11 +81,12 @@ class Bridge:
         self._closed = asyncio.Event()
         self._closing = False
         self._commit_pending = False
-        self._full_alert: Alert | None = None
-        self._corrupt_alert: Alert | None = None
         self._pending_alerts: list[Alert] = []
+        self._active: dict[str, float] = {  # gateway alarms raised and not yet cleared, across restarts
+            k.removeprefix("alarm:"): float(v) for k, v in self.outbox.meta.items() if k.startswith("alarm:")
+        }
         for problem in self.outbox.problems:
-            self._pending_alerts.append(self._gateway_alert("outbox_corrupt", problem, {"problem": problem}))
+            self._raise("outbox_corrupt", problem, {"problem": problem})
         self._tls: ssl.SSLContext | None = None
         if up.use_tls:
             try:
@@ -96,18 +97,25 @@ class Bridge:
     # ------------------------------------------------------------------ intake (synchronous)
 
     def alert(self, alert: Alert) -> None:
-        if self._closing or not self.up.send.alerts:
+        if not self.up.send.alerts or self._gone():
             return
         topic = f"{self.prefix}/{alert_topic(self.cfg.alerts.topic, alert)}"
         self.outbox.put(Kind.ALERT, topic, orjson.dumps(alert.to_dict()), alert.seq)
         self._commit()  # alerts are rare and matter: durable (against a crash) right now
 
     def rollup(self, rollup: Rollup) -> None:
-        if self._closing or not self.up.send.rollups:
+        if not self.up.send.rollups or self._gone():
             return
         local = self.cfg.rollups.topic.format(site=rollup.site, gateway=rollup.gateway, asset=rollup.asset)
         self.outbox.put(Kind.ROLLUP, f"{self.prefix}/{local}", orjson.dumps(rollup.to_dict()), rollup.seq)
         self._commit_soon()  # one commit for the whole burst of rollups
+
+    def _gone(self) -> bool:
+        """After the outbox closed (the very end of a stop) nothing can be stored: said, not hidden."""
+        if self.outbox.closed:
+            log.warning("upstream outbox already closed; message not stored")
+            return True
+        return False
 
     def sample_readings(self) -> int:
         """Decimation: the latest reading of each chosen signal of each asset, if newer than the last one sent."""
@@ -169,33 +177,38 @@ class Bridge:
         alert.gateway, alert.site = self.cfg.gateway.id, self.cfg.gateway.site
         self.alert(alert)
 
+    def _raise(self, kind: str, message: str, evidence: dict[str, Any]) -> None:
+        """Raise a gateway alarm once; its state is kept in the outbox so a restart can still clear it."""
+        if kind in self._active:
+            return
+        a = self._gateway_alert(kind, message, evidence)
+        self._active[kind] = a.ts
+        self.outbox.set_meta(f"alarm:{kind}", a.ts)
+        try:
+            asyncio.get_running_loop().call_soon(self._emit, a)  # not from inside the outbox's put()
+        except RuntimeError:
+            self._pending_alerts.append(a)
+
+    def _clear(self, kind: str, message: str, evidence: dict[str, Any]) -> None:
+        raised = self._active.pop(kind, None)
+        if raised is None:
+            return
+        self.outbox.set_meta(f"alarm:{kind}", None)
+        a = self._gateway_alert(kind, message, evidence, AlertState.CLEARED)
+        a.raised_at = raised
+        self._emit(a)
+
     def _dropped(self, kind: Kind, n: int) -> None:
-        """The size cap hit: counted by the outbox; raise outbox_full once (after the current put)."""
-        if self._full_alert is None:
-            d = self.outbox.dropped
-            a = self._gateway_alert(
-                "outbox_full", f"upstream outbox full ({self.up.outbox.max_mb:g} MB): oldest {kind.name.lower()}s dropped",
-                {"dropped": d, "max_mb": self.up.outbox.max_mb},
-            )
-            self._full_alert = a
-            try:
-                asyncio.get_running_loop().call_soon(self._emit, a)
-            except RuntimeError:
-                self._pending_alerts.append(a)
+        """The size cap hit: counted by the outbox; outbox_full is raised on the first drop."""
+        self._raise("outbox_full", f"upstream outbox full ({self.up.outbox.max_mb:g} MB): oldest {kind.name.lower()}s dropped",
+                    {"dropped": dict(self.outbox.dropped), "max_mb": self.up.outbox.max_mb})
 
     def _housekeeping_alerts(self) -> None:
-        if self._full_alert is not None and self.outbox.bytes < self.outbox.max_bytes // 2:
-            raised, self._full_alert = self._full_alert, None
-            cleared = self._gateway_alert(
-                "outbox_full", "upstream outbox below half full again",
-                {"dropped": dict(self.outbox.dropped), "max_mb": self.up.outbox.max_mb}, AlertState.CLEARED,
-            )
-            cleared.raised_at = raised.ts
-            self._emit(cleared)
-        if self._corrupt_alert is not None and self.connected and self.outbox.count == 0:
-            self._corrupt_alert = None
-            self._emit(self._gateway_alert("outbox_corrupt", "fresh outbox delivered its backlog", {},
-                                           AlertState.CLEARED))
+        if "outbox_full" in self._active and self.outbox.bytes < self.outbox.max_bytes // 2:
+            self._clear("outbox_full", "upstream outbox below half full again",
+                        {"dropped": dict(self.outbox.dropped), "max_mb": self.up.outbox.max_mb})
+        if "outbox_corrupt" in self._active and self.connected and self.outbox.count == 0:
+            self._clear("outbox_corrupt", "the fresh outbox delivered its backlog", {})
 
     # ------------------------------------------------------------------ running
 
@@ -227,8 +240,6 @@ class Bridge:
     async def run(self) -> None:
         pending, self._pending_alerts = self._pending_alerts, []
         for a in pending:
-            if a.kind == "outbox_corrupt":
-                self._corrupt_alert = a
             self._emit(a)
         if self.up.username and not self.up.use_tls and not _loopback(self.up.host):
             log.warning("upstream credentials go without TLS", host=self.up.host)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -64,6 +65,14 @@ class Row:
     payload: bytes
 
 
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _boot_id() -> str:
     try:
         return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
@@ -91,6 +100,8 @@ class Outbox:
         self._dirty_since_sync = False
         self._wal_fd: int | None = None
         self._sync_db: sqlite3.Connection | None = None
+        self._sync_lock = threading.Lock()  # a cancelled sync may still be running in its thread
+        self.closed = False
         self._db = self._open()
         self._load()
 
@@ -149,6 +160,7 @@ class Outbox:
         self.last_id = int(last)  # highest id ever handed out (committed or not)
         self.committed_id = self.last_id  # highest id whose insert is committed
         meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+        self.meta = meta
         self.seq_hwm = int(meta.get("seq", 0))
         self.last_id = max(self.last_id, int(meta.get("last_id", 0)))
         self.committed_id = self.last_id
@@ -198,6 +210,19 @@ class Outbox:
                 self._begin()
             except sqlite3.Error as e:
                 self._write_failed(e)
+
+    def set_meta(self, key: str, value: Any) -> None:
+        """A small durable fact (committed with the next commit); None deletes it."""
+        try:
+            self._begin()
+            if value is None:
+                self._db.execute("DELETE FROM meta WHERE key = ?", (key,))
+                self.meta.pop(key, None)
+            else:
+                self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+                self.meta[key] = value
+        except sqlite3.Error as e:
+            self._write_failed(e)
 
     def ack(self, msg_id: int) -> None:
         """The broker has the message: delete it (made durable with the next commit)."""
@@ -293,11 +318,17 @@ class Outbox:
         """
         if self.in_memory or not self._dirty_since_sync:
             return
+        with self._sync_lock:
+            if not self.closed:
+                self._sync()
+
+    def _sync(self) -> None:
         self._dirty_since_sync = False
         wal = self.path + "-wal"
         try:
             if self._wal_fd is None:
                 self._wal_fd = os.open(wal, os.O_RDONLY)
+                _fsync_dir(os.path.dirname(os.path.abspath(wal)))  # the WAL's directory entry, once
             os.fsync(self._wal_fd)
             if os.fstat(self._wal_fd).st_size >= _WAL_CHECKPOINT_BYTES:
                 if self._sync_db is None:
@@ -310,20 +341,24 @@ class Outbox:
 
     def close(self) -> None:
         """Commit, mark a clean stop, checkpoint and close."""
+        if self.closed:
+            return
         self.commit()
-        with contextlib.suppress(sqlite3.Error):
-            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('clean', 1)")
-        for closer in (self._sync_db, self._db):
-            if closer is not None:
-                with contextlib.suppress(sqlite3.Error):
-                    if closer is self._db and not self.in_memory:
-                        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-                    closer.close()
-        if self._wal_fd is not None:
-            with contextlib.suppress(OSError):
-                os.close(self._wal_fd)
-        self._wal_fd = None
-        self._sync_db = None
+        with self._sync_lock:
+            self.closed = True
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("INSERT OR REPLACE INTO meta VALUES ('clean', 1)")
+            for closer in (self._sync_db, self._db):
+                if closer is not None:
+                    with contextlib.suppress(sqlite3.Error):
+                        if closer is self._db and not self.in_memory:
+                            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                        closer.close()
+            if self._wal_fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(self._wal_fd)
+            self._wal_fd = None
+            self._sync_db = None
 
     # ------------------------------------------------------------------ reporting
 
