@@ -11,6 +11,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -24,6 +25,7 @@ SYSTEMD = ROOT / "systemd"
 
 def sh(script: str, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("DESTDIR", "VIRTUAL_ENV")}
+    env["PYTHON"] = sys.executable  # the interpreter running the tests (>= 3.11) makes the venv
     r = subprocess.run(["sh", str(SYSTEMD / script), *args], capture_output=True, text=True, timeout=timeout, env=env)
     assert r.returncode == 0, f"{script} {args}: rc {r.returncode}\n{r.stdout}\n{r.stderr[-3000:]}"
     return r
@@ -35,7 +37,7 @@ def ready_under_notify(argv: list[str], cwd: Path, tmp: Path, timeout: float = 6
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
         s.bind(str(path))
         s.settimeout(0.2)
-        env = {**os.environ, "NOTIFY_SOCKET": str(path)}
+        env = {**os.environ, "NOTIFY_SOCKET": str(path), "PYTHONFAULTHANDLER": "1"}
         with open(tmp / "daemon.log", "wb") as log:
             p = subprocess.Popen(argv, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
         got: list[str] = []
@@ -48,7 +50,12 @@ def ready_under_notify(argv: list[str], cwd: Path, tmp: Path, timeout: float = 6
                     continue
         finally:
             p.send_signal(signal.SIGTERM)
-            p.wait(20)
+            try:
+                p.wait(20)
+            except subprocess.TimeoutExpired:
+                p.send_signal(signal.SIGABRT)  # the stacks go to the log
+                p.wait(10)
+                raise AssertionError("no exit 20 s after SIGTERM:\n" + (tmp / "daemon.log").read_text()[-6000:]) from None
     log_text = (tmp / "daemon.log").read_text()
     assert any("READY=1" in m for m in got), log_text[-3000:]
     return log_text
