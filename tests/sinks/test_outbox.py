@@ -157,3 +157,20 @@ def test_sync_and_wal_stays_bounded(tmp_path: Path) -> None:
     ob.close()
     with sqlite3.connect(db) as c:
         assert c.execute("SELECT value FROM meta WHERE key='clean'").fetchone()[0] == 1
+
+
+def test_seq_skips_ahead_after_an_unclean_reboot_only(tmp_path: Path) -> None:
+    db = tmp_path / "o.db"
+    ob = Outbox(db, 2**20)
+    _fill(ob, 5)
+    ob.close()
+    assert Outbox(db, 2**20).seq_hwm == 5  # same boot: exact, no gap
+    with sqlite3.connect(db) as c:  # as if the machine had rebooted without a clean stop
+        c.execute("UPDATE meta SET value='another-boot' WHERE key='boot'")
+        c.execute("UPDATE meta SET value=0 WHERE key='clean'")
+    ob = Outbox(db, 2**20)
+    assert ob.seq_hwm == 5 + 1000 and ob.seq_skipped == 1000
+    ob.close()
+    with sqlite3.connect(db) as c:  # a clean stop, then a reboot: no gap
+        c.execute("UPDATE meta SET value='yet-another-boot' WHERE key='boot'")
+    assert Outbox(db, 2**20).seq_hwm == 1005
