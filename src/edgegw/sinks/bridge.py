@@ -64,6 +64,12 @@ class Bridge:
         if unknown:
             raise ConfigError([f"upstream.send.readings: no profile has signal(s) {', '.join(unknown)}"])
         self._reading_sent: dict[tuple[str, str], float] = {}
+        self._tls: ssl.SSLContext | None = None
+        if up.use_tls:
+            try:
+                self._tls = tls_context(up.tls or TlsConfig())
+            except (OSError, ssl.SSLError) as e:
+                raise ConfigError([f"upstream.tls: {e}"]) from None
         self.connected = False
         self.last_error: str | None = None
         gw = cfg.gateway.id
@@ -87,12 +93,6 @@ class Bridge:
         }
         for problem in self.outbox.problems:
             self._raise("outbox_corrupt", problem, {"problem": problem})
-        self._tls: ssl.SSLContext | None = None
-        if up.use_tls:
-            try:
-                self._tls = tls_context(up.tls or TlsConfig())
-            except (OSError, ssl.SSLError) as e:
-                raise ConfigError([f"upstream.tls: {e}"]) from None
 
     # ------------------------------------------------------------------ intake (synchronous)
 
