@@ -107,7 +107,6 @@ def random_faults(
 ) -> list[Fault]:
     """n faults at random times (after warm-up), at most one per asset at a time, seeded."""
     faults: list[Fault] = []
-    busy: dict[str, float] = {}
     for _ in range(n * 20):
         if len(faults) == n:
             break
@@ -119,12 +118,9 @@ def random_faults(
         else:
             ramp = DEFAULT_RAMP_S[mode] * float(rng.uniform(0.6, 1.5))
             f = make_fault(asset, mode, start, ramp, duration_s=ramp + float(rng.uniform(30.0, 120.0)))
-        if start < busy.get(asset, -1.0):
-            continue
         if any(g.asset == asset and g.start_s < f.end_s and start < g.end_s for g in faults):
             continue
         faults.append(f)
-        busy[asset] = f.end_s
     return sorted(faults, key=lambda f: f.start_s)
 
 

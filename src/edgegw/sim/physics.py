@@ -81,9 +81,7 @@ class Pump:
         self.spec = spec
         self.rng = rng
         self.phase = phase
-        q = spec.rated_flow
-        current = self._current(self._shaft_kw(q, self._head(q)))
-        self.state = PumpState(self._bearing_target(q, 0.0), self._motor_target(current, 0.0))
+        self.state = PumpState(math.nan, math.nan)  # settled at the first step's operating point
 
     # --------------------------------------------------------------- curves
 
@@ -134,6 +132,9 @@ class Pump:
         vibration = level * (1.0 + spread * noise[5])
         if fx.vib_impulse and rng.random() < fx.vib_impulse:
             vibration += level * rng.uniform(0.3, 0.8)
+        if math.isnan(st.bearing_temp):  # a pump that has been running: no warm-up transient
+            st.bearing_temp = self._bearing_target(q_pump, 0.0)
+            st.motor_temp = self._motor_target(current, 0.0)
         k_b = 1.0 - math.exp(-dt / s.bearing_tau_s)
         k_m = 1.0 - math.exp(-dt / s.motor_tau_s)
         st.bearing_temp += k_b * (self._bearing_target(q_pump, fx.bearing_heat) - st.bearing_temp)
