@@ -1,0 +1,193 @@
+"""Ingest: the highest rate the full gateway sustains with zero loss, side by side with a bare
+aiomqtt subscriber (the ceiling of this design) and a bare paho subscriber, through one real
+mosquitto, in one run.
+
+    python benchmarks/bench_ingest.py [--quick] [--assets 50] [--seconds 8]
+
+1. Burst: the load generator sends a burst as fast as it can (it manages ~4x what any of the
+   subscribers takes here); each subscriber's drain rate is messages / (first sent -> last
+   handled). For the gateway "handled" is the threshold alert the burst's last reading
+   raises, so the figure includes decoding, rules, hops and models.
+2. Sweep: paced load at fractions of the bare aiomqtt burst rate, each subscriber in turn at
+   each step (interleaved, so the box's noise hits all three alike). A step is sustained when
+   nothing is lost and the subscriber is done within 0.5 s + 5 % of the run after the last
+   message went out (it kept up with the offered rate within 5 %; the 0.5 s absorbs the
+   scheduling hiccups of a shared box).
+   Gateway loss is counted from its own self-metrics (messages_in, readings_in, rejected).
+
+The bare subscribers read bench/pumps/+/telemetry and the gateway plant/pumps/+/telemetry, so
+the gateway, running throughout, never sees the load meant for the others.
+
+Writes benchmarks/results/ingest.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _rig  # noqa: E402
+from _common import write  # noqa: E402
+
+CLIENTS = ("aiomqtt", "paho", "gateway")
+
+
+def bare_run(client: str, port: int, n_assets: int, rate: float, seconds: float, count: int | None,
+             pin: str | None) -> dict[str, Any]:
+    argv = [_rig.PY, str(_rig.HERE / "bare_sub.py"), "--client", client, "--port", str(port),
+            "--prefix", _rig.BARE_PREFIX, "--timeout", str(seconds * 4 + 60)]
+    if pin:
+        argv = ["taskset", "-c", pin, *argv]
+    sub = subprocess.Popen(argv, stdout=subprocess.PIPE, start_new_session=True)
+    assert sub.stdout is not None
+    sub.stdout.readline()  # ready
+    lg = _start_load(port, n_assets, rate, seconds, count, _rig.BARE_PREFIX, pin)
+    pub = _rig.loadgen_result(lg, seconds * 4 + 60)
+    out = sub.communicate(timeout=seconds * 4 + 60)[0].decode().strip().splitlines()
+    res = json.loads(out[-1])
+    received = int(res["count"]) - 1  # the probe's opening message
+    return _figures(pub, received, res["t_sentinel"], seconds, rate)
+
+
+def _start_load(port: int, n_assets: int, rate: float, seconds: float, count: int | None, prefix: str,
+                pin: str | None) -> subprocess.Popen[bytes]:
+    argv = [_rig.PY, str(_rig.HERE / "loadgen.py"), "--port", str(port), "--assets", str(n_assets),
+            "--rate", str(rate), "--seconds", str(seconds), "--prefix", prefix, "--sentinel"]
+    if count:
+        argv += ["--count", str(count)]
+    if pin:
+        argv = ["taskset", "-c", pin, *argv]
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    return p
+
+
+def _figures(pub: dict[str, Any], received: int, t_done: float | None, seconds: float, rate: float) -> dict[str, Any]:
+    sent = int(pub["sent"])
+    lost = sent - received
+    if t_done is None:
+        return {"offered": rate, "sent": sent, "received": received, "lost": lost, "sustained": False,
+                "rate": 0.0, "lag_s": None, "pub_rate": round(pub["achieved_rate"])}
+    lag = t_done - pub["t_flushed"]
+    span = t_done - pub["t_first"]
+    ok = lost == 0 and lag <= 0.5 + 0.05 * seconds
+    return {"offered": rate, "sent": sent, "received": received, "lost": lost, "sustained": ok,
+            "rate": round(received / span), "lag_s": round(lag, 3), "pub_rate": round(pub["achieved_rate"])}
+
+
+class GatewayUnderTest:
+    def __init__(self, wd: Path, broker: _rig.Broker, n_assets: int, pin: str | None) -> None:
+        self.watcher = _rig.Watcher(broker.port)
+        cfg = _rig.gateway_config(wd, n_assets)
+        self.gw = _rig.Gateway(cfg, broker.port, self.watcher, wd,
+                               argv_prefix=["taskset", "-c", pin] if pin else None)
+        self.port = broker.port
+        self.n_assets = n_assets
+        self.pin = pin
+        time.sleep(1.0)
+
+    def snapshot(self) -> dict[str, Any]:
+        m = self.watcher.next_metrics(5.0)
+        if m is None:
+            raise RuntimeError("no self-metrics from the gateway")
+        return m
+
+    def run(self, rate: float, seconds: float, count: int | None) -> dict[str, Any]:
+        before = self.snapshot()
+        cpu0 = _rig.cpu_s(self.gw.pid)
+        w = self.watcher
+        t_start = time.perf_counter()
+        lg = _start_load(self.port, self.n_assets, rate, seconds, count, "plant/pumps", self.pin)
+        pub = _rig.loadgen_result(lg, seconds * 4 + 60)
+
+        def raised() -> float | None:
+            for t, d in reversed(w.alerts):
+                if t < t_start:
+                    return None
+                if (d.get("asset") == _rig.PROBE and d.get("kind") == "threshold" and d.get("state") == "raised"):
+                    return t
+            return None
+
+        w.wait(lambda: raised() is not None, seconds * 4 + 30)
+        t_done = raised()
+        cpu = _rig.cpu_s(self.gw.pid) - cpu0
+        time.sleep(0.1)
+        after = self.snapshot()
+        msgs = after["messages_in"] - before["messages_in"]
+        readings = after["readings_in"] - before["readings_in"]
+        rejected = after["rejected_total"] - before["rejected_total"]
+        received = msgs - 2  # the probe's opening and closing messages
+        fig = _figures(pub, received, t_done, seconds, rate)
+        fig.update(readings_in=readings, rejected=rejected, cpu_us_per_msg=round(cpu / max(msgs, 1) * 1e6, 1),
+                   hop_ms_p99=after.get("hop_ms_p99"), rss_mb=after.get("rss_mb"))
+        if readings != 5 * msgs or rejected:  # every message carries 5 readings
+            fig["sustained"] = False
+        return fig
+
+    def close(self) -> None:
+        self.gw.close()
+        self.watcher.close()
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--assets", type=int, default=50)
+    ap.add_argument("--seconds", type=float, help="length of each sweep step (default 8; quick 2)")
+    ap.add_argument("--burst", type=int, help="messages per burst (default 40000; quick 12000)")
+    ap.add_argument("--steps", help="comma-separated fractions of the bare aiomqtt burst rate")
+    ap.add_argument("--pin", help="taskset CPU list for every process of the run, e.g. 0 (Pi-class projection)")
+    ap.add_argument("--name", default="ingest")
+    args = ap.parse_args(argv)
+    seconds = args.seconds or (2.0 if args.quick else 8.0)
+    burst = args.burst or (12000 if args.quick else 40000)
+    steps = [float(s) for s in args.steps.split(",")] if args.steps else (
+        [0.5, 0.75, 1.0] if args.quick else [0.4, 0.55, 0.7, 0.8, 0.9, 1.0, 1.1])
+    wd = _rig.workdir("ingest")
+    broker = _rig.Broker(wd)
+    if args.pin:
+        subprocess.run(["taskset", "-pc", args.pin, str(broker.proc.pid)], capture_output=True)
+    gut = GatewayUnderTest(wd, broker, args.assets, args.pin)
+    res: dict[str, Any] = {"assets": args.assets, "signals_per_message": 5, "step_seconds": seconds,
+                           "burst_messages": burst, "pinned": args.pin}
+    try:
+        bursts: dict[str, dict[str, Any]] = {}
+        for c in CLIENTS:
+            r = (gut.run(0, 0, burst) if c == "gateway"
+                 else bare_run(c, broker.port, args.assets, 0, 0, burst, args.pin))
+            bursts[c] = r
+            print(f"burst  {c:8s} {r['rate']:>8,} msg/s  lost {r['lost']}  (publisher {r['pub_rate']:,} msg/s)", flush=True)
+        res["burst"] = bursts
+        ceiling = bursts["aiomqtt"]["rate"]
+        sweep: dict[str, list[dict[str, Any]]] = {c: [] for c in CLIENTS}
+        for f in steps:
+            rate = round(ceiling * f)
+            for c in CLIENTS:
+                r = (gut.run(rate, seconds, None) if c == "gateway"
+                     else bare_run(c, broker.port, args.assets, rate, seconds, None, args.pin))
+                sweep[c].append(r)
+                print(f"offered {rate:>7,}/s  {c:8s} got {r['rate']:>7,}/s  lost {r['lost']:>5}  lag {r['lag_s']} s  "
+                      f"{'ok' if r['sustained'] else 'NOT sustained'}", flush=True)
+        res["sweep"] = sweep
+        best = {c: max([r["offered"] for r in sweep[c] if r["sustained"]], default=0) for c in CLIENTS}
+        res["max_sustained"] = best
+        res["ratio_gateway_vs_aiomqtt"] = round(best["gateway"] / best["aiomqtt"], 2) if best["aiomqtt"] else None
+        res["burst_ratio_gateway_vs_aiomqtt"] = round(bursts["gateway"]["rate"] / ceiling, 2) if ceiling else None
+        res["gateway_rss_mb"] = gut.snapshot().get("rss_mb")
+    finally:
+        gut.close()
+        broker.close()
+    print(f"max sustained, zero loss: aiomqtt {best['aiomqtt']:,}/s, paho {best['paho']:,}/s, "
+          f"gateway {best['gateway']:,}/s -> gateway/aiomqtt {res['ratio_gateway_vs_aiomqtt']}; "
+          f"burst ratio {res['burst_ratio_gateway_vs_aiomqtt']}")
+    print(f"wrote {write(args.name, res)}")
+    return res
+
+
+if __name__ == "__main__":
+    main()
