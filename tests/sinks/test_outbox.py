@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from edgegw.sinks.outbox import Kind, Outbox
 
 
@@ -174,3 +176,37 @@ def test_seq_skips_ahead_after_an_unclean_reboot_only(tmp_path: Path) -> None:
     with sqlite3.connect(db) as c:  # a clean stop, then a reboot: no gap
         c.execute("UPDATE meta SET value='yet-another-boot' WHERE key='boot'")
     assert Outbox(db, 2**20).seq_hwm == 1005
+
+
+def test_damage_found_while_running_moves_the_file_aside_and_carries_on(tmp_path: Path) -> None:
+    db = tmp_path / "o.db"
+    reported: list[str] = []
+    ob = Outbox(db, 2**26)
+    ob.on_corrupt = reported.append
+    _fill(ob, 3000)
+    ob._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # everything in the main file ...
+    ob._db.execute("PRAGMA cache_size=1")  # ... and read from it again, not from the page cache
+    size = db.stat().st_size
+    with open(db, "r+b") as f:  # a failing card: everything past the schema turns to garbage
+        for off in range(8192, size, 4096):
+            f.seek(off)
+            f.write(b"\xa5" * 4096)
+    assert ob.read(0, limit=5000) == []
+    assert reported and "moved aside" in reported[0]
+    assert ob.lost_to_damage == 3000 and ob.stats()["lost_to_damage"] == 3000
+    assert list(tmp_path.glob("o.db.corrupt-*"))
+    new = ob.put(Kind.ALERT, "a", b"x", seq=3001)
+    ob.commit()
+    assert new > 3000 and [r.id for r in ob.read(0)] == [new], "ids and seq never go back"
+    assert ob.seq_hwm == 3001
+    ob.close()
+
+
+def test_one_process_per_outbox(tmp_path: Path) -> None:
+    from edgegw.sinks.outbox import OutboxBusy
+
+    first = Outbox(tmp_path / "o.db", 2**20)
+    with pytest.raises(OutboxBusy, match="in use by another process"):
+        Outbox(tmp_path / "o.db", 2**20)
+    first.close()
+    Outbox(tmp_path / "o.db", 2**20).close()

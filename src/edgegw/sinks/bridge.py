@@ -30,7 +30,7 @@ from edgegw.config import ConfigError, GatewayConfig, TlsConfig
 from edgegw.mqttconn import NODELAY, tls_context
 from edgegw.records import Alert, AlertState, Rollup, Severity, iso
 from edgegw.sinks.local import alert_topic
-from edgegw.sinks.outbox import Kind, Outbox, Row
+from edgegw.sinks.outbox import Kind, Outbox, OutboxBusy, Row
 
 if TYPE_CHECKING:
     from edgegw.engine.engine import Engine
@@ -75,9 +75,12 @@ class Bridge:
         gw = cfg.gateway.id
         self.prefix = up.topic_prefix.format(gateway=gw, site=cfg.gateway.site).rstrip("/")
         self.status_topic = f"{self.prefix}/status/{gw}"
-        self.outbox = outbox or Outbox(up.outbox.path, int(up.outbox.max_mb * 2**20), on_drop=self._dropped)
-        if outbox is not None:
-            outbox.on_drop = self._dropped
+        try:
+            self.outbox = outbox or Outbox(up.outbox.path, int(up.outbox.max_mb * 2**20))
+        except OutboxBusy as e:
+            raise ConfigError([f"upstream.outbox.path: {e}"]) from None
+        self.outbox.on_drop = self._dropped
+        self.outbox.on_corrupt = lambda problem: self._raise("outbox_corrupt", problem, {"problem": problem})
         if self.outbox.seq_hwm > seq.value:
             seq.value = self.outbox.seq_hwm  # seq survives restarts: never reused
         self.published = 0

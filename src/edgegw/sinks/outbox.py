@@ -19,6 +19,7 @@ and `problems` says what happened.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import sqlite3
 import threading
@@ -27,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import structlog
 
@@ -65,6 +66,16 @@ class Row:
     payload: bytes
 
 
+class OutboxBusy(Exception):
+    """Another process holds this outbox."""
+
+
+def _corrupt(e: sqlite3.Error) -> bool:
+    """SQLITE_CORRUPT or SQLITE_NOTADB: the file is damaged (not a full disk, a lock or permissions)."""
+    code = getattr(e, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in (11, 26)
+
+
 def _fsync_dir(path: str) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -88,12 +99,17 @@ class Outbox:
         self.path = str(path)
         self.max_bytes = max_bytes
         self.on_drop = on_drop
+        self.on_corrupt: Callable[[str], None] | None = None
+        self._lock: IO[bytes] | None = None  # a file object: released when closed, or collected
+        self.count = self.bytes = self.last_id = self.committed_id = 0
+        self.meta: dict[str, Any] = {}
         self.problems: list[str] = []  # what went wrong opening the file, for the bridge to report
         self.in_memory = False
         self.dropped = {k.name.lower(): 0 for k in Kind}
         self.put_count = 0
         self.acked = 0
         self.write_errors = 0
+        self.lost_to_damage = 0  # messages in a file found damaged while running
         self.seq_hwm = 0  # highest seq recorded as handed to the outbox
         self.seq_skipped = 0
         self._tx = False
@@ -130,21 +146,61 @@ class Outbox:
         p = Path(self.path)
         try:
             p.parent.mkdir(parents=True, exist_ok=True)
+            self._lock_file()
             return self._connect(self.path)
-        except sqlite3.DatabaseError as e:  # not a database, malformed, ... : move it aside, start afresh
-            aside = f"{self.path}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}"
-            try:
-                for suffix in ("", "-wal", "-shm"):
-                    if Path(self.path + suffix).exists():
-                        os.replace(self.path + suffix, aside + suffix)
-                self.problems.append(f"outbox {self.path} unreadable ({e}); moved aside to {aside}")
-                log.error("outbox unreadable; moved aside, starting a fresh one", path=self.path, moved_to=aside,
-                          error=str(e))
-                return self._connect(self.path)
-            except (OSError, sqlite3.Error) as e2:
-                return self._memory(f"outbox {self.path} unreadable ({e}) and could not be replaced ({e2})")
+        except sqlite3.DatabaseError as e:
+            if _corrupt(e):
+                return self._fresh(e)
+            return self._memory(f"outbox {self.path} cannot be used ({e})")
         except OSError as e:
             return self._memory(f"outbox {self.path} cannot be opened ({e})")
+
+    def _lock_file(self) -> None:
+        """One process per outbox: a second one would send the same messages and interleave ids."""
+        f = open(self.path + ".lock", "ab")  # noqa: SIM115 - held open for the outbox's lifetime
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.close()
+            raise OutboxBusy(f"{self.path} is in use by another process") from None
+        self._lock = f
+
+    def _fresh(self, e: sqlite3.Error) -> sqlite3.Connection:
+        """Not a database, malformed: move it aside (kept for a post-mortem) and start an empty one."""
+        aside = f"{self.path}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}"
+        try:
+            for suffix in ("", "-wal", "-shm"):
+                if Path(self.path + suffix).exists():
+                    os.replace(self.path + suffix, aside + suffix)
+            self.problems.append(f"outbox {self.path} unreadable ({e}); moved aside to {aside}")
+            log.error("outbox unreadable; moved aside, starting a fresh one", path=self.path, moved_to=aside,
+                      error=str(e))
+            return self._connect(self.path)
+        except (OSError, sqlite3.Error) as e2:
+            return self._memory(f"outbox {self.path} unreadable ({e}) and could not be replaced ({e2})")
+
+    def _replace(self, e: sqlite3.Error) -> None:
+        """Damage found while running: what the file held is lost to us; carry on with a fresh outbox."""
+        lost = self.count
+        with contextlib.suppress(sqlite3.Error):
+            self._db.close()
+        self._tx = False
+        if self._wal_fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._wal_fd)
+            self._wal_fd = None
+        if self._sync_db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._sync_db.close()
+            self._sync_db = None
+        hwm, last = self.seq_hwm, self.last_id
+        self._db = self._memory("outbox lost") if self.in_memory else self._fresh(e)
+        self._load()
+        self.seq_hwm = max(hwm, self.seq_hwm)
+        self.last_id = self.committed_id = max(last, self.last_id)
+        self.lost_to_damage += lost
+        if self.on_corrupt is not None:
+            self.on_corrupt(self.problems[-1])
 
     def _memory(self, problem: str) -> sqlite3.Connection:
         self.problems.append(problem + "; keeping messages in memory, not durable")
@@ -264,8 +320,15 @@ class Outbox:
         log.error("outbox write failed; uncommitted messages lost", error=str(e), lost=lost,
                   write_errors=self.write_errors)
         self.last_id = self.committed_id
-        n, total = self._db.execute("SELECT count(*), coalesce(sum(size), 0) FROM outbox").fetchone()
-        self.count, self.bytes = int(n), int(total)
+        if _corrupt(e):
+            self._replace(e)
+            return
+        try:
+            n, total = self._db.execute("SELECT count(*), coalesce(sum(size), 0) FROM outbox").fetchone()
+            self.count, self.bytes = int(n), int(total)
+        except sqlite3.DatabaseError as e2:
+            if _corrupt(e2):
+                self._replace(e2)
 
     def _make_room(self, need: int) -> None:
         """Drop the oldest messages of the least important kind until `need` more bytes fit."""
@@ -298,13 +361,25 @@ class Outbox:
         hi = self.committed_id if upto is None else min(upto, self.committed_id)
         if hi <= after:
             return []
-        rows = self._db.execute(
-            "SELECT id, topic, payload FROM outbox WHERE id > ? AND id <= ? ORDER BY id LIMIT ?", (after, hi, limit)
-        ).fetchall()
+        try:
+            rows = self._db.execute(
+                "SELECT id, topic, payload FROM outbox WHERE id > ? AND id <= ? ORDER BY id LIMIT ?", (after, hi, limit)
+            ).fetchall()
+        except sqlite3.DatabaseError as e:
+            if not _corrupt(e):
+                raise
+            self._replace(e)
+            return []
         return [Row(r[0], r[1], bytes(r[2])) for r in rows]
 
     def first_id(self) -> int:
-        row = self._db.execute("SELECT min(id) FROM outbox").fetchone()
+        try:
+            row = self._db.execute("SELECT min(id) FROM outbox").fetchone()
+        except sqlite3.DatabaseError as e:
+            if not _corrupt(e):
+                raise
+            self._replace(e)
+            row = None
         return int(row[0]) if row and row[0] is not None else self.committed_id + 1
 
     # ------------------------------------------------------------------ durability
@@ -359,6 +434,9 @@ class Outbox:
                     os.close(self._wal_fd)
             self._wal_fd = None
             self._sync_db = None
+        if self._lock is not None:
+            self._lock.close()  # releases the flock
+            self._lock = None
 
     # ------------------------------------------------------------------ reporting
 
@@ -371,5 +449,6 @@ class Outbox:
             "acked": self.acked,
             "dropped": dict(self.dropped),
             "write_errors": self.write_errors,
+            "lost_to_damage": self.lost_to_damage,
             "durable": not self.in_memory,
         }
