@@ -242,10 +242,10 @@ class Outbox:
     def put(self, kind: Kind, topic: str, payload: bytes, seq: int = 0) -> int:
         """Insert a message in the open transaction; it is published once `commit()` ran. Returns its id."""
         size = len(topic) + len(payload) + ROW_OVERHEAD
-        if self.bytes + size > self.max_bytes:
-            self._make_room(size)
         self.last_id += 1
         try:
+            if self.bytes + size > self.max_bytes:
+                self._make_room(size)
             self._begin()
             self._db.execute("INSERT INTO outbox VALUES (?, ?, ?, ?, ?)", (self.last_id, int(kind), size, topic, payload))
         except sqlite3.Error as e:
