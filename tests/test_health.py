@@ -30,7 +30,7 @@ def _metrics(sub: Collector, gw_id: str) -> list[dict]:
 async def test_metrics_topic_carries_the_figures(mosquitto: Broker) -> None:
     port, gid = mosquitto.port, "gw-health-1"
     cfg = example_config(
-        port, f"gateway.id={gid}", "metrics.interval_s=1", "profiles.pump.signals.vibration.on_delay_s=0",
+        port, f"gateway.id={gid}", f"gateway.site={gid}", "metrics.interval_s=1", "profiles.pump.signals.vibration.on_delay_s=0",
         "sources.0.topic=health1/{asset}/telemetry",
     )
     async with Collector(port, f"status/{gid}/metrics") as sub, running_gateway(cfg) as gw:
@@ -188,7 +188,7 @@ async def test_outbox_depth_while_upstream_is_down(mosquitto: Broker, tmp_path: 
 
     port, gid = mosquitto.port, "gw-health-6"
     cfg = example_config(
-        port, f"gateway.id={gid}", "metrics.interval_s=1", "profiles.pump.signals.vibration.on_delay_s=0",
+        port, f"gateway.id={gid}", f"gateway.site={gid}", "metrics.interval_s=1", "profiles.pump.signals.vibration.on_delay_s=0",
         "sources.0.topic=health6/{asset}/t", "upstream.host=127.0.0.1", f"upstream.port={free_port()}",
         f"upstream.outbox.path={tmp_path / 'outbox.db'}",
     )
