@@ -17,7 +17,7 @@ from tests.helpers import Collector, example_config, publish, pump, running_gate
 
 async def test_threshold_raise_and_clear_with_late_subscriber(mosquitto: Broker) -> None:
     port = mosquitto.port
-    cfg = example_config(port, "gateway.id=gw-e2e-1")
+    cfg = example_config(port, "gateway.id=gw-e2e-1", "gateway.site=site-e2e-1")
     async with Collector(port, "alerts/#", "status/gw-e2e-1") as sub, running_gateway(cfg):
         await sub.wait(lambda s: any(t == "status/gw-e2e-1" and p == b"online" for t, p, _ in s.messages))
         t = time.time()
@@ -28,7 +28,7 @@ async def test_threshold_raise_and_clear_with_late_subscriber(mosquitto: Broker)
         for k in ("id", "seq", "ts", "gateway", "site", "asset", "kind", "state", "severity"):
             assert k in raised
         # a monitor that subscribes now learns the alarm is active
-        async with Collector(port, "alerts/plant-a/pump-2/#") as late:
+        async with Collector(port, "alerts/site-e2e-1/pump-2/#") as late:
             got = await late.wait(lambda s: [m for m in s.messages if m[2]])
             assert json.loads(got[0][1])["state"] == "raised"
         t = time.time()
@@ -38,14 +38,14 @@ async def test_threshold_raise_and_clear_with_late_subscriber(mosquitto: Broker)
         assert len(sub.alerts(gateway="gw-e2e-1", asset="pump-2", kind="threshold")) == 2  # one per transition
         # ... and after the clear nothing is left retained
         await asyncio.sleep(0.2)
-        async with Collector(port, "alerts/plant-a/pump-2/#") as late:
+        async with Collector(port, "alerts/site-e2e-1/pump-2/#") as late:
             await asyncio.sleep(0.5)
             assert [m for m in late.messages if m[2]] == []
 
 
 async def test_hostile_input_never_stops_the_gateway(mosquitto: Broker) -> None:
     port = mosquitto.port
-    cfg = example_config(port, "gateway.id=gw-e2e-2", "profiles.pump.signals.vibration.on_delay_s=0")
+    cfg = example_config(port, "gateway.id=gw-e2e-2", "gateway.site=site-e2e-2", "profiles.pump.signals.vibration.on_delay_s=0")
     bad: list[bytes | str] = [
         b"{", b"not json", b"", b"null", b"[]", b"[1,2,3]", b'"str"', b"1e999", b"NaN", b'{"ts": 1e20, "vibration": 3}',
         b'{"vibration": {"nested": [1,2]}}', b"[" * 5000 + b"]" * 5000, os.urandom(2000), b"\xff\xfe\x00\x01",

@@ -8,6 +8,7 @@ at load (systemd credentials: `${CREDENTIALS_DIRECTORY}/name`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -483,10 +484,12 @@ def _line_of(root: Any, loc: Sequence[Any]) -> int | None:
     node, line = root, None
     for key in loc:
         if isinstance(node, CommentedMap) and key in node:
-            line = node.lc.key(key)[0] + 1
+            with contextlib.suppress(KeyError, TypeError):  # keys added by --set have no position
+                line = node.lc.key(key)[0] + 1
             node = node[key]
         elif isinstance(node, CommentedSeq) and isinstance(key, int) and 0 <= key < len(node):
-            line = node.lc.item(key)[0] + 1
+            with contextlib.suppress(KeyError, TypeError):
+                line = node.lc.item(key)[0] + 1
             node = node[key]
         elif isinstance(node, CommentedMap | CommentedSeq):
             continue  # e.g. the union tag 'mqtt' in ('sources', 0, 'mqtt', 'topic')
@@ -555,7 +558,7 @@ def load_config(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> 
     _substitute(root, (), env_problems)
     for loc, msg in env_problems:
         line = _line_of(root, loc)
-        problems.append(f"{fname}:{line or '?'}: {'.'.join(map(str, loc))}: {msg}")
+        problems.append(f"{fname}{f':{line}' if line else ''}: {'.'.join(map(str, loc))}: {msg}")
     if problems:
         raise ConfigError(problems)
     try:
@@ -569,7 +572,7 @@ def load_config(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> 
             dotted = ".".join(str(p) for p in shown) or "(top level)"
             if err["type"] == "extra_forbidden":
                 msg = f"unknown key {loc[-1]!r}"
-            problems.append(f"{fname}:{line or '?'}: {dotted}: {msg}")
+            problems.append(f"{fname}{f':{line}' if line else ''}: {dotted}: {msg}")
         raise ConfigError(problems) from None
 
 
