@@ -203,3 +203,24 @@ async def test_upstream_password_never_logged(mosquitto, broker_factory, tmp_pat
     assert "not authorised" in logs.lower() or "not authorized" in logs.lower(), logs[-2000:]
     assert right not in logs and wrong not in logs
     assert len(logs.splitlines()) > 10, "debug logging was on"
+
+
+def test_console_tracebacks_show_no_local_variables() -> None:
+    """A traceback rendered for a terminal must not print the frames' locals (a password is one)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import structlog\n"
+        "from edgegw.log import setup\n"
+        "setup('info', 'console')\n"
+        "def connect(password):\n"
+        "    raise ValueError('boom')\n"
+        "try:\n"
+        "    connect('Sesame-in-a-frame')\n"
+        "except ValueError:\n"
+        "    structlog.get_logger('t').exception('failed')\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    out = r.stdout + r.stderr
+    assert "boom" in out and "Sesame-in-a-frame" not in out
