@@ -27,29 +27,41 @@ def row_features(ts: np.ndarray, x: np.ndarray) -> np.ndarray:
     """Features of each row of NaN-padded (R, L) matrices `ts` and `x`: an (R, N_FEATURES) array.
 
     Rows with no samples give NaN for every feature but count (0). `slope` is per second.
+    Leading columns no row uses are skipped (a 1 Hz window in a buffer sized for 10 Hz is mostly
+    padding); sums of products are einsum reductions, and times are taken relative to each row's
+    newest sample, so every statistic is one pass and stays exact for epoch timestamps.
     """
-    valid = ~np.isnan(x)
-    n = valid.sum(axis=1)
+    nan = np.isnan(x)
+    unused = nan.all(axis=0)
+    first = min(int(unused.argmin()) if not unused.all() else x.shape[1], x.shape[1] - 1)
+    if first > 0:
+        ts, x, nan = ts[:, first:], x[:, first:], nan[:, first:]
+    n = x.shape[1] - nan.sum(axis=1)
     nz = np.maximum(n, 1)
-    x0 = np.where(valid, x, 0.0)
+    x0 = np.where(nan, 0.0, x)
     mean = x0.sum(axis=1) / nz
-    d = np.where(valid, x - mean[:, None], 0.0)
+    d = x0 - mean[:, None]
+    d[nan] = 0.0
     d2 = d * d
     var = d2.sum(axis=1) / nz
     std = np.sqrt(var)
     flat = var <= _EPS * np.maximum(1.0, mean * mean)
     safe_var = np.where(flat, 1.0, var)
-    skew = np.where(flat, 0.0, (d2 * d).sum(axis=1) / nz / safe_var**1.5)
-    kurt = np.where(flat, 0.0, (d2 * d2).sum(axis=1) / nz / (safe_var * safe_var) - 3.0)
-    mn = np.where(valid, x, np.inf).min(axis=1)
-    mx = np.where(valid, x, -np.inf).max(axis=1)
-    rms = np.sqrt((x0 * x0).sum(axis=1) / nz)
+    skew = np.where(flat, 0.0, np.einsum("ij,ij->i", d2, d) / nz / safe_var**1.5)
+    kurt = np.where(flat, 0.0, np.einsum("ij,ij->i", d2, d2) / nz / (safe_var * safe_var) - 3.0)
+    mn = np.fmin.reduce(x, axis=1)  # fmin/fmax skip NaN
+    mx = np.fmax.reduce(x, axis=1)
+    rms = np.sqrt(np.einsum("ij,ij->i", x0, x0) / nz)
     peak = np.maximum(np.abs(mn), np.abs(mx))
     crest = np.where(rms > _EPS, peak / np.where(rms > _EPS, rms, 1.0), 0.0)
-    tmean = np.where(valid, ts, 0.0).sum(axis=1) / nz
-    dt = np.where(valid, ts - tmean[:, None], 0.0)
-    sxx = (dt * dt).sum(axis=1)
-    slope = np.where(sxx > _EPS, (dt * d).sum(axis=1) / np.where(sxx > _EPS, sxx, 1.0), 0.0)
+    # slope = sum((t - tm) d) / sum((t - tm)^2), with t relative to the row's newest time; as
+    # sum(d) == 0, sum((t - tm) d) == sum(t d)
+    t_ref = np.fmax.reduce(ts, axis=1)
+    t0 = ts - np.where(np.isnan(t_ref), 0.0, t_ref)[:, None]
+    t0[nan] = 0.0
+    tm = t0.sum(axis=1) / nz
+    sxx = np.einsum("ij,ij->i", t0, t0) - nz * tm * tm
+    slope = np.where(sxx > _EPS, np.einsum("ij,ij->i", t0, d) / np.where(sxx > _EPS, sxx, 1.0), 0.0)
     last = x[:, -1]
     out = np.stack(
         [mean, std, mn, mx, rms, mx - mn, slope, skew, kurt, crest, last, n.astype(np.float64)], axis=1
@@ -59,26 +71,35 @@ def row_features(ts: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 
 class WindowMatrix:
-    """A reusable NaN-padded matrix that windows are copied into, right-aligned, one per row."""
+    """A reusable NaN-padded matrix that windows are copied into, right-aligned, one per row.
+
+    Each row remembers where its data starts, so a put only re-pads what the previous window
+    of that row filled and this one does not: usually two slice copies per window.
+    """
 
     def __init__(self, rows: int, length: int) -> None:
         self.ts = np.full((rows, length), np.nan)
         self.x = np.full((rows, length), np.nan)
+        self._start = [length] * rows
 
     def ensure(self, rows: int, length: int) -> None:
         if self.x.shape[0] < rows or self.x.shape[1] != length:
             self.ts = np.full((max(rows, self.x.shape[0]), length), np.nan)
             self.x = np.full_like(self.ts, np.nan)
+            self._start = [length] * self.x.shape[0]
 
     def put(self, row: int, ts: np.ndarray, vals: np.ndarray) -> None:
         length = self.x.shape[1]
         k = min(len(vals), length)
-        if k < length:
-            self.ts[row, : length - k] = np.nan
-            self.x[row, : length - k] = np.nan
+        start = length - k
+        old = self._start[row]
+        if old < start:
+            self.ts[row, old:start] = np.nan
+            self.x[row, old:start] = np.nan
+        self._start[row] = start
         if k:
-            self.ts[row, length - k :] = ts[-k:]
-            self.x[row, length - k :] = vals[-k:]
+            self.ts[row, start:] = ts[-k:]
+            self.x[row, start:] = vals[-k:]
 
 
 def window_features(windows: Sequence[Sequence[tuple[np.ndarray, np.ndarray]]], length: int) -> np.ndarray:

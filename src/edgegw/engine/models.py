@@ -140,6 +140,7 @@ class OnnxModelSet:
         self._mean = mean[self._used]
         self._scale = np.maximum(std[self._used], 1e-9 * np.maximum(np.abs(self._mean), 1.0))
         self._used_names = [self.feature_names[i] for i in used]
+        self._used_signals = [n.split(".", 1)[0] for n in self._used_names]
         mins = am.get("min_samples") or {}
         self._count_cols = np.array([self.feature_names.index(f"{s}.count") for s in mins], dtype=np.int64)
         self._min_count = np.array(list(mins.values()), dtype=np.float32)
@@ -203,18 +204,22 @@ class OnnxModelSet:
         top: list[dict[str, Any]] = []
         seen: set[str] = set()
         rest: list[int] = []
+        names, sigs = self._used_names, self._used_signals
+        zl = z.tolist()
         for c in order.tolist():
-            sig = self._used_names[c].split(".", 1)[0]
-            if sig in seen or (top and abs(z[c]) < MIN_Z_OTHER_SIGNAL):
+            sig = sigs[c]
+            weak = abs(zl[c]) < MIN_Z_OTHER_SIGNAL
+            if sig in seen or (top and weak):
                 rest.append(c)
+                if weak and len(rest) >= TOP_N:
+                    break  # sorted by |z|: nothing later can name another signal
                 continue
             seen.add(sig)
-            top.append({"feature": self._used_names[c], "signal": sig, "z": round(float(z[c]), 2)})
+            top.append({"feature": names[c], "signal": sig, "z": round(zl[c], 2)})
             if len(top) == TOP_N:
                 break
         for c in rest[: TOP_N - len(top)]:
-            fname = self._used_names[c]
-            top.append({"feature": fname, "signal": fname.split(".", 1)[0], "z": round(float(z[c]), 2)})
+            top.append({"feature": names[c], "signal": sigs[c], "z": round(zl[c], 2)})
         return {"top": top, "signals": list(dict.fromkeys(t["signal"] for t in top))}
 
 

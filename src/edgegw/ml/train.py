@@ -209,14 +209,48 @@ def _versions() -> dict[str, str]:
     }
 
 
-def train(args: argparse.Namespace) -> str:
-    t0 = time.monotonic()
+def anomaly_pipeline(used: list[int], n_components: int, trees: int, max_samples: int, seed: int) -> Any:
+    """Select the used feature columns, standardise, whiten, isolation forest."""
     from sklearn.compose import ColumnTransformer
     from sklearn.decomposition import PCA
-    from sklearn.ensemble import HistGradientBoostingClassifier, IsolationForest
-    from sklearn.metrics import precision_recall_fscore_support
+    from sklearn.ensemble import IsolationForest
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
+
+    return Pipeline([
+        ("select", ColumnTransformer([("used", "passthrough", used)])),
+        ("scale", StandardScaler()),
+        ("whiten", PCA(n_components=n_components, whiten=True, svd_solver="full", random_state=seed)),
+        ("iforest", IsolationForest(n_estimators=trees, max_samples=max_samples, random_state=seed)),
+    ])
+
+
+def failure_pipeline(used: list[int], seed: int) -> Any:
+    """Select the used feature columns, gradient-boosted trees over the fault classes."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.pipeline import Pipeline
+
+    return Pipeline([
+        ("select", ColumnTransformer([("used", "passthrough", used)])),
+        ("hgb", HistGradientBoostingClassifier(max_iter=100, max_leaf_nodes=15, learning_rate=0.1,
+                                               early_stopping=False, random_state=seed)),
+    ])
+
+
+def whitened_components(x: np.ndarray) -> int:
+    """Components to keep when whitening: those the data really moves in (whitening must not blow
+    up directions normal data never takes, such as ptp == max - min)."""
+    from sklearn.preprocessing import StandardScaler
+
+    scaled = StandardScaler().fit_transform(x)
+    eig = np.linalg.svd(scaled - scaled.mean(axis=0), compute_uv=False) ** 2
+    return int((eig > eig[0] * 1e-9).sum())
+
+
+def train(args: argparse.Namespace) -> str:
+    t0 = time.monotonic()
+    from sklearn.metrics import precision_recall_fscore_support
 
     from edgegw.ml import export
 
@@ -270,18 +304,8 @@ def train(args: argparse.Namespace) -> str:
     xf = x[fit_rows]
     mean = xf.mean(axis=0)
     std = xf.std(axis=0)
-    # whitening must not blow up directions the normal data never moves in
-    sel = ColumnTransformer([("used", "passthrough", used)])
-    scaled = StandardScaler().fit_transform(xf[:, used])
-    eig = np.linalg.svd(scaled - scaled.mean(axis=0), compute_uv=False) ** 2
-    n_comp = int((eig > eig[0] * 1e-9).sum())
-    anomaly = Pipeline([
-        ("select", sel),
-        ("scale", StandardScaler()),
-        ("whiten", PCA(n_components=n_comp, whiten=True, svd_solver="full", random_state=args.seed)),
-        ("iforest", IsolationForest(n_estimators=args.trees, max_samples=min(256, len(xf)),
-                                    random_state=args.seed)),
-    ])
+    n_comp = whitened_components(xf[:, used])
+    anomaly = anomaly_pipeline(used, n_comp, args.trees, min(256, len(xf)), args.seed)
     anomaly.fit(xf.astype(np.float32))
     cal_scores = -anomaly.score_samples(x[cal_rows].astype(np.float32))
     far = args.false_alarm_rate
@@ -302,11 +326,7 @@ def train(args: argparse.Namespace) -> str:
         fit_c = ~held_c
         if len(set(label[fit_c].tolist())) < 2:
             fit_c = np.ones(len(label), dtype=bool)
-        clf = Pipeline([
-            ("select", ColumnTransformer([("used", "passthrough", used)])),
-            ("hgb", HistGradientBoostingClassifier(max_iter=100, max_leaf_nodes=15, learning_rate=0.1,
-                                                   early_stopping=False, random_state=args.seed)),
-        ])
+        clf = failure_pipeline(used, args.seed)
         clf.fit(x[fit_c].astype(np.float32), label[fit_c].astype(str))
         failure = clf
         if held_c.any():
