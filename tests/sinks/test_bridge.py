@@ -343,3 +343,37 @@ async def test_outbox_full_alarm_survives_a_restart_and_clears(tmp_path: Path) -
         await asyncio.wait_for(task, 10)
     assert [(a.kind, str(a.state)) for a in seen] == [("outbox_full", "cleared")]
     assert seen[0].raised_at is not None
+
+
+async def test_live_messages_overtake_a_rate_limited_backlog(broker_factory, tmp_path: Path) -> None:
+    from edgegw.gateway import Sequencer
+    from edgegw.records import Alert, AlertState, Severity
+    from edgegw.sinks.bridge import Bridge
+    from edgegw.sinks.outbox import Kind
+
+    up = broker_factory()
+    cfg = bridge_config(1883, up.port, tmp_path / "o.db", "upstream.outbox.replay_rate=50")
+    seq = Sequencer()
+    bridge = Bridge(cfg, seq)
+    for _ in range(500):  # queued while the uplink was down
+        s = seq.next()
+        bridge.outbox.put(Kind.ROLLUP, "edge/gw-pumphouse-1/rollups/plant-a/pump-1", json.dumps({"seq": s}).encode(), s)
+    bridge.outbox.commit()
+    async with Observer(up.port, ident="lanes-observer") as obs:
+        task = asyncio.create_task(bridge.run())
+        try:
+            await obs.wait(lambda o: len(o.messages) >= 5, 10)  # the replay is under way
+            live = Alert(asset="pump-1", kind="threshold", source="vibration", state=AlertState.RAISED,
+                         severity=Severity.CRITICAL, ts=time.time(), id="live-one", seq=seq.next(),
+                         gateway="gw-pumphouse-1", site="plant-a")
+            bridge.alert(live)
+            await obs.wait(lambda o: any(d.get("id") == "live-one" for d in o.records("/alerts/")), 10)
+            replayed_before_live = len(obs.records("/rollups/"))
+            assert replayed_before_live < 400, "the live alert did not wait for the backlog"
+            assert bridge.outbox.count > 50
+        finally:
+            await bridge.close()
+            await asyncio.wait_for(task, 10)
+    backlog = [d["seq"] for d in obs.records("/rollups/")]
+    assert backlog == sorted(backlog), "the backlog goes oldest first"
+    assert bridge.outbox.count > 0, "what was not replayed stays for the next start"
