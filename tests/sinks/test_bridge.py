@@ -28,9 +28,9 @@ NO_DELAYS = [f"profiles.pump.signals.{s}.{d}=0" for s in ("vibration", "pressure
 
 
 def bridge_config(local_port: int, up_port: int, outbox: Path, *extra: str) -> GatewayConfig:
-    return example_config(
-        local_port, "upstream.host=127.0.0.1", f"upstream.port={up_port}", f"upstream.outbox.path={outbox}",
-        "upstream.outbox.commit_ms=50", *NO_DELAYS, *extra,
+    return example_config(  # a site of its own: retained alarms stay out of other tests' topics
+        local_port, "gateway.id=gw-bridge", "gateway.site=site-bridge", "upstream.host=127.0.0.1",
+        f"upstream.port={up_port}", f"upstream.outbox.path={outbox}", "upstream.outbox.commit_ms=50", *NO_DELAYS, *extra,
     )
 
 
@@ -127,9 +127,8 @@ async def test_outage_everything_arrives_in_order_without_seq_gaps(mosquitto, br
     assert backlog == sorted(backlog), "the backlog arrives in order"
     kinds = {d.get("kind", "rollup") for d in got if d["seq"] <= split}
     assert "threshold" in kinds and "rollup" in kinds
-    assert any(t.startswith("edge/gw-pumphouse-1/alerts/plant-a/pump-2/threshold/") for t, _ in obs.messages)
-    assert any(t == "edge/gw-pumphouse-1/rollups/plant-a/pump-3" for t, _ in obs.messages)
-    assert bridge.outbox.count == 0 or bridge.outbox.committed_id > split
+    assert any(t.startswith("edge/gw-bridge/alerts/site-bridge/pump-2/threshold/") for t, _ in obs.messages)
+    assert any(t == "edge/gw-bridge/rollups/site-bridge/pump-3" for t, _ in obs.messages)
 
 
 # ---------------------------------------------------------------- the real daemon, killed
@@ -138,7 +137,8 @@ EDGEGW = Path(sys.executable).parent / "edgegw"
 
 
 def start_daemon(tmp_path: Path, name: str, *sets: str) -> subprocess.Popen[bytes]:
-    argv = [str(EDGEGW), "run", "-c", str(EXAMPLE), "--set", "profiles.pump.model=null", "--set", "log.format=json"]
+    argv = [str(EDGEGW), "run", "-c", str(EXAMPLE), "--set", "profiles.pump.model=null", "--set", "log.format=json",
+            "--set", "gateway.site=site-daemons"]
     for s in (*NO_DELAYS, *sets):
         argv += ["--set", s]
     with open(tmp_path / f"{name}.log", "ab") as out:
@@ -203,12 +203,12 @@ async def test_outbox_full_drops_rollups_keeps_alerts_and_says_so(mosquitto, tmp
     up_port = free_port()
     cfg = bridge_config(mosquitto.port, up_port, tmp_path / "outbox.db", "gateway.id=gw-full", "rollups.interval_s=1",
                         "upstream.outbox.max_mb=0.012", "assets.0.id=full-pump")
-    async with Collector(mosquitto.port, "alerts/plant-a/#") as local, running_gateway(cfg) as gw:
+    async with Collector(mosquitto.port, "alerts/site-bridge/#") as local, running_gateway(cfg) as gw:
         bridge = gw.sinks[-1]
         await publish(mosquitto.port, "plant/pumps/full-pump/telemetry", cycles("full-pump", 240))
         full = await local.wait(lambda c: c.alerts(asset="gw-full", kind="outbox_full", state="raised"), 20)
         assert full[0]["dropped"]["rollup"] > 0 and full[0]["dropped"]["alert"] == 0
-        assert full[0]["_topic"] == "alerts/plant-a/gw-full/outbox_full/upstream"
+        assert full[0]["_topic"] == "alerts/site-bridge/gw-full/outbox_full/upstream"
         alert_ids = {d["id"] for d in local.alerts(asset="full-pump")}
         assert len(alert_ids) >= 5
         await asyncio.sleep(1.5)  # rollups keep coming and keep being dropped
@@ -276,18 +276,18 @@ async def test_decimated_readings_and_choice_of_kinds(mosquitto, broker_factory,
         t = time.time()
         await publish(mosquitto.port, "plant/pumps/read-pump/telemetry",
                       [pump(12.5 + i * 0.01, ts=t + i * 0.1, flow=60.0 + i) for i in range(50)])
-        await obs.wait(lambda o: any(d["value"] == 109.0 for d in o.records("/readings/plant-a/read-pump/flow")))
-        await obs.wait(lambda o: o.records("/rollups/plant-a/read-pump"))
+        await obs.wait(lambda o: any(d["value"] == 109.0 for d in o.records("/readings/site-bridge/read-pump/flow")))
+        await obs.wait(lambda o: o.records("/rollups/site-bridge/read-pump"))
         n = len(obs.records("/readings/"))
         await asyncio.sleep(2.2)  # two more periods without new readings
         assert len(obs.records("/readings/")) == n, "only when there is something new"
-    vib = obs.records("/readings/plant-a/read-pump/vibration")
-    flow = obs.records("/readings/plant-a/read-pump/flow")
+    vib = obs.records("/readings/site-bridge/read-pump/vibration")
+    flow = obs.records("/readings/site-bridge/read-pump/flow")
     assert vib[-1]["value"] == pytest.approx(12.99) and flow[-1]["value"] == 109.0, "the latest value of the period"
     assert len(vib) <= 2, "decimated: one per period (two if the burst straddled a boundary)"
     assert vib[0]["unit"] == "mm/s" and vib[0]["gateway"] == "gw-readings"
     assert not obs.records("/alerts/"), "alerts were switched off upstream"
-    assert not obs.records("/readings/plant-a/read-pump/pressure")
+    assert not obs.records("/readings/site-bridge/read-pump/pressure")
 
 
 def test_readings_of_an_unknown_signal_is_a_config_error(tmp_path: Path) -> None:
@@ -308,7 +308,7 @@ async def test_corrupt_outbox_is_moved_aside_reported_and_cleared(mosquitto, bro
     ob.write_bytes(b"\x00garbage, not SQLite\x00" * 500)
     cfg = bridge_config(mosquitto.port, up.port, ob, "gateway.id=gw-corrupt", "rollups.enabled=false")
     async with Observer(up.port, ident="corrupt-observer") as obs, \
-            Collector(mosquitto.port, "alerts/plant-a/gw-corrupt/#") as local, running_gateway(cfg):
+            Collector(mosquitto.port, "alerts/site-bridge/gw-corrupt/#") as local, running_gateway(cfg):
         raised = await local.wait(lambda c: c.alerts(kind="outbox_corrupt", state="raised"), 10)
         assert "moved aside" in raised[0]["problem"]
         await local.wait(lambda c: c.alerts(kind="outbox_corrupt", state="cleared"), 10)
