@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -116,6 +117,7 @@ def test_corrupt_file_is_moved_aside(tmp_path: Path) -> None:
     assert ob.problems and "moved aside" in ob.problems[0]
     aside = list(tmp_path.glob("o.db.corrupt-*"))
     assert len(aside) == 1 and aside[0].read_bytes().startswith(b"this is not")
+    assert ob.seq_hwm >= int(time.time() * 1000) - 60_000, "the old high-water mark is gone: continue from the clock"
     _fill(ob, 3)
     assert len(ob.read(0)) == 3 and not ob.in_memory
     ob.close()

@@ -112,6 +112,7 @@ class Outbox:
         self.lost_to_damage = 0  # messages in a file found damaged while running
         self.seq_hwm = 0  # highest seq recorded as handed to the outbox
         self.seq_skipped = 0
+        self._seq_unknown = False  # a damaged or unusable file took the seq high-water mark with it
         self._tx = False
         self._dirty_since_sync = False
         self._wal_fd: int | None = None
@@ -173,6 +174,7 @@ class Outbox:
                 if Path(self.path + suffix).exists():
                     os.replace(self.path + suffix, aside + suffix)
             self.problems.append(f"outbox {self.path} unreadable ({e}); moved aside to {aside}")
+            self._seq_unknown = True
             log.error("outbox unreadable; moved aside, starting a fresh one", path=self.path, moved_to=aside,
                       error=str(e))
             return self._connect(self.path)
@@ -195,6 +197,7 @@ class Outbox:
             self._sync_db = None
         hwm, last = self.seq_hwm, self.last_id
         self._db = self._memory("outbox lost") if self.in_memory else self._fresh(e)
+        self._seq_unknown = False  # known here: carried over below
         self._load()
         self.seq_hwm = max(hwm, self.seq_hwm)
         self.last_id = self.committed_id = max(last, self.last_id)
@@ -204,6 +207,7 @@ class Outbox:
 
     def _memory(self, problem: str) -> sqlite3.Connection:
         self.problems.append(problem + "; keeping messages in memory, not durable")
+        self._seq_unknown = True
         log.error("outbox not durable: keeping messages in memory", problem=problem)
         self.in_memory = True
         return self._connect(":memory:")
@@ -227,6 +231,11 @@ class Outbox:
             self.seq_hwm += SEQ_SKIP_AFTER_POWER_LOSS
             log.warning("unclean reboot since the last run: seq continues after a gap",
                         skipped=SEQ_SKIP_AFTER_POWER_LOSS)
+        if self._seq_unknown:
+            # Never reuse a number: continue from the clock in milliseconds (a visible jump).
+            self._seq_unknown = False
+            self.seq_hwm = max(self.seq_hwm, int(time.time() * 1000))
+            log.warning("seq high-water mark unknown: continuing from the clock", seq=self.seq_hwm)
         self._begin()
         db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
                        [("boot", boot), ("clean", 0), ("seq", self.seq_hwm)])
