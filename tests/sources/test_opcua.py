@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import shutil
+import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -210,3 +212,25 @@ async def test_gateway_secure_opcua_alerts_and_survives_server_restart(
         got = await alerts.wait(lambda c: c.alerts(asset="pump-2", kind="threshold", source="vibration", state="raised"))
         assert got[0]["value"] == 13.0
         assert src.items_created == 20
+
+
+OPENSSL_RECIPE = (  # the README's recipe, word for word apart from the file names
+    "openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -sha256 -keyout {key} -out {cert} -subj /CN=edgegw "
+    "-addext subjectAltName=URI:urn:plant-a:edgegw,DNS:localhost "
+    "-addext keyUsage=critical,digitalSignature,nonRepudiation,keyEncipherment,dataEncipherment "
+    "-addext extendedKeyUsage=clientAuth -addext basicConstraints=critical,CA:FALSE"
+)
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not installed")
+async def test_openssl_recipe_client_certificate_works(
+    opcua_server_factory: Any, certs: Certs, tmp_path: Path
+) -> None:
+    cert, key = tmp_path / "client-cert.pem", tmp_path / "client-key.pem"
+    subprocess.run(OPENSSL_RECIPE.format(key=key, cert=cert).split(), check=True, capture_output=True)
+    server = await opcua_server_factory(secure=certs)
+    spec = secure_spec(server.endpoint, certs, certificate=str(cert), private_key=str(key))
+    async with running(spec) as (src, rec):
+        await wait_until(lambda: src.connected, what="secure session with the openssl certificate")
+        await server.write("pump-1", "vibration", 2.5)
+        await wait_until(lambda: any(v == 2.5 for _, v, _ in rec.of("pump-1", "vibration")))

@@ -190,10 +190,18 @@ class CoapTelemetrySource:
         self.bound_port: int | None = None
 
     async def run(self) -> None:
-        if self.spec.mode == "server":
-            await self._serve()
-        else:
-            await self._client()
+        backoff = Backoff(initial=1.0, cap=30.0)
+        while True:
+            try:
+                if self.spec.mode == "server":
+                    await self._serve()
+                else:
+                    await self._client()
+            except Exception:  # a bug or a library surprise: loud, and the source starts over
+                self.connected = False
+                delay = backoff.next()
+                log.exception("coap source failed, restarting", source=self.name, retry_in_s=round(delay, 1))
+                await asyncio.sleep(delay)
 
     # -- server
 
@@ -218,7 +226,7 @@ class CoapTelemetrySource:
                 await asyncio.Future()  # serve until cancelled
             finally:
                 self.connected = False
-                await ctx.shutdown()
+                await _shutdown(ctx)
 
     # -- client: observe with polling fallback, or plain polling
 
@@ -250,16 +258,17 @@ class CoapTelemetrySource:
                         await self._poll(ctx, backoff.next())
         finally:
             self.connected = False
-            await ctx.shutdown()
+            await _shutdown(ctx)
 
     async def _get(self, ctx: aiocoap.Context, observe: bool) -> tuple[Any, aiocoap.Message | None]:
         req = aiocoap.Message(code=Code.GET, uri=self.spec.uri, observe=0 if observe else None)
         pr = ctx.request(req)
         try:
-            first = await asyncio.wait_for(pr.response, self.spec.request_timeout_s)
+            async with asyncio.timeout(self.spec.request_timeout_s):
+                first = await pr.response
         except (TimeoutError, coap_error.Error) as e:
             if observe:
-                pr.observation.cancel()
+                _cancel(pr.observation)
             self.intake.reject("coap_request_failed", asset=self.asset, error=type(e).__name__)
             self.connected = False
             return pr, None
@@ -286,7 +295,8 @@ class CoapTelemetrySource:
                 max_age = last.opt.max_age if last.opt.max_age is not None else 60
                 silence = self.spec.observe_timeout_s or max_age + 5.0
                 try:
-                    last = await asyncio.wait_for(notifications.__anext__(), silence)
+                    async with asyncio.timeout(silence):
+                        last = await notifications.__anext__()
                 except TimeoutError:
                     log.warning("notifications stopped, re-registering", source=self.name, silent_s=silence)
                     return "stopped" if flowed else "failed"
@@ -300,7 +310,7 @@ class CoapTelemetrySource:
                 self._take(last)
         finally:
             self.connected = False
-            pr.observation.cancel()
+            _cancel(pr.observation)
 
     async def _poll(self, ctx: aiocoap.Context, duration: float) -> None:
         """GET every poll_s for `duration` seconds."""
@@ -313,6 +323,21 @@ class CoapTelemetrySource:
                 self.connected = resp.code.is_successful()
                 self._take(resp)
             await asyncio.sleep(min(self.spec.poll_s - (time.monotonic() - started), end - time.monotonic()))
+
+
+def _cancel(observation: Any) -> None:
+    """Stop an observation unless aiocoap already has (it does on errors; twice is an error)."""
+    if not observation.cancelled:
+        observation.cancel()
+
+
+async def _shutdown(ctx: aiocoap.Context) -> None:
+    """Close a context; bounded, because it runs while the source is being cancelled."""
+    try:
+        async with asyncio.timeout(5.0):
+            await ctx.shutdown()
+    except (TimeoutError, OSError, coap_error.Error) as e:
+        log.warning("coap context did not shut down cleanly", error=str(e) or type(e).__name__)
 
 
 def build(spec: CoapSource, cfg: GatewayConfig, intake: Intake, name: str) -> CoapTelemetrySource:

@@ -161,13 +161,15 @@ class OpcuaTelemetrySource:
     async def _session(self, backoff: Backoff) -> None:
         spec = self.spec
         lost = self._lost = asyncio.Event()
-        client = await asyncio.wait_for(self._client(), spec.timeout_s * 2)
+        async with asyncio.timeout(spec.timeout_s * 2):
+            client = await self._client()
 
         async def on_lost(exc: Exception) -> None:
             lost.set()
 
         client.connection_lost_callback = on_lost
-        await asyncio.wait_for(client.connect(), spec.timeout_s * 2)
+        async with asyncio.timeout(spec.timeout_s * 2):
+            await client.connect()
         try:
             silence = await self._subscribe(client)
             self.connected = True
@@ -175,7 +177,8 @@ class OpcuaTelemetrySource:
             backoff.reset()
             while not lost.is_set():
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(lost.wait(), min(silence / 2, 1.0))
+                    async with asyncio.timeout(min(silence / 2, 1.0)):
+                        await lost.wait()
                 if time.monotonic() - self.last_publish > silence:
                     raise ConnectionLost(f"no publish response for {silence:.1f} s")
             raise ConnectionLost("connection lost")
@@ -183,7 +186,8 @@ class OpcuaTelemetrySource:
             self.connected = False
             self._lost = None
             with contextlib.suppress(Exception):  # the server may be gone: closing is best effort
-                await asyncio.wait_for(client.disconnect(), spec.timeout_s)
+                async with asyncio.timeout(spec.timeout_s):
+                    await client.disconnect()
 
     async def _resolve(self, client: Client) -> list[ua.NodeId | None]:
         """NodeIds of every configured node, None where one cannot be found (logged, skipped)."""
