@@ -23,6 +23,7 @@ from edgegw.engine.window import RingBuffer
 from edgegw.records import Alert, AlertState, Quality, Rollup, Severity, SignalStats, iso
 
 AlertSink = Callable[[Alert], None]
+_BAD = Quality.BAD  # per reading: looking a member up on an Enum class costs ~0.25 us in Python 3.11
 HopObserver = Callable[[str, list[str], np.ndarray, np.ndarray, list[list[Verdict]] | None], None]
 
 
@@ -121,8 +122,9 @@ class Engine:
         if s.stale:
             s.stale = False
             self._transition(a, "stale", signal, 0, ts, {"signal": signal})
-        bad = quality == Quality.BAD or not (s.range_lo <= value <= s.range_hi)  # NaN fails both
-        q = s.quality.update(ts, 1 if bad else 0)
+        bad = quality == _BAD or not (s.range_lo <= value <= s.range_hi)  # NaN fails both
+        qd = s.quality
+        q = qd.update(ts, 1 if bad else 0) if bad or qd.active or qd.since is not None else None  # else a no-op
         if q is not None:
             self._transition(
                 a, "quality", signal, q, ts, {"signal": signal, "value": _num(value), "range": _range(s)}

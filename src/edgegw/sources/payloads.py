@@ -19,6 +19,7 @@ from edgegw.intake import Intake
 from edgegw.records import Quality
 
 _SENML_RELATIVE = 2**28  # RFC 8428: smaller times are relative to now
+_GOOD, _BAD = Quality.GOOD, Quality.BAD  # per value: an Enum member lookup on the class costs ~0.25 us
 
 
 def _num(v: Any) -> float | None:
@@ -117,7 +118,7 @@ class JsonDecoder:
             if math.isfinite(x):
                 intake.put(asset, signal, ts, x)
             else:
-                intake.put(asset, signal, ts, x, Quality.BAD)
+                intake.put(asset, signal, ts, x, _BAD)
         if not found:
             intake.reject("no_fields", asset=asset)
 
@@ -134,7 +135,7 @@ class NumberDecoder:
         except ValueError:
             self.intake.reject("not_a_number", asset=asset, signal=signal)
             return
-        self.intake.put(asset, signal, now, x, Quality.GOOD if math.isfinite(x) else Quality.BAD)
+        self.intake.put(asset, signal, now, x, _GOOD if math.isfinite(x) else _BAD)
 
 
 class SenmlDecoder:
@@ -196,7 +197,7 @@ class SenmlDecoder:
                 continue
             signal = self.fields.get(last, last)
             x += bv
-            self.intake.put(a, signal, ts, x, Quality.GOOD if math.isfinite(x) else Quality.BAD)
+            self.intake.put(a, signal, ts, x, _GOOD if math.isfinite(x) else _BAD)
             ok = True
         if not ok:
             self.intake.reject("no_fields", asset=asset)
