@@ -183,3 +183,30 @@ async def test_gateway_coap_endpoint_raises_alert_from_libcoap_posts(mosquitto: 
         assert got[0]["signal"] == "vibration" and got[0]["value"] == 12.5
         assert "4.00" in await coap_client("-m", "post", "-t", "110", "-e", "[{not senml", uri)
         assert gw.engine.rejected.get("malformed_senml") == 1
+
+
+async def test_observing_source_stops_when_cancelled_during_a_notification_flood(coap_device_factory: Any) -> None:
+    device = await coap_device_factory(("pump-4",))
+    cfg = config({"type": "coap", "mode": "observe", "uri": f"coap://127.0.0.1:{device.port}/pumps/pump-4"})
+    rec = Recorder()
+    src = build(cfg.sources[0], cfg, rec, "coap-0")  # type: ignore[arg-type]
+    task = asyncio.create_task(src.run())
+    stop_flood = asyncio.Event()
+
+    async def flood() -> None:
+        k = 0
+        while not stop_flood.is_set():
+            k += 1
+            device.notify("pump-4", senml("pump-4", vibration=1.0 + k % 5))
+            await asyncio.sleep(0)
+
+    flooding = asyncio.create_task(flood())
+    try:
+        await wait_until(lambda: src.notifications > 50, what="notifications flowing")
+        task.cancel()  # while notifications keep arriving: the cancel must not be lost
+        done, _ = await asyncio.wait({task}, timeout=15)
+        assert task in done, "source task ignored its cancellation"
+        assert task.cancelled()
+    finally:
+        stop_flood.set()
+        await flooding
