@@ -173,7 +173,7 @@ def main() -> None:
 
     setup("warning")
     res = asyncio.run(main_async(args))
-    print("outbox writes (rollup-sized payloads, ~900 B):")
+    print("outbox writes (rollup-sized payloads, ~1 KB):")
     for k, v in res["writes"].items():
         print(f"  {k:22s} {v['per_s']:>9,} msg/s  ({v['messages']:,} in {v['seconds']} s)")
     print("publish + PUBACK by window size (backlog replay, rate unlimited):")
