@@ -22,7 +22,7 @@ from typing import Any, TextIO
 import orjson
 
 _SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
-_COLOURS = {"critical": "\x1b[1;31m", "warning": "\x1b[33m", "info": "\x1b[36m"}
+_COLOURS = {"critical": "\x1b[1;31m", "warning": "\x1b[33m", "info": "\x1b[36m", "ok": "\x1b[32m"}
 _RESET = "\x1b[0m"
 _DIM = "\x1b[2m"
 CLEAR_SCREEN = "\x1b[H\x1b[2J"
@@ -125,14 +125,14 @@ def render_table(rows: Sequence[dict[str, Any]], colour_on: bool, width: int = 1
     return out
 
 
-def event_line(ch: Change, colour_on: bool) -> str:
-    """One change as a log-style line (for pipes and files)."""
+def event_line(ch: Change, colour_on: bool, when: str | None = None) -> str:
+    """One change as a log-style line (for pipes and files); `when` replaces the alert's clock time."""
     d = ch.alert
     sev = str(d.get("severity", ""))
     what = f"{ch.action.upper():<9}"
     old = " (retained)" if ch.retained else ""
     line = (
-        f"{clock_of(d.get('ts'))} {what} {sev:<8} {d.get('asset', '')} {d.get('kind', '')}/{d.get('source', '')}"
+        f"{when or clock_of(d.get('ts'))} {what} {sev:<8} {d.get('asset', '')} {d.get('kind', '')}/{d.get('source', '')}"
         f"  {d.get('message', '')}{old}"
     )
     return colour(line, sev if ch.action in ("raised", "escalated") else "info", colour_on)

@@ -105,11 +105,14 @@ def test_sensor_faults_act_on_one_signal_for_a_while() -> None:
     assert _window(h["sp"], "vibration", 10, 20).max() > 2 * _window(h["sp"], "vibration", 0, 10).max()
 
 
-def test_labels_name_the_active_fault() -> None:
-    fleet = Fleet(["a", "b"], [make_fault("a", "seal_leak", 1.0, 1.0, duration_s=1.0)], seed=0, rate_hz=2)
-    labels = [[s.label for s in fleet.step()] for _ in range(6)]
-    assert [row[0] for row in labels] == ["normal", "normal", "seal_leak", "seal_leak", "normal", "normal"]
-    assert all(row[1] == "normal" for row in labels)
+def test_labels_name_the_fault_from_its_onset() -> None:
+    faults = [make_fault("a", "seal_leak", 1.0, 0.0, duration_s=1.0), make_fault("b", "cavitation", 1.0, 10.0)]
+    fleet = Fleet(["a", "b", "c"], faults, seed=0, rate_hz=2)
+    labels = [[s.label for s in fleet.step()] for _ in range(20)]
+    assert [row[0] for row in labels[:6]] == ["normal", "normal", "seal_leak", "seal_leak", "normal", "normal"]
+    # cavitation shows once the suction margin is gone, at 45 % of its development
+    assert [row[1] for row in labels].index("cavitation") == 2 + 9
+    assert all(row[2] == "normal" for row in labels)
 
 
 def test_parse_fault() -> None:

@@ -102,8 +102,7 @@ class Display:
         self.line(f"{self.stamp(f.injected_at)}  FAULT     {f.asset} {f.mode}{extra} injected")
 
     def alert(self, ch: Change, received: float, caught: FaultRecord | None) -> None:
-        text = event_line(ch, self.colour)
-        self.line(f"{self.stamp(received)}  {text.split(' ', 1)[1]}")
+        self.line(event_line(ch, self.colour, self.stamp(received) + " "))
         if caught is not None:
             self.line(f"{self.stamp(received)}  CAUGHT    {caught.asset} {caught.mode} after {caught.delay_s:.1f} s "
                       f"({caught.detected_by})")
@@ -112,7 +111,7 @@ class Display:
         if not self.tty:
             return
         now = time.time()
-        lines = [f"{self.header}   t = {now - self.t0:5.1f} / {self.duration:g} s", ""]
+        lines = [f"{self.header}   t = {min(now - self.t0, self.duration):5.1f} / {self.duration:g} s", ""]
         lines.append("Injected faults")
         if not self.faults:
             lines.append("  (none yet)")
@@ -120,7 +119,7 @@ class Display:
             if f.detected_at is None:
                 state = "developing, not caught yet" if now < f.ends_at else "ended, not caught"
             else:
-                state = colour(f"caught after {f.delay_s:.1f} s by {f.detected_by}", "info", self.colour)
+                state = colour(f"caught after {f.delay_s:.1f} s by {f.detected_by}", "ok", self.colour)
             extra = f" ({f.signal})" if f.signal else ""
             lines.append(f"  {self.stamp(f.injected_at)}  {f.asset:<8} {f.mode + extra:<26} {state}")
         lines += ["", f"Active alarms ({len(self.board.active)})"]

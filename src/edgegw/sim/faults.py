@@ -31,6 +31,9 @@ DEFAULT_RAMP_S = {
     "bearing_wear": 60.0, "cavitation": 40.0, "impeller_imbalance": 0.0, "seal_leak": 30.0, "motor_overload": 40.0,
 }
 DEFAULT_SENSOR_S = 20.0
+# Severity at which a process fault shows in the five mapped signals; labels start there. Cavitation
+# first only lowers the suction pressure: the head holds until the margin to vapour pressure is gone.
+ONSET = {"bearing_wear": 0.2, "cavitation": 0.45, "impeller_imbalance": 0.0, "seal_leak": 0.15, "motor_overload": 0.15}
 DEFAULT_SENSOR_SIGNAL = {"stuck": "pressure", "dropout": "temperature", "spikes": "vibration"}
 
 
@@ -58,6 +61,10 @@ class Fault:
         if self.ramp_s <= 0:
             return 1.0
         return min((t - self.start_s) / self.ramp_s, 1.0)
+
+    def evident(self, t: float) -> bool:
+        """Has the fault set in far enough at t to show in the signals? (What a label should say.)"""
+        return self.active(t) and self.severity(t) >= ONSET.get(self.mode, 0.0)
 
     def describe(self) -> str:
         extra = f" on {self.signal}" if self.signal else ""

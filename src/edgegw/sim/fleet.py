@@ -71,8 +71,9 @@ class Fleet:
         return self.steps * self.dt
 
     def label(self, index: int, t: float) -> str:
+        """The fault behind pump `index`'s values at t, from the moment it shows (its onset)."""
         for f in self._faults[index]:
-            if f.active(t):
+            if f.evident(t):
                 return f.mode
         return NORMAL
 

@@ -3,8 +3,8 @@
     timestamp,asset,vibration,pressure,temperature,flow,current,suction_pressure,motor_temperature,label
     2026-01-01T00:00:00.000Z,pump-1,2.41,4.68,55.3,62.5,31.0,1.29,55.9,normal
 
-One row per pump per sample; a dropped-out signal is an empty cell; `label` is the active fault
-mode or `normal`.
+One row per pump per sample; a dropped-out signal is an empty cell; `label` is the fault mode
+from the moment the fault shows in the signals (`edgegw.sim.faults.ONSET`), else `normal`.
 """
 
 from __future__ import annotations

@@ -103,14 +103,14 @@ class Scorecard:
 
     def lines(self) -> list[str]:
         """The scorecard as text."""
-        out = [f"{'ASSET':<10} {'FAULT':<20} {'INJECTED':<10} {'CAUGHT BY':<28} DELAY"]
+        out = [f"{'ASSET':<10} {'FAULT':<24} {'INJECTED':<10} {'CAUGHT BY':<28} DELAY"]
         for f in self.faults:
             inj = datetime.fromtimestamp(f.injected_at).strftime("%H:%M:%S")
             mode = f.mode + (f" ({f.signal})" if f.signal else "")
             if f.detected_at is None:
-                out.append(f"{f.asset:<10} {mode:<20} {inj:<10} {'-- MISSED --':<28} -")
+                out.append(f"{f.asset:<10} {mode:<24} {inj:<10} {'-- MISSED --':<28} -")
             else:
-                out.append(f"{f.asset:<10} {mode:<20} {inj:<10} {f.detected_by or '':<28} {f.delay_s:.1f} s")
+                out.append(f"{f.asset:<10} {mode:<24} {inj:<10} {f.detected_by or '':<28} {f.delay_s:.1f} s")
         caught = sum(f.detected_at is not None for f in self.faults)
         out.append(f"caught {caught} of {len(self.faults)} faults; false alarms: {len(self.false_alarms)}")
         for fa in self.false_alarms:
