@@ -95,12 +95,16 @@ async def test_unknown_node_does_not_block_the_others(opcua_server_factory: Any)
     spec["nodes"] += [
         {"node": "ns=2;s=pump-9.vibration", "asset": "pump-1", "signal": "vibration"},
         {"browse_path": "2:Pumps/2:pump-9/2:flow", "asset": "pump-1", "signal": "pressure"},
+        {"node": "nsu=urn:test:elsewhere;s=pump-1.flow", "asset": "pump-1", "signal": "pressure"},
+        {"node": "nsu=urn:test:pumps:model;s=pump-1.temperature", "asset": "pump-1", "signal": "pressure"},
     ]
     async with running(spec) as (src, rec):
         await wait_until(lambda: src.connected, what="subscribed")
-        assert src.items_created == 2
+        assert src.items_created == 3  # NodeId, browse path, and a NodeId by namespace URI
         assert rec.rejected.get("opcua_item_refused") == 1
-        assert rec.rejected.get("opcua_node_unknown") == 1
+        assert rec.rejected.get("opcua_node_unknown") == 2
+        await server.write("pump-1", "temperature", 0.5)  # reaches the engine as 'pressure' (by nsu=)
+        await wait_until(lambda: any(v == 0.5 for _, v, _ in rec.of("pump-1", "pressure")))
         await server.write("pump-1", "vibration", 1.5)
         await wait_until(lambda: any(v == 1.5 for _, v, _ in rec.of("pump-1", "vibration")))
 

@@ -196,12 +196,16 @@ class OpcuaTelemetrySource:
         for n in self.spec.nodes:
             try:
                 if n.node:
-                    out.append(ua.NodeId.from_string(n.node))
+                    nid = ua.NodeId.from_string(n.node)
+                    uri = getattr(nid, "NamespaceUri", None)
+                    if uri:  # nsu=<uri>;... : the index is the server's business, looked up per session
+                        nid = ua.NodeId(nid.Identifier, await client.get_namespace_index(uri), nid.NodeIdType)
+                    out.append(nid)
                 else:
                     assert n.browse_path
                     node = await objects.get_child(n.browse_path.strip("/").split("/"))
                     out.append(node.nodeid)
-            except ua.UaStatusCodeError as e:
+            except (ua.UaError, ValueError) as e:  # refused, not found, unknown namespace URI
                 log.warning("opcua node not found", source=self.name, node=n.node or n.browse_path, error=str(e))
                 self.intake.reject("opcua_node_unknown", source=self.name)
                 out.append(None)
