@@ -151,6 +151,10 @@ class OpcuaSecurity(Base):
                 raise ValueError(f"policy {self.policy} needs certificate and private_key")
             if not self.server_certificate and not self.trust_any_server:
                 raise ValueError("set server_certificate (the server to trust), or trust_any_server: true")
+        for key in ("certificate", "private_key", "server_certificate"):
+            path = getattr(self, key)
+            if path and not os.access(path, os.R_OK):
+                raise ValueError(f"{key}: cannot read {path}")
         return self
 
 
