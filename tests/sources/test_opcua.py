@@ -241,3 +241,27 @@ async def test_openssl_recipe_client_certificate_works(
         await wait_until(lambda: src.connected, what="secure session with the openssl certificate")
         await server.write("pump-1", "vibration", 2.5)
         await wait_until(lambda: any(v == 2.5 for _, v, _ in rec.of("pump-1", "vibration")))
+
+
+async def test_a_silent_endpoint_does_not_hold_up_another(opcua_server_factory: Any) -> None:
+    """One endpoint accepts TCP and never answers (a hung PLC), the other works: values flow."""
+    from tests.conftest import free_port
+
+    async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # takes the Hello, answers nothing, until the client gives up
+        writer.close()
+
+    silent = await asyncio.start_server(swallow, "127.0.0.1", free_port())
+    silent_port = silent.sockets[0].getsockname()[1]
+    server = await opcua_server_factory()
+    try:
+        async with running(opcua_spec(f"opc.tcp://127.0.0.1:{silent_port}/hung")) as (hung, _), \
+                running(opcua_spec(server.endpoint)) as (src, rec):
+            await wait_until(lambda: src.connected, what="live endpoint subscribed")
+            await server.write("pump-1", "vibration", 3.25)
+            await wait_until(lambda: any(v == 3.25 for _, v, _ in rec.of("pump-1", "vibration")))
+            await wait_until(lambda: hung.attempts >= 2, what="hung endpoint retried")
+            assert hung.sessions == 0 and not hung.connected
+    finally:
+        silent.close()
+        await silent.wait_closed()
