@@ -55,6 +55,16 @@ def test_scores_rows_in_one_call_with_explanations(features: tuple[np.ndarray, n
     assert risk.condition and risk.evidence["class"] == "bearing_wear" and 0.5 <= risk.evidence["probability"] <= 1
 
 
+def test_failure_risk_needs_an_unusual_window(features: tuple[np.ndarray, np.ndarray]) -> None:
+    x, _ = features
+    ms = load_model_set(model_dir(), "pump", PROFILE)
+    rows = [r for r in ms.evaluate(x.astype(np.float32)) if r]
+    gate = ms.meta["failure_risk"]["anomaly_gate"]
+    assert 0 < gate < ms.threshold
+    assert all(r[0].score >= gate for r in rows if r[1].condition)
+    assert any(r[1].condition for r in rows)
+
+
 def test_profile_signal_order_may_differ(features: tuple[np.ndarray, np.ndarray]) -> None:
     x, _ = features
     ms = load_model_set(model_dir(), "pump", PROFILE)

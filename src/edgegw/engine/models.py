@@ -8,6 +8,9 @@ threshold, training statistics, version) and `anomaly.onnx` (+ `failure.onnx` wh
 model was trained with fault labels); each ONNX file repeats its metadata in
 `metadata_props`. `load_model_set()` refuses anything that does not fit the profile with a
 `ModelError` naming what differs, so a hot reload can keep the old model serving.
+
+`failure_risk` holds only where the classifier's fault probability reaches the threshold and
+the anomaly score reaches the model's `anomaly_gate` (a high percentile of normal scores).
 """
 
 from __future__ import annotations
@@ -152,6 +155,7 @@ class OnnxModelSet:
             self.classes: list[str] = [str(c) for c in fm["classes"]]
             normal = str(fm.get("normal_class", "0"))
             self._normal = self.classes.index(normal) if normal in self.classes else -1
+            self._gate = float(fm.get("anomaly_gate", -np.inf))
             self._fault_idx = np.array([i for i in range(len(self.classes)) if i != self._normal], dtype=np.int64)
 
     def evaluate(self, x: np.ndarray) -> list[list[Verdict]]:
@@ -182,9 +186,10 @@ class OnnxModelSet:
             p_fault = 1.0 - probs[:, self._normal] if self._normal >= 0 else probs.max(axis=1)
             best = self._fault_idx[np.argmax(probs[:, self._fault_idx], axis=1)] if len(self._fault_idx) else None
             ft = self.failure_threshold
+            cond_all = (p_fault >= ft) & (score >= self._gate)
             for i in range(len(out)):
                 p = float(p_fault[i])
-                cond = p >= ft
+                cond = bool(cond_all[i])
                 ev: dict[str, Any] = {}
                 if cond and best is not None:
                     c = int(best[i])

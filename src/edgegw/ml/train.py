@@ -34,6 +34,7 @@ DEFAULT_FEATURES = tuple(f for f in FEATURES if f != "count")  # count follows t
 FORMAT = "edgegw-model/1"
 HOLDOUT_EVERY = 5  # one time block in five is held out
 N_BLOCKS = 20
+GATE_QUANTILE = 0.95  # failure_risk needs an anomaly score above this share of held-out normal windows
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -365,6 +366,9 @@ def train(args: argparse.Namespace) -> str:
             **common, "kind": "failure_risk", "file": export.FAILURE_FILE, "output": "probabilities",
             "classes": [str(c) for c in failure.classes_], "normal_class": "0",
             "threshold": alarm_defaults["failure_threshold"],
+            # a fault class is named only for windows that are also somewhat unusual: a classifier
+            # that saw few machines must not call a healthy machine it never saw faulty
+            "anomaly_gate": float(np.quantile(cal_scores, GATE_QUANTILE)),
         }
         protos[export.FAILURE_FILE] = export.classifier_onnx(failure, len(names))
         export.attach_metadata(protos[export.FAILURE_FILE], failure_meta, version)
