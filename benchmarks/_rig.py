@@ -34,6 +34,8 @@ MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 GW_TOPIC = "plant/pumps/{asset}/telemetry"  # what the gateway's MQTT source reads
 BARE_PREFIX = "bench/pumps"  # what the bare subscribers read: the gateway never sees that load
 PROBE = "probe"  # an extra asset the latency probe and the end-of-run sentinel use
+ECHO = "bench/echo"  # the watcher's own round trip through the broker: the reference for alert latency
+RELAY = "bench/relay"  # where the bare aiomqtt relay republishes probe readings
 _children: list[subprocess.Popen[bytes]] = []
 
 
@@ -147,10 +149,12 @@ class Watcher:
         self.metrics: list[dict[str, Any]] = []
         self.alerts: list[tuple[float, dict[str, Any]]] = []
         self.on_alert: Callable[[float, dict[str, Any]], None] | None = None
+        self.on_echo: Callable[[float], None] | None = None
+        self.on_relay: Callable[[float], None] | None = None
         self.cond = threading.Condition()
         c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-watch-{os.getpid()}-{time.time_ns()}")
         c.on_message = self._msg
-        c.on_connect = lambda cl, *_: cl.subscribe([("status/#", 1), ("alerts/#", 1)])
+        c.on_connect = lambda cl, *_: cl.subscribe([("status/#", 1), ("alerts/#", 1), (ECHO, 1), (RELAY, 1)])
         c.connect("127.0.0.1", port)
         c.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         c.loop_start()
@@ -159,6 +163,14 @@ class Watcher:
     def _msg(self, _c: Any, _u: Any, m: mqtt.MQTTMessage) -> None:
         now = time.perf_counter()
         t = m.topic
+        if t == ECHO:
+            if self.on_echo:
+                self.on_echo(now)
+            return
+        if t == RELAY:
+            if self.on_relay:
+                self.on_relay(now)
+            return
         if t.startswith("alerts/"):
             try:
                 d = json.loads(m.payload)

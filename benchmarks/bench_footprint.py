@@ -72,7 +72,7 @@ def all_sources(opc_endpoint: str, coap_port: int) -> Any:
 
 def bare_rss(port: int) -> float:
     p = subprocess.Popen([_rig.PY, str(_rig.HERE / "bare_sub.py"), "--client", "aiomqtt", "--port", str(port),
-                          "--timeout", "30"], stdout=subprocess.PIPE, start_new_session=True)
+                          "--timeout", "60"], stdout=subprocess.PIPE, start_new_session=True)
     assert p.stdout is not None
     p.stdout.readline()
     time.sleep(1.0)
@@ -86,12 +86,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--assets", default="1,50")
-    ap.add_argument("--load-seconds", type=float, help="10 Hz per pump for this long (default 35: a full window; quick 8)")
+    ap.add_argument("--load-seconds", type=float, help="10 Hz per pump for this long (default 35: a full window; quick 3)")
     ap.add_argument("--pin", help="taskset CPU list for the gateway")
     ap.add_argument("--ready-runs", type=int, help="starts per config for the READY figure, median (default 3; quick 1)")
     ap.add_argument("--name", default="footprint")
     args = ap.parse_args(argv)
-    load_s = args.load_seconds or (8.0 if args.quick else 35.0)
+    load_s = args.load_seconds or (3.0 if args.quick else 35.0)
     args.ready_runs = args.ready_runs or (1 if args.quick else 3)
     wd = _rig.workdir("footprint")
     broker = _rig.Broker(wd)
@@ -105,7 +105,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if not line or line[0] != "ready":
             raise RuntimeError("OPC UA peer did not start")
         endpoint = line[1]
-        res["imports_s"] = import_times(2 if args.quick else 3)
+        res["import_reps"] = 1 if args.quick else 3
+        res["imports_s"] = import_times(res["import_reps"])
         for k, v in res["imports_s"].items():
             print(f"{k:40s} {v:.3f} s", flush=True)
         res["bare_aiomqtt_rss_mb"] = bare_rss(broker.port)

@@ -10,6 +10,11 @@ alarm delays 0, so each probe is a threshold raise or clear) and subscribes to a
 publish and receipt are stamped on one clock. The probe's readings queue behind the load in
 the broker and in the gateway, exactly as a real alarm would. Probes are spaced 20-40 ms.
 
+References, in the same run and under the same load: a bare aiomqtt relay (bare_sub.py
+--relay) subscribed to the same stream that republishes each probe reading at once, so one
+probe times the gateway and the design's floor together; and, between probes, a round trip
+through the broker alone (the measuring client publishing to a topic it subscribes).
+
 Writes benchmarks/results/latency.json (with every sample, for the CDF plot).
 """
 
@@ -18,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import subprocess
 import sys
 import threading
 import time
@@ -42,19 +48,30 @@ def default_rate() -> float:
         return 5000.0
 
 
-def probe_level(w: _rig.Watcher, n: int) -> tuple[list[float], int]:
-    """n probes; returns latencies in ms and the number that timed out."""
+def probe_level(w: _rig.Watcher, n: int, relay: bool) -> dict[str, Any]:
+    """n probes. Each probe reading goes to the gateway (-> threshold alert) and, with `relay`,
+    to the bare aiomqtt relay (-> republished) at once; after it, one round trip through the
+    broker alone (the same client publishing to a topic it subscribes). Latencies in ms."""
     got: dict[str, float] = {}
     ev = threading.Event()
+    echo: list[float] = []
+    relayed: list[float] = []
 
     def on_alert(t: float, d: dict[str, Any]) -> None:
         if d.get("asset") == _rig.PROBE and d.get("kind") == "threshold":
             got[str(d.get("state"))] = t
             ev.set()
 
-    w.on_alert = on_alert
-    lat: list[float] = []
-    missed = 0
+    def on_echo(t: float) -> None:
+        echo.append(t)
+        ev.set()
+
+    def on_relay(t: float) -> None:
+        relayed.append(t)
+        ev.set()
+
+    w.on_alert, w.on_echo, w.on_relay = on_alert, on_echo, on_relay
+    out: dict[str, Any] = {"gateway": [], "relay": [], "broker": [], "missed": 0}
     topic = f"plant/pumps/{_rig.PROBE}/telemetry"
     state = "cleared"
     w.client.publish(topic, FMT.format(ts=time.time(), v=3.0), qos=1)  # start from normal
@@ -62,21 +79,40 @@ def probe_level(w: _rig.Watcher, n: int) -> tuple[list[float], int]:
     for _ in range(n):
         want, v = ("raised", 12.5) if state == "cleared" else ("cleared", 3.0)
         got.pop(want, None)
+        relayed.clear()
         ev.clear()
         t0 = time.perf_counter()
         w.client.publish(topic, FMT.format(ts=time.time(), v=v), qos=1)
-        while want not in got and time.perf_counter() - t0 < 3.0:
+        while (want not in got or (relay and not relayed)) and time.perf_counter() - t0 < 3.0:
             ev.wait(0.005)
             ev.clear()
         if want in got:
-            lat.append((got[want] - t0) * 1000)
+            out["gateway"].append((got[want] - t0) * 1000)
             state = want
         else:
-            missed += 1
-            state = "raised" if want == "raised" else state
-        time.sleep(random.uniform(0.02, 0.04))
-    w.on_alert = None
-    return lat, missed
+            out["missed"] += 1
+        if relayed:
+            out["relay"].append((relayed[0] - t0) * 1000)
+        time.sleep(random.uniform(0.01, 0.02))
+        echo.clear()
+        ev.clear()
+        t0 = time.perf_counter()
+        w.client.publish(_rig.ECHO, b"x", qos=1)
+        while not echo and time.perf_counter() - t0 < 3.0:
+            ev.wait(0.005)
+            ev.clear()
+        if echo:
+            out["broker"].append((echo[0] - t0) * 1000)
+        time.sleep(random.uniform(0.01, 0.02))
+    w.on_alert = w.on_echo = w.on_relay = None
+    return out
+
+
+def show(label: str, row: dict[str, Any]) -> None:
+    r, b = row["bare_aiomqtt_relay"], row["broker_round_trip"]
+    print(f"{label:16s} gateway p50 {row['p50']} p99 {row['p99']} max {row['max']} ms (missed {row['missed']}) | "
+          f"bare aiomqtt relay p50 {r['p50']} p99 {r['p99']} max {r['max']} ms | broker alone p50 {b['p50']} "
+          f"p99 {b['p99']} ms", flush=True)
 
 
 def summary(lat: list[float]) -> dict[str, float | None]:
@@ -92,20 +128,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--rate", type=float, help="100 %% load in msg/s (default: from ingest.json)")
     ap.add_argument("--assets", type=int, default=50)
-    ap.add_argument("--probes", type=int, help="probes per level (default 200; quick 40)")
+    ap.add_argument("--probes", type=int, help="probes per level (default 200; quick 15)")
     ap.add_argument("--levels", default="0.1,0.5,0.9")
     ap.add_argument("--pin", help="taskset CPU list for gateway, broker and load, e.g. 0")
     ap.add_argument("--name", default="latency")
     args = ap.parse_args(argv)
     rate = args.rate or default_rate()
-    probes = args.probes or (40 if args.quick else 200)
+    probes = args.probes or (15 if args.quick else 200)
     levels = [float(x) for x in args.levels.split(",")]
     wd = _rig.workdir("latency")
     broker = _rig.Broker(wd)
     if args.pin:
-        import subprocess
-
         subprocess.run(["taskset", "-pc", args.pin, str(broker.proc.pid)], capture_output=True)
+    relay = subprocess.Popen([_rig.PY, str(_rig.HERE / "bare_sub.py"), "--client", "aiomqtt", "--port", str(broker.port),
+                              "--prefix", "plant/pumps", "--relay", _rig.RELAY, "--timeout", "3600"],
+                             stdout=subprocess.PIPE, start_new_session=True)
+    assert relay.stdout is not None
+    relay.stdout.readline()
     w = _rig.Watcher(broker.port)
     gw = _rig.Gateway(_rig.gateway_config(wd, args.assets), broker.port, w, wd,
                       argv_prefix=["taskset", "-c", args.pin] if args.pin else None)
@@ -114,30 +153,42 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     try:
         time.sleep(1.0)
         # idle reference: no load at all
-        lat, missed = probe_level(w, max(10, probes // 4))
-        res["idle"] = {**summary(lat), "missed": missed, "samples_ms": [round(x, 3) for x in lat]}
-        print(f"idle          p50 {res['idle']['p50']} ms  p99 {res['idle']['p99']} ms  max {res['idle']['max']} ms",
-              flush=True)
+        pr = probe_level(w, max(10, probes // 4), relay=True)
+        res["idle"] = {**summary(pr["gateway"]), "missed": pr["missed"],
+                       "samples_ms": [round(x, 3) for x in pr["gateway"]],
+                       "bare_aiomqtt_relay": summary(pr["relay"]), "broker_round_trip": summary(pr["broker"])}
+        show("no load", res["idle"])
         for f in levels:
             r = rate * f
-            seconds = probes * 0.045 + 3.0
+            seconds = probes * 0.06 + 3.0
             before = w.next_metrics(5.0) or {}
+            n_alerts = len(w.alerts)
             lg = _rig.loadgen(broker.port, args.assets, r, seconds, sentinel=False, pin=args.pin)
             time.sleep(1.0)  # load flowing before the first probe
-            lat, missed = probe_level(w, probes)
+            pr = probe_level(w, probes, relay=True)
+            lat, missed = pr["gateway"], pr["missed"]
             pub = _rig.loadgen_result(lg, seconds + 60)
             time.sleep(0.5)
             after = w.next_metrics(5.0) or {}
             got = after.get("messages_in", 0) - before.get("messages_in", 0)
+            kinds: dict[str, int] = {}
+            for _, d in w.alerts[n_alerts:]:
+                k = f"{d.get('kind')}/{d.get('state')}"
+                kinds[k] = kinds.get(k, 0) + 1
             row = {"level": f, "offered": round(r), "achieved_pub_rate": round(pub["achieved_rate"]), **summary(lat),
                    "missed": missed, "n": len(lat), "messages_sent": pub["sent"] + probes + 1,
                    "messages_in": got, "loop_lag_max_ms": (after.get("loop_lag_ms") or {}).get("max"),
-                   "hop_ms_p99": after.get("hop_ms_p99"), "samples_ms": [round(x, 3) for x in lat]}
+                   "hop_ms_p99": after.get("hop_ms_p99"), "alerts_seen": kinds,
+                   "samples_ms": [round(x, 3) for x in lat],
+                   "bare_aiomqtt_relay": summary(pr["relay"]), "broker_round_trip": summary(pr["broker"]),
+                   "relay_samples_ms": [round(x, 3) for x in pr["relay"]],
+                   "broker_round_trip_samples_ms": [round(x, 3) for x in pr["broker"]]}
             res["levels"].append(row)
-            print(f"{int(f * 100):3d} % ({round(r):>6,}/s)  p50 {row['p50']} ms  p99 {row['p99']} ms  max {row['max']} ms"
-                  f"  missed {missed}", flush=True)
+            show(f"{int(f * 100)} % ({round(r):,}/s)", row)
     finally:
         gw.close()
+        relay.kill()
+        relay.wait()
         w.close()
         broker.close()
     mid = next((lv for lv in res["levels"] if abs(lv["level"] - 0.5) < 1e-9), None)
