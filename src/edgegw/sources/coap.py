@@ -65,6 +65,7 @@ class PayloadDecoder:
         if len(payload) > self.max_payload:
             intake.reject("oversized", asset=asset, bytes=len(payload))
             return Outcome.TOO_LARGE
+        fmt: str
         if cf is None:
             fmt = self.default
             if fmt == "senml" and payload[:1] and 0x80 <= payload[0] <= 0x9F:

@@ -33,7 +33,7 @@ from edgegw.records import Quality
 
 log = structlog.get_logger("edgegw.sources.opcua")
 
-_POLICIES = {
+_POLICIES: dict[str, Any] = {
     "Basic256Sha256": security_policies.SecurityPolicyBasic256Sha256,
     "Aes128_Sha256_RsaOaep": security_policies.SecurityPolicyAes128Sha256RsaOaep,
     "Aes256_Sha256_RsaPss": security_policies.SecurityPolicyAes256Sha256RsaPss,
@@ -138,7 +138,7 @@ class OpcuaTelemetrySource:
         spec = self.spec
         client = Client(spec.endpoint, timeout=spec.timeout_s, watchdog_intervall=spec.watchdog_s)
         client.name = client.description = f"edgegw {self.name}"
-        client.session_timeout = max(60_000.0, spec.keepalive_s * 4000)
+        client.session_timeout = max(60_000, int(spec.keepalive_s * 4000))
         sec = spec.security
         if sec.policy != "None":
             assert sec.certificate and sec.private_key  # the config model guarantees both
@@ -199,7 +199,8 @@ class OpcuaTelemetrySource:
                     nid = ua.NodeId.from_string(n.node)
                     uri = getattr(nid, "NamespaceUri", None)
                     if uri:  # nsu=<uri>;... : the index is the server's business, looked up per session
-                        nid = ua.NodeId(nid.Identifier, await client.get_namespace_index(uri), nid.NodeIdType)
+                        index = ua.Int16(await client.get_namespace_index(uri))
+                        nid = ua.NodeId(nid.Identifier, index, nid.NodeIdType)
                     out.append(nid)
                 else:
                     assert n.browse_path
