@@ -95,8 +95,10 @@ class OpcuaPumpServer:
         assets: tuple[str, ...],
         secure: Certs | None = None,
         users: dict[str, str] | None = None,
+        policies: tuple[str, ...] = ("Basic256Sha256_SignAndEncrypt",),
     ) -> None:
         self.port = port
+        self.policies = policies
         self.assets = assets
         self.secure = secure
         self.users = users
@@ -129,7 +131,7 @@ class OpcuaPumpServer:
             await server.set_application_uri("urn:test:pumps")
             await server.load_certificate(str(self.secure.server_cert))
             await server.load_private_key(str(self.secure.server_key))
-            server.set_security_policy([ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt])
+            server.set_security_policy([getattr(ua.SecurityPolicyType, p) for p in self.policies])
         else:
             server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
         if users is not None:
@@ -168,12 +170,13 @@ class OpcuaPumpServer:
 
 @pytest.fixture
 async def opcua_server_factory() -> AsyncIterator[Callable[..., Any]]:
-    """opcua_server_factory(assets, secure=None, users=None, port=None) -> started OpcuaPumpServer."""
+    """opcua_server_factory(assets, secure=None, users=None, port=None, policies=...) -> started server."""
     made: list[OpcuaPumpServer] = []
 
     async def make(assets: tuple[str, ...] = ("pump-1",), secure: Certs | None = None,
-                   users: dict[str, str] | None = None, port: int | None = None) -> OpcuaPumpServer:
-        s = OpcuaPumpServer(port or free_port(), assets, secure, users)
+                   users: dict[str, str] | None = None, port: int | None = None,
+                   policies: tuple[str, ...] = ("Basic256Sha256_SignAndEncrypt",)) -> OpcuaPumpServer:
+        s = OpcuaPumpServer(port or free_port(), assets, secure, users, policies)
         made.append(s)
         return await s.start()
 

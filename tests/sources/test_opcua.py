@@ -265,3 +265,19 @@ async def test_a_silent_endpoint_does_not_hold_up_another(opcua_server_factory: 
     finally:
         silent.close()
         await silent.wait_closed()
+
+
+@pytest.mark.parametrize(("policy", "mode"), [
+    ("Aes128_Sha256_RsaOaep", "SignAndEncrypt"),
+    ("Aes256_Sha256_RsaPss", "SignAndEncrypt"),
+    ("Basic256Sha256", "Sign"),
+])
+async def test_other_security_policies_and_modes(
+    opcua_server_factory: Any, certs: Certs, policy: str, mode: str
+) -> None:
+    server_policy = f"{policy.replace('_', '')}_{mode}"  # Aes128_Sha256_RsaOaep -> Aes128Sha256RsaOaep_...
+    server = await opcua_server_factory(secure=certs, policies=(server_policy,))
+    async with running(secure_spec(server.endpoint, certs, policy=policy, mode=mode)) as (src, rec):
+        await wait_until(lambda: src.connected, what=f"{policy} {mode} session")
+        await server.write("pump-1", "vibration", 8.5)
+        await wait_until(lambda: any(v == 8.5 for _, v, _ in rec.of("pump-1", "vibration")))
