@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -18,9 +20,18 @@ from edgegw.gateway import Gateway
 EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "example.yaml"
 
 
+_ids = itertools.count(1)
+
+
 def example_config(port: int, *overrides: str, path: Path = EXAMPLE) -> GatewayConfig:
-    """The example config against a test broker; the model is off unless a test turns it on."""
-    return load_config(path, [f"mqtt.port={port}", "profiles.pump.model=null", *overrides])
+    """The example config against a test broker; the model is off unless a test turns it on.
+
+    Each call gets a gateway id and site of its own (unless overridden), so retained alarms one
+    test leaves on the shared broker never reach another test's gateway or subscribers.
+    """
+    n = next(_ids)
+    unique = [f"gateway.id=gw-test-{os.getpid()}-{n}", f"gateway.site=site-test-{os.getpid()}-{n}"]
+    return load_config(path, [f"mqtt.port={port}", "profiles.pump.model=null", *unique, *overrides])
 
 
 @contextlib.asynccontextmanager
@@ -72,12 +83,13 @@ class Collector:
 
     def json(self, prefix: str = "") -> list[dict[str, Any]]:
         out = []
-        for topic, payload, _ in self.messages:
+        for topic, payload, retained in self.messages:
             if topic.startswith(prefix) and payload:
                 with contextlib.suppress(ValueError):
                     d = json.loads(payload)
                     if isinstance(d, dict):
                         d["_topic"] = topic
+                        d["_retained"] = retained  # left on the broker before we subscribed
                         out.append(d)
         return out
 
