@@ -95,6 +95,7 @@ class Result:
     alerts: list[Alert] = field(default_factory=list)
     hops: int = 0
     skipped: int = 0
+    sparse: int = 0
 
 
 def _model_profile(directory: Path, rate_hz: float) -> tuple[str, Profile]:
@@ -140,7 +141,17 @@ def _setup(args: argparse.Namespace) -> Setup:
         raise BacktestError(f"{args.config}: no asset {args.asset!r} (have {sorted(by_id)})")
     first = by_id[args.asset] if args.asset else cfg.assets[0]
     h = read_history(args.data, signals=None, asset=args.asset, **read)
-    ids = [args.asset] * len(h.assets) if args.asset else [a if a in by_id else first.id for a in h.assets]
+    if args.asset:
+        if len(h.assets) > 1:
+            if args.asset not in h.assets:
+                raise BacktestError(f"the data holds assets {h.assets}, not {args.asset!r}")
+            h = h.only(args.asset)
+        ids = [args.asset]
+    else:
+        unknown = [a for a in h.assets if a not in by_id]
+        if unknown and len(h.assets) > 1:
+            raise BacktestError(f"the data's assets {unknown} are not in {args.config}: pick one with --asset")
+        ids = [a if a in by_id else first.id for a in h.assets]
     pnames = {by_id[i].profile for i in ids}
     if len(pnames) != 1:
         raise BacktestError(f"the data's assets use several profiles {sorted(pnames)}: backtest one at a time (--asset)")
@@ -208,6 +219,7 @@ def run(setup: Setup) -> Result:
 
     replay(h, engine, ids, after_row)
     res.skipped = engine.windows_skipped
+    res.sparse = sum(int(getattr(m, "sparse_rows", 0)) for m in setup.models.values())
     return res
 
 
@@ -245,7 +257,8 @@ def summary(setup: Setup, res: Result, took: float) -> str:
             raised[a.kind] = raised.get(a.kind, 0) + 1
     lines = [
         f"replayed {n} rows ({span / 3600:.2f} h, {len(h.assets)} asset(s)) in {took:.1f} s: "
-        f"{res.hops} hops, {res.skipped} windows not scored (not warm or a silent signal)",
+        f"{res.hops} hops, {res.skipped} windows not scored (not warm or a silent signal), "
+        f"{res.sparse} too sparse to judge (after a gap)",
         "alarms raised: " + (", ".join(f"{k} {v}" for k, v in sorted(raised.items())) or "none"),
     ]
     dt = np.zeros(n)

@@ -52,6 +52,18 @@ class History:
             return np.zeros(len(self.ts), dtype=bool)
         return np.array([lab not in NORMAL_LABELS for lab in self.labels], dtype=bool)
 
+    def only(self, asset: str) -> History:
+        """The rows of one asset."""
+        k = self.assets.index(asset)
+        m = self.asset == k
+        idx = np.flatnonzero(m)
+        return History(
+            signals=self.signals, assets=[asset], ts=self.ts[m], asset=np.zeros(len(idx), dtype=np.int64),
+            values=self.values[m], ts_text=[self.ts_text[i] for i in idx],
+            labels=[self.labels[i] for i in idx] if self.labels is not None else None,
+            fingerprint=self.fingerprint, files=self.files, bad_cells=self.bad_cells,
+        )
+
     def rate_hz(self) -> float:
         """Typical sample rate per asset (median spacing), for sizing the engine's buffers."""
         best = 0.0
