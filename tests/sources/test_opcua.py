@@ -281,3 +281,15 @@ async def test_other_security_policies_and_modes(
         await wait_until(lambda: src.connected, what=f"{policy} {mode} session")
         await server.write("pump-1", "vibration", 8.5)
         await wait_until(lambda: any(v == 8.5 for _, v, _ in rec.of("pump-1", "vibration")))
+
+
+async def test_absolute_deadband_is_requested_from_the_server(opcua_server_factory: Any) -> None:
+    server = await opcua_server_factory()
+    async with running(opcua_spec(server.endpoint, deadband=1.0)) as (src, rec):
+        await wait_until(lambda: src.connected, what="subscribed")
+        for v in (2.0, 2.5, 4.0):  # 2.5 is within 1.0 of 2.0: the server keeps it to itself
+            await server.write("pump-1", "vibration", v)
+            await asyncio.sleep(0.15)  # let each value be sampled on its own (ordering only, not asserted)
+        await wait_until(lambda: any(v == 4.0 for _, v, _ in rec.of("pump-1", "vibration")))
+        seen = [v for _, v, _ in rec.of("pump-1", "vibration")]
+        assert 2.0 in seen and 2.5 not in seen
