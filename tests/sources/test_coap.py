@@ -80,7 +80,9 @@ async def test_libcoap_client_posts_senml_and_gets_204_or_400() -> None:
         assert "4.15" in out, out
         out = await coap_client("-m", "post", "-t", "110", "-e", "[]", f"coap://127.0.0.1:{port}/valves/v-1")
         assert "4.04" in out, out
-        assert rec.rejected == {"malformed_senml": 1, "unsupported_format": 1, "unknown_path": 1}
+        out = await coap_client("-m", "post", "-t", "110", "-e", json.dumps(pack), f"coap://127.0.0.1:{port}/pumps/p-9")
+        assert "4.04" in out, out  # not a configured asset
+        assert rec.rejected == {"malformed_senml": 1, "unsupported_format": 1, "unknown_path": 1, "unknown_asset": 1}
         assert len(rec.values) == 2
 
 

@@ -145,8 +145,9 @@ _RESPONSE = {
 class ReadingsResource(resource.Resource):
     """The whole server site: every POST/PUT whose path fits the template is a batch of readings."""
 
-    def __init__(self, template: PathTemplate, decoder: PayloadDecoder, intake: Intake) -> None:
+    def __init__(self, template: PathTemplate, decoder: PayloadDecoder, intake: Intake, assets: set[str]) -> None:
         super().__init__()
+        self.assets = assets
         self.template = template
         self.decoder = decoder
         self.intake = intake
@@ -163,6 +164,9 @@ class ReadingsResource(resource.Resource):
             self.intake.reject("unknown_path", path="/".join(request.opt.uri_path)[:120])
             return aiocoap.Message(code=Code.NOT_FOUND, payload=b"no such readings path")
         asset, signal = m
+        if asset not in self.assets:  # tell the device now, rather than count its every post as unknown
+            self.intake.reject("unknown_asset", asset=asset[:60])
+            return aiocoap.Message(code=Code.NOT_FOUND, payload=b"unknown asset")
         try:
             outcome = self.decoder.decode(request.payload, _cf(request), asset, signal, time.time())
         except Exception:  # a decoder bug answers 5.00 and is loud in the log; the server keeps running
@@ -188,7 +192,7 @@ class CoapTelemetrySource:
         self.notifications = 0  # observe notifications and poll responses taken
         self.registrations = 0  # successful observe registrations
         self.polls = 0
-        self.bound_port: int | None = None
+        self.assets = {a.id for a in cfg.assets}
 
     async def run(self) -> None:
         backoff = Backoff(initial=1.0, cap=30.0)
@@ -208,7 +212,7 @@ class CoapTelemetrySource:
 
     async def _serve(self) -> None:
         spec = self.spec
-        site = ReadingsResource(PathTemplate(spec.path), self.decoder, self.intake)
+        site = ReadingsResource(PathTemplate(spec.path), self.decoder, self.intake, self.assets)
         backoff = Backoff(cap=30.0)
         while True:
             try:
