@@ -14,7 +14,6 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -337,4 +336,4 @@ def plot(path: Path, setup: Setup, res: Result) -> None:
     plt.close(fig)
 
 
-__all__: list[Any] = ["COLUMNS", "configure", "main", "run", "summary", "write_csv"]
+__all__ = ["COLUMNS", "configure", "main", "run", "summary", "write_csv"]

@@ -93,3 +93,13 @@ def test_refusals(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     short.write_text("timestamp,a\n" + "".join(f"{1767592800 + i},{np.sin(i)}\n" for i in range(100)))
     assert cli_main(["train", "--data", str(short), "--out", str(tmp_path / "m2")]) == 1
     assert "too few normal windows" in capsys.readouterr().err
+
+
+def test_synthetic_history_without_data(tmp_path: Path) -> None:
+    out = tmp_path / "syn"
+    keep = tmp_path / "syn.csv"
+    argv = ["train", "--synthetic", "5400", "--seed", "1", "--out", str(out), "--trees", "20", "--save-data", str(keep)]
+    assert cli_main(argv) == 0
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["signals"] == SIGNALS and keep.is_file()
+    assert not list(out.glob("*.csv"))

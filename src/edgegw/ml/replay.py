@@ -7,7 +7,6 @@ model is fitted on exactly what the daemon will score; backtest also gets the en
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import numpy as np
 
@@ -111,4 +110,4 @@ def _zero() -> float:
     return 0.0
 
 
-__all__: list[Any] = ["HopRecorder", "features_of", "profile_config", "replay"]
+__all__ = ["HopRecorder", "features_of", "profile_config", "replay"]
