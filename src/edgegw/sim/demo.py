@@ -281,6 +281,7 @@ async def run_demo(args: argparse.Namespace, out: TextIO = sys.stdout) -> tuple[
         "started_at": iso(clock.start_ts),
         "messages_sent": publisher.sent,
         "messages_dropped": publisher.dropped,
+        "ran_s": round(fleet.t, 1),
     }
     return score, facts
 
@@ -297,6 +298,8 @@ def main(args: argparse.Namespace) -> int:
             print(f"edgegw demo: {type(e).__name__}: {e}", file=sys.stderr)
         return 1
     print()
+    if facts["ran_s"] < args.duration:
+        print(f"stopped early, after {facts['ran_s']:g} of {args.duration:g} s: faults not yet injected are not judged")
     print("Scorecard")
     for line in score.lines():
         print("  " + line)
