@@ -293,3 +293,12 @@ async def test_absolute_deadband_is_requested_from_the_server(opcua_server_facto
         await wait_until(lambda: any(v == 4.0 for _, v, _ in rec.of("pump-1", "vibration")))
         seen = [v for _, v, _ in rec.of("pump-1", "vibration")]
         assert 2.0 in seen and 2.5 not in seen
+
+
+async def test_trust_any_server_takes_the_endpoint_certificate(opcua_server_factory: Any, certs: Certs) -> None:
+    server = await opcua_server_factory(secure=certs)
+    spec = secure_spec(server.endpoint, certs, server_certificate=None, trust_any_server=True)
+    async with running(spec) as (src, rec):
+        await wait_until(lambda: src.connected, what="session with the offered certificate")
+        await server.write("pump-1", "vibration", 6.0)
+        await wait_until(lambda: any(v == 6.0 for _, v, _ in rec.of("pump-1", "vibration")))
