@@ -95,3 +95,16 @@ async def test_embedded_broker_keeps_and_deletes_retained_messages() -> None:
         assert got == [("alerts/x/1", b"on", True)]
     finally:
         await b.stop()
+
+
+async def test_demo_uses_a_broker_that_answers(broker_factory) -> None:
+    broker = broker_factory()
+    args = argparse.Namespace(
+        duration=16.0, seed=2, summary=None, config=str(EXAMPLE), set=[f"mqtt.port={broker.port}"], rate=2.0,
+        colour=False,
+    )
+    out = io.StringIO()
+    score, facts = await run_demo(args, out)
+    assert facts["broker"] == f"broker at 127.0.0.1:{broker.port}"
+    assert facts["messages_sent"] > 100
+    assert any(f.detected_at is not None for f in score.faults), out.getvalue()

@@ -8,6 +8,8 @@ import json
 import shutil
 import socket
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import aiomqtt
@@ -170,3 +172,21 @@ def test_simulate_command_writes_history(tmp_path: Path, argv: list[str], capsys
     text = (tmp_path / "x.csv").read_text()
     assert text.count("\n") == 1 + 4 * 60 and "cavitation" in text
     assert main(["simulate", "--fault", "pump-1:melting@5", "--csv", str(tmp_path / "y.csv")]) == 2
+
+
+def test_simulate_command_publishes_over_mqtt(mosquitto) -> None:
+    sub = subprocess.Popen(
+        ["mosquitto_sub", "-p", str(mosquitto.port), "-t", "simcli/+/telemetry", "-C", "6", "-W", "30", "-v"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    time.sleep(0.3)
+    r = subprocess.run(
+        [sys.executable, "-m", "edgegw", "simulate", "--broker", f"127.0.0.1:{mosquitto.port}", "--topic",
+         "simcli/{asset}/telemetry", "--assets", "cli-a,cli-b", "--duration", "3", "--rate", "2"],
+        capture_output=True, text=True, timeout=60,
+    )
+    lines = sub.communicate(timeout=30)[0].splitlines()
+    assert r.returncode == 0, r.stderr
+    assert "12 messages sent, 0 dropped" in r.stdout
+    assert len(lines) == 6 and {ln.split()[0] for ln in lines} == {"simcli/cli-a/telemetry", "simcli/cli-b/telemetry"}
+    assert set(json.loads(lines[0].split(" ", 1)[1])) == {"ts", *REPORTED}
