@@ -341,8 +341,14 @@ def train(args: argparse.Namespace) -> str:
     units = {s: profile.signals[s].unit for s in signals}
     params = {"features": kinds, "trees": args.trees, "false_alarm_rate": far, "seed": args.seed,
               "window_s": profile.window_s, "signals": signals}
-    version = hashlib.sha256(json.dumps([h.fingerprint, params], sort_keys=True).encode()).hexdigest()[:12]
-    version = f"{name}-{version}"
+    protos = {export.ANOMALY_FILE: export.anomaly_onnx(anomaly, len(names))}
+    if failure is not None:
+        protos[export.FAILURE_FILE] = export.classifier_onnx(failure, len(names))
+    # the version names the content: same data, settings and graphs, same version
+    digest = hashlib.sha256(json.dumps([h.fingerprint, params], sort_keys=True).encode())
+    for proto in protos.values():
+        digest.update(proto.graph.SerializeToString())
+    version = f"{name}-{digest.hexdigest()[:12]}"
     common: dict[str, Any] = {
         "format": FORMAT, "name": name, "version": version,
         "signals": signals, "units": units,
@@ -358,7 +364,6 @@ def train(args: argparse.Namespace) -> str:
         "features_used": [names[i] for i in used],
         "training_stats": {"mean": mean.tolist(), "std": std.tolist()},
     }
-    protos = {export.ANOMALY_FILE: export.anomaly_onnx(anomaly, len(names))}
     export.attach_metadata(protos[export.ANOMALY_FILE], anomaly_meta, version)
     failure_meta = None
     if failure is not None:
@@ -370,7 +375,6 @@ def train(args: argparse.Namespace) -> str:
             # that saw few machines must not call a healthy machine it never saw faulty
             "anomaly_gate": float(np.quantile(cal_scores, GATE_QUANTILE)),
         }
-        protos[export.FAILURE_FILE] = export.classifier_onnx(failure, len(names))
         export.attach_metadata(protos[export.FAILURE_FILE], failure_meta, version)
     meta = {
         **common,
