@@ -10,10 +10,12 @@ alarm delays 0, so each probe is a threshold raise or clear) and subscribes to a
 publish and receipt are stamped on one clock. The probe's readings queue behind the load in
 the broker and in the gateway, exactly as a real alarm would. Probes are spaced 20-40 ms.
 
-References, in the same run and under the same load: a bare aiomqtt relay (bare_sub.py
---relay) subscribed to the same stream that republishes each probe reading at once, so one
-probe times the gateway and the design's floor together; and, between probes, a round trip
-through the broker alone (the measuring client publishing to a topic it subscribes).
+References, in the same run and at the same load: a bare aiomqtt relay (bare_sub.py --relay)
+that republishes each probe reading of its own stream at once (the floor of this design);
+gateway and relay take turns in blocks (4 per level; quick: 1), each under its own stream,
+the other idle, so neither loads the other and the box's noise falls on both alike. Between
+probes, a round trip through the broker alone (the measuring client publishing to a topic it
+subscribes).
 
 Writes benchmarks/results/latency.json (with every sample, for the CDF plot).
 """
@@ -48,10 +50,13 @@ def default_rate() -> float:
         return 5000.0
 
 
-def probe_level(w: _rig.Watcher, n: int, relay: bool) -> dict[str, Any]:
-    """n probes. Each probe reading goes to the gateway (-> threshold alert) and, with `relay`,
-    to the bare aiomqtt relay (-> republished) at once; after it, one round trip through the
-    broker alone (the same client publishing to a topic it subscribes). Latencies in ms."""
+RELAY_PREFIX = "bench/relay-pumps"
+
+
+def probe_level(w: _rig.Watcher, n: int, target: str) -> dict[str, Any]:
+    """n probes to `target` ("gateway": a probe reading -> threshold alert; "relay": a probe
+    reading -> the bare aiomqtt relay republishes it), each followed by one round trip through
+    the broker alone (the same client publishing to a topic it subscribes). Latencies in ms."""
     got: dict[str, float] = {}
     ev = threading.Event()
     echo: list[float] = []
@@ -71,11 +76,12 @@ def probe_level(w: _rig.Watcher, n: int, relay: bool) -> dict[str, Any]:
         ev.set()
 
     w.on_alert, w.on_echo, w.on_relay = on_alert, on_echo, on_relay
-    out: dict[str, Any] = {"gateway": [], "relay": [], "broker": [], "missed": 0}
-    topic = f"plant/pumps/{_rig.PROBE}/telemetry"
+    out: dict[str, Any] = {"lat": [], "broker": [], "missed": 0}
+    prefix = "plant/pumps" if target == "gateway" else RELAY_PREFIX
+    topic = f"{prefix}/{_rig.PROBE}/telemetry"
     state = "cleared"
     w.client.publish(topic, FMT.format(ts=time.time(), v=3.0), qos=1)  # start from normal
-    time.sleep(0.3)
+    time.sleep(0.2)
     for _ in range(n):
         want, v = ("raised", 12.5) if state == "cleared" else ("cleared", 3.0)
         got.pop(want, None)
@@ -83,16 +89,18 @@ def probe_level(w: _rig.Watcher, n: int, relay: bool) -> dict[str, Any]:
         ev.clear()
         t0 = time.perf_counter()
         w.client.publish(topic, FMT.format(ts=time.time(), v=v), qos=1)
-        while (want not in got or (relay and not relayed)) and time.perf_counter() - t0 < 3.0:
+        done = (lambda: want in got) if target == "gateway" else (lambda: bool(relayed))
+        while not done() and time.perf_counter() - t0 < 3.0:
             ev.wait(0.005)
             ev.clear()
-        if want in got:
-            out["gateway"].append((got[want] - t0) * 1000)
+        if not done():
+            out["missed"] += 1
+        elif target == "gateway":
+            out["lat"].append((got[want] - t0) * 1000)
             state = want
         else:
-            out["missed"] += 1
-        if relayed:
-            out["relay"].append((relayed[0] - t0) * 1000)
+            out["lat"].append((relayed[0] - t0) * 1000)
+            state = want
         time.sleep(random.uniform(0.01, 0.02))
         echo.clear()
         ev.clear()
@@ -106,6 +114,40 @@ def probe_level(w: _rig.Watcher, n: int, relay: bool) -> dict[str, Any]:
         time.sleep(random.uniform(0.01, 0.02))
     w.on_alert = w.on_echo = w.on_relay = None
     return out
+
+
+def level(w: _rig.Watcher, port: int, n_assets: int, rate: float, probes: int, blocks: int,
+          pin: str | None) -> dict[str, Any]:
+    """Gateway and relay take turns, block by block, each under its own stream at `rate` (the
+    other one idle then), so the box's noise falls on both alike and neither loads the other."""
+    acc: dict[str, dict[str, Any]] = {t: {"lat": [], "broker": [], "missed": 0, "sent": 0, "pub_rates": []}
+                                      for t in ("gateway", "relay")}
+    per = max(1, probes // blocks)
+    for _ in range(blocks):
+        for target in ("gateway", "relay"):
+            seconds = per * 0.06 + 2.0
+            lg = None
+            if rate > 0:
+                lg = _rig.loadgen(port, n_assets, rate, seconds, sentinel=False, pin=pin,
+                                  prefix="plant/pumps" if target == "gateway" else RELAY_PREFIX)
+                time.sleep(0.7)  # load flowing before the first probe
+            pr = probe_level(w, per, target)
+            a = acc[target]
+            a["lat"] += pr["lat"]
+            a["broker"] += pr["broker"]
+            a["missed"] += pr["missed"]
+            if lg is not None:
+                pub = _rig.loadgen_result(lg, seconds + 60)
+                a["sent"] += pub["sent"]
+                a["pub_rates"].append(pub["achieved_rate"])
+    g, r = acc["gateway"], acc["relay"]
+    return {**summary(g["lat"]), "missed": g["missed"], "n": len(g["lat"]),
+            "achieved_pub_rate": round(float(np.mean(g["pub_rates"]))) if g["pub_rates"] else 0,
+            "messages_to_gateway": g["sent"],
+            "bare_aiomqtt_relay": {**summary(r["lat"]), "missed": r["missed"]},
+            "broker_round_trip": summary(g["broker"] + r["broker"]),
+            "samples_ms": [round(x, 3) for x in g["lat"]], "relay_samples_ms": [round(x, 3) for x in r["lat"]],
+            "broker_round_trip_samples_ms": [round(x, 3) for x in g["broker"] + r["broker"]]}
 
 
 def show(label: str, row: dict[str, Any]) -> None:
@@ -141,48 +183,37 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.pin:
         subprocess.run(["taskset", "-pc", args.pin, str(broker.proc.pid)], capture_output=True)
     relay = subprocess.Popen([_rig.PY, str(_rig.HERE / "bare_sub.py"), "--client", "aiomqtt", "--port", str(broker.port),
-                              "--prefix", "plant/pumps", "--relay", _rig.RELAY, "--timeout", "3600"],
+                              "--prefix", RELAY_PREFIX, "--relay", _rig.RELAY, "--timeout", "3600"],
                              stdout=subprocess.PIPE, start_new_session=True)
     assert relay.stdout is not None
     relay.stdout.readline()
+    if args.pin:
+        subprocess.run(["taskset", "-pc", args.pin, str(relay.pid)], capture_output=True)
     w = _rig.Watcher(broker.port)
     gw = _rig.Gateway(_rig.gateway_config(wd, args.assets), broker.port, w, wd,
                       argv_prefix=["taskset", "-c", args.pin] if args.pin else None)
-    res: dict[str, Any] = {"assets": args.assets, "full_rate": rate, "probes_per_level": probes,
+    blocks = 1 if args.quick else 4
+    res: dict[str, Any] = {"assets": args.assets, "full_rate": rate, "probes_per_level": probes, "blocks": blocks,
                            "pinned": args.pin, "levels": []}
     try:
         time.sleep(1.0)
-        # idle reference: no load at all
-        pr = probe_level(w, max(10, probes // 4), relay=True)
-        res["idle"] = {**summary(pr["gateway"]), "missed": pr["missed"],
-                       "samples_ms": [round(x, 3) for x in pr["gateway"]],
-                       "bare_aiomqtt_relay": summary(pr["relay"]), "broker_round_trip": summary(pr["broker"])}
+        res["idle"] = level(w, broker.port, args.assets, 0, max(10, probes // 4), 1, args.pin)
         show("no load", res["idle"])
         for f in levels:
             r = rate * f
-            seconds = probes * 0.06 + 3.0
             before = w.next_metrics(5.0) or {}
             n_alerts = len(w.alerts)
-            lg = _rig.loadgen(broker.port, args.assets, r, seconds, sentinel=False, pin=args.pin)
-            time.sleep(1.0)  # load flowing before the first probe
-            pr = probe_level(w, probes, relay=True)
-            lat, missed = pr["gateway"], pr["missed"]
-            pub = _rig.loadgen_result(lg, seconds + 60)
+            row = level(w, broker.port, args.assets, r, probes, blocks, args.pin)
             time.sleep(0.5)
             after = w.next_metrics(5.0) or {}
-            got = after.get("messages_in", 0) - before.get("messages_in", 0)
             kinds: dict[str, int] = {}
             for _, d in w.alerts[n_alerts:]:
                 k = f"{d.get('kind')}/{d.get('state')}"
                 kinds[k] = kinds.get(k, 0) + 1
-            row = {"level": f, "offered": round(r), "achieved_pub_rate": round(pub["achieved_rate"]), **summary(lat),
-                   "missed": missed, "n": len(lat), "messages_sent": pub["sent"] + probes + 1,
-                   "messages_in": got, "loop_lag_max_ms": (after.get("loop_lag_ms") or {}).get("max"),
-                   "hop_ms_p99": after.get("hop_ms_p99"), "alerts_seen": kinds,
-                   "samples_ms": [round(x, 3) for x in lat],
-                   "bare_aiomqtt_relay": summary(pr["relay"]), "broker_round_trip": summary(pr["broker"]),
-                   "relay_samples_ms": [round(x, 3) for x in pr["relay"]],
-                   "broker_round_trip_samples_ms": [round(x, 3) for x in pr["broker"]]}
+            row = {"level": f, "offered": round(r), **row,
+                   "messages_in": after.get("messages_in", 0) - before.get("messages_in", 0),
+                   "loop_lag_max_ms": (after.get("loop_lag_ms") or {}).get("max"),
+                   "hop_ms_p99": after.get("hop_ms_p99"), "alerts_seen": kinds}
             res["levels"].append(row)
             show(f"{int(f * 100)} % ({round(r):,}/s)", row)
     finally:
