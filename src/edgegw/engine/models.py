@@ -164,14 +164,14 @@ class OnnxModelSet:
         sparse to judge: fewer samples than `min_samples`, as just after a gap)."""
         if self._columns is not None:
             x = x[:, self._columns]
-        x = np.ascontiguousarray(x, dtype=np.float32)
+        if x.dtype != np.float32 or not x.flags.c_contiguous:
+            x = np.ascontiguousarray(x, dtype=np.float32)
         sparse = (x[:, self._count_cols] < self._min_count).any(axis=1) if len(self._count_cols) else None
         score = self._anomaly.run(x).reshape(-1).astype(np.float64) * self._sign
         thr = self.threshold
         hot = score > thr
         if sparse is not None and sparse.any():
             hot &= ~sparse
-        out: list[list[Verdict]] = []
         evidence: dict[int, dict[str, Any]] = {}
         if hot.any():
             rows = np.flatnonzero(hot)
@@ -179,24 +179,24 @@ class OnnxModelSet:
             order = np.argsort(-np.abs(z), axis=1)
             for k, r in enumerate(rows.tolist()):
                 evidence[r] = self._explain(z[k], order[k])
-        for i in range(len(score)):
-            s = float(score[i])
-            out.append([Verdict("anomaly", bool(hot[i]), s, thr, Severity.WARNING, evidence.get(i, {}))])
+        warn = Severity.WARNING
+        out = [
+            [Verdict("anomaly", h, s, thr, warn, evidence.get(i) or {})]
+            for i, (s, h) in enumerate(zip(score.tolist(), hot.tolist(), strict=True))
+        ]
         if self._failure is not None:
             probs = self._failure.run(x).astype(np.float64)
             p_fault = 1.0 - probs[:, self._normal] if self._normal >= 0 else probs.max(axis=1)
-            best = self._fault_idx[np.argmax(probs[:, self._fault_idx], axis=1)] if len(self._fault_idx) else None
             ft = self.failure_threshold
             cond_all = (p_fault >= ft) & (score >= self._gate)
-            for i in range(len(out)):
-                p = float(p_fault[i])
-                cond = bool(cond_all[i])
-                ev: dict[str, Any] = {}
-                if cond and best is not None:
-                    c = int(best[i])
-                    ev = {"class": self.classes[c], "probability": round(p, 4),
-                          "class_probability": round(float(probs[i, c]), 4)}
-                out[i].append(Verdict("failure_risk", cond, p, ft, Severity.CRITICAL, ev))
+            crit = Severity.CRITICAL
+            for row, p, cond in zip(out, p_fault.tolist(), cond_all.tolist(), strict=True):
+                row.append(Verdict("failure_risk", cond, p, ft, crit, {}))
+            if cond_all.any() and len(self._fault_idx):
+                for i in np.flatnonzero(cond_all).tolist():
+                    c = int(self._fault_idx[np.argmax(probs[i, self._fault_idx])])
+                    out[i][1].evidence = {"class": self.classes[c], "probability": round(float(p_fault[i]), 4),
+                                          "class_probability": round(float(probs[i, c]), 4)}
         if sparse is not None and sparse.any():
             for i in np.flatnonzero(sparse).tolist():
                 out[i] = []  # not judged: leaves the alarm state as it is
