@@ -40,8 +40,7 @@ def row_features(ts: np.ndarray, x: np.ndarray) -> np.ndarray:
     nz = np.maximum(n, 1)
     x0 = np.where(nan, 0.0, x)
     mean = x0.sum(axis=1) / nz
-    d = x0 - mean[:, None]
-    d[nan] = 0.0
+    d = np.where(nan, 0.0, x0 - mean[:, None])
     d2 = d * d
     var = d2.sum(axis=1) / nz
     std = np.sqrt(var)
@@ -51,14 +50,16 @@ def row_features(ts: np.ndarray, x: np.ndarray) -> np.ndarray:
     kurt = np.where(flat, 0.0, np.einsum("ij,ij->i", d2, d2) / nz / (safe_var * safe_var) - 3.0)
     mn = np.fmin.reduce(x, axis=1)  # fmin/fmax skip NaN
     mx = np.fmax.reduce(x, axis=1)
-    rms = np.sqrt(np.einsum("ij,ij->i", x0, x0) / nz)
+    rms = np.sqrt(var + mean * mean)  # mean of squares, without another pass
     peak = np.maximum(np.abs(mn), np.abs(mx))
     crest = np.where(rms > _EPS, peak / np.where(rms > _EPS, rms, 1.0), 0.0)
-    # slope = sum((t - tm) d) / sum((t - tm)^2), with t relative to the row's newest time; as
-    # sum(d) == 0, sum((t - tm) d) == sum(t d)
-    t_ref = np.fmax.reduce(ts, axis=1)
-    t0 = ts - np.where(np.isnan(t_ref), 0.0, t_ref)[:, None]
-    t0[nan] = 0.0
+    # slope = sum((t - tm) d) / sum((t - tm)^2), with t relative to the row's newest time (the last
+    # column when right-aligned); as sum(d) == 0, sum((t - tm) d) == sum(t d)
+    t_ref = ts[:, -1].copy()
+    lost = np.isnan(t_ref) & (n > 0)
+    if lost.any():  # not right-aligned
+        t_ref[lost] = np.fmax.reduce(ts[lost], axis=1)
+    t0 = np.where(nan, 0.0, ts - np.where(np.isnan(t_ref), 0.0, t_ref)[:, None])
     tm = t0.sum(axis=1) / nz
     sxx = np.einsum("ij,ij->i", t0, t0) - nz * tm * tm
     slope = np.where(sxx > _EPS, np.einsum("ij,ij->i", t0, d) / np.where(sxx > _EPS, sxx, 1.0), 0.0)
