@@ -186,10 +186,10 @@ async def watch(
                 reader = asyncio.create_task(follow(client))
                 stopper = asyncio.create_task(stop.wait())
                 await asyncio.wait({reader, stopper}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
-                for t in (reader, stopper):
-                    t.cancel()
+                for task in (reader, stopper):
+                    task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
-                        await t
+                        await task
                 if reader.done() and not reader.cancelled() and reader.exception():
                     raise reader.exception()  # type: ignore[misc]
                 if deadline is not None and time.monotonic() >= deadline:

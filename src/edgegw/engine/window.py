@@ -6,6 +6,8 @@ always one contiguous slice: a hop reads its window without copying or rolling.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 
@@ -20,8 +22,9 @@ class RingBuffer:
         self.capacity = capacity
         self._ts = np.empty(2 * capacity, dtype=np.float64)
         self._vals = np.empty(2 * capacity, dtype=np.float64)
-        self._tm = memoryview(self._ts)  # appends write through these: ~40 % cheaper than numpy item assignment
-        self._vm = memoryview(self._vals)
+        # appends write through memoryviews: ~40 % cheaper than numpy item assignment
+        self._tm: Any = self._ts.data
+        self._vm: Any = self._vals.data
         self._head = 0  # next write position in [0, capacity)
         self._n = 0
 

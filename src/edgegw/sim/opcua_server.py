@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import cast
 
 from asyncua import Server, ua
 
@@ -45,6 +46,11 @@ def node_id(asset: str, signal: str, ns: int = 2) -> str:
     return f"ns={ns};s={asset}.{signal}"
 
 
+
+def _node(name: str, ns: int) -> ua.NodeId:
+    """A string NodeId in our namespace (asyncua types its arguments as its own int/str subclasses)."""
+    return ua.NodeId(ua.String(name), ua.Int16(ns))
+
 class OpcuaPumpServer:
     """Start with `await start()`, feed with `await update(ts, samples)`, end with `await stop()`."""
 
@@ -66,17 +72,17 @@ class OpcuaPumpServer:
         self.server.set_server_name("edgegw pump simulator")
         self.server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
         self.ns = await self.server.register_namespace(NAMESPACE)
-        pumps = await self.server.nodes.objects.add_folder(ua.NodeId("Pumps", self.ns), ua.QualifiedName("Pumps", self.ns))
+        pumps = await self.server.nodes.objects.add_folder(_node("Pumps", self.ns), ua.QualifiedName("Pumps", self.ns))
         for asset in self.assets:
-            obj = await pumps.add_object(ua.NodeId(asset, self.ns), ua.QualifiedName(asset, self.ns))
+            obj = await pumps.add_object(_node(asset, self.ns), ua.QualifiedName(asset, self.ns))
             for sig in self.signals:
                 unit = SIGNALS[sig][0]
-                nid = ua.NodeId(f"{asset}.{sig}", self.ns)
+                nid = _node(f"{asset}.{sig}", self.ns)
                 var = await obj.add_variable(nid, ua.QualifiedName(sig, self.ns), 0.0, ua.VariantType.Double)
-                await var.add_property(ua.NodeId(f"{asset}.{sig}.EngineeringUnits", self.ns),
+                await var.add_property(_node(f"{asset}.{sig}.EngineeringUnits", self.ns),
                                        ua.QualifiedName("EngineeringUnits", 0), eu_information(unit))
                 lo, hi = _EU_RANGE.get(sig, (0.0, 100.0))
-                await var.add_property(ua.NodeId(f"{asset}.{sig}.EURange", self.ns),
+                await var.add_property(_node(f"{asset}.{sig}.EURange", self.ns),
                                        ua.QualifiedName("EURange", 0), ua.Range(Low=lo, High=hi))
                 self._nodes[(asset, sig)] = nid
         await self.server.start()
@@ -89,7 +95,8 @@ class OpcuaPumpServer:
                 nid = self._nodes.get((s.asset, sig))
                 if nid is None:
                     continue
-                dv = ua.DataValue(ua.Variant(float(v), ua.VariantType.Double), SourceTimestamp=when, ServerTimestamp=now)
+                dv = ua.DataValue(ua.Variant(float(v), ua.VariantType.Double), SourceTimestamp=cast(ua.DateTime, when),
+                                  ServerTimestamp=cast(ua.DateTime, now))
                 await self.server.write_attribute_value(nid, dv)
         self.updates += 1
 
