@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import math
 import signal
 import time
@@ -199,5 +200,10 @@ def main(args: argparse.Namespace) -> int:
     except (ModelError, ConfigError) as e:
         print(f"{args.config}: {e}", file=__import__("sys").stderr)
         return EX_CONFIG
+    # Everything built so far (modules, config, models: ~55k objects) lives as long as the
+    # process. Frozen, a full collection walks only what came later: ~2 ms instead of a ~60 ms
+    # pause on the loop, which showed in the alert latency's tail.
+    gc.collect()
+    gc.freeze()
     asyncio.run(gw.run())
     return 0
