@@ -70,7 +70,6 @@ def _session(path: Path) -> Any:
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    so.enable_cpu_mem_arena = False  # the arena holds ~6 MB RSS per session; tiny tree models gain nothing from it
     so.log_severity_level = 3
     try:
         data = path.read_bytes()
