@@ -202,7 +202,6 @@ class OnnxModelSet:
             self.sparse_rows += int(sparse.sum())
         return out
 
-
     def _explain(self, z: np.ndarray, order: np.ndarray) -> dict[str, Any]:
         """The strongest deviations, one entry per signal first (a signal other than the top one is
         named when it deviates by at least MIN_Z_OTHER_SIGNAL), then the next strongest features."""
