@@ -157,22 +157,30 @@ class Gateway:
                 await stop.wait()
                 sdnotify.notify("STOPPING=1")
                 log.info("stopping")
-                for t in source_tasks:
-                    t.cancel()
-                await asyncio.gather(*source_tasks, return_exceptions=True)
+                await _cancel(source_tasks)
                 self.engine.run_hops()
-                ticker.cancel()
-                watchdog.cancel()
-                health.cancel()
+                await _cancel([ticker, watchdog, health])
                 for s in self.sinks:
                     await s.close(2.0)
-                _done, pending = await asyncio.wait(sink_tasks, timeout=3.0)
-                for t in pending:
-                    t.cancel()
+                await asyncio.wait(sink_tasks, timeout=3.0)
+                await _cancel(sink_tasks)
         finally:
             if own_signals:
                 for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                     loop.remove_signal_handler(sig)
+
+
+async def _cancel(tasks: list[asyncio.Task[Any]], grace: float = 1.0) -> None:
+    """Cancel until done: a library may swallow one cancel (asyncio.wait_for on 3.11 does when its
+    result lands at the same moment), and a task that lives on would hang the TaskGroup's exit."""
+    for _ in range(10):
+        pending = [t for t in tasks if not t.done()]
+        if not pending:
+            return
+        for t in pending:
+            t.cancel()
+        await asyncio.wait(pending, timeout=grace)
+    log.error("tasks ignore cancellation", tasks=[t.get_name() for t in tasks if not t.done()])
 
 
 def _level(d: dict[str, Any]) -> int:
