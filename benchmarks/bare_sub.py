@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import socket
 import threading
@@ -43,10 +44,8 @@ async def run_relay(port: int, prefix: str, relay: str, timeout: float) -> None:
                     tasks.add(t)
                     t.add_done_callback(tasks.discard)
 
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(consume(), timeout)
-        except TimeoutError:
-            pass
 
 
 class Runs:
@@ -84,10 +83,8 @@ async def run_aiomqtt(port: int, prefix: str, timeout: float) -> None:
             async for m in c.messages:
                 on(m.topic.value, m.payload)  # type: ignore[arg-type]
 
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(consume(), timeout)
-        except TimeoutError:
-            pass
 
 
 def run_paho(port: int, prefix: str, timeout: float) -> None:

@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _rig  # noqa: E402
-from _common import write  # noqa: E402
+import _rig
+from _common import write
 
 SIGNALS = ("vibration", "pressure", "temperature", "flow", "current")
 IMPORTS = {

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import write  # noqa: E402
+from _common import write
 
 ROOT = Path(__file__).resolve().parent.parent
 FMT = '{{"ts":{ts:.3f},"vibration":{v:.2f},"pressure":6.5,"temperature":55.0,"flow":60.0,"current":35.0}}'
@@ -62,12 +62,12 @@ class ChunkLoop:
 
 def build(n_assets: int, model: bool) -> tuple[Any, Any]:
     from edgegw.config import load_config
-    from edgegw.gateway import load_models
     from edgegw.engine.engine import Engine
+    from edgegw.gateway import load_models
     from edgegw.intake import Intake
     from edgegw.sources.mqtt import MqttTelemetrySource
 
-    over = [f"assets=[{','.join('{id: pump-%d, profile: pump}' % (i + 1) for i in range(n_assets))}]"]
+    over = ["assets=[" + ",".join(f"{{id: pump-{i + 1}, profile: pump}}" for i in range(n_assets)) + "]"]
     if not model:
         over.append("profiles.pump.model=null")
     cfg = load_config(ROOT / "config" / "example.yaml", over)

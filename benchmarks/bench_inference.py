@@ -32,9 +32,9 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import pct, write  # noqa: E402
+from _common import pct, write
 
-from edgegw.engine.features import N_FEATURES, row_features  # noqa: E402
+from edgegw.engine.features import N_FEATURES, row_features
 
 ROOT = Path(__file__).resolve().parent.parent
 SIGNALS = ("vibration", "pressure", "temperature", "flow", "current")

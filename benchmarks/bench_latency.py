@@ -35,8 +35,8 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _rig  # noqa: E402
-from _common import RESULTS, write  # noqa: E402
+import _rig
+from _common import RESULTS, write
 
 FMT = '{{"ts":{ts:.3f},"vibration":{v},"pressure":5.0,"temperature":55.0,"flow":60.0,"current":30.0}}'
 
@@ -89,7 +89,10 @@ def probe_level(w: _rig.Watcher, n: int, target: str) -> dict[str, Any]:
         ev.clear()
         t0 = time.perf_counter()
         w.client.publish(topic, FMT.format(ts=time.time(), v=v), qos=1)
-        done = (lambda: want in got) if target == "gateway" else (lambda: bool(relayed))
+
+        def done(want: str = want) -> bool:
+            return want in got if target == "gateway" else bool(relayed)
+
         while not done() and time.perf_counter() - t0 < 3.0:
             ev.wait(0.005)
             ev.clear()
@@ -173,6 +176,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--probes", type=int, help="probes per level (default 200; quick 15)")
     ap.add_argument("--levels", default="0.1,0.5,0.9")
     ap.add_argument("--pin", help="taskset CPU list for gateway, broker and load, e.g. 0")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="config override for the gateway (edgegw run --set), repeatable")
     ap.add_argument("--name", default="latency")
     args = ap.parse_args(argv)
     rate = args.rate or default_rate()
@@ -191,6 +196,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         subprocess.run(["taskset", "-pc", args.pin, str(relay.pid)], capture_output=True)
     w = _rig.Watcher(broker.port)
     gw = _rig.Gateway(_rig.gateway_config(wd, args.assets), broker.port, w, wd,
+                      *[x for kv in args.set for x in ("--set", kv)],
                       argv_prefix=["taskset", "-c", args.pin] if args.pin else None)
     blocks = 1 if args.quick else 4
     res: dict[str, Any] = {"assets": args.assets, "full_rate": rate, "probes_per_level": probes, "blocks": blocks,

@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _rig  # noqa: E402
-from _common import write  # noqa: E402
-from bench_latency import default_rate  # noqa: E402
+import _rig
+from _common import write
+from bench_latency import default_rate
 
 
 def slope_per_hour(t: list[float], y: list[float]) -> float | None:

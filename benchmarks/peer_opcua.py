@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import random
 import signal
 import time
@@ -37,10 +38,8 @@ async def main() -> None:
         samples = [Sample(a, now, {s: BASE[s] * (1 + random.uniform(-0.01, 0.01)) for s in SIGNALS}, "0")
                    for a in names]
         await srv.update(now, samples)
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 1.0)
-        except TimeoutError:
-            pass
     await srv.stop()
 
 
