@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import pct, write  # noqa: E402
+from _common import pct, write
 
-from edgegw.config import load_config  # noqa: E402
-from edgegw.engine.engine import Engine  # noqa: E402
-from edgegw.engine.features import window_features  # noqa: E402
+from edgegw.config import load_config
+from edgegw.engine.engine import Engine
+from edgegw.engine.features import window_features
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "example.yaml"
 SIGNALS = ("vibration", "pressure", "temperature", "flow", "current")

@@ -62,8 +62,8 @@ class Broker:
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\n"
             f"set_tcp_nodelay true\n{keep}{self.extra_conf}"
         )
-        log = open(self.workdir / f"mosquitto-{self.port}.log", "ab")
-        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stdout=log, stderr=log)
+        with open(self.workdir / f"mosquitto-{self.port}.log", "ab") as log:  # the child keeps its own copy
+            self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stdout=log, stderr=log)
         wait_port(self.port)
         return self
 

@@ -286,8 +286,8 @@ def summary(setup: Setup, res: Result, took: float) -> str:
         labels = h.labels
         for k, aname in enumerate(h.assets):
             idx = np.flatnonzero(h.asset == k)
-            for a, b in _episodes(fault[idx]):
-                rows = idx[a:b]
+            for start, end in _episodes(fault[idx]):
+                rows = idx[start:end]
                 hit = np.flatnonzero(alarm[rows])
                 t0 = h.ts[rows[0]]
                 what = labels[rows[0]]

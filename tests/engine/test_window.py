@@ -25,5 +25,5 @@ def test_window_is_half_open_by_time() -> None:
 def test_partial_fill() -> None:
     rb = RingBuffer(8)
     rb.append(1.0, 2.0)
-    ts, vals = rb.view()
+    ts, _ = rb.view()
     assert len(rb) == 1 and ts.tolist() == [1.0] and np.isnan(RingBuffer(3).first_ts())
