@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import ssl
+from collections.abc import Coroutine
 from typing import Any
+
+import aiomqtt
 
 from edgegw.config import MqttBroker, TlsConfig
 
@@ -31,3 +35,29 @@ def client_kwargs(b: MqttBroker) -> dict[str, Any]:
         kw["tls_context"] = tls_context(b.tls)
         kw["tls_insecure"] = b.tls.insecure
     return kw
+
+
+async def until_disconnect(client: aiomqtt.Client, work: Coroutine[Any, Any, None]) -> bool:
+    """Run `work` on a connected client while watching the connection.
+
+    True when `work` finished; the work's or the connection's MqttError is raised when either
+    failed first. Iterating `client.messages` is aiomqtt's public way to learn of a disconnect
+    while a publisher sits idle.
+    """
+
+    async def watch() -> None:
+        async for _ in client.messages:
+            pass
+
+    job = asyncio.create_task(work)
+    watcher = asyncio.create_task(watch())
+    try:
+        await asyncio.wait({job, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in (job, watcher):
+            t.cancel()
+        await asyncio.gather(job, watcher, return_exceptions=True)
+    for t in (job, watcher):
+        if not t.cancelled() and (exc := t.exception()) is not None:
+            raise exc
+    return job.done() and not job.cancelled()

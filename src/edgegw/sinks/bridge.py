@@ -27,7 +27,7 @@ import structlog
 
 from edgegw.backoff import Backoff
 from edgegw.config import ConfigError, GatewayConfig, TlsConfig
-from edgegw.mqttconn import NODELAY, tls_context
+from edgegw.mqttconn import NODELAY, tls_context, until_disconnect
 from edgegw.records import Alert, AlertState, Rollup, Severity, iso
 from edgegw.sinks.local import alert_topic
 from edgegw.sinks.outbox import Kind, Outbox, OutboxBusy, Row
@@ -281,7 +281,8 @@ class Bridge:
                     self.last_error = None
                     backoff.reset()
                     log.info("upstream connected", broker=where, tls=up.use_tls, queued=self.outbox.count)
-                    await self._serve(client)
+                    if not await until_disconnect(client, self._feed(client)):
+                        raise aiomqtt.MqttError("upstream connection ended")
                     with contextlib.suppress(aiomqtt.MqttError):
                         await client.publish(self.status_topic, b"offline", qos=1, retain=True, timeout=2)
                     return
@@ -300,22 +301,6 @@ class Bridge:
                     await asyncio.wait_for(self._closed.wait(), delay)
             finally:
                 self.connected = False
-
-    async def _serve(self, client: aiomqtt.Client) -> None:
-        """Publish until closed (returns) or until the connection drops (raises MqttError)."""
-        feed = asyncio.create_task(self._feed(client))
-        watch = asyncio.create_task(_watch(client))
-        try:
-            await asyncio.wait({feed, watch}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for t in (feed, watch):
-                t.cancel()
-            await asyncio.gather(feed, watch, return_exceptions=True)
-        for t in (feed, watch):
-            if not t.cancelled() and t.exception() is not None:
-                raise t.exception()  # type: ignore[misc]
-        if not feed.done() or feed.cancelled():
-            raise aiomqtt.MqttError("upstream connection ended")
 
     async def _feed(self, client: aiomqtt.Client) -> None:
         """Hand committed messages to the client: live first, backlog at replay_rate; `inflight` at once."""
@@ -406,12 +391,6 @@ class Bridge:
     def stats(self) -> dict[str, Any]:
         return {"connected": self.connected, "published": self.published, "replayed": self.replayed,
                 "connects": self.connects, **self.outbox.stats()}
-
-
-async def _watch(client: aiomqtt.Client) -> None:
-    """Iterating messages is aiomqtt's public way to learn of a disconnect while idle."""
-    async for _ in client.messages:
-        pass
 
 
 def _loopback(host: str) -> bool:

@@ -18,7 +18,7 @@ import structlog
 
 from edgegw.backoff import Backoff
 from edgegw.config import GatewayConfig
-from edgegw.mqttconn import NODELAY, client_kwargs
+from edgegw.mqttconn import NODELAY, client_kwargs, until_disconnect
 from edgegw.records import Alert, AlertState, Rollup
 
 log = structlog.get_logger("edgegw.sinks.local")
@@ -138,7 +138,7 @@ class LocalSink:
                     backoff.reset()
                     self.first_connect.set()
                     log.info("connected", broker=f"{b.host}:{b.port}")
-                    if await self._serve(client):
+                    if await until_disconnect(client, self._pump(client)):
                         return
             except aiomqtt.MqttError as e:
                 self.connected = False
@@ -149,27 +149,6 @@ class LocalSink:
                 await asyncio.sleep(delay)
             finally:
                 self.connected = False
-
-    async def _serve(self, client: aiomqtt.Client) -> bool:
-        """Publish until closed (True) or until the connection drops (raises MqttError)."""
-        pump = asyncio.create_task(self._pump(client))
-        watch = asyncio.create_task(self._watch(client))
-        try:
-            await asyncio.wait({pump, watch}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for t in (pump, watch):
-                t.cancel()
-            await asyncio.gather(pump, watch, return_exceptions=True)
-        for t in (pump, watch):
-            if not t.cancelled() and t.exception() is not None:
-                raise t.exception()  # type: ignore[misc]
-        return pump.done() and not pump.cancelled()
-
-    @staticmethod
-    async def _watch(client: aiomqtt.Client) -> None:
-        """Iterating messages is aiomqtt's public way to learn of a disconnect while idle."""
-        async for _ in client.messages:
-            pass
 
     async def _pump(self, client: aiomqtt.Client) -> None:
         q = self._queue
