@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,18 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def pct(samples_s: list[float] | np.ndarray, q: float) -> float:
     """Percentile in microseconds."""
     return float(np.percentile(np.asarray(samples_s) * 1e6, q))
+
+
+def timed(fn: Callable[[], object], repeat: int, warm: int = 50) -> list[float]:
+    """Wall time of each of `repeat` calls, after `warm` untimed ones."""
+    for _ in range(warm):
+        fn()
+    out = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return out
 
 
 def machine() -> dict[str, Any]:

@@ -25,14 +25,13 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import pct, write
+from _common import pct, timed, write
 
 from edgegw.engine.features import N_FEATURES, row_features
 
@@ -41,17 +40,6 @@ SIGNALS = ("vibration", "pressure", "temperature", "flow", "current")
 BASE = np.array([3.0, 6.5, 55.0, 60.0, 35.0])
 SPREAD = np.array([0.15, 0.05, 0.2, 1.0, 0.4])
 LENGTH = 300
-
-
-def timed(fn: Callable[[], object], repeat: int, warm: int = 5) -> list[float]:
-    for _ in range(warm):
-        fn()
-    out = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t0)
-    return out
 
 
 def naive_features(ts: np.ndarray, x: np.ndarray) -> np.ndarray:

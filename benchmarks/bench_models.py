@@ -14,13 +14,12 @@ import argparse
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import pct, write
+from _common import pct, timed, write
 
 from edgegw.config import load_config
 from edgegw.engine.engine import Engine
@@ -30,17 +29,6 @@ from edgegw.ml.replay import profile_config
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "config" / "example.yaml"
-
-
-def timed(fn: Callable[[], object], repeat: int, warm: int = 50) -> list[float]:
-    for _ in range(warm):
-        fn()
-    out = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t0)
-    return out
 
 
 def row(name: str, samples: list[float], budget_us: float | None = None) -> dict[str, float | str | None]:
