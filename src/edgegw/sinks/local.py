@@ -32,8 +32,15 @@ def alert_topic(template: str, alert: Alert) -> str:
     )
 
 
+_Item = tuple[str, bytes, int, bool]
+
+
 class LocalSink:
-    """Queue + one publisher task; publishing never blocks the engine."""
+    """Two queues + one publisher task; publishing never blocks the engine.
+
+    Alerts and status go out before rollups and metrics: 50 rollups published at the top of a
+    minute must not hold back an alarm raised in the same instant. Order within each queue is kept.
+    """
 
     def __init__(self, cfg: GatewayConfig, max_queue: int = 100_000) -> None:
         self.name = "local"
@@ -42,7 +49,8 @@ class LocalSink:
         self.status_topic = f"status/{gw}"
         self.connected = False
         self.first_connect = asyncio.Event()
-        self._queue: deque[tuple[str, bytes, int, bool]] = deque()
+        self._urgent: deque[_Item] = deque()  # alerts, status
+        self._bulk: deque[_Item] = deque()  # rollups, metrics
         self._max_queue = max_queue
         self._wake = asyncio.Event()
         self._active: dict[str, bytes] = {}  # topic -> retained payload of active alarms
@@ -53,11 +61,11 @@ class LocalSink:
 
     # -- taking work (synchronous, from the engine)
 
-    def _put(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
-        if len(self._queue) >= self._max_queue:
-            self._queue.popleft()
+    def _put(self, topic: str, payload: bytes, qos: int, retain: bool, urgent: bool = True) -> None:
+        if self.depth >= self._max_queue:  # a long outage: the oldest rollups and metrics go first
+            (self._bulk or self._urgent).popleft()
             self.dropped += 1
-        self._queue.append((topic, payload, qos, retain))
+        (self._urgent if urgent else self._bulk).append((topic, payload, qos, retain))
         self._wake.set()
 
     def alert(self, alert: Alert) -> None:
@@ -75,15 +83,15 @@ class LocalSink:
 
     def rollup(self, rollup: Rollup) -> None:
         topic = self.cfg.rollups.topic.format(site=rollup.site, gateway=rollup.gateway, asset=rollup.asset)
-        self._put(topic, orjson.dumps(rollup.to_dict()), 1, False)
+        self._put(topic, orjson.dumps(rollup.to_dict()), 1, False, urgent=False)
 
     def publish(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False) -> None:
-        """For status and metrics."""
-        self._put(topic, payload, qos, retain)
+        """For metrics: queued behind alerts."""
+        self._put(topic, payload, qos, retain, urgent=False)
 
     @property
     def depth(self) -> int:
-        return len(self._queue)
+        return len(self._urgent) + len(self._bulk)
 
     # -- connection
 
@@ -151,12 +159,15 @@ class LocalSink:
                 self.connected = False
 
     async def _pump(self, client: aiomqtt.Client) -> None:
-        q = self._queue
+        urgent, bulk = self._urgent, self._bulk
         while True:
-            while q:
-                topic, payload, qos, retain = q[0]
+            while urgent or bulk:
+                q = urgent or bulk
+                item = q[0]
+                topic, payload, qos, retain = item
                 await client.publish(topic, payload, qos=qos, retain=retain)
-                q.popleft()  # only after the broker took it
+                if q and q[0] is item:  # only after the broker took it (unless overflow dropped it meanwhile)
+                    q.popleft()
                 self.published += 1
             if self._closing:
                 await client.publish(self.status_topic, b"offline", qos=1, retain=True)
