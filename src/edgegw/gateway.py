@@ -118,9 +118,7 @@ class Gateway:
         while True:
             await asyncio.sleep(1.0 - (time.time() % 1.0) + 0.001)
             now = time.time()
-            self.engine.tick(now)
-            if self.engine.due:
-                self.engine.run_hops()
+            self.engine.tick(now)  # hops are the intake's: it batches assets crossing a boundary together
             if now >= next_rollup:
                 if self.cfg.rollups.enabled:
                     self._rollups(rollup_start, next_rollup)
