@@ -101,3 +101,14 @@ def test_cli_check_ok() -> None:
     r = subprocess.run([sys.executable, "-m", "edgegw", "check", "-c", str(EXAMPLE)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert "ok" in r.stdout
+
+
+def test_window_must_be_whole_hops(tmp_path: Path) -> None:
+    ps = problems(tmp_path, EXAMPLE.read_text(), "profiles.pump.hop_s=0.7")
+    assert len(ps) == 1 and "profiles.pump" in ps[0] and "window_s (30) must be a whole multiple of hop_s (0.7)" in ps[0]
+    for ok in ("profiles.pump.hop_s=0.1", "profiles.pump.hop_s=7.5", "profiles.pump.hop_s=30"):
+        assert load_config(EXAMPLE, [ok]).profiles["pump"].hop_s > 0
+    f = tmp_path / "bad.yaml"
+    f.write_text(EXAMPLE.read_text().replace("window_s: 30", "window_s: 30.5"))
+    r = subprocess.run([sys.executable, "-m", "edgegw", "check", "-c", str(f)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 78 and "window_s (30.5) must be a whole multiple of hop_s" in r.stderr, r.stderr

@@ -298,10 +298,18 @@ class ModelAlarmSpec(Base):
 
 
 class Profile(Base):
-    window_s: float = Field(30.0, gt=0, description="Feature window length.")
-    hop_s: float = Field(1.0, gt=0, description="How often features and models run per asset.")
+    window_s: float = Field(
+        30.0, gt=0, description="Feature window length; a whole multiple of hop_s (the window is window_s/hop_s hops)."
+    )
+    hop_s: float = Field(
+        1.0, gt=0, description="How often features and models run per asset; windows end on multiples of it."
+    )
     stale_after_s: float = Field(10.0, gt=0, description="A signal silent this long (wall clock) raises stale.")
-    max_rate_hz: float = Field(10.0, gt=0, le=10000, description="Highest sample rate kept per signal.")
+    max_rate_hz: float = Field(
+        10.0, gt=0, le=10000,
+        description="Expected highest sample rate per signal. Accepted for compatibility; it no longer limits "
+        "the window, which holds every sample of the last window_s.",
+    )
     model: str | None = Field(None, description="Model directory (anomaly + failure ONNX and metadata).")
     model_alarms: ModelAlarmSpec = Field(default_factory=ModelAlarmSpec)
     signals: dict[str, SignalSpec] = Field(min_length=1)
@@ -310,6 +318,12 @@ class Profile(Base):
     def _hop(self) -> Profile:
         if self.hop_s > self.window_s:
             raise ValueError("hop_s must be <= window_s")
+        hops = self.window_s / self.hop_s
+        if abs(hops - round(hops)) > 1e-9 * hops:
+            raise ValueError(
+                f"window_s ({self.window_s:g}) must be a whole multiple of hop_s ({self.hop_s:g}): "
+                "a window is made of whole hops"
+            )
         return self
 
 

@@ -25,8 +25,9 @@ def make() -> tuple[Intake, list[Alert]]:
 
 
 def last(intake: Intake, asset: str, signal: str) -> tuple[float, float]:
-    ts, vals = intake.engine.assets[asset].signals[signal].buf.view()
-    return float(ts[-1]), float(vals[-1])
+    """The newest value the engine took for a signal, and its time."""
+    s = intake.engine.assets[asset].signals[signal]
+    return s.last_value_ts, s.last_value
 
 
 def test_json_object_dotted_path_and_array() -> None:

@@ -1,9 +1,12 @@
 """Per-asset state, `ingest()`, hop scheduling, alarm lifecycle: the protocol-free core.
 
-`ingest()` runs once per value and stays cheap: a ring-buffer append, the signal's threshold
-rule (an alarm waits for no hop), rollup accumulators. When an asset crosses its next hop
-boundary (event time) it is marked due; `run_hops()` then computes features for all due
-assets of a profile in one matrix and scores them with the profile's models in one call.
+`ingest()` runs once per value and stays cheap: the signal's current hop bucket takes the value
+into a few running sums (plain floats; no sample is kept), the signal's threshold rule runs (an
+alarm waits for no hop), rollup accumulators. When a value opens a new bucket, the finished one
+is written to the profile's bucket store (`window.py`), once per signal per bucket. When an
+asset crosses its next hop boundary (event time) it is marked due; `run_hops()` then combines
+the window's buckets into features for all due assets of a profile at once and scores them with
+the profile's models in one call.
 """
 
 from __future__ import annotations
@@ -16,10 +19,10 @@ from typing import Any
 import numpy as np
 
 from edgegw.config import GatewayConfig, Profile
-from edgegw.engine.features import N_FEATURES, WindowMatrix, feature_names, row_features
+from edgegw.engine import window
+from edgegw.engine.features import N_FEATURES, bucket_features, feature_names
 from edgegw.engine.models import ModelSet, Verdict
 from edgegw.engine.rules import LEVEL_NAMES, Debounce, ThresholdRule, severity_of
-from edgegw.engine.window import RingBuffer
 from edgegw.records import Alert, AlertState, Quality, Rollup, Severity, SignalStats, iso
 
 AlertSink = Callable[[Alert], None]
@@ -28,14 +31,34 @@ HopObserver = Callable[[str, list[str], np.ndarray, np.ndarray, list[list[Verdic
 
 
 class SignalState:
+    """One signal of one asset: alarm state, rollup stats and its current hop bucket.
+
+    The bucket (window.py has the field meanings) is accumulated in plain floats by
+    `Engine.ingest` and written to the profile store row `row` by `flush()`.
+    """
+
     __slots__ = (
-        "buf", "last_seen", "last_ts", "name", "quality", "range_hi", "range_lo", "rule",
-        "stale", "stats", "threshold",
+        "acc", "b", "bucket_end", "c", "emptied", "holes_until", "hop_s", "k", "last_seen", "last_ts",
+        "last_value", "last_value_ts", "mn", "mx", "n", "n_buckets", "name", "quality", "range_hi", "range_lo",
+        "row", "rule", "s1", "s2", "s3", "s4", "sd", "st", "stale", "stats", "stt", "threshold",
     )
 
-    def __init__(self, name: str, spec: Any, capacity: int, now: float) -> None:
+    def __init__(self, name: str, spec: Any, acc: np.ndarray, row: int, hop_s: float, now: float) -> None:
         self.name = name
-        self.buf = RingBuffer(capacity)
+        self.acc = acc  # the profile's bucket store; this signal is row `row`
+        self.row = row
+        self.hop_s = hop_s
+        self.n_buckets = acc.shape[1]
+        self.k = -(2**62)  # no bucket yet
+        self.b = 0.0
+        self.bucket_end = -math.inf  # the first value opens a bucket
+        self.holes_until = -(2**62)  # hops up to this bucket check the row for slots to empty
+        self.emptied = False  # silent for longer than the window, slots emptied
+        self.n = 0.0
+        self.c = self.s1 = self.s2 = self.s3 = self.s4 = self.st = self.stt = self.sd = 0.0
+        self.mn = self.mx = math.nan
+        self.last_value = math.nan  # the newest accepted value and its time (last_ts counts bad ones too)
+        self.last_value_ts = -math.inf
         self.rule = ThresholdRule(spec)
         self.threshold = Debounce(spec.on_delay_s, spec.off_delay_s)
         self.quality = Debounce(spec.on_delay_s, spec.off_delay_s)
@@ -46,22 +69,56 @@ class SignalState:
         self.stale = False
         self.stats = SignalStats()
 
+    def open(self, ts: float, value: float) -> None:
+        """Store the current bucket (if any) and start the bucket of `ts` with this value."""
+        hop = self.hop_s
+        k = window.bucket_of(ts, hop)
+        if self.n:
+            self.flush()
+            if k > self.k + 1:  # skipped buckets: their slots still hold older buckets, which hops up
+                self.holes_until = k + self.n_buckets - 1  # to this one must empty (see Engine._hop)
+            self.emptied = False
+        self.k = k
+        self.b = b = k * hop
+        self.bucket_end = (k + 1) * hop
+        tau = ts - b
+        self.n = 1.0
+        self.c = self.mn = self.mx = value
+        self.s1 = self.s2 = self.s3 = self.s4 = self.sd = 0.0
+        self.st = tau
+        self.stt = tau * tau
+
+    def flush(self) -> None:
+        """Write the current bucket to its store slot (the bucket stays open)."""
+        self.acc[:, self.k % self.n_buckets, self.row] = (  # in window.FIELDS order
+            self.s3, self.s2, self.n, self.s1, self.st, self.s4, self.stt, self.sd, self.c, float(self.k),
+            self.mn, self.mx, self.last_value,
+        )
+
 
 class AssetState:
     __slots__ = (
-        "alarms_raised", "due", "first_ts", "hop_end", "id", "model_alarms", "next_hop", "profile",
-        "profile_name", "scores", "signal_names", "signals",
+        "alarms_raised", "due", "first_ts", "hop_end", "hop_k", "id", "index", "model_alarms", "next_hop",
+        "next_k", "profile", "profile_name", "scores", "signal_list", "signal_names", "signals",
     )
 
-    def __init__(self, asset_id: str, profile_name: str, profile: Profile, now: float) -> None:
+    def __init__(
+        self, asset_id: str, profile_name: str, profile: Profile, acc: np.ndarray, index: int, now: float
+    ) -> None:
         self.id = asset_id
         self.profile_name = profile_name
         self.profile = profile
-        cap = max(2, math.ceil(profile.window_s * profile.max_rate_hz * 1.25))
+        self.index = index  # within its profile: its signals are store rows index * n_signals + j
         self.signal_names = list(profile.signals)
-        self.signals = {n: SignalState(n, s, cap, now) for n, s in profile.signals.items()}
+        ns = len(self.signal_names)
+        self.signal_list = [
+            SignalState(n, s, acc, index * ns + j, profile.hop_s, now) for j, (n, s) in enumerate(profile.signals.items())
+        ]
+        self.signals = {s.name: s for s in self.signal_list}
         self.next_hop = -math.inf  # set by the first reading
-        self.hop_end = 0.0
+        self.next_k = 0
+        self.hop_end = 0.0  # the due hop's window is [hop_end - window_s, hop_end) = buckets [hop_k - B, hop_k)
+        self.hop_k = 0
         self.first_ts = math.inf
         self.due = False
         ma = profile.model_alarms
@@ -86,12 +143,24 @@ class Engine:
         self._clock = clock
         self.models: dict[str, ModelSet] = dict(models or {})
         now = clock()
-        self.assets: dict[str, AssetState] = {
-            a.id: AssetState(a.id, a.profile, cfg.profiles[a.profile], now) for a in cfg.assets
-        }
         self.profiles = cfg.profiles
+        members: dict[str, list[str]] = {}
+        for a in cfg.assets:
+            members.setdefault(a.profile, []).append(a.id)
+        self._stores: dict[str, np.ndarray] = {
+            name: window.new_store(
+                len(ids) * len(self.profiles[name].signals),
+                window.n_buckets(self.profiles[name].window_s, self.profiles[name].hop_s),
+            )
+            for name, ids in members.items()
+        }
+        self.assets: dict[str, AssetState] = {
+            a.id: AssetState(
+                a.id, a.profile, cfg.profiles[a.profile], self._stores[a.profile], members[a.profile].index(a.id), now
+            )
+            for a in cfg.assets
+        }
         self._due: list[AssetState] = []
-        self._matrices: dict[str, WindowMatrix] = {}
         self.readings_in = 0
         self.rejected: dict[str, int] = {}
         self.hops = 0
@@ -133,7 +202,26 @@ class Engine:
             self.reject("bad_value")
             return
         self.readings_in += 1
-        s.buf.append(ts, value)
+        if ts >= s.bucket_end:
+            s.open(ts, value)  # once per bucket: stores the finished one
+        else:
+            d = value - s.c
+            tau = ts - s.b
+            d2 = d * d
+            s.n += 1.0
+            s.s1 += d
+            s.s2 += d2
+            s.s3 += d2 * d
+            s.s4 += d2 * d2
+            s.st += tau
+            s.stt += tau * tau
+            s.sd += tau * d
+            if value < s.mn:
+                s.mn = value
+            elif value > s.mx:
+                s.mx = value
+        s.last_value = value
+        s.last_value_ts = ts
         s.stats.add(ts, value)
         rule = s.rule
         if rule.active:
@@ -147,11 +235,14 @@ class Engine:
         if ts >= a.next_hop:
             if a.next_hop != -math.inf:
                 a.hop_end = a.next_hop
+                a.hop_k = a.next_k
                 if not a.due:
                     a.due = True
                     self._due.append(a)
             hop = a.profile.hop_s
-            a.next_hop = (math.floor(ts / hop) + 1) * hop
+            k = window.bucket_of(ts, hop) + 1
+            a.next_k = k
+            a.next_hop = k * hop
 
     # ------------------------------------------------------------------ alarms
 
@@ -232,49 +323,91 @@ class Engine:
                 del self.hop_seconds[:512]
 
     def _hop(self, pname: str, assets: list[AssetState]) -> None:
-        profile = self.profiles[pname]
-        names = assets[0].signal_names
-        ns = len(names)
-        length = assets[0].signals[names[0]].buf.capacity
-        m = self._matrices.get(pname)
-        if m is None:
-            m = self._matrices[pname] = WindowMatrix(len(assets) * ns, length)
-        m.ensure(len(assets) * ns, length)
-        ends = np.empty(len(assets))
+        """Features for the due assets of one profile, their models, their alarms.
+
+        Store slots are aligned to absolute buckets, so a row's window is its B slots whenever
+        each slot holds a bucket of the window or nothing. That holds for a signal whose newest
+        bucket is the hop's last (stored here if still open) or the one after, unless it skipped
+        buckets lately (`holes_until`) or fell silent: such rows have their slots of buckets that
+        left the window emptied first. Rows of a signal already past the hop hold newer buckets
+        and are masked (rare: a hop that runs late).
+        """
+        acc = self._stores[pname]
+        assets.sort(key=_index)
+        ns = len(assets[0].signal_list)
+        nb = acc.shape[1]
+        na = len(assets)
+        ahead = []  # assets with a signal past this hop
+        check: list[int] = []  # rows that may hold buckets which left the window
         for i, a in enumerate(assets):
-            t_end = a.hop_end
-            ends[i] = t_end
-            t_start = t_end - profile.window_s
-            for j, sname in enumerate(names):
-                ts, vals = a.signals[sname].buf.window(t_start, t_end)
-                m.put(i * ns + j, ts, vals)
-        rows = len(assets) * ns
-        x = row_features(m.ts[:rows], m.x[:rows]).reshape(len(assets), ns * N_FEATURES)
-        self.hops += len(assets)
+            kh = a.hop_k
+            for s in a.signal_list:
+                k = s.k
+                if k != kh:
+                    if kh - nb <= k < kh:  # a bucket of the window is still open: store it as it is now
+                        s.flush()  # (values that still come for it are stored when it closes, for later hops)
+                        if k < kh - 1:
+                            check.append(i * ns + s.row % ns)
+                    elif k > kh:
+                        ahead.append(i)
+                    elif s.n and not s.emptied:  # silent for longer than the window: empty it once
+                        s.emptied = True
+                        check.append(i * ns + s.row % ns)
+                if s.holes_until >= kh:
+                    check.append(i * ns + s.row % ns)
+        first = assets[0].index
+        hk = np.array([(a.hop_end, a.hop_k) for a in assets], dtype=float)
+        ends = hk[:, 0]
+        k_rows = hk[:, 1].repeat(ns)
+        if assets[-1].index - first + 1 == na:  # consecutive assets (usually all of them): a view
+            rows: Any = slice(first * ns, (first + na) * ns)
+        else:
+            rows = np.array([a.index * ns + j for a in assets for j in range(ns)])
+        if check:
+            stored = np.array([a.index * ns for a in assets]).repeat(ns) + np.tile(np.arange(ns), na)
+            col = np.array(check)
+            kf = acc[window.K][:, stored[col]]
+            old = (kf < k_rows[col] - nb) & (kf != window.NEVER)
+            slot, j = np.nonzero(old)
+            acc[:, slot, stored[col[j]]] = window.EMPTY[:, None]  # nothing of the window: empty
+        block = acc[:, :, rows]
+        x = bucket_features(block, k_rows, self.profiles[pname].hop_s, masked=False)
+        if ahead:
+            sub = np.array([i * ns + j for i in sorted(set(ahead)) for j in range(ns)])
+            x[sub] = bucket_features(block[:, :, sub], k_rows[sub], self.profiles[pname].hop_s)
+        x = x.reshape(na, ns * N_FEATURES)
+        profile = self.profiles[pname]
+        self.hops += na
         model = self.models.get(pname)
         verdicts: list[list[Verdict]] | None = None
         if model is not None:
-            warm = np.array([e - a.first_ts >= profile.window_s - profile.hop_s for a, e in zip(assets, ends, strict=True)])
-            ok = warm & ~np.isnan(x).any(axis=1)
-            self.windows_skipped += int((~ok).sum())
+            span = profile.window_s - profile.hop_s
+            nan = np.isnan(x).any(axis=1).tolist()
+            idx = [i for i, a in enumerate(assets) if a.hop_end - a.first_ts >= span and not nan[i]]
+            self.windows_skipped += na - len(idx)
             verdicts = [[] for _ in assets]
-            idx = np.flatnonzero(ok)
-            if len(idx):
+            if idx:
                 scored = model.evaluate(x[idx].astype(np.float32))
                 for k, row in zip(idx, scored, strict=True):
                     verdicts[k] = row
-                    self._apply_verdicts(assets[k], float(ends[k]), row, model)
+                    a = assets[k]
+                    self._apply_verdicts(a, a.hop_end, row, model)
         if self.hop_observer is not None:
             self.hop_observer(pname, [a.id for a in assets], ends, x, verdicts)
 
     def _apply_verdicts(self, a: AssetState, ts: float, row: list[Verdict], model: ModelSet) -> None:
+        alarms = a.model_alarms
         for v in row:
             if v.kind == "anomaly":
                 a.scores.append(v.score)
-            db = a.model_alarms.get(v.kind)
+            db = alarms.get(v.kind)
             if db is None:
                 continue
-            lvl = db.update(ts, 1 if v.condition else 0)
+            target = 1 if v.condition else 0
+            if target == db.active:  # Debounce.update's no-change path, without the call (per row per hop)
+                db.since = None
+                continue
+            lvl = db.update(ts, target)
             if lvl is None:
                 continue
             ev = {"score": v.score, "threshold": v.threshold, "model": model.name, "model_version": model.version}
@@ -335,6 +468,10 @@ def _message(kind: str, source: str, ev: dict[str, Any]) -> str:
     if kind == "failure_risk":
         return f"failure risk {ev.get('score', 0):.2f}: {ev.get('class', '?')}"
     return f"{kind} {source}"
+
+
+def _index(a: AssetState) -> int:
+    return a.index
 
 
 def _num(v: float) -> float | None:

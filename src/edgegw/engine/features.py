@@ -1,8 +1,17 @@
-"""THE feature implementation: the daemon serves with it and `edgegw train` trains with it.
+"""THE feature implementation: the daemon serves with it and `edgegw train` trains with it
+(training replays history through the real Engine, so both see the same numbers).
 
-Features are computed for many windows at once: each (asset, signal) window is one row of
-a NaN-padded, right-aligned matrix, and every statistic is one vectorised numpy reduction
-over all rows. A hop for 50 assets x 5 signals is a handful of array operations.
+The engine never keeps raw samples: each signal streams per-hop-bucket moments into a store
+(`engine/window.py`), and `bucket_features` combines a window's B buckets for all due rows at
+once with the exact parallel-moment formulas. `row_features` computes the same features from
+raw samples (a NaN-padded matrix, one window per row); it is the reference the streaming
+version is tested against, and what benchmarks and offline tools may use on raw arrays.
+
+Definitions (both implementations): mean; population std; min; max; rms = sqrt(mean of
+squares); ptp = max - min; slope = least-squares slope per second; skew = m3 / var^1.5;
+kurtosis = m4 / var^2 - 3 (0 for both when the window is flat: var <= 1e-12 * max(1, mean^2));
+crest = max(|min|, |max|) / rms (0 when rms is 0); last = newest value; count. A window with
+no samples gives NaN for every feature but count (0).
 """
 
 from __future__ import annotations
@@ -10,6 +19,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+
+from edgegw.engine import window as w
 
 FEATURES: tuple[str, ...] = (
     "mean", "std", "min", "max", "rms", "ptp", "slope", "skew", "kurtosis", "crest", "last", "count",
@@ -71,49 +82,109 @@ def row_features(ts: np.ndarray, x: np.ndarray) -> np.ndarray:
     return out
 
 
-class WindowMatrix:
-    """A reusable NaN-padded matrix that windows are copied into, right-aligned, one per row.
+def bucket_features(
+    block: np.ndarray, k_end: np.ndarray, hop_s: float, masked: bool = True
+) -> np.ndarray:
+    """Features of each row's window from a bucket store block: an (R, N_FEATURES) array.
 
-    Each row remembers where its data starts, so a put only re-pads what the previous window
-    of that row filled and this one does not: usually two slice copies per window.
+    `block` is (len(window.FIELDS), B, R) (a slice or a gather of the store); row r's window is
+    the buckets k_end[r] - B <= k < k_end[r]. With `masked`, slots holding other buckets are
+    left out; without, the caller guarantees every slot holds a bucket of the window or
+    window.EMPTY (the store's state for rows that are up to date, see Engine._hop), which saves
+    the masking pass.
+
+    Buckets combine exactly. Values: with mu the window mean and delta = c - mu per bucket,
+    M2 = sum(S2 + 2 delta S1 + n delta^2), M3 = sum(S3 + 3 delta S2 + 3 delta^2 S1 + n delta^3),
+    M4 likewise. Time: u = tau + f with f = b - b_newest - (about the mean of t - b_newest), so
+    times are centred too (b - b_newest is exact, as both are k * hop_s), sum u = sum(St + n f),
+    sum u^2 = sum(Stt + 2 f St + n f^2), sum u (x - mu) = sum(Std + delta St + f S1 + n f delta).
     """
+    n_b, rows = block.shape[1], block.shape[2]
+    if masked:
+        ke = k_end[None, :]
+        kf = block[w.K]
+        valid = (kf >= ke - n_b) & (kf < ke)
+        block = np.where(valid, block, w.EMPTY[:, None, None])
+    sums = block[: w.N_SUMS]
+    n, c, kf = block[w.N], block[w.C], block[w.K]
+    ones = _ones(n_b)
+    tot = ones @ sums  # (N_SUMS, R): plain sums over the window's buckets
+    count = tot[w.N]
+    nz = np.maximum(count, 1.0)
+    mean = (np.einsum("br,br->r", n, c) + tot[w.S1]) / nz
+    delta = c - mean
+    k_new = kf.max(axis=0)  # the newest bucket of each window
+    f = kf * hop_s  # b as ingest computed it (k * hop_s) ...
+    f -= k_new * hop_s  # ... minus the newest bucket's b: exact (Sterbenz) ...
+    f -= (np.einsum("br,br->r", n, f) + tot[w.ST]) / nz  # ... minus the mean time relative to it
+    p = _scratch(n_b, rows)
+    np.multiply(sums[w.S3:w.ST + 1], delta, out=p[0:5])  # d S3, d S2, n d, d S1, d St
+    np.multiply(sums[w.N:w.ST + 1], f, out=p[5:8])  # n f, f S1, f St
+    np.multiply(p[1:4], delta, out=p[8:11])  # d^2 S2, n d^2, d^2 S1
+    np.multiply(p[9:11], delta, out=p[11:13])  # n d^3, d^3 S1
+    np.multiply(p[11], delta, out=p[13])  # n d^4
+    np.multiply(p[5], f, out=p[14])  # n f^2
+    np.multiply(p[5], delta, out=p[15])  # n f d
+    # per sample: M2/N, M3/N, M4/N, mean u (~0: u is centred), mean u^2, mean u (x - mean)
+    m2, m3, m4, mu, muu, mux = (_COMBINE @ np.concatenate([tot, ones @ p])) / nz
+    var = np.maximum(m2, 0.0)
+    mean2 = mean * mean
+    flat = var <= _EPS * np.maximum(1.0, mean2)
+    safe_var = np.where(flat, 1.0, var)
+    skew = m3 / (safe_var * np.sqrt(safe_var))
+    kurt = m4 / (safe_var * safe_var) - 3.0
+    skew[flat] = 0.0
+    kurt[flat] = 0.0
+    mn = np.fmin.reduce(block[w.MIN], axis=0)  # an EMPTY slot holds NaN
+    mx = np.fmax.reduce(block[w.MAX], axis=0)
+    rms = np.sqrt(var + mean2)
+    crest = np.maximum(-mn, mx) / np.where(rms > _EPS, rms, np.inf)  # max(|min|, |max|); 0 when rms is 0
+    sxx = muu - mu * mu  # sum (u - mean u)^2 / N; mux is centred already, as sum (x - mean) = 0
+    slope = mux / np.where(sxx * nz > _EPS, sxx, np.inf)  # 0 when all times are equal
+    last = block[w.LAST][(k_new % n_b).astype(np.intp), np.arange(rows)]
+    out = np.array([mean, np.sqrt(var), mn, mx, rms, mx - mn, slope, skew, kurt, crest, last, count])
+    out[:-1, count == 0] = np.nan
+    return out.T
 
-    def __init__(self, rows: int, length: int) -> None:
-        self.ts = np.full((rows, length), np.nan)
-        self.x = np.full((rows, length), np.nan)
-        self._start = [length] * rows
 
-    def ensure(self, rows: int, length: int) -> None:
-        if self.x.shape[0] < rows or self.x.shape[1] != length:
-            self.ts = np.full((max(rows, self.x.shape[0]), length), np.nan)
-            self.x = np.full_like(self.ts, np.nan)
-            self._start = [length] * self.x.shape[0]
-
-    def put(self, row: int, ts: np.ndarray, vals: np.ndarray) -> None:
-        length = self.x.shape[1]
-        k = min(len(vals), length)
-        start = length - k
-        old = self._start[row]
-        if old < start:
-            self.ts[row, old:start] = np.nan
-            self.x[row, old:start] = np.nan
-        self._start[row] = start
-        if k:
-            self.ts[row, start:] = ts[-k:]
-            self.x[row, start:] = vals[-k:]
+def _combine() -> np.ndarray:
+    """Coefficients taking [plain sums (window.FIELDS[:N_SUMS]); the 16 product sums] to
+    [M2, M3, M4, sum u, sum u^2, sum u (x - mean)]."""
+    prod = ("dS3", "dS2", "nd", "dS1", "dSt", "nf", "fS1", "fSt", "d2S2", "nd2", "d2S1", "nd3", "d3S1", "nd4",
+            "nf2", "nfd")
+    cols = list(w.FIELDS[: w.N_SUMS]) + list(prod)
+    rows = [
+        {"s2": 1, "dS1": 2, "nd2": 1},
+        {"s3": 1, "dS2": 3, "d2S1": 3, "nd3": 1},
+        {"s4": 1, "dS3": 4, "d3S1": 4, "d2S2": 6, "nd4": 1},
+        {"st": 1, "nf": 1},
+        {"stt": 1, "fSt": 2, "nf2": 1},
+        {"std": 1, "dSt": 1, "fS1": 1, "nfd": 1},
+    ]
+    m = np.zeros((len(rows), len(cols)))
+    for i, r in enumerate(rows):
+        for name, coef in r.items():
+            m[i, cols.index(name)] = coef
+    return m
 
 
-def window_features(windows: Sequence[Sequence[tuple[np.ndarray, np.ndarray]]], length: int) -> np.ndarray:
-    """Feature vectors for several assets: windows[asset][signal] = (ts, values).
+_COMBINE = _combine()
+_SCRATCH: dict[tuple[int, int], np.ndarray] = {}
+_ONES: dict[int, np.ndarray] = {}
 
-    Returns (n_assets, n_signals * N_FEATURES) in `feature_names(signals)` order. `length` caps
-    the samples per window (the newest are kept).
-    """
-    n_assets = len(windows)
-    n_signals = len(windows[0]) if n_assets else 0
-    m = WindowMatrix(n_assets * n_signals, length)
-    for a, sigs in enumerate(windows):
-        for s, (ts, vals) in enumerate(sigs):
-            m.put(a * n_signals + s, ts, vals)
-    feats = row_features(m.ts, m.x)
-    return feats.reshape(n_assets, n_signals * N_FEATURES)
+
+def _ones(n_b: int) -> np.ndarray:
+    v = _ONES.get(n_b)
+    if v is None:
+        v = _ONES[n_b] = np.ones(n_b)
+    return v
+
+
+def _scratch(n_b: int, rows: int) -> np.ndarray:
+    """A reusable (16, B, R) buffer for the products (allocating ~1 MB per hop costs page faults)."""
+    buf = _SCRATCH.get((n_b, rows))
+    if buf is None:
+        if len(_SCRATCH) > 8:
+            _SCRATCH.clear()
+        buf = _SCRATCH[(n_b, rows)] = np.empty((16, n_b, rows))
+    return buf

@@ -129,10 +129,9 @@ class Bridge:
         for asset in self.engine.assets.values():
             for name in self.up.send.readings:
                 sig = asset.signals.get(name)
-                if sig is None or not len(sig.buf):
+                if sig is None:
                     continue
-                ts, vals = sig.buf.view()
-                t, v = float(ts[-1]), float(vals[-1])
+                t, v = sig.last_value_ts, sig.last_value  # -inf and NaN before the first value
                 key = (asset.id, name)
                 if t <= self._reading_sent.get(key, float("-inf")):
                     continue
