@@ -45,13 +45,13 @@ class FakeMessage:
 
 
 class ChunkLoop:
-    """Stands in for the event loop: the intake's call_soon(hops) runs after each chunk of
-    messages, as it runs after each socket read in the daemon (hops batched across assets)."""
+    """Stands in for the event loop: the intake's scheduled hops run after each chunk of messages
+    (in the daemon they run a 50 ms grace after the first asset crossed a boundary, batched)."""
 
     def __init__(self) -> None:
         self.pending: list[Any] = []
 
-    def call_soon(self, cb: Any) -> None:
+    def call_later(self, _delay: float, cb: Any) -> None:
         self.pending.append(cb)
 
     def run_pending(self) -> None:
