@@ -74,7 +74,20 @@ def test_profile_signal_order_may_differ(features: tuple[np.ndarray, np.ndarray]
     cols = [feature_names(SIGNALS).index(n) for n in feature_names(order)]
     a = [v.score for r in ms.evaluate(x[:50].astype(np.float32)) for v in r]
     b = [v.score for r in ms2.evaluate(x[:50, cols].astype(np.float32)) for v in r]
-    assert a == b
+    np.testing.assert_array_equal(a, b)  # NaN where the failure classifier was not run, in both
+
+
+def test_failure_classifier_runs_only_past_the_anomaly_gate(features: tuple[np.ndarray, np.ndarray]) -> None:
+    """Normal windows (under the gate) skip the classifier: NaN risk, never an alarm; the others get one."""
+    x, _ = features
+    ms = load_model_set(model_dir(), "pump", PROFILE)
+    rows = [r for r in ms.evaluate(x.astype(np.float32)) if r]
+    anomaly = np.array([r[0].score for r in rows])
+    risk = np.array([r[1].score for r in rows])
+    past = anomaly >= ms._gate
+    assert past.any() and (~past).any()
+    assert np.isfinite(risk[past]).all() and np.isnan(risk[~past]).all()
+    assert not any(r[1].condition for r, p in zip(rows, past, strict=True) if not p)
 
 
 def _copy(tmp_path: Path) -> Path:

@@ -10,7 +10,9 @@ model was trained with fault labels); each ONNX file repeats its metadata in
 `ModelError` naming what differs, so a hot reload can keep the old model serving.
 
 `failure_risk` holds only where the classifier's fault probability reaches the threshold and
-the anomaly score reaches the model's `anomaly_gate` (a high percentile of normal scores).
+the anomaly score reaches the model's `anomaly_gate` (a high percentile of normal scores). The
+classifier runs only on those rows (a few per cent of normal windows): the others' failure
+verdict has a NaN score (null in JSON), which is never a risk.
 """
 
 from __future__ import annotations
@@ -184,18 +186,26 @@ class OnnxModelSet:
             for i, (s, h) in enumerate(zip(score.tolist(), hot.tolist(), strict=True))
         ]
         if self._failure is not None:
-            probs = self._failure.run(x).astype(np.float64)
-            p_fault = 1.0 - probs[:, self._normal] if self._normal >= 0 else probs.max(axis=1)
+            # the classifier only speaks for windows the anomaly model finds unusual (score at the
+            # gate): only those are run through it, ~5 % of normal windows; the others get NaN
+            gated = np.flatnonzero(score >= self._gate)
+            p_fault = np.full(len(x), np.nan)
+            probs = np.empty((0, len(self.classes)))
+            if len(gated):
+                probs = self._failure.run(x if len(gated) == len(x) else x[gated]).astype(np.float64)
+                p_fault[gated] = 1.0 - probs[:, self._normal] if self._normal >= 0 else probs.max(axis=1)
             ft = self.failure_threshold
-            cond_all = (p_fault >= ft) & (score >= self._gate)
+            cond_all = p_fault >= ft  # NaN (not run) is never a risk
             crit = Severity.CRITICAL
             for row, p, cond in zip(out, p_fault.tolist(), cond_all.tolist(), strict=True):
                 row.append(Verdict("failure_risk", cond, p, ft, crit, {}))
             if cond_all.any() and len(self._fault_idx):
+                at = {int(r): j for j, r in enumerate(gated.tolist())}
                 for i in np.flatnonzero(cond_all).tolist():
-                    c = int(self._fault_idx[np.argmax(probs[i, self._fault_idx])])
+                    pr = probs[at[i]]
+                    c = int(self._fault_idx[np.argmax(pr[self._fault_idx])])
                     out[i][1].evidence = {"class": self.classes[c], "probability": round(float(p_fault[i]), 4),
-                                          "class_probability": round(float(probs[i, c]), 4)}
+                                          "class_probability": round(float(pr[c]), 4)}
         if sparse is not None and sparse.any():
             for i in np.flatnonzero(sparse).tolist():
                 out[i] = []  # not judged: leaves the alarm state as it is
@@ -319,7 +329,11 @@ def _warm_up(ms: OnnxModelSet, meta: dict[str, Any], nf: int) -> None:
     try:
         for x in (mean, np.repeat(mean, 8, axis=0)):
             rows = ms.evaluate(x)
-            if len(rows) != len(x) or not all(math.isfinite(v.score) for r in rows for v in r):
+            if ms._failure is not None:  # evaluate() runs it only past the anomaly gate
+                probs = ms._failure.run(np.ascontiguousarray(x if ms._columns is None else x[:, ms._columns]))
+                if not np.isfinite(probs).all():
+                    raise ModelError(f"{ms.directory}: warm-up gave non-finite failure probabilities")
+            if len(rows) != len(x) or not all(math.isfinite(r[0].score) for r in rows if r):
                 raise ModelError(f"{ms.directory}: warm-up gave {len(rows)} verdict rows or non-finite scores")
     except ModelError:
         raise
