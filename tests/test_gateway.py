@@ -105,3 +105,23 @@ def test_sigterm_publishes_offline_and_exits_0(mosquitto: Broker, tmp_path) -> N
         sub.kill()
     out = gw.stdout.read() if gw.stdout else ""
     assert "Traceback" not in out
+
+
+async def test_rollups_for_every_asset_each_interval(mosquitto: Broker) -> None:
+    """20 pumps, 1 s rollups: every pump's rollup arrives each interval (handed out a few at a time)."""
+    port = mosquitto.port
+    pumps = [f"pump-{i}" for i in range(1, 21)]
+    assets = "assets=[" + ",".join(f"{{id: {p}, profile: pump}}" for p in pumps) + "]"
+    cfg = example_config(port, assets, "rollups.interval_s=1")
+    site = cfg.gateway.site
+    async with Collector(port, f"rollups/{site}/#") as sub, running_gateway(cfg):
+        t = time.time()
+        for p in pumps:
+            await publish(port, f"plant/pumps/{p}/telemetry", [pump(3.0, t)])
+        await sub.wait(lambda s: {d["asset"] for d in s.json("rollups/") if d["signals"]["vibration"]["count"]} == set(pumps))
+        await sub.wait(lambda s: len(s.json("rollups/")) >= 2 * len(pumps), timeout=5)
+    got = sub.json("rollups/")
+    seqs = [d["seq"] for d in got]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+    first_end = got[0]["end"]
+    assert {d["asset"] for d in got if d["end"] == first_end} == set(pumps)
