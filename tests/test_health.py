@@ -164,8 +164,7 @@ def test_sink_depth_reads_what_a_sink_exposes() -> None:
 def test_helpers() -> None:
     assert percentiles_ms([]) is None
     p = percentiles_ms([0.001] * 99 + [0.1])
-    assert p == {"p50": 1.0, "p99": pytest.approx(p["p99"]), "max": 100.0, "n": 100}
-    assert 1.0 <= p["p99"] <= 100.0
+    assert p == {"p50": 1.0, "p99": 1.99, "max": 100.0, "n": 100}  # linear between the 99th and 100th, as numpy
     assert rss_mb() > 5
     lag = LoopLag()
     lag.record(0.2)
