@@ -1,6 +1,11 @@
 """Footprint: resident memory of the running daemon, start to READY, import time.
 
-    python benchmarks/bench_footprint.py [--quick]
+    python benchmarks/bench_footprint.py [--quick] [--venv DIR]
+
+--venv measures the edgegw installed in another venv instead of the one running this script,
+e.g. a production install like systemd/install.sh makes (`pip install '.[opcua,coap]'`): the
+development venv also holds the demo and test tools, and structlog imports `rich` whenever it
+is installed (~4 MB resident in the daemon for nothing).
 
 For 1 and 50 MQTT pumps, with all three source kinds configured: the MQTT source, an OPC UA
 source subscribed to 5 nodes of a local asyncua server (the simulator's, own process, pump
@@ -45,13 +50,13 @@ IMPORTS = {
 }
 
 
-def import_times(reps: int) -> dict[str, float]:
+def import_times(reps: int, python: str = _rig.PY) -> dict[str, float]:
     out = {}
     for label, stmt in IMPORTS.items():
         best = float("inf")
         for _ in range(reps):
             t0 = time.perf_counter()
-            subprocess.run([_rig.PY, "-c", stmt or "pass"], check=True, cwd=_rig.ROOT)
+            subprocess.run([python, "-c", stmt or "pass"], check=True, cwd=_rig.ROOT)
             best = min(best, time.perf_counter() - t0)
         out[label] = round(best, 3)
     return out
@@ -89,8 +94,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--load-seconds", type=float, help="10 Hz per pump for this long (default 35: a full window; quick 3)")
     ap.add_argument("--pin", help="taskset CPU list for the gateway")
     ap.add_argument("--ready-runs", type=int, help="starts per config for the READY figure, median (default 3; quick 1)")
+    ap.add_argument("--venv", help="measure the edgegw installed in this venv (default: this script's)")
     ap.add_argument("--name", default="footprint")
     args = ap.parse_args(argv)
+    python = _rig.PY
+    if args.venv:
+        python = str(Path(args.venv, "bin", "python"))
+        _rig.EDGEGW = str(Path(args.venv, "bin", "edgegw"))
     load_s = args.load_seconds or (3.0 if args.quick else 35.0)
     args.ready_runs = args.ready_runs or (1 if args.quick else 3)
     wd = _rig.workdir("footprint")
@@ -98,7 +108,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     opc_port = _rig.free_port()
     peer = subprocess.Popen([_rig.PY, str(_rig.HERE / "peer_opcua.py"), "--port", str(opc_port)],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
-    res: dict[str, Any] = {"pinned": args.pin, "load_seconds": load_s, "runs": []}
+    res: dict[str, Any] = {"pinned": args.pin, "load_seconds": load_s, "runs": [],
+                           "install": args.venv or ""}  # "": this script's (development) venv
     try:
         assert peer.stdout is not None
         line = peer.stdout.readline().decode().split()
@@ -106,7 +117,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             raise RuntimeError("OPC UA peer did not start")
         endpoint = line[1]
         res["import_reps"] = 1 if args.quick else 3
-        res["imports_s"] = import_times(res["import_reps"])
+        res["imports_s"] = import_times(res["import_reps"], python)
         for k, v in res["imports_s"].items():
             print(f"{k:40s} {v:.3f} s", flush=True)
         res["bare_aiomqtt_rss_mb"] = bare_rss(broker.port)

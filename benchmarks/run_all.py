@@ -115,7 +115,9 @@ def table(tag: str) -> str:
         imp = foot.get("imports_s", {})
         for r in foot["runs"]:
             ok = "✅" if r["rss_loaded_mb"] <= 120 and r["ready_s"] <= 2 else "❌"
-            rows.append((f"Footprint, {r['assets_mqtt']} MQTT pump(s) + OPC UA source + CoAP server source",
+            where = (f"install in `{foot['install']}`" if foot.get("install")
+                     else "development venv: demo and test tools installed too")
+            rows.append((f"Footprint, {r['assets_mqtt']} MQTT pump(s) + OPC UA source + CoAP server source ({where})",
                          f"RSS **{fmt(r['rss_loaded_mb'], ' MB')}** loaded ({fmt(r['rss_idle_mb'], ' MB')} idle), "
                          f"start → READY **{fmt(r['ready_s'], ' s', 2)}**"
                          + (f" (median of {r['ready_n']}, best {fmt(r['ready_best_s'], ' s', 2)})" if r.get("ready_n") else ""),
@@ -254,6 +256,8 @@ def main() -> None:
     ap.add_argument("--only", help="comma-separated subset: ingest,latency,soak,inference,hotpath,footprint")
     ap.add_argument("--with-others", action="store_true", help="also run bench_engine/models/outbox/opcua_coap")
     ap.add_argument("--report-only", action="store_true", help="only rebuild the table and plots from JSON")
+    ap.add_argument("--venv", help="footprint of the edgegw installed in this venv, e.g. a production install "
+                                   "(python3 -m venv DIR && DIR/bin/pip install '.[opcua,coap]' paho-mqtt pyyaml)")
     args = ap.parse_args()
     t0 = time.monotonic()
     sfx = f"-{args.tag}" if args.tag else ""
@@ -273,7 +277,7 @@ def main() -> None:
         if "hotpath" in only:
             run("bench_hotpath.py", *q, *(["--repeat", "1"] if args.quick else []), "--name", "hotpath" + sfx)
         if "footprint" in only:
-            run("bench_footprint.py", *q, "--name", "footprint" + sfx)
+            run("bench_footprint.py", *q, *(["--venv", args.venv] if args.venv else []), "--name", "footprint" + sfx)
         if "soak" in only:
             secs = args.soak_seconds or (12.0 if args.quick else 600.0)
             run("bench_soak.py", "--seconds", str(secs), "--rate", str(rate), "--name", "soak" + sfx)
@@ -283,7 +287,8 @@ def main() -> None:
                     run(s)
     md = table(args.tag)
     cmd = ("python benchmarks/run_all.py" + (" --quick" if args.quick else "") + (f" --tag {args.tag}" if args.tag else "")
-           + (f" --only {args.only}" if args.only else "") + (" --report-only" if args.report_only else ""))
+           + (f" --only {args.only}" if args.only else "") + (f" --venv {args.venv}" if args.venv else "")
+           + (" --report-only" if args.report_only else ""))
     if args.tag == "pinned":
         cmd = "taskset -c 0 " + cmd
     made_by = [cmd]
