@@ -21,7 +21,7 @@ import numpy as np
 from edgegw.config import GatewayConfig, Profile
 from edgegw.engine import window
 from edgegw.engine.features import N_FEATURES, bucket_features, feature_names
-from edgegw.engine.models import ModelSet, Verdict
+from edgegw.engine.models import ModelSet, Scores, Verdict
 from edgegw.engine.rules import LEVEL_NAMES, Debounce, ThresholdRule, severity_of
 from edgegw.records import Alert, AlertState, Quality, Rollup, Severity, SignalStats, iso
 
@@ -387,29 +387,34 @@ class Engine:
             self.windows_skipped += na - len(idx)
             verdicts = [[] for _ in assets]
             if idx:
-                scored = model.evaluate(x[idx].astype(np.float32))
-                for k, row in zip(idx, scored, strict=True):
-                    verdicts[k] = row
+                sc = model.score(x[idx].astype(np.float32))
+                judged = sc.judged.tolist()
+                conds = [("anomaly", sc.hot.tolist())]
+                if sc.risk_hot is not None:
+                    conds.append(("failure_risk", sc.risk_hot.tolist()))
+                for r, (k, score) in enumerate(zip(idx, sc.anomaly.tolist(), strict=True)):
+                    if not judged[r]:
+                        continue
                     a = assets[k]
-                    self._apply_verdicts(a, a.hop_end, row, model)
+                    a.scores.append(score)
+                    for kind, cond in conds:  # Debounce.update's no-change path inline: per row per hop
+                        db = a.model_alarms[kind]
+                        if (1 if cond[r] else 0) == db.active:
+                            db.since = None
+                        else:
+                            self._model_alarm(a, db, sc, r, kind, model)
+                if self.hop_observer is not None:
+                    for k, row in zip(idx, sc.verdicts(), strict=True):
+                        verdicts[k] = row
         if self.hop_observer is not None:
             self.hop_observer(pname, [a.id for a in assets], ends, x, verdicts)
 
-    def _apply_verdicts(self, a: AssetState, ts: float, row: list[Verdict], model: ModelSet) -> None:
-        alarms = a.model_alarms
-        for v in row:
-            if v.kind == "anomaly":
-                a.scores.append(v.score)
-            db = alarms.get(v.kind)
-            if db is None:
-                continue
-            target = 1 if v.condition else 0
-            if target == db.active:  # Debounce.update's no-change path, without the call (per row per hop)
-                db.since = None
-                continue
-            lvl = db.update(ts, target)
-            if lvl is None:
-                continue
+    def _model_alarm(self, a: AssetState, db: Debounce, sc: Scores, j: int, kind: str, model: ModelSet) -> None:
+        """A model's condition differs from its alarm state: debounce, and raise or clear."""
+        ts = a.hop_end
+        lvl = db.update(ts, 1 - db.active)
+        if lvl is not None:
+            v = sc.verdict(j, kind)
             ev = {"score": v.score, "threshold": v.threshold, "model": model.name, "model_version": model.version}
             ev.update(v.evidence)
             if lvl:

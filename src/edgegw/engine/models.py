@@ -53,6 +53,37 @@ class Verdict:
     evidence: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(slots=True, eq=False)
+class Scores:
+    """One hop's model output for n rows, as arrays. `verdict(i, kind)` builds one row's Verdict
+    with its evidence; `verdicts()` all of them (for hop observers: training, backtests)."""
+
+    models: OnnxModelSet
+    x: np.ndarray  # the rows as the models saw them (float32, model column order)
+    judged: np.ndarray  # False: too few samples to judge, no verdict
+    anomaly: np.ndarray  # anomaly score (higher is more unusual)
+    hot: np.ndarray  # anomaly condition
+    risk: np.ndarray | None = None  # failure probability, NaN where the classifier was not run
+    risk_hot: np.ndarray | None = None
+    probs: np.ndarray | None = None  # the classifier's class probabilities, rows of probs_row only
+    probs_row: dict[int, int] = field(default_factory=dict)
+
+    def verdict(self, i: int, kind: str) -> Verdict:
+        m = self.models
+        if kind == "anomaly":
+            hot = bool(self.hot[i])
+            ev = m.anomaly_evidence(self.x[i]) if hot else {}
+            return Verdict("anomaly", hot, float(self.anomaly[i]), m.threshold, Severity.WARNING, ev)
+        assert self.risk is not None and self.risk_hot is not None
+        hot, p = bool(self.risk_hot[i]), float(self.risk[i])
+        ev = m.risk_evidence(self.probs[self.probs_row[i]], p) if hot and self.probs is not None else {}
+        return Verdict("failure_risk", hot, p, m.failure_threshold, Severity.CRITICAL, ev)
+
+    def verdicts(self) -> list[list[Verdict]]:
+        kinds = ("anomaly",) if self.risk is None else ("anomaly", "failure_risk")
+        return [[self.verdict(i, k) for k in kinds] if ok else [] for i, ok in enumerate(self.judged.tolist())]
+
+
 class ModelSet(Protocol):
     name: str
     version: str
@@ -60,6 +91,10 @@ class ModelSet(Protocol):
 
     def evaluate(self, x: np.ndarray) -> list[list[Verdict]]:
         """Score rows of x (n, n_features); one list of verdicts per row."""
+        ...
+
+    def score(self, x: np.ndarray) -> Scores:
+        """The same as arrays, for the engine's hop."""
         ...
 
 
@@ -168,54 +203,47 @@ class OnnxModelSet:
     def evaluate(self, x: np.ndarray) -> list[list[Verdict]]:
         """Score rows of x (n, n_features); one list of verdicts per row (empty for a window too
         sparse to judge: fewer samples than `min_samples`, as just after a gap)."""
+        return self.score(x).verdicts()
+
+    def score(self, x: np.ndarray) -> Scores:
+        """Both models over rows of x, as arrays: the engine's alarm logic reads these without a
+        Python object per row; evidence is worked out only for the rows whose alarm changes."""
         if self._columns is not None:
             x = x[:, self._columns]
         if x.dtype != np.float32 or not x.flags.c_contiguous:
             x = np.ascontiguousarray(x, dtype=np.float32)
-        sparse = (x[:, self._count_cols] < self._min_count).any(axis=1) if len(self._count_cols) else None
+        if len(self._count_cols):
+            sparse = (x[:, self._count_cols] < self._min_count).any(axis=1)
+            self.sparse_rows += int(sparse.sum())
+            judged = np.logical_not(sparse)
+        else:
+            judged = np.ones(len(x), dtype=bool)
         score = self._anomaly.run(x).reshape(-1).astype(np.float64) * self._sign
-        thr = self.threshold
-        hot = score > thr
-        if sparse is not None and sparse.any():
-            hot &= ~sparse
-        evidence: dict[int, dict[str, Any]] = {}
-        if hot.any():
-            rows = np.flatnonzero(hot)
-            z = (x[rows][:, self._used].astype(np.float64) - self._mean) / self._scale
-            order = np.argsort(-np.abs(z), axis=1)
-            for k, r in enumerate(rows.tolist()):
-                evidence[r] = self._explain(z[k], order[k])
-        warn = Severity.WARNING
-        out = [
-            [Verdict("anomaly", h, s, thr, warn, evidence.get(i) or {})]
-            for i, (s, h) in enumerate(zip(score.tolist(), hot.tolist(), strict=True))
-        ]
+        sc = Scores(self, x, judged, score, (score > self.threshold) & judged)
         if self._failure is not None:
             # the classifier only speaks for windows the anomaly model finds unusual (score at the
             # gate): only those are run through it, ~5 % of normal windows; the others get NaN
             gated = np.flatnonzero(score >= self._gate)
-            p_fault = np.full(len(x), np.nan)
-            probs = np.empty((0, len(self.classes)))
+            sc.risk = np.full(len(x), np.nan)
             if len(gated):
-                probs = self._failure.run(x if len(gated) == len(x) else x[gated]).astype(np.float64)
-                p_fault[gated] = 1.0 - probs[:, self._normal] if self._normal >= 0 else probs.max(axis=1)
-            ft = self.failure_threshold
-            cond_all = p_fault >= ft  # NaN (not run) is never a risk
-            crit = Severity.CRITICAL
-            for row, p, cond in zip(out, p_fault.tolist(), cond_all.tolist(), strict=True):
-                row.append(Verdict("failure_risk", cond, p, ft, crit, {}))
-            if cond_all.any() and len(self._fault_idx):
-                at = {int(r): j for j, r in enumerate(gated.tolist())}
-                for i in np.flatnonzero(cond_all).tolist():
-                    pr = probs[at[i]]
-                    c = int(self._fault_idx[np.argmax(pr[self._fault_idx])])
-                    out[i][1].evidence = {"class": self.classes[c], "probability": round(float(p_fault[i]), 4),
-                                          "class_probability": round(float(pr[c]), 4)}
-        if sparse is not None and sparse.any():
-            for i in np.flatnonzero(sparse).tolist():
-                out[i] = []  # not judged: leaves the alarm state as it is
-            self.sparse_rows += int(sparse.sum())
-        return out
+                sc.probs = self._failure.run(x if len(gated) == len(x) else x[gated]).astype(np.float64)
+                p = sc.probs
+                sc.risk[gated] = 1.0 - p[:, self._normal] if self._normal >= 0 else p.max(axis=1)
+                sc.probs_row = {int(r): j for j, r in enumerate(gated.tolist())}
+            sc.risk_hot = (sc.risk >= self.failure_threshold) & judged  # NaN (not run) is never a risk
+        return sc
+
+    def anomaly_evidence(self, x: np.ndarray) -> dict[str, Any]:
+        """The features of one model-ordered row that deviate most from normal operation."""
+        z = (x[self._used].astype(np.float64) - self._mean) / self._scale
+        return self._explain(z, np.argsort(-np.abs(z)))
+
+    def risk_evidence(self, probs: np.ndarray, p_fault: float) -> dict[str, Any]:
+        """The most likely fault class of one row, from the classifier's probabilities."""
+        if not len(self._fault_idx):
+            return {}
+        c = int(self._fault_idx[np.argmax(probs[self._fault_idx])])
+        return {"class": self.classes[c], "probability": round(p_fault, 4), "class_probability": round(float(probs[c]), 4)}
 
     def _explain(self, z: np.ndarray, order: np.ndarray) -> dict[str, Any]:
         """The strongest deviations, one entry per signal first (a signal other than the top one is
