@@ -93,6 +93,8 @@ def test_refusals(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     short.write_text("timestamp,a\n" + "".join(f"{1767592800 + i},{np.sin(i)}\n" for i in range(100)))
     assert cli_main(["train", "--data", str(short), "--out", str(tmp_path / "m2")]) == 1
     assert "too few normal windows" in capsys.readouterr().err
+    assert cli_main([*base, "--window-s", "25", "--hop-s", "2"]) == 1  # a message, not a traceback
+    assert "whole multiple of hop_s" in capsys.readouterr().err
 
 
 def test_synthetic_history_without_data(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
 from edgegw.config import ConfigError, Profile, load_config
 from edgegw.engine.features import FEATURES, feature_names
@@ -105,7 +106,10 @@ def _profile(args: argparse.Namespace, history_signals: list[str] | None) -> tup
     signals = [s.strip() for s in args.signals.split(",")] if args.signals else (history_signals or [])
     if not signals:
         raise TrainError("no signals: give --signals or data with numeric columns")
-    p = Profile(window_s=args.window_s, hop_s=args.hop_s, signals={s: {} for s in signals})
+    try:
+        p = Profile(window_s=args.window_s, hop_s=args.hop_s, signals={s: {} for s in signals})
+    except ValidationError as e:  # e.g. a window that is not a whole number of hops
+        raise TrainError("; ".join(str(err["msg"]).removeprefix("Value error, ") for err in e.errors())) from None
     return args.name or "model", p, p.model_alarms.model_dump()
 
 
@@ -267,9 +271,7 @@ def train(args: argparse.Namespace) -> str:
     if missing:
         raise TrainError(f"the data has no values for signal(s) {missing} (columns: {h.signals})")
     rate = h.rate_hz()
-    # the training engine keeps every sample the data has (the daemon caps at max_rate_hz)
-    train_profile = profile.model_copy(update={"max_rate_hz": max(profile.max_rate_hz, float(np.ceil(rate)))})
-    rec, _ = features_of(h, name, train_profile)
+    rec, _ = features_of(h, name, profile)  # the same engine as the daemon: every sample of a window counts
     if not rec.rows:
         raise TrainError("the data produced no windows (too short for one window?)")
     x_all = rec.matrix()
