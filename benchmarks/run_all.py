@@ -174,7 +174,19 @@ def plots(tag: str) -> list[Path]:
         print("(no matplotlib: plots skipped; pip install 'edgegw[plot]')")
         return []
     sfx = f"-{tag}" if tag else ""
-    made = []
+    made: list[Path] = []
+
+    def save(fig: Any, name: str, ax: Any = None) -> None:
+        """Legend and grid on `ax` (if given), then write results/<name><sfx>.png."""
+        if ax is not None:
+            ax.legend()
+            ax.grid(alpha=0.3)
+        path = RESULTS / f"{name}{sfx}.png"
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        made.append(path)
+
     ing = load("ingest" + sfx)
     if ing and ing.get("sweep"):
         fig, ax = plt.subplots(figsize=(6.4, 4.2))
@@ -194,13 +206,7 @@ def plots(tag: str) -> list[Path]:
         ax.set_xlabel("offered load (msg/s, 5 signals each)")
         ax.set_ylabel("handled (msg/s)")
         ax.set_title("Sustained vs offered (x: not sustained)")
-        ax.legend()
-        ax.grid(alpha=0.3)
-        p = RESULTS / f"ingest{sfx}.png"
-        fig.tight_layout()
-        fig.savefig(p, dpi=110)
-        plt.close(fig)
-        made.append(p)
+        save(fig, "ingest", ax)
     lat = load("latency" + sfx)
     if lat:
         import numpy as np
@@ -220,13 +226,7 @@ def plots(tag: str) -> list[Path]:
         ax.set_xlabel("publish → alert received (ms)")
         ax.set_ylabel("fraction of probes")
         ax.set_title("Alert latency CDF")
-        ax.legend()
-        ax.grid(alpha=0.3)
-        p = RESULTS / f"latency_cdf{sfx}.png"
-        fig.tight_layout()
-        fig.savefig(p, dpi=110)
-        plt.close(fig)
-        made.append(p)
+        save(fig, "latency_cdf", ax)
     soak = load("soak" + sfx)
     if soak and soak.get("samples"):
         s = soak["samples"]
@@ -240,11 +240,7 @@ def plots(tag: str) -> list[Path]:
         ax2.set_ylabel("outbox file MB")
         ax.set_title("Soak at 50 % load")
         fig.legend(loc="lower right")
-        p = RESULTS / f"soak{sfx}.png"
-        fig.tight_layout()
-        fig.savefig(p, dpi=110)
-        plt.close(fig)
-        made.append(p)
+        save(fig, "soak")
     return made
 
 

@@ -385,9 +385,8 @@ class Engine:
             nan = np.isnan(x).any(axis=1).tolist()
             idx = [i for i, a in enumerate(assets) if a.hop_end - a.first_ts >= span and not nan[i]]
             self.windows_skipped += na - len(idx)
-            verdicts = [[] for _ in assets]
-            if idx:
-                sc = model.score(x[idx].astype(np.float32))
+            sc = model.score(x[idx].astype(np.float32)) if idx else None
+            if sc is not None:
                 judged = sc.judged.tolist()
                 conds = [("anomaly", sc.hot.tolist())]
                 if sc.risk_hot is not None:
@@ -403,9 +402,10 @@ class Engine:
                             db.since = None
                         else:
                             self._model_alarm(a, db, sc, r, kind, model)
-                if self.hop_observer is not None:
-                    for k, row in zip(idx, sc.verdicts(), strict=True):
-                        verdicts[k] = row
+            if self.hop_observer is not None:  # verdict objects only for those who read them
+                verdicts = [[] for _ in assets]
+                for k, row in zip(idx, sc.verdicts() if sc is not None else [], strict=True):
+                    verdicts[k] = row
         if self.hop_observer is not None:
             self.hop_observer(pname, [a.id for a in assets], ends, x, verdicts)
 
