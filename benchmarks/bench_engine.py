@@ -51,7 +51,7 @@ def main() -> None:
 
     # features of full windows (30 s at 10 Hz) from the store the ingest above filled: 1 asset,
     # then 50 assets (the 4 pumps' rows tiled), as a hop computes them
-    acc = eng._stores["pump"]
+    acc = eng._windows["pump"].acc
     k_end = float(max(a.hop_k for a in eng.assets.values()))
     rows = acc.shape[2]
     times = []

@@ -33,6 +33,7 @@ class Intake:
         self._scheduled = False
         hops = [p.hop_s for p in engine.profiles.values()]
         self.grace_s = min([HOP_GRACE_S, *(h / 4 for h in hops)])
+        self.prepare_s = min([1.0, *(h / 2 for h in hops)])  # window upkeep, half a hop after a hop
         self._log = RateLimitedLog()
         self.messages_in = 0
 
@@ -71,6 +72,8 @@ class Intake:
     def _run_hops(self) -> None:
         self._scheduled = False
         self.engine.run_hops()
+        if self._loop is not None:
+            self._loop.call_later(self.prepare_s, self.engine.prepare)
 
     @staticmethod
     def now() -> float:

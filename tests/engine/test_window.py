@@ -42,7 +42,7 @@ def make(window_s: float = 5, hop_s: float = 1) -> tuple[Engine, list[np.ndarray
 
 def test_one_store_write_per_bucket_and_every_sample_counts() -> None:
     e, rows = make()
-    acc = e._stores["p"]
+    acc = e._windows["p"].acc
     for i in range(1000):  # 100 Hz: far above max_rate_hz (10), every sample is in the window
         e.ingest("a", "v", 100 + i * 0.01, float(i % 7))
         if e.due:

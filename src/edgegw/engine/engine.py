@@ -3,10 +3,10 @@
 `ingest()` runs once per value and stays cheap: the signal's current hop bucket takes the value
 into a few running sums (plain floats; no sample is kept), the signal's threshold rule runs (an
 alarm waits for no hop), rollup accumulators. When a value opens a new bucket, the finished one
-is written to the profile's bucket store (`window.py`), once per signal per bucket. When an
-asset crosses its next hop boundary (event time) it is marked due; `run_hops()` then combines
-the window's buckets into features for all due assets of a profile at once and scores them with
-the profile's models in one call.
+is written to the profile's bucket store and added to the signal's segment totals
+(`window.py`), once per signal per bucket. When an asset crosses its next hop boundary (event
+time) it is marked due; `run_hops()` then combines the windows' parts into features for all due
+assets of a profile at once and scores them with the profile's models in one call.
 """
 
 from __future__ import annotations
@@ -14,13 +14,14 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable
+from operator import add
 from typing import Any
 
 import numpy as np
 
 from edgegw.config import GatewayConfig, Profile
 from edgegw.engine import window
-from edgegw.engine.features import N_FEATURES, bucket_features, feature_names
+from edgegw.engine.features import N_FEATURES, feature_names, window_features
 from edgegw.engine.models import ModelSet, Scores, Verdict
 from edgegw.engine.rules import LEVEL_NAMES, Debounce, ThresholdRule, severity_of
 from edgegw.records import Alert, AlertState, Quality, Rollup, Severity, SignalStats, iso
@@ -31,32 +32,38 @@ HopObserver = Callable[[str, list[str], np.ndarray, np.ndarray, list[list[Verdic
 
 
 class SignalState:
-    """One signal of one asset: alarm state, rollup stats and its current hop bucket.
+    """One signal of one asset: alarm state, rollup stats, its current hop bucket and its segment totals.
 
     The bucket (window.py has the field meanings) is accumulated in plain floats by
-    `Engine.ingest` and written to the profile store row `row` by `flush()`.
+    `Engine.ingest` and written to the profile store row `row` by `flush()`; `fold()` adds a
+    finished bucket to the segment totals (the head), about the segment's first value.
     """
 
     __slots__ = (
-        "acc", "b", "bucket_end", "c", "emptied", "holes_until", "hop_s", "k", "last_seen", "last_ts",
+        "acc", "b", "bucket_end", "c", "hc", "head", "hk", "hmn", "hmx", "hop_s", "hsums", "k", "kcur", "last_seen", "last_ts",
         "last_value", "last_value_ts", "mn", "mx", "n", "n_buckets", "name", "quality", "range_hi", "range_lo",
         "row", "rule", "s1", "s2", "s3", "s4", "sd", "st", "stale", "stats", "stt", "threshold",
     )
 
-    def __init__(self, name: str, spec: Any, acc: np.ndarray, row: int, hop_s: float, now: float) -> None:
+    def __init__(self, name: str, spec: Any, win: window.Windows, row: int, now: float) -> None:
         self.name = name
-        self.acc = acc  # the profile's bucket store; this signal is row `row`
+        self.acc = win.acc  # the profile's bucket store, head and open-bucket index; this signal is row `row`
+        self.head = win.head
+        self.kcur = win.kcur
+        win.signals[row] = self
         self.row = row
-        self.hop_s = hop_s
-        self.n_buckets = acc.shape[1]
+        self.hop_s = win.hop_s
+        self.n_buckets = win.n_buckets
         self.k = -(2**62)  # no bucket yet
         self.b = 0.0
         self.bucket_end = -math.inf  # the first value opens a bucket
-        self.holes_until = -(2**62)  # hops up to this bucket check the row for slots to empty
-        self.emptied = False  # silent for longer than the window, slots emptied
         self.n = 0.0
         self.c = self.s1 = self.s2 = self.s3 = self.s4 = self.st = self.stt = self.sd = 0.0
         self.mn = self.mx = math.nan
+        self.hk = -(2**62)  # the head: its segment's first bucket, reference value, sums (window.FIELDS order), min, max
+        self.hc = 0.0
+        self.hsums: tuple[float, ...] = ()
+        self.hmn = self.hmx = math.nan
         self.last_value = math.nan  # the newest accepted value and its time (last_ts counts bad ones too)
         self.last_value_ts = -math.inf
         self.rule = ThresholdRule(spec)
@@ -75,10 +82,9 @@ class SignalState:
         k = window.bucket_of(ts, hop)
         if self.n:
             self.flush()
-            if k > self.k + 1:  # skipped buckets: their slots still hold older buckets, which hops up
-                self.holes_until = k + self.n_buckets - 1  # to this one must empty (see Engine._hop)
-            self.emptied = False
+            self.fold()
         self.k = k
+        self.kcur[self.row] = k
         self.b = b = k * hop
         self.bucket_end = (k + 1) * hop
         tau = ts - b
@@ -95,6 +101,26 @@ class SignalState:
             self.mn, self.mx, self.last_value,
         )
 
+    def fold(self) -> None:
+        """Add the finished bucket to the head: the totals of this segment's finished buckets, about
+        the segment's first value and start (a new segment starts afresh)."""
+        k0 = self.k - self.k % self.n_buckets
+        dt = self.b - k0 * self.hop_s
+        if k0 != self.hk:  # the segment's first finished bucket: the head starts from it
+            self.hk, self.hc, self.hmn, self.hmx = k0, self.c, self.mn, self.mx
+            sums = window.shifted(self.s3, self.s2, self.n, self.s1, self.st, self.s4, self.stt, self.sd, 0.0, dt)
+        else:
+            new = window.shifted(
+                self.s3, self.s2, self.n, self.s1, self.st, self.s4, self.stt, self.sd, self.c - self.hc, dt
+            )
+            sums = tuple(map(add, self.hsums, new))
+            if self.mn < self.hmn:
+                self.hmn = self.mn
+            if self.mx > self.hmx:
+                self.hmx = self.mx
+        self.hsums = sums
+        self.head[:, self.row] = (*sums, self.hc, float(k0), self.hmn, self.hmx, self.last_value)  # window.FIELDS
+
 
 class AssetState:
     __slots__ = (
@@ -103,7 +129,7 @@ class AssetState:
     )
 
     def __init__(
-        self, asset_id: str, profile_name: str, profile: Profile, acc: np.ndarray, index: int, now: float
+        self, asset_id: str, profile_name: str, profile: Profile, win: window.Windows, index: int, now: float
     ) -> None:
         self.id = asset_id
         self.profile_name = profile_name
@@ -112,7 +138,7 @@ class AssetState:
         self.signal_names = list(profile.signals)
         ns = len(self.signal_names)
         self.signal_list = [
-            SignalState(n, s, acc, index * ns + j, profile.hop_s, now) for j, (n, s) in enumerate(profile.signals.items())
+            SignalState(n, s, win, index * ns + j, now) for j, (n, s) in enumerate(profile.signals.items())
         ]
         self.signals = {s.name: s for s in self.signal_list}
         self.next_hop = -math.inf  # set by the first reading
@@ -147,16 +173,17 @@ class Engine:
         members: dict[str, list[str]] = {}
         for a in cfg.assets:
             members.setdefault(a.profile, []).append(a.id)
-        self._stores: dict[str, np.ndarray] = {
-            name: window.new_store(
+        self._windows: dict[str, window.Windows] = {
+            name: window.Windows(
                 len(ids) * len(self.profiles[name].signals),
                 window.n_buckets(self.profiles[name].window_s, self.profiles[name].hop_s),
+                self.profiles[name].hop_s,
             )
             for name, ids in members.items()
         }
         self.assets: dict[str, AssetState] = {
             a.id: AssetState(
-                a.id, a.profile, cfg.profiles[a.profile], self._stores[a.profile], members[a.profile].index(a.id), now
+                a.id, a.profile, cfg.profiles[a.profile], self._windows[a.profile], members[a.profile].index(a.id), now
             )
             for a in cfg.assets
         }
@@ -267,6 +294,12 @@ class Engine:
             alert = Alert(a.id, kind, source, AlertState.CLEARED, Severity.INFO, ts, ev, f"{kind} {source} cleared")
         self._emit(alert)
 
+    def prepare(self) -> None:
+        """Window upkeep between hops (once per window per profile, off the alert path): see
+        window.Windows.prepare. Hops stay correct without it, only slower at a segment's start."""
+        for win in self._windows.values():
+            win.prepare()
+
     def tick(self, now: float | None = None) -> None:
         """Wall-clock checks (stale signals). Call about once a second."""
         now = self._clock() if now is None else now
@@ -325,56 +358,21 @@ class Engine:
     def _hop(self, pname: str, assets: list[AssetState]) -> None:
         """Features for the due assets of one profile, their models, their alarms.
 
-        Store slots are aligned to absolute buckets, so a row's window is its B slots whenever
-        each slot holds a bucket of the window or nothing. That holds for a signal whose newest
-        bucket is the hop's last (stored here if still open) or the one after, unless it skipped
-        buckets lately (`holes_until`) or fell silent: such rows have their slots of buckets that
-        left the window emptied first. Rows of a signal already past the hop hold newer buckets
-        and are masked (rare: a hop that runs late).
+        A signal's open bucket inside the window is stored as it is now (values that still come
+        for it are stored when it closes, for later hops); `window_features` does the rest.
         """
-        acc = self._stores[pname]
+        win = self._windows[pname]
         assets.sort(key=_index)
         ns = len(assets[0].signal_list)
-        nb = acc.shape[1]
         na = len(assets)
-        ahead = []  # assets with a signal past this hop
-        check: list[int] = []  # rows that may hold buckets which left the window
-        for i, a in enumerate(assets):
-            kh = a.hop_k
-            for s in a.signal_list:
-                k = s.k
-                if k != kh:
-                    if kh - nb <= k < kh:  # a bucket of the window is still open: store it as it is now
-                        s.flush()  # (values that still come for it are stored when it closes, for later hops)
-                        if k < kh - 1:
-                            check.append(i * ns + s.row % ns)
-                    elif k > kh:
-                        ahead.append(i)
-                    elif s.n and not s.emptied:  # silent for longer than the window: empty it once
-                        s.emptied = True
-                        check.append(i * ns + s.row % ns)
-                if s.holes_until >= kh:
-                    check.append(i * ns + s.row % ns)
-        first = assets[0].index
-        hk = np.array([(a.hop_end, a.hop_k) for a in assets], dtype=float)
+        hk = np.array([(a.hop_end, a.hop_k, a.index * ns) for a in assets], dtype=float)
         ends = hk[:, 0]
         k_rows = hk[:, 1].repeat(ns)
-        if assets[-1].index - first + 1 == na:  # consecutive assets (usually all of them): a view
-            rows: Any = slice(first * ns, (first + na) * ns)
-        else:
-            rows = np.array([a.index * ns + j for a in assets for j in range(ns)])
-        if check:
-            stored = np.array([a.index * ns for a in assets]).repeat(ns) + np.tile(np.arange(ns), na)
-            col = np.array(check)
-            kf = acc[window.K][:, stored[col]]
-            old = (kf < k_rows[col] - nb) & (kf != window.NEVER)
-            slot, j = np.nonzero(old)
-            acc[:, slot, stored[col[j]]] = window.EMPTY[:, None]  # nothing of the window: empty
-        block = acc[:, :, rows]
-        x = bucket_features(block, k_rows, self.profiles[pname].hop_s, masked=False)
-        if ahead:
-            sub = np.array([i * ns + j for i in sorted(set(ahead)) for j in range(ns)])
-            x[sub] = bucket_features(block[:, :, sub], k_rows[sub], self.profiles[pname].hop_s)
+        rows = hk[:, 2].astype(np.intp).repeat(ns) + np.tile(np.arange(ns), na)
+        kc = win.kcur[rows]
+        for r in rows[(kc < k_rows) & (kc >= k_rows - win.n_buckets)].tolist():
+            win.signals[r].flush()
+        x = window_features(win, rows, k_rows)
         x = x.reshape(na, ns * N_FEATURES)
         profile = self.profiles[pname]
         self.hops += na

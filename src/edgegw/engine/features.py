@@ -2,8 +2,9 @@
 (training replays history through the real Engine, so both see the same numbers).
 
 The engine never keeps raw samples: each signal streams per-hop-bucket moments into a store
-(`engine/window.py`), and `bucket_features` combines a window's B buckets for all due rows at
-once with the exact parallel-moment formulas. `row_features` computes the same features from
+and running totals (`engine/window.py`), and `window_features` combines each window's parts
+(or, for a signal out of step, its B buckets) for all due rows at once with the exact
+parallel-moment formulas. `row_features` computes the same features from
 raw samples (a NaN-padded matrix, one window per row); it is the reference the streaming
 version is tested against, and what benchmarks and offline tools may use on raw arrays.
 
@@ -82,16 +83,71 @@ def row_features(ts: np.ndarray, x: np.ndarray) -> np.ndarray:
     return out
 
 
-def bucket_features(
-    block: np.ndarray, k_end: np.ndarray, hop_s: float, masked: bool = True
-) -> np.ndarray:
-    """Features of each row's window from a bucket store block: an (R, N_FEATURES) array.
+def window_features(win: w.Windows, rows: np.ndarray, k_end: np.ndarray) -> np.ndarray:
+    """Features of store rows `rows` over the windows ending before bucket k_end (per row): an
+    (R, N_FEATURES) array. Open buckets inside a window must have been stored (`flush()`).
 
-    `block` is (len(window.FIELDS), B, R) (a slice or a gather of the store); row r's window is
-    the buckets k_end[r] - B <= k < k_end[r]. With `masked`, slots holding other buckets are
-    left out; without, the caller guarantees every slot holds a bucket of the window or
-    window.EMPTY (the store's state for rows that are up to date, see Engine._hop), which saves
-    the masking pass.
+    A row whose signal's open bucket is at most the hop's and in the segment of the window's
+    newest bucket combines three parts: the tail table of the segment before, from the window's
+    first slot (built for the row once per segment, when it is needed: the row's buckets in that
+    segment are final by then), its segment head, and its open bucket if inside the window
+    (window.py). A row with nothing in its window (silent for longer) is empty. Other rows (a
+    signal ahead of its asset's hop, or still in the previous segment) take the exact masked sum
+    of their B slots.
+    """
+    nb = win.n_buckets
+    kc = win.kcur[rows]
+    win.next_k_end = float(k_end.max()) + 1.0
+    seg = np.floor((k_end - 1) / nb)  # the segment of the window's newest bucket
+    j = k_end - seg * nb  # the window: segment seg - 1 from slot j (none when j == B), segment seg up to k_end
+    opened = kc < k_end
+    fast = (kc >= seg * nb) & (kc <= k_end)
+    tailed = fast & (j < nb)
+    if tailed.any():
+        want = seg[tailed].max() - 1
+        if win.tail_seg != want:
+            win.tail_seg = want
+            win.tail_ok[:] = False
+        tailed &= seg - 1 == want
+        build = tailed & ~win.tail_ok[rows]
+        if build.any():
+            win.build_tail(int(want), rows[build])
+        fast &= tailed | (j == nb)
+    empty = kc < k_end - nb
+    out = np.empty((len(rows), N_FEATURES))
+    out[empty] = np.nan
+    out[empty, -1] = 0.0
+    f = np.flatnonzero(fast)
+    if len(f):
+        r, jf, kf = rows[f], j[f].astype(np.intp), k_end[f]
+        parts = np.empty((len(w.FIELDS), 3, len(f)))
+        parts[:, 0] = win.tail[:, jf % nb, r]
+        parts[:, 0, jf == nb] = w.EMPTY[:, None]
+        parts[:, 1] = win.head[:, r]
+        parts[:, 1, parts[w.K, 1] != seg[f] * nb] = w.EMPTY[:, None]  # a head of an older segment
+        parts[:, 2] = win.acc[:, kc[f].astype(np.intp) % nb, r]
+        parts[:, 2, ~opened[f]] = w.EMPTY[:, None]
+        n = parts[w.N]
+        newest = np.where(n[2] > 0, 2, np.where(n[1] > 0, 1, 0))
+        out[f] = bucket_features(parts, kf, win.hop_s, masked=False, last=parts[w.LAST, newest, np.arange(len(f))])
+    exact = np.flatnonzero(~fast & ~empty)
+    if len(exact):
+        win.exact_rows += len(exact)
+        out[exact] = bucket_features(win.acc[:, :, rows[exact]], k_end[exact], win.hop_s)
+    return out
+
+
+def bucket_features(
+    block: np.ndarray, k_end: np.ndarray, hop_s: float, masked: bool = True, last: np.ndarray | None = None
+) -> np.ndarray:
+    """Features of each row's window from bucket records: an (R, N_FEATURES) array.
+
+    `block` is (len(window.FIELDS), B, R): a gather of the store (row r's window is the buckets
+    k_end[r] - B <= k < k_end[r]), or the parts of window_features, each a record in the same
+    fields (sums about its own c and its own start K * hop_s). With `masked`, slots holding other
+    buckets are left out; without, the caller guarantees every slot holds a part of the window
+    or window.EMPTY. `last` is the newest value of each window, when it is not in the slot of
+    the newest bucket.
 
     Buckets combine exactly. Values: with mu the window mean and delta = c - mu per bucket,
     M2 = sum(S2 + 2 delta S1 + n delta^2), M3 = sum(S3 + 3 delta S2 + 3 delta^2 S1 + n delta^3),
@@ -141,7 +197,8 @@ def bucket_features(
     crest = np.maximum(-mn, mx) / np.where(rms > _EPS, rms, np.inf)  # max(|min|, |max|); 0 when rms is 0
     sxx = muu - mu * mu  # sum (u - mean u)^2 / N; mux is centred already, as sum (x - mean) = 0
     slope = mux / np.where(sxx * nz > _EPS, sxx, np.inf)  # 0 when all times are equal
-    last = block[w.LAST][(k_new % n_b).astype(np.intp), np.arange(rows)]
+    if last is None:
+        last = block[w.LAST][(k_new % n_b).astype(np.intp), np.arange(rows)]
     out = np.array([mean, np.sqrt(var), mn, mx, rms, mx - mn, slope, skew, kurt, crest, last, count])
     out[:-1, count == 0] = np.nan
     return out.T
