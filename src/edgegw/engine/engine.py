@@ -125,20 +125,19 @@ class SignalState:
 class AssetState:
     __slots__ = (
         "alarms_raised", "due", "first_ts", "hop_end", "hop_k", "id", "index", "model_alarms", "next_hop",
-        "next_k", "profile", "profile_name", "scores", "signal_list", "signal_names", "signals",
+        "next_k", "profile", "profile_name", "ps", "signal_list", "signal_names", "signals",
     )
 
-    def __init__(
-        self, asset_id: str, profile_name: str, profile: Profile, win: window.Windows, index: int, now: float
-    ) -> None:
+    def __init__(self, asset_id: str, profile_name: str, profile: Profile, ps: ProfileState, index: int, now: float) -> None:
         self.id = asset_id
+        self.ps = ps
         self.profile_name = profile_name
         self.profile = profile
         self.index = index  # within its profile: its signals are store rows index * n_signals + j
         self.signal_names = list(profile.signals)
         ns = len(self.signal_names)
         self.signal_list = [
-            SignalState(n, s, win, index * ns + j, now) for j, (n, s) in enumerate(profile.signals.items())
+            SignalState(n, s, ps.win, index * ns + j, now) for j, (n, s) in enumerate(profile.signals.items())
         ]
         self.signals = {s.name: s for s in self.signal_list}
         self.next_hop = -math.inf  # set by the first reading
@@ -148,11 +147,34 @@ class AssetState:
         self.first_ts = math.inf
         self.due = False
         ma = profile.model_alarms
-        self.model_alarms: dict[str, Debounce] = {
-            k: Debounce(ma.on_delay_s, ma.off_delay_s) for k in ("anomaly", "failure_risk")
-        }
-        self.scores: list[float] = []  # anomaly scores this rollup interval
+        self.model_alarms: dict[str, Debounce] = {k: Debounce(ma.on_delay_s, ma.off_delay_s) for k in MODEL_KINDS}
         self.alarms_raised = 0
+        ps.assets.append(self)
+
+
+class ProfileState:
+    """What a hop reads for the assets of one profile, as arrays by asset index: window ends,
+    first reading, the model alarms (mirrors of each asset's Debounce: the hop compares whole
+    columns and touches Python objects only where a condition differs from its alarm or a change
+    is pending) and the anomaly scores of the rollup interval."""
+
+    __slots__ = ("active", "assets", "first_ts", "hop_end", "hop_k", "n_signals", "pending", "score_max", "score_n",
+                 "score_sum", "win")
+
+    def __init__(self, profile: Profile, n_assets: int) -> None:
+        self.n_signals = len(profile.signals)
+        self.win = window.Windows(
+            n_assets * self.n_signals, window.n_buckets(profile.window_s, profile.hop_s), profile.hop_s
+        )
+        self.assets: list[AssetState] = []  # by index
+        self.hop_end = np.zeros(n_assets)
+        self.hop_k = np.zeros(n_assets)
+        self.first_ts = np.full(n_assets, math.inf)
+        self.active = np.zeros((len(MODEL_KINDS), n_assets), dtype=bool)
+        self.pending = np.zeros((len(MODEL_KINDS), n_assets), dtype=bool)
+        self.score_max = np.full(n_assets, -math.inf)
+        self.score_sum = np.zeros(n_assets)
+        self.score_n = np.zeros(n_assets)
 
 
 class Engine:
@@ -173,18 +195,10 @@ class Engine:
         members: dict[str, list[str]] = {}
         for a in cfg.assets:
             members.setdefault(a.profile, []).append(a.id)
-        self._windows: dict[str, window.Windows] = {
-            name: window.Windows(
-                len(ids) * len(self.profiles[name].signals),
-                window.n_buckets(self.profiles[name].window_s, self.profiles[name].hop_s),
-                self.profiles[name].hop_s,
-            )
-            for name, ids in members.items()
-        }
+        self._ps: dict[str, ProfileState] = {name: ProfileState(self.profiles[name], len(ids)) for name, ids in members.items()}
+        self._windows = {name: ps.win for name, ps in self._ps.items()}
         self.assets: dict[str, AssetState] = {
-            a.id: AssetState(
-                a.id, a.profile, cfg.profiles[a.profile], self._windows[a.profile], members[a.profile].index(a.id), now
-            )
+            a.id: AssetState(a.id, a.profile, cfg.profiles[a.profile], self._ps[a.profile], members[a.profile].index(a.id), now)
             for a in cfg.assets
         }
         self._due: list[AssetState] = []
@@ -258,11 +272,11 @@ class Engine:
             if lvl is not None:
                 self._threshold_alert(a, s, lvl, prev, ts, value)
         if ts < a.first_ts:
-            a.first_ts = ts
+            a.first_ts = a.ps.first_ts[a.index] = ts
         if ts >= a.next_hop:
             if a.next_hop != -math.inf:
-                a.hop_end = a.next_hop
-                a.hop_k = a.next_k
+                a.hop_end = a.ps.hop_end[a.index] = a.next_hop
+                a.hop_k = a.ps.hop_k[a.index] = a.next_k
                 if not a.due:
                     a.due = True
                     self._due.append(a)
@@ -331,6 +345,7 @@ class Engine:
         if db is None:
             return False
         db.active = 1
+        a.ps.active[MODEL_KINDS.index(kind), a.index] = True
         return True
 
     # ------------------------------------------------------------------ hops
@@ -361,51 +376,64 @@ class Engine:
         A signal's open bucket inside the window is stored as it is now (values that still come
         for it are stored when it closes, for later hops); `window_features` does the rest.
         """
-        win = self._windows[pname]
-        assets.sort(key=_index)
-        ns = len(assets[0].signal_list)
+        ps = self._ps[pname]
+        win = ps.win
+        ns = ps.n_signals
         na = len(assets)
-        hk = np.array([(a.hop_end, a.hop_k, a.index * ns) for a in assets], dtype=float)
-        ends = hk[:, 0]
-        k_rows = hk[:, 1].repeat(ns)
-        rows = hk[:, 2].astype(np.intp).repeat(ns) + np.tile(np.arange(ns), na)
+        if na == len(ps.assets):  # all of the profile's assets (the usual hop)
+            assets = ps.assets
+            aidx: Any = slice(None)
+            rows = np.arange(na * ns)
+        else:
+            assets.sort(key=_index)
+            aidx = np.array([a.index for a in assets])
+            rows = (aidx * ns).repeat(ns) + np.tile(np.arange(ns), na)
+        ends = ps.hop_end[aidx]
+        k_rows = ps.hop_k[aidx].repeat(ns)
         kc = win.kcur[rows]
         for r in rows[(kc < k_rows) & (kc >= k_rows - win.n_buckets)].tolist():
             win.signals[r].flush()
-        x = window_features(win, rows, k_rows)
-        x = x.reshape(na, ns * N_FEATURES)
+        x = window_features(win, rows, k_rows).reshape(na, ns * N_FEATURES)
         profile = self.profiles[pname]
         self.hops += na
         model = self.models.get(pname)
         verdicts: list[list[Verdict]] | None = None
         if model is not None:
-            span = profile.window_s - profile.hop_s
-            nan = np.isnan(x).any(axis=1).tolist()
-            idx = [i for i, a in enumerate(assets) if a.hop_end - a.first_ts >= span and not nan[i]]
+            ok = (ends - ps.first_ts[aidx] >= profile.window_s - profile.hop_s) & ~np.isnan(x).any(axis=1)
+            idx = np.flatnonzero(ok)
             self.windows_skipped += na - len(idx)
-            sc = model.score(x[idx].astype(np.float32)) if idx else None
+            sc = model.score(x[idx].astype(np.float32)) if len(idx) else None
             if sc is not None:
-                judged = sc.judged.tolist()
-                conds = [("anomaly", sc.hot.tolist())]
-                if sc.risk_hot is not None:
-                    conds.append(("failure_risk", sc.risk_hot.tolist()))
-                for r, (k, score) in enumerate(zip(idx, sc.anomaly.tolist(), strict=True)):
-                    if not judged[r]:
-                        continue
-                    a = assets[k]
-                    a.scores.append(score)
-                    for kind, cond in conds:  # Debounce.update's no-change path inline: per row per hop
-                        db = a.model_alarms[kind]
-                        if (1 if cond[r] else 0) == db.active:
-                            db.since = None
-                        else:
-                            self._model_alarm(a, db, sc, r, kind, model)
+                self._model_alarms(ps, assets, idx, sc, model)
             if self.hop_observer is not None:  # verdict objects only for those who read them
                 verdicts = [[] for _ in assets]
-                for k, row in zip(idx, sc.verdicts() if sc is not None else [], strict=True):
+                for k, row in zip(idx.tolist(), sc.verdicts() if sc is not None else [], strict=True):
                     verdicts[k] = row
         if self.hop_observer is not None:
             self.hop_observer(pname, [a.id for a in assets], ends, x, verdicts)
+
+    def _model_alarms(self, ps: ProfileState, assets: list[AssetState], idx: np.ndarray, sc: Scores, model: ModelSet) -> None:
+        """One hop's scores into the rollup accumulators and the model alarms: Python objects only
+        for the rows whose condition differs from their alarm or whose change was pending."""
+        judged = np.flatnonzero(sc.judged)
+        ai = idx[judged] if assets is ps.assets else np.array([assets[k].index for k in idx[judged].tolist()], dtype=np.intp)
+        score = sc.anomaly[judged]
+        ps.score_sum[ai] += score
+        ps.score_n[ai] += 1.0
+        ps.score_max[ai] = np.maximum(ps.score_max[ai], score)
+        for m, (kind, cond) in enumerate((("anomaly", sc.hot), ("failure_risk", sc.risk_hot))):
+            if cond is None:
+                continue
+            differs = cond[judged] != ps.active[m, ai]
+            for j in np.flatnonzero(differs | ps.pending[m, ai]).tolist():
+                a = ps.assets[ai[j]]
+                db = a.model_alarms[kind]
+                if differs[j]:
+                    self._model_alarm(a, db, sc, int(judged[j]), kind, model)
+                    ps.active[m, a.index] = db.active == 1
+                else:
+                    db.since = None  # Debounce.update's no-change path
+                ps.pending[m, a.index] = db.since is not None
 
     def _model_alarm(self, a: AssetState, db: Debounce, sc: Scores, j: int, kind: str, model: ModelSet) -> None:
         """A model's condition differs from its alarm state: debounce, and raise or clear."""
@@ -434,16 +462,21 @@ class Engine:
             stats = {}
             for s in a.signals.values():
                 stats[s.name], s.stats = s.stats, SignalStats()
-            scores, a.scores = a.scores, []
+            ps, i = a.ps, a.index
+            n = ps.score_n[i]
             raised, a.alarms_raised = a.alarms_raised, 0
             out.append(
                 Rollup(
                     a.id, start, end, stats,
-                    anomaly_max=max(scores) if scores else None,
-                    anomaly_mean=sum(scores) / len(scores) if scores else None,
+                    anomaly_max=float(ps.score_max[i]) if n else None,
+                    anomaly_mean=float(ps.score_sum[i] / n) if n else None,
                     alarms_raised=raised,
                 )
             )
+        for ps in self._ps.values():
+            ps.score_max.fill(-math.inf)
+            ps.score_sum.fill(0.0)
+            ps.score_n.fill(0.0)
         return out
 
     def ingest_many(self, readings: Iterable[tuple[str, str, float, float]]) -> None:
@@ -451,6 +484,7 @@ class Engine:
             self.ingest(asset, signal, ts, value)
 
 
+MODEL_KINDS = ("anomaly", "failure_risk")  # the model alarms, in ProfileState's row order
 _KIND_SEVERITY = {
     "stale": Severity.WARNING,
     "quality": Severity.WARNING,
