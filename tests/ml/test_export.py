@@ -126,3 +126,41 @@ def test_metadata_goes_into_the_file() -> None:
     meta = _session(proto).get_modelmeta().custom_metadata_map
     assert meta["edgegw.version"] == "m-1" and meta["edgegw.kind"] == "anomaly"
     assert '"threshold": 0.6' in meta["edgegw"]
+
+
+def test_compact_graphs_score_the_same_with_fewer_nodes() -> None:
+    """What `edgegw train` writes: the affine steps before the trees fold into Sub, MatMul, Add, the
+    classifier reads its columns itself, and both still score like scikit-learn (a row whose
+    value lands on a split threshold within float32 rounding may take the other branch)."""
+    train, test = _data(d=16)
+    used = [0, 1, 2, 3, 5, 8, 9, 10, 11, 13, 14, 15]
+    model = Pipeline([
+        ("select", ColumnTransformer([("used", "passthrough", used)])),
+        ("scale", StandardScaler()),
+        ("whiten", PCA(n_components=10, whiten=True, svd_solver="full")),
+        ("iforest", IsolationForest(n_estimators=50, random_state=0)),
+    ]).fit(train)
+    full = export.anomaly_onnx(model, train.shape[1])
+    small = export.compacted(full, train)
+    ops = [n.op_type for n in small.graph.node]
+    assert ops[:4] == ["Sub", "MatMul", "Add", "TreeEnsembleRegressor"] and len(ops) < len(full.graph.node) - 3
+    _, scores, samples = _session(small).run(None, {"X": test})
+    moved = np.abs(samples.ravel() - model.score_samples(test)) > TOL
+    assert moved.mean() <= 0.005
+    np.testing.assert_allclose(scores.ravel()[~moved], model.decision_function(test)[~moved], atol=TOL)
+
+    y = np.where(train[:, 0] > 1.0, "bearing_wear", np.where(train[:, 1] < -1.0, "cavitation", "0"))
+    clf = Pipeline([("select", ColumnTransformer([("used", "passthrough", used)])),
+                    ("clf", HistGradientBoostingClassifier(max_iter=40, early_stopping=False, random_state=0))]).fit(train, y)
+    small = export.compacted(export.classifier_onnx(clf, train.shape[1]), train)
+    assert [n.op_type for n in small.graph.node] == ["TreeEnsembleClassifier"]
+    label, probs = _session(small).run(None, {"X": test})
+    np.testing.assert_allclose(probs, clf.predict_proba(test), atol=TOL)
+    assert list(label) == list(clf.predict(test))
+
+
+def test_compact_keeps_the_original_when_the_numbers_move() -> None:
+    train, _ = _data(300)
+    model = IsolationForest(n_estimators=5, random_state=0).fit(train)
+    proto = export.anomaly_onnx(model, train.shape[1])
+    assert export.compacted(proto, train, atol=-1.0) is proto  # every row "moved": refused

@@ -343,9 +343,10 @@ def train(args: argparse.Namespace) -> str:
     units = {s: profile.signals[s].unit for s in signals}
     params = {"features": kinds, "trees": args.trees, "false_alarm_rate": far, "seed": args.seed,
               "window_s": profile.window_s, "signals": signals}
-    protos = {export.ANOMALY_FILE: export.anomaly_onnx(anomaly, len(names))}
+    probe = x[cal_rows][:4000].astype(np.float32)  # the compact graphs must give the same numbers here
+    protos = {export.ANOMALY_FILE: export.compacted(export.anomaly_onnx(anomaly, len(names)), probe)}
     if failure is not None:
-        protos[export.FAILURE_FILE] = export.classifier_onnx(failure, len(names))
+        protos[export.FAILURE_FILE] = export.compacted(export.classifier_onnx(failure, len(names)), probe)
     # the version names the content: same data, settings and graphs, same version
     digest = hashlib.sha256(json.dumps([h.fingerprint, params], sort_keys=True).encode())
     for proto in protos.values():
