@@ -100,7 +100,6 @@ def window_features(win: w.Windows, rows: np.ndarray, k_end: np.ndarray) -> np.n
     win.next_k_end = float(k_end.max()) + 1.0
     seg = np.floor((k_end - 1) / nb)  # the segment of the window's newest bucket
     j = k_end - seg * nb  # the window: segment seg - 1 from slot j (none when j == B), segment seg up to k_end
-    opened = kc < k_end
     fast = (kc >= seg * nb) & (kc <= k_end)
     tailed = fast & (j < nb)
     if tailed.any():
@@ -113,23 +112,15 @@ def window_features(win: w.Windows, rows: np.ndarray, k_end: np.ndarray) -> np.n
         if build.any():
             win.build_tail(int(want), rows[build])
         fast &= tailed | (j == nb)
+    if fast.all():  # the usual hop
+        return _parts_features(win, rows, kc, seg, j)
     empty = kc < k_end - nb
     out = np.empty((len(rows), N_FEATURES))
     out[empty] = np.nan
     out[empty, -1] = 0.0
     f = np.flatnonzero(fast)
     if len(f):
-        r, jf, kf = rows[f], j[f].astype(np.intp), k_end[f]
-        parts = np.empty((len(w.FIELDS), 3, len(f)))
-        parts[:, 0] = win.tail[:, jf % nb, r]
-        parts[:, 0, jf == nb] = w.EMPTY[:, None]
-        parts[:, 1] = win.head[:, r]
-        parts[:, 1, parts[w.K, 1] != seg[f] * nb] = w.EMPTY[:, None]  # a head of an older segment
-        parts[:, 2] = win.acc[:, kc[f].astype(np.intp) % nb, r]
-        parts[:, 2, ~opened[f]] = w.EMPTY[:, None]
-        n = parts[w.N]
-        newest = np.where(n[2] > 0, 2, np.where(n[1] > 0, 1, 0))
-        out[f] = bucket_features(parts, kf, win.hop_s, masked=False, last=parts[w.LAST, newest, np.arange(len(f))])
+        out[f] = _parts_features(win, rows[f], kc[f], seg[f], j[f])
     exact = np.flatnonzero(~fast & ~empty)
     if len(exact):
         win.exact_rows += len(exact)
@@ -137,8 +128,24 @@ def window_features(win: w.Windows, rows: np.ndarray, k_end: np.ndarray) -> np.n
     return out
 
 
+def _parts_features(win: w.Windows, rows: np.ndarray, kc: np.ndarray, seg: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """Features from the three parts of each row's window (see window_features)."""
+    nb = win.n_buckets
+    parts = np.empty((len(w.FIELDS), 3, len(rows)))
+    parts[:, 0] = win.tail[:, j.astype(np.intp) % nb, rows]
+    parts[:, 1] = win.head[:, rows]
+    parts[:, 2] = win.acc[:, kc.astype(np.intp) % nb, rows]
+    # no tail when the window is one whole segment; a head of an older segment; no open bucket
+    gone = np.array([j == nb, parts[w.K, 1] != seg * nb, parts[w.K, 2] != kc])  # (3, R)
+    if gone.any():
+        parts[:, gone] = w.EMPTY[:, None]
+    n = parts[w.N]
+    newest = np.where(n[2] > 0, 2, np.where(n[1] > 0, 1, 0))
+    return bucket_features(parts, None, win.hop_s, masked=False, last=parts[w.LAST, newest, np.arange(len(rows))])
+
+
 def bucket_features(
-    block: np.ndarray, k_end: np.ndarray, hop_s: float, masked: bool = True, last: np.ndarray | None = None
+    block: np.ndarray, k_end: np.ndarray | None, hop_s: float, masked: bool = True, last: np.ndarray | None = None
 ) -> np.ndarray:
     """Features of each row's window from bucket records: an (R, N_FEATURES) array.
 
@@ -157,6 +164,7 @@ def bucket_features(
     """
     n_b, rows = block.shape[1], block.shape[2]
     if masked:
+        assert k_end is not None
         ke = k_end[None, :]
         kf = block[w.K]
         valid = (kf >= ke - n_b) & (kf < ke)
