@@ -101,7 +101,8 @@ def table(tag: str) -> str:
                           f"{'✅' if p99 <= 1000 else '❌'} ≤ 1 ms p99 (engine hop)")
             rows.append((f"Features + both models, one hop, {r['assets']} asset(s)",
                          f"batched onnxruntime p50 **{fmt(r['batched_onnx']['p50_us'], ' µs', 0)}**, p99 "
-                         f"{fmt(r['batched_onnx']['p99_us'], ' µs', 0)}; engine hop (shipped model, alarms) p50 "
+                         f"{fmt(r['batched_onnx']['p99_us'], ' µs', 0)}; engine hop (shipped model, alarms, "
+                         f"{fmt(eh.get('rate_hz'), ' Hz', 0)}) p50 "
                          f"{fmt(eh.get('p50_us'), ' µs', 0)}, p99 {fmt(eh.get('p99_us'), ' µs', 0)}",
                          f"scikit-learn per asset p50 {fmt(r['naive_sklearn_per_asset']['p50_us'] / 1000, ' ms', 1)}",
                          f"{fmt(r['speedup_p50'], 'x', 0)} {target}"))

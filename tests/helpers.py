@@ -44,6 +44,10 @@ async def running_gateway(cfg: GatewayConfig, config_path: str | None = None) ->
     if task in done:
         task.result()  # raises what made the gateway stop
     assert ready in done, "gateway did not become ready in 15 s"
+    for _ in range(100):  # READY comes before the sources subscribed: what a test publishes waits for that
+        if all(getattr(s, "connected", True) for s in gw.sources):
+            break
+        await asyncio.sleep(0.05)
     try:
         yield gw
     finally:
