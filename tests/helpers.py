@@ -16,6 +16,7 @@ import aiomqtt
 
 from edgegw.config import GatewayConfig, load_config
 from edgegw.gateway import Gateway
+from edgegw.sources.mqtt import MqttTelemetrySource
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "example.yaml"
 
@@ -44,8 +45,8 @@ async def running_gateway(cfg: GatewayConfig, config_path: str | None = None) ->
     if task in done:
         task.result()  # raises what made the gateway stop
     assert ready in done, "gateway did not become ready in 15 s"
-    for _ in range(100):  # READY comes before the sources subscribed: what a test publishes waits for that
-        if all(getattr(s, "connected", True) for s in gw.sources):
+    for _ in range(100):  # READY comes before the MQTT sources subscribed: what a test publishes waits for that
+        if all(s.connected for s in gw.sources if isinstance(s, MqttTelemetrySource)):
             break
         await asyncio.sleep(0.05)
     try:
