@@ -124,10 +124,13 @@ class Windows:
         ref = acc[C, newest, cols]
         dc = np.where(have, acc[C] - ref, 0.0)
         dt = np.where(have, kf * self.hop_s - k0 * self.hop_s, 0.0)
-        s3, s2, n, s1, st, s4, stt, sd = np.where(have, acc[:N_SUMS], 0.0)
-        tail = np.empty_like(acc)
+        tail = self.tail if whole else np.empty_like(acc)  # in place: a hop's memory stays flat
         sums = tail[:N_SUMS]
-        sums[:] = shifted(s3, s2, n, s1, st, s4, stt, sd, dc, dt)
+        sums.fill(0.0)
+        np.copyto(sums, acc[:N_SUMS], where=have)
+        s3, s2, n, s1, st, s4, stt, sd = sums
+        for i, v in enumerate(shifted(s3, s2, n, s1, st, s4, stt, sd, dc, dt)):  # all read before any is written
+            sums[i] = v
         ext = tail[MIN : MAX + 1]  # min and -max: one fmin for both
         ext[0] = np.where(have, acc[MIN], math.nan)
         ext[1] = np.where(have, -acc[MAX], math.nan)
@@ -138,9 +141,7 @@ class Windows:
         tail[C] = ref
         tail[K] = k0
         tail[LAST] = acc[LAST, newest, cols]
-        if whole:
-            self.tail = tail
-        else:
+        if not whole:
             self.tail[:, :, rows] = tail
         self.tail_ok[rows] = True
 
