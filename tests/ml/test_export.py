@@ -85,16 +85,22 @@ def test_double_input_parity() -> None:
     np.testing.assert_allclose(scores.ravel(), model.decision_function(test.astype(np.float64)), atol=TOL)
 
 
-def test_anomaly_pipeline_parity() -> None:
+USED = [0, 1, 2, 3, 5, 8, 9, 10, 11, 13, 14, 15]
+
+
+def _anomaly_pipeline(train: np.ndarray) -> Pipeline:
     """The shape `edgegw train` exports: select columns, standardise, whiten, isolation forest."""
-    train, test = _data(d=16)
-    used = [0, 1, 2, 3, 5, 8, 9, 10, 11, 13, 14, 15]
-    model = Pipeline([
-        ("select", ColumnTransformer([("used", "passthrough", used)])),
+    return Pipeline([
+        ("select", ColumnTransformer([("used", "passthrough", USED)])),
         ("scale", StandardScaler()),
         ("whiten", PCA(n_components=10, whiten=True, svd_solver="full")),
         ("iforest", IsolationForest(n_estimators=50, random_state=0)),
     ]).fit(train)
+
+
+def test_anomaly_pipeline_parity() -> None:
+    train, test = _data(d=16)
+    model = _anomaly_pipeline(train)
     proto = export.anomaly_onnx(model, train.shape[1])
     _, scores, samples = _session(proto).run(None, {"X": test})
     np.testing.assert_allclose(samples.ravel(), model.score_samples(test), atol=TOL)
@@ -133,13 +139,7 @@ def test_compact_graphs_score_the_same_with_fewer_nodes() -> None:
     classifier reads its columns itself, and both still score like scikit-learn (a row whose
     value lands on a split threshold within float32 rounding may take the other branch)."""
     train, test = _data(d=16)
-    used = [0, 1, 2, 3, 5, 8, 9, 10, 11, 13, 14, 15]
-    model = Pipeline([
-        ("select", ColumnTransformer([("used", "passthrough", used)])),
-        ("scale", StandardScaler()),
-        ("whiten", PCA(n_components=10, whiten=True, svd_solver="full")),
-        ("iforest", IsolationForest(n_estimators=50, random_state=0)),
-    ]).fit(train)
+    model = _anomaly_pipeline(train)
     full = export.anomaly_onnx(model, train.shape[1])
     small = export.compacted(full, train)
     ops = [n.op_type for n in small.graph.node]
@@ -150,7 +150,7 @@ def test_compact_graphs_score_the_same_with_fewer_nodes() -> None:
     np.testing.assert_allclose(scores.ravel()[~moved], model.decision_function(test)[~moved], atol=TOL)
 
     y = np.where(train[:, 0] > 1.0, "bearing_wear", np.where(train[:, 1] < -1.0, "cavitation", "0"))
-    clf = Pipeline([("select", ColumnTransformer([("used", "passthrough", used)])),
+    clf = Pipeline([("select", ColumnTransformer([("used", "passthrough", USED)])),
                     ("clf", HistGradientBoostingClassifier(max_iter=40, early_stopping=False, random_state=0))]).fit(train, y)
     small = export.compacted(export.classifier_onnx(clf, train.shape[1]), train)
     assert [n.op_type for n in small.graph.node] == ["TreeEnsembleClassifier"]
