@@ -54,7 +54,7 @@ def test_one_store_write_per_bucket_and_every_sample_counts() -> None:
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # inf - inf, as with raw samples
-def test_a_bucket_leaves_the_window_with_what_it_held() -> None:
+def test_a_bucket_leaves_the_window_with_what_it_held(parts: bool) -> None:
     e, rows = make()
     e.ingest("a", "v", 100.5, 1.0)
     e.ingest("a", "v", 101.5, math.inf)  # no range configured: inf is a value, its windows are NaN
@@ -67,7 +67,7 @@ def test_a_bucket_leaves_the_window_with_what_it_held() -> None:
     assert all(np.isfinite(r).all() and r[FEATURES.index("mean")] == 2.0 for r in rows[5:])  # the inf left
 
 
-def test_assets_due_apart_and_a_signal_ahead_of_the_hop() -> None:
+def test_assets_due_apart_and_a_signal_ahead_of_the_hop(parts: bool) -> None:
     cfg = GatewayConfig.model_validate({
         "profiles": {"p": {"window_s": 5, "hop_s": 1, "signals": {"u": {}, "v": {}}}},
         "assets": [{"id": i, "profile": "p"} for i in ("a", "b", "c")],

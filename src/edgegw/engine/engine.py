@@ -40,15 +40,16 @@ class SignalState:
     """
 
     __slots__ = (
-        "acc", "b", "bucket_end", "c", "hc", "head", "hk", "hmn", "hmx", "hop_s", "hsums", "k", "kcur", "last_seen", "last_ts",
-        "last_value", "last_value_ts", "mn", "mx", "n", "n_buckets", "name", "quality", "range_hi", "range_lo",
-        "row", "rule", "s1", "s2", "s3", "s4", "sd", "st", "stale", "stats", "stt", "threshold",
+        "acc", "b", "bucket_end", "c", "folds", "hc", "head", "hk", "hmn", "hmx", "hop_s", "hsums", "k", "kcur",
+        "last_seen", "last_ts", "last_value", "last_value_ts", "mn", "mx", "n", "n_buckets", "name", "quality",
+        "range_hi", "range_lo", "row", "rule", "s1", "s2", "s3", "s4", "sd", "st", "stale", "stats", "stt", "threshold",
     )
 
     def __init__(self, name: str, spec: Any, win: window.Windows, row: int, now: float) -> None:
         self.name = name
         self.acc = win.acc  # the profile's bucket store, head and open-bucket index; this signal is row `row`
         self.head = win.head
+        self.folds = win.parts  # segment totals are kept only where hops use them
         self.kcur = win.kcur
         win.signals[row] = self
         self.row = row
@@ -82,7 +83,8 @@ class SignalState:
         k = window.bucket_of(ts, hop)
         if self.n:
             self.flush()
-            self.fold()
+            if self.folds:
+                self.fold()
         self.k = k
         self.kcur[self.row] = k
         self.b = b = k * hop

@@ -93,9 +93,11 @@ def window_features(win: w.Windows, rows: np.ndarray, k_end: np.ndarray) -> np.n
     segment are final by then), its segment head, and its open bucket if inside the window
     (window.py). A row with nothing in its window (silent for longer) is empty. Other rows (a
     signal ahead of its asset's hop, or still in the previous segment) take the exact masked sum
-    of their B slots.
+    of their B slots, and so do all rows of a small hop (window.PARTS_MIN).
     """
     nb = win.n_buckets
+    if not win.parts or len(rows) * nb <= win.parts_min:  # a few rows: the exact sum is cheaper
+        return bucket_features(win.acc[:, :, rows], k_end, win.hop_s)
     kc = win.kcur[rows]
     win.next_k_end = float(k_end.max()) + 1.0
     seg = np.floor((k_end - 1) / nb)  # the segment of the window's newest bucket

@@ -85,16 +85,24 @@ def shifted(s3: Any, s2: Any, n: Any, s1: Any, st: Any, s4: Any, stt: Any, sd: A
     )
 
 
+# Below this many (row x bucket) records a hop sums the buckets directly: for a few assets that
+# takes fewer numpy calls than the three parts (and the heads and tails are not kept at all).
+PARTS_MIN = 1500
+
+
 class Windows:
     """One profile's window state: the bucket store, the segment heads and the tail table."""
 
     __slots__ = (
-        "acc", "exact_rows", "head", "hop_s", "kcur", "n_buckets", "next_k_end", "signals", "tail", "tail_ok", "tail_seg",
+        "acc", "exact_rows", "head", "hop_s", "kcur", "n_buckets", "next_k_end", "parts", "parts_min", "signals", "tail",
+        "tail_ok", "tail_seg",
     )
 
     def __init__(self, rows: int, n_b: int, hop_s: float) -> None:
         self.n_buckets = n_b
         self.hop_s = hop_s
+        self.parts_min = PARTS_MIN
+        self.parts = rows * n_b > PARTS_MIN  # hops of this profile may use the parts: keep heads and tails
         self.acc = new_store(rows, n_b)
         self.head = np.repeat(EMPTY[:, None], rows, axis=1)  # head[field, row]
         self.tail = new_store(rows, n_b)  # tail[field, slot, row]: slots slot..B-1 of segment tail_seg
@@ -149,7 +157,7 @@ class Windows:
         """Between hops: build the tail the next hop needs for every row already past its segment,
         so the hop itself only combines (it builds what is still missing when it needs it)."""
         k_end = self.next_k_end
-        if k_end is None:
+        if k_end is None or not self.parts:
             return
         seg = math.floor((k_end - 1) / self.n_buckets)
         if k_end - seg * self.n_buckets >= self.n_buckets:
