@@ -2,8 +2,9 @@
 
 The engine keeps per-hop-bucket moments and segment totals, not samples: a hop's features come
 from three parts per signal (`window_features`: the previous segment's tail, the segment's
-head, the open bucket), whatever the sample rate and window length; a signal out of step takes
-the exact sum of its B = window_s / hop_s buckets (`bucket_features`). For comparison, the same
+head, the open bucket), whatever the sample rate and window length; a signal out of step, and
+every signal of a small hop (window.PARTS_MIN), takes the exact sum of its B = window_s / hop_s
+buckets (`bucket_features`). For comparison, the same
 features from raw samples (`row_features`, the reference implementation).
 
     python benchmarks/bench_engine.py [--readings N]
@@ -95,7 +96,7 @@ def main() -> None:
     print("| figure | value |\n|---|---|")
     print(f"| engine ingest (rules on, hops as due) | {res['ingest_readings_per_s']:,} readings/s "
           f"({res['ingest_us_per_reading']} µs each) |")
-    for key, what in (("window_features_1x5_us", "features from window parts, 1 asset x 5 signals"),
+    for key, what in (("window_features_1x5_us", "features as a hop computes them, 1 asset x 5 signals (bucket sum)"),
                       ("window_features_50x5_us", "features from window parts, 50 assets x 5 signals"),
                       ("exact_bucket_sum_50x5x30_us", "exact sum of the 30 buckets (signals out of step), 50 x 5"),
                       ("raw_features_50x5x300_us", "features from raw samples (reference), 50 x 5 x 300")):
