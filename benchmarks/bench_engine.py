@@ -57,7 +57,7 @@ def main() -> None:
 
     # features of full windows (30 s at 10 Hz) as the next hop computes them: 1 asset, 50 assets
     win = eng._windows["pump"]
-    k_end = float(max(a.hop_k for a in eng.assets.values()))
+    k_end = float(eng._ps["pump"].hop_k.max())
     hop_s = cfg.profiles["pump"].hop_s
 
     def parts(rows: np.ndarray, reps: int) -> list[float]:

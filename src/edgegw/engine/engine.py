@@ -27,6 +27,7 @@ from edgegw.engine.rules import LEVEL_NAMES, Debounce, ThresholdRule, severity_o
 from edgegw.records import Alert, AlertState, Quality, Rollup, Severity, SignalStats, iso
 
 AlertSink = Callable[[Alert], None]
+_NO_SUMS = (0.0,) * window.N_SUMS
 _BAD = Quality.BAD  # per reading: looking a member up on an Enum class costs ~0.25 us in Python 3.11
 HopObserver = Callable[[str, list[str], np.ndarray, np.ndarray, list[list[Verdict]] | None], None]
 
@@ -63,7 +64,7 @@ class SignalState:
         self.mn = self.mx = math.nan
         self.hk = -(2**62)  # the head: its segment's first bucket, reference value, sums (window.FIELDS order), min, max
         self.hc = 0.0
-        self.hsums: tuple[float, ...] = ()
+        self.hsums: tuple[float, ...] = _NO_SUMS
         self.hmn = self.hmx = math.nan
         self.last_value = math.nan  # the newest accepted value and its time (last_ts counts bad ones too)
         self.last_value_ts = -math.inf
@@ -111,26 +112,23 @@ class SignalState:
         """Add the finished bucket to the head: the totals of this segment's finished buckets, about
         the segment's first value and start (a new segment starts afresh)."""
         k0 = self.k - self.k % self.n_buckets
-        dt = self.b - k0 * self.hop_s
         if k0 != self.hk:  # the segment's first finished bucket: the head starts from it
-            self.hk, self.hc, self.hmn, self.hmx = k0, self.c, self.mn, self.mx
-            sums = window.shifted(self.s3, self.s2, self.n, self.s1, self.st, self.s4, self.stt, self.sd, 0.0, dt)
+            self.hk, self.hc, self.hmn, self.hmx, self.hsums = k0, self.c, self.mn, self.mx, _NO_SUMS
         else:
-            new = window.shifted(
-                self.s3, self.s2, self.n, self.s1, self.st, self.s4, self.stt, self.sd, self.c - self.hc, dt
-            )
-            sums = tuple(map(add, self.hsums, new))
             if self.mn < self.hmn:
                 self.hmn = self.mn
             if self.mx > self.hmx:
                 self.hmx = self.mx
-        self.hsums = sums
+        new = window.shifted(
+            self.s3, self.s2, self.n, self.s1, self.st, self.s4, self.stt, self.sd, self.c - self.hc, self.b - k0 * self.hop_s
+        )
+        self.hsums = sums = tuple(map(add, self.hsums, new))
         self.head[:, self.row] = (*sums, self.hc, float(k0), self.hmn, self.hmx, self.last_value)  # window.FIELDS
 
 
 class AssetState:
     __slots__ = (
-        "alarms_raised", "due", "first_ts", "hop_end", "hop_k", "id", "index", "model_alarms", "next_hop",
+        "alarms_raised", "due", "first_ts", "id", "index", "model_alarms", "next_hop",
         "next_k", "profile", "profile_name", "ps", "signal_list", "signal_names", "signals",
     )
 
@@ -148,8 +146,6 @@ class AssetState:
         self.signals = {s.name: s for s in self.signal_list}
         self.next_hop = -math.inf  # set by the first reading
         self.next_k = 0
-        self.hop_end = 0.0  # the due hop's window is [hop_end - window_s, hop_end) = buckets [hop_k - B, hop_k)
-        self.hop_k = 0
         self.first_ts = math.inf
         self.due = False
         ma = profile.model_alarms
@@ -159,12 +155,13 @@ class AssetState:
 
 
 class ProfileState:
-    """What a hop reads for the assets of one profile, as arrays by asset index: window ends,
-    first reading, the model alarms (mirrors of each asset's Debounce: the hop compares whole
-    columns and touches Python objects only where a condition differs from its alarm or a change
-    is pending) and the anomaly scores of the rollup interval."""
+    """What a hop reads for the assets of one profile, as arrays by asset index: the due window's
+    end bucket (the window is buckets [hop_k - B, hop_k), ending at hop_k * hop_s), the first
+    reading, the model alarms (mirrors of each asset's Debounce: the hop compares whole columns
+    and touches Python objects only where a condition differs from its alarm or a change is
+    pending) and the anomaly scores of the rollup interval."""
 
-    __slots__ = ("active", "assets", "first_ts", "hop_end", "hop_k", "n_signals", "pending", "score_max", "score_n",
+    __slots__ = ("active", "assets", "first_ts", "hop_k", "n_signals", "pending", "score_max", "score_n",
                  "score_sum", "win")
 
     def __init__(self, profile: Profile, n_assets: int) -> None:
@@ -173,7 +170,6 @@ class ProfileState:
             n_assets * self.n_signals, window.n_buckets(profile.window_s, profile.hop_s), profile.hop_s
         )
         self.assets: list[AssetState] = []  # by index
-        self.hop_end = np.zeros(n_assets)
         self.hop_k = np.zeros(n_assets)
         self.first_ts = np.full(n_assets, math.inf)
         self.active = np.zeros((len(MODEL_KINDS), n_assets), dtype=bool)
@@ -281,8 +277,7 @@ class Engine:
             a.first_ts = a.ps.first_ts[a.index] = ts
         if ts >= a.next_hop:
             if a.next_hop != -math.inf:
-                a.hop_end = a.ps.hop_end[a.index] = a.next_hop
-                a.hop_k = a.ps.hop_k[a.index] = a.next_k
+                a.ps.hop_k[a.index] = a.next_k
                 if not a.due:
                     a.due = True
                     self._due.append(a)
@@ -394,8 +389,10 @@ class Engine:
             assets.sort(key=_index)
             aidx = np.array([a.index for a in assets])
             rows = (aidx * ns).repeat(ns) + np.tile(np.arange(ns), na)
-        ends = ps.hop_end[aidx]
-        k_rows = ps.hop_k[aidx].repeat(ns)
+        profile = self.profiles[pname]
+        k_end = ps.hop_k[aidx]
+        ends = k_end * profile.hop_s  # as ingest computed next_hop
+        k_rows = k_end.repeat(ns)
         kc = win.kcur[rows]
         inside = (kc < k_rows) & (kc >= k_rows - win.n_buckets)
         if inside.any():  # open buckets of the window, stored in one assignment (per row it costs ~3x)
@@ -403,7 +400,6 @@ class Engine:
             sig = win.signals
             win.acc[:, kc[inside].astype(np.intp) % win.n_buckets, r] = np.array([sig[i].bucket() for i in r.tolist()]).T
         x = window_features(win, rows, k_rows).reshape(na, ns * N_FEATURES)
-        profile = self.profiles[pname]
         self.hops += na
         model = self.models.get(pname)
         verdicts: list[list[Verdict]] | None = None
@@ -413,7 +409,7 @@ class Engine:
             self.windows_skipped += na - len(idx)
             sc = model.score(x[idx].astype(np.float32)) if len(idx) else None
             if sc is not None:
-                self._model_alarms(ps, assets, idx, sc, model)
+                self._model_alarms(ps, rows[::ns][idx] // ns, ends[idx], sc, model)
             if self.hop_observer is not None:  # verdict objects only for those who read them
                 verdicts = [[] for _ in assets]
                 for k, row in zip(idx.tolist(), sc.verdicts() if sc is not None else [], strict=True):
@@ -421,11 +417,12 @@ class Engine:
         if self.hop_observer is not None:
             self.hop_observer(pname, [a.id for a in assets], ends, x, verdicts)
 
-    def _model_alarms(self, ps: ProfileState, assets: list[AssetState], idx: np.ndarray, sc: Scores, model: ModelSet) -> None:
-        """One hop's scores into the rollup accumulators and the model alarms: Python objects only
-        for the rows whose condition differs from their alarm or whose change was pending."""
+    def _model_alarms(self, ps: ProfileState, index: np.ndarray, ends: np.ndarray, sc: Scores, model: ModelSet) -> None:
+        """One hop's scores (row r: the asset of index[r], its window ending at ends[r]) into the
+        rollup accumulators and the model alarms: Python objects only for the rows whose condition
+        differs from their alarm or whose change was pending."""
         judged = np.flatnonzero(sc.judged)
-        ai = idx[judged] if assets is ps.assets else np.array([assets[k].index for k in idx[judged].tolist()], dtype=np.intp)
+        ai = index[judged]
         score = sc.anomaly[judged]
         ps.score_sum[ai] += score
         ps.score_n[ai] += 1.0
@@ -438,15 +435,14 @@ class Engine:
                 a = ps.assets[ai[j]]
                 db = a.model_alarms[kind]
                 if differs[j]:
-                    self._model_alarm(a, db, sc, int(judged[j]), kind, model)
+                    self._model_alarm(a, db, sc, int(judged[j]), kind, model, float(ends[judged[j]]))
                     ps.active[m, a.index] = db.active == 1
                 else:
                     db.since = None  # Debounce.update's no-change path
                 ps.pending[m, a.index] = db.since is not None
 
-    def _model_alarm(self, a: AssetState, db: Debounce, sc: Scores, j: int, kind: str, model: ModelSet) -> None:
-        """A model's condition differs from its alarm state: debounce, and raise or clear."""
-        ts = a.hop_end
+    def _model_alarm(self, a: AssetState, db: Debounce, sc: Scores, j: int, kind: str, model: ModelSet, ts: float) -> None:
+        """A model's condition differs from its alarm (window ending at ts): debounce, raise or clear."""
         lvl = db.update(ts, 1 - db.active)
         if lvl is not None:
             v = sc.verdict(j, kind)

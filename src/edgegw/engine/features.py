@@ -96,7 +96,7 @@ def window_features(win: w.Windows, rows: np.ndarray, k_end: np.ndarray) -> np.n
     of their B slots, and so do all rows of a small hop (window.PARTS_MIN).
     """
     nb = win.n_buckets
-    if not win.parts or len(rows) * nb <= win.parts_min:  # a few rows: the exact sum is cheaper
+    if not win.parts or len(rows) * nb <= w.PARTS_MIN:  # a few rows: the exact sum is cheaper
         return bucket_features(win.acc[:, :, rows], k_end, win.hop_s)
     kc = win.kcur[rows]
     win.next_k_end = float(k_end.max()) + 1.0
@@ -105,14 +105,9 @@ def window_features(win: w.Windows, rows: np.ndarray, k_end: np.ndarray) -> np.n
     fast = (kc >= seg * nb) & (kc <= k_end)
     tailed = fast & (j < nb)
     if tailed.any():
-        want = seg[tailed].max() - 1
-        if win.tail_seg != want:
-            win.tail_seg = want
-            win.tail_ok[:] = False
+        want = int(seg[tailed].max()) - 1
         tailed &= seg - 1 == want
-        build = tailed & ~win.tail_ok[rows]
-        if build.any():
-            win.build_tail(int(want), rows[build])
+        win.ensure_tail(want, rows[tailed])
         fast &= tailed | (j == nb)
     if fast.all():  # the usual hop
         return _parts_features(win, rows, kc, seg, j)
@@ -143,20 +138,19 @@ def _parts_features(win: w.Windows, rows: np.ndarray, kc: np.ndarray, seg: np.nd
         parts[:, gone] = w.EMPTY[:, None]
     n = parts[w.N]
     newest = np.where(n[2] > 0, 2, np.where(n[1] > 0, 1, 0))
-    return bucket_features(parts, None, win.hop_s, masked=False, last=parts[w.LAST, newest, np.arange(len(rows))])
+    return bucket_features(parts, None, win.hop_s, last=parts[w.LAST, newest, np.arange(len(rows))])
 
 
 def bucket_features(
-    block: np.ndarray, k_end: np.ndarray | None, hop_s: float, masked: bool = True, last: np.ndarray | None = None
+    block: np.ndarray, k_end: np.ndarray | None, hop_s: float, last: np.ndarray | None = None
 ) -> np.ndarray:
     """Features of each row's window from bucket records: an (R, N_FEATURES) array.
 
     `block` is (len(window.FIELDS), B, R): a gather of the store (row r's window is the buckets
-    k_end[r] - B <= k < k_end[r]), or the parts of window_features, each a record in the same
-    fields (sums about its own c and its own start K * hop_s). With `masked`, slots holding other
-    buckets are left out; without, the caller guarantees every slot holds a part of the window
-    or window.EMPTY. `last` is the newest value of each window, when it is not in the slot of
-    the newest bucket.
+    k_end[r] - B <= k < k_end[r]; slots holding other buckets are left out), or, with k_end None,
+    the parts of window_features: each a record in the same fields (sums about its own c and its
+    own start K * hop_s) or window.EMPTY. `last` is the newest value of each window, when it is not
+    in the slot of the newest bucket.
 
     Buckets combine exactly. Values: with mu the window mean and delta = c - mu per bucket,
     M2 = sum(S2 + 2 delta S1 + n delta^2), M3 = sum(S3 + 3 delta S2 + 3 delta^2 S1 + n delta^3),
@@ -165,8 +159,7 @@ def bucket_features(
     sum u^2 = sum(Stt + 2 f St + n f^2), sum u (x - mu) = sum(Std + delta St + f S1 + n f delta).
     """
     n_b, rows = block.shape[1], block.shape[2]
-    if masked:
-        assert k_end is not None
+    if k_end is not None:
         ke = k_end[None, :]
         kf = block[w.K]
         valid = (kf >= ke - n_b) & (kf < ke)

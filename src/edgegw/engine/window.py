@@ -94,19 +94,18 @@ class Windows:
     """One profile's window state: the bucket store, the segment heads and the tail table."""
 
     __slots__ = (
-        "acc", "exact_rows", "head", "hop_s", "kcur", "n_buckets", "next_k_end", "parts", "parts_min", "signals", "tail",
-        "tail_ok", "tail_seg",
+        "acc", "exact_rows", "head", "hop_s", "kcur", "n_buckets", "next_k_end", "parts", "signals", "tail", "tail_ok",
+        "tail_seg",
     )
 
     def __init__(self, rows: int, n_b: int, hop_s: float) -> None:
         self.n_buckets = n_b
         self.hop_s = hop_s
-        self.parts_min = PARTS_MIN
         self.parts = rows * n_b > PARTS_MIN  # hops of this profile may use the parts: keep heads and tails
         self.acc = new_store(rows, n_b)
         self.head = np.repeat(EMPTY[:, None], rows, axis=1)  # head[field, row]
         self.tail = new_store(rows, n_b)  # tail[field, slot, row]: slots slot..B-1 of segment tail_seg
-        self.tail_seg: float = NEVER
+        self.tail_seg = -(2**62)
         self.tail_ok = np.zeros(rows, dtype=bool)  # rows whose tail of segment tail_seg is built
         self.kcur = np.full(rows, NEVER)  # each row's open bucket (NEVER before its first value)
         self.signals: list[Any] = [None] * rows  # the SignalState of each row (to store open buckets)
@@ -162,9 +161,14 @@ class Windows:
         seg = math.floor((k_end - 1) / self.n_buckets)
         if k_end - seg * self.n_buckets >= self.n_buckets:
             return  # the next window is one whole segment: no tail
-        if self.tail_seg != seg - 1:
-            self.tail_seg = float(seg - 1)
+        self.ensure_tail(seg - 1, np.flatnonzero(self.kcur >= seg * self.n_buckets))
+
+    def ensure_tail(self, seg: int, rows: np.ndarray) -> None:
+        """Make the tail table hold segment `seg` for `rows` (signals past that segment), building
+        the rows not built for it yet; a table of another segment is dropped first."""
+        if self.tail_seg != seg:
+            self.tail_seg = seg
             self.tail_ok[:] = False
-        todo = np.flatnonzero(~self.tail_ok & (self.kcur >= seg * self.n_buckets))
+        todo = rows[~self.tail_ok[rows]]
         if len(todo):
-            self.build_tail(seg - 1, todo)
+            self.build_tail(seg, todo)
