@@ -10,7 +10,9 @@ from edgegw.records import Alert, Rollup
 
 class Sink(Protocol):
     name: str
-    connected: bool
+
+    @property
+    def connected(self) -> bool: ...
 
     def alert(self, alert: Alert) -> None: ...
 

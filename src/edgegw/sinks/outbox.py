@@ -10,6 +10,8 @@ message is sent again (at-least-once; consumers de-duplicate by id).
 
 Bounded on disk: when the stored messages would exceed the cap, the oldest readings go first,
 then the oldest rollups; alerts only when nothing else is left. Every dropped message is counted.
+A message the server will never take (too large, refused for good) is moved to the `dead_letter`
+table (the last DEAD_LETTER_KEEP of them, with the reason), counted, and leaves the queue.
 
 A file that SQLite cannot read is moved aside (`<path>.corrupt-<time>`) and a fresh outbox is
 started; a path that cannot be opened at all falls back to memory. Either way the daemon runs
@@ -28,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypedDict
 
 import structlog
 
@@ -48,7 +50,16 @@ CREATE TABLE IF NOT EXISTS outbox (
 );
 CREATE INDEX IF NOT EXISTS outbox_kind ON outbox (kind, id);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value);
+CREATE TABLE IF NOT EXISTS dead_letter (
+    id INTEGER PRIMARY KEY,
+    kind INTEGER NOT NULL,
+    topic TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    reason TEXT NOT NULL,
+    ts REAL NOT NULL
+);
 """
+DEAD_LETTER_KEEP = 1000  # undeliverable messages kept for inspection; the oldest go beyond that
 
 
 class Kind(IntEnum):
@@ -64,6 +75,19 @@ class Row:
     id: int
     topic: str
     payload: bytes
+
+
+class OutboxStats(TypedDict):
+    queued: int
+    bytes: int
+    max_bytes: int
+    written: int
+    acked: int
+    dropped: dict[str, int]
+    dead_lettered: dict[str, int]
+    write_errors: int
+    lost_to_damage: int
+    durable: bool
 
 
 class OutboxBusy(Exception):
@@ -106,6 +130,7 @@ class Outbox:
         self.problems: list[str] = []  # what went wrong opening the file, for the bridge to report
         self.in_memory = False
         self.dropped = {k.name.lower(): 0 for k in Kind}
+        self.dead_lettered = {k.name.lower(): 0 for k in Kind}
         self.put_count = 0
         self.acked = 0
         self.write_errors = 0
@@ -303,6 +328,37 @@ class Outbox:
             self.bytes -= int(row[0])
             self.acked += 1
 
+    def dead_letter(self, msg_id: int, reason: str) -> Kind | None:
+        """Move an undeliverable message out of the queue into `dead_letter`; its kind, None if gone."""
+        try:
+            self._begin()
+            row = self._db.execute("DELETE FROM outbox WHERE id = ? RETURNING kind, size, topic, payload",
+                                   (msg_id,)).fetchone()
+            if row is None:
+                return None
+            kind, size, topic, payload = row
+            self._db.execute("INSERT OR REPLACE INTO dead_letter VALUES (?, ?, ?, ?, ?, ?)",
+                             (msg_id, kind, topic, payload, reason, time.time()))
+            self._db.execute("DELETE FROM dead_letter WHERE id <= (SELECT id FROM dead_letter ORDER BY id DESC "
+                             "LIMIT 1 OFFSET ?)", (DEAD_LETTER_KEEP,))
+        except sqlite3.Error as e:
+            self._write_failed(e)
+            return None
+        self.count -= 1
+        self.bytes -= int(size)
+        k = Kind(int(kind))
+        self.dead_lettered[k.name.lower()] += 1
+        return k
+
+    def read_ids(self, ids: list[int]) -> list[Row]:
+        """Committed messages with these ids (those still queued), oldest first."""
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        rows = self._db.execute(f"SELECT id, topic, payload FROM outbox WHERE id IN ({marks}) ORDER BY id",
+                                ids).fetchall()
+        return [Row(r[0], r[1], bytes(r[2])) for r in rows if r[0] <= self.committed_id]
+
     def commit(self) -> bool:
         """Commit puts and acks (no fsync); True when something was committed."""
         if not self._tx:
@@ -449,15 +505,8 @@ class Outbox:
 
     # ------------------------------------------------------------------ reporting
 
-    def stats(self) -> dict[str, Any]:
-        return {
-            "queued": self.count,
-            "bytes": self.bytes,
-            "max_bytes": self.max_bytes,
-            "written": self.put_count,
-            "acked": self.acked,
-            "dropped": dict(self.dropped),
-            "write_errors": self.write_errors,
-            "lost_to_damage": self.lost_to_damage,
-            "durable": not self.in_memory,
-        }
+    def stats(self) -> OutboxStats:
+        return OutboxStats(queued=self.count, bytes=self.bytes, max_bytes=self.max_bytes, written=self.put_count,
+                           acked=self.acked, dropped=dict(self.dropped), dead_lettered=dict(self.dead_lettered),
+                           write_errors=self.write_errors, lost_to_damage=self.lost_to_damage,
+                           durable=not self.in_memory)
