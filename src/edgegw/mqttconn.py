@@ -127,9 +127,13 @@ class AckClient(aiomqtt.Client):
             self._acks.pop(info.mid, None)
 
     def packet_size(self, topic: str, payload: bytes, qos: int = 1) -> int:
-        """Bytes a PUBLISH of this message takes on the wire (no properties sent)."""
-        rest = 2 + len(topic.encode()) + (2 if qos else 0) + (1 if self.v5 else 0) + len(payload)
-        return 1 + _varint_len(rest) + rest
+        return packet_size(topic, payload, qos, self.v5)
+
+
+def packet_size(topic: str, payload: bytes, qos: int = 1, v5: bool = True) -> int:
+    """Bytes a PUBLISH of this message takes on the wire (no properties sent)."""
+    rest = 2 + len(topic.encode()) + (2 if qos else 0) + (1 if v5 else 0) + len(payload)
+    return 1 + _varint_len(rest) + rest
 
 
 def _varint_len(n: int) -> int:

@@ -30,7 +30,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from edgegw.backoff import Backoff
 from edgegw.config import ConfigError, GatewayConfig, TlsConfig
-from edgegw.mqttconn import NODELAY, PERMANENT_REFUSALS, AckClient, tls_context, until_disconnect
+from edgegw.mqttconn import NODELAY, PERMANENT_REFUSALS, AckClient, packet_size, tls_context, until_disconnect
 from edgegw.ratelimit import RateLimitedLog
 from edgegw.records import Alert, AlertState, Rollup, Severity, iso
 from edgegw.runtime import Link, LinkStats, supervise
@@ -145,15 +145,33 @@ class Bridge:
         if not self.up.send.alerts or self._gone():
             return
         topic = f"{self.prefix}/{alert_topic(self.cfg.alerts.topic, alert)}"
-        self.outbox.put(Kind.ALERT, topic, orjson.dumps(alert.to_dict()), alert.seq)
+        payload = orjson.dumps(alert.to_dict())
+        if self._too_large(Kind.ALERT, topic, payload, alert.seq):
+            return
+        self.outbox.put(Kind.ALERT, topic, payload, alert.seq)
         self._commit()  # alerts are rare and matter: durable (against a crash) right now
 
     def rollup(self, rollup: Rollup) -> None:
         if not self.up.send.rollups or self._gone():
             return
         local = self.cfg.rollups.topic.format(site=rollup.site, gateway=rollup.gateway, asset=rollup.asset)
-        self.outbox.put(Kind.ROLLUP, f"{self.prefix}/{local}", orjson.dumps(rollup.to_dict()), rollup.seq)
+        topic, payload = f"{self.prefix}/{local}", orjson.dumps(rollup.to_dict())
+        if self._too_large(Kind.ROLLUP, topic, payload, rollup.seq):
+            return
+        self.outbox.put(Kind.ROLLUP, topic, payload, rollup.seq)
         self._commit_soon()  # one commit for the whole burst of rollups
+
+    def _too_large(self, kind: Kind, topic: str, payload: bytes, seq: int) -> bool:
+        """Above the Maximum Packet Size the server announced: a dead letter from the start, said at once."""
+        limit = self.server_limits.get("maximum_packet_size")
+        if limit is None or (size := packet_size(topic, payload, 1, str(self.up.protocol) == "5")) <= limit:
+            return False
+        msg_id = self.outbox.put(kind, topic, payload, seq)
+        if msg_id:
+            self._commit()
+            self._undeliverable(Row(msg_id, topic, payload), f"packet of {size} bytes, the server takes at most {limit}",
+                                0x95, at_once=True)
+        return True
 
     def _gone(self) -> bool:
         """After the outbox closed (the very end of a stop) nothing can be stored: said, not hidden."""
@@ -221,13 +239,19 @@ class Bridge:
         alert.gateway, alert.site = self.cfg.gateway.id, self.cfg.gateway.site
         self.alert(alert)
 
-    def _raise(self, kind: str, message: str, evidence: dict[str, Any]) -> None:
-        """Raise a gateway alarm once; its state is kept in the outbox so a restart can still clear it."""
+    def _raise(self, kind: str, message: str, evidence: dict[str, Any], at_once: bool = False) -> None:
+        """Raise a gateway alarm once; its state is kept in the outbox so a restart can still clear it.
+
+        `at_once` emits it before returning (from the bridge's own intake, so it reaches the local
+        broker right behind the message it is about); else on the next loop turn."""
         if kind in self._active:
             return
         a = self._gateway_alert(kind, message, evidence)
         self._active[kind] = a.ts
         self.outbox.set_meta(f"alarm:{kind}", a.ts)
+        if at_once:
+            self._emit(a)
+            return
         try:
             asyncio.get_running_loop().call_soon(self._emit, a)  # not from inside the outbox's put()
         except RuntimeError:
@@ -474,7 +498,7 @@ class Bridge:
         dues = [r.due for r in self._refused.values() if r.due is not None]
         return max(0.0, min(dues) - time.monotonic()) if dues else None
 
-    def _undeliverable(self, row: Row, reason: str, code: int | None) -> None:
+    def _undeliverable(self, row: Row, reason: str, code: int | None, at_once: bool = False) -> None:
         """Out of the queue into the dead-letter table, counted, and said with a gateway alarm."""
         self._refused.pop(row.id, None)
         kind = self.outbox.dead_letter(row.id, reason)
@@ -486,7 +510,7 @@ class Bridge:
                   reason_code=None if code is None else f"0x{code:02x}", dead_lettered=dict(self.outbox.dead_lettered))
         self._raise("outbox_dead_letter", f"upstream cannot take a message, moved aside (dead letter): {what}: {reason}",
                     {"topic": _short(row.topic), "kind": kind.name.lower(), "reason": reason,
-                     "reason_code": code, "dead_lettered": dict(self.outbox.dead_lettered)})
+                     "reason_code": code, "dead_lettered": dict(self.outbox.dead_lettered)}, at_once)
 
     async def close(self, timeout: float = 2.0) -> None:
         """Stop taking work; what is unacknowledged stays in the outbox for the next start.
