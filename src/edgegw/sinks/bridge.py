@@ -509,7 +509,7 @@ class Bridge:
         log.error("upstream message undeliverable; moved to the dead-letter table", message=what, reason=reason,
                   reason_code=None if code is None else f"0x{code:02x}", dead_lettered=dict(self.outbox.dead_lettered))
         self._raise("outbox_dead_letter", f"upstream cannot take a message, moved aside (dead letter): {what}: {reason}",
-                    {"topic": _short(row.topic), "kind": kind.name.lower(), "reason": reason,
+                    {"topic": _short(row.topic), "message_kind": kind.name.lower(), "reason": reason,
                      "reason_code": code, "dead_lettered": dict(self.outbox.dead_lettered)}, at_once)
 
     async def close(self, timeout: float = 2.0) -> None:
