@@ -144,11 +144,12 @@ class Gateway:
             loop.add_signal_handler(signal.SIGHUP, self.reload_models)
         try:
             async with asyncio.TaskGroup() as tg:
+                # Alarms active before the restart go to the engine when the local sink has read them back,
+                # however late the broker comes; sources wait for that a few seconds at most.
+                self.local.on_restored = self._restored
                 sink_tasks = [tg.create_task(s.run(), name=f"sink:{s.name}") for s in self.sinks]
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.local.first_connect.wait(), 3.0)
-                for d in self.local.restored:
-                    self.engine.restore(d.get("asset", ""), d.get("kind", ""), d.get("source", ""), _level(d))
                 source_tasks = [tg.create_task(s.run(), name=f"source:{s.name}") for s in self.sources]
                 ticker = tg.create_task(self._ticker(), name="ticker")
                 watchdog = tg.create_task(sdnotify.watchdog_loop(), name="watchdog")
@@ -171,6 +172,11 @@ class Gateway:
             if own_signals:
                 for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                     loop.remove_signal_handler(sig)
+
+
+    def _restored(self, alarms: list[dict[str, Any]]) -> None:
+        for d in alarms:
+            self.engine.restore(d.get("asset", ""), d.get("kind", ""), d.get("source", ""), _level(d))
 
 
 async def _cancel(tasks: list[asyncio.Task[Any]], grace: float = 1.0) -> None:

@@ -44,29 +44,35 @@ async def until_disconnect(client: aiomqtt.Client, work: Coroutine[Any, Any, Non
     """Run `work` on a connected client while watching the connection.
 
     True when `work` finished; the work's or the connection's MqttError is raised when either
-    failed first. Iterating `client.messages` is aiomqtt's public way to learn of a disconnect
-    while a publisher sits idle.
+    failed first (with the server's reason code when it sent one).
     """
-
-    async def watch() -> None:
-        async for _ in client.messages:
-            pass
-
     job = asyncio.create_task(work)
-    watcher = asyncio.create_task(watch())
+    watcher = asyncio.create_task(wait_disconnect(client))
     try:
         await asyncio.wait({job, watcher}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for t in (job, watcher):
             t.cancel()
         await asyncio.gather(job, watcher, return_exceptions=True)
-    for t in (job, watcher):
+    for t in (watcher, job):
         if not t.cancelled() and (exc := t.exception()) is not None:
-            reason = getattr(client, "disconnect_reason", None)
-            if reason is not None and not isinstance(exc, aiomqtt.MqttCodeError):
-                raise aiomqtt.MqttCodeError(reason, "Disconnected") from exc  # keep the server's reason code
             raise exc
     return job.done() and not job.cancelled()
+
+
+async def wait_disconnect(client: aiomqtt.Client) -> None:
+    """Return never; raise when the connection ends. Iterating `client.messages` is aiomqtt's public
+    way to learn of a disconnect (messages go elsewhere when a `queue_type` hands them off); its
+    error says only "Disconnected during message iteration", so the server's reason code is added."""
+    try:
+        async for _ in client.messages:
+            pass
+    except aiomqtt.MqttError as e:
+        reason = getattr(client, "disconnect_reason", None)
+        if reason is not None and not isinstance(e, aiomqtt.MqttCodeError):
+            raise aiomqtt.MqttCodeError(reason, "Disconnected") from e
+        raise
+    raise aiomqtt.MqttError("message iteration ended")
 
 
 # Reason codes of a PUBACK (MQTT 5) that no retry will change for the same message on the same server.
