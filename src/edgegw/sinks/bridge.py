@@ -47,6 +47,7 @@ RECONNECT_MAX_S = 30.0
 REFUSED_RETRY_FIRST_S = 5.0  # a message the server refused (e.g. 0x87, 0x97) is offered again after this,
 REFUSED_RETRY_CAP_S = 300.0  # doubling up to this,
 REFUSED_GIVE_UP_S = 3600.0  # and dead-lettered once it has been refused for this long
+UNSTORED_RETRY_S = 5.0  # while the disk is full, messages held in memory are offered to it this often
 DEAD_LETTER_QUIET_S = 3600.0  # outbox_dead_letter clears after this long without a new dead letter
 
 
@@ -272,6 +273,16 @@ class Bridge:
                     {"dropped": dict(self.outbox.dropped), "max_mb": self.up.outbox.max_mb})
 
     def _housekeeping_alerts(self) -> None:
+        ob = self.outbox
+        if ob.space_short or ob.unstored:
+            self._raise("outbox_disk_full",
+                        f"no room on disk for the upstream outbox ({ob.path}): {ob.last_write_error}; "
+                        f"{len(ob.unstored)} message(s) held in memory until it can write again",
+                        {"path": ob.path, "error": ob.last_write_error, "held_in_memory": len(ob.unstored),
+                         "write_errors": ob.write_errors})
+        elif "outbox_disk_full" in self._active:
+            self._clear("outbox_disk_full", "the upstream outbox writes again; nothing held in memory",
+                        {"path": ob.path, "write_errors": ob.write_errors, "lost": ob.lost_unstored})
         if "outbox_full" in self._active and self.outbox.bytes < self.outbox.max_bytes // 2:
             self._clear("outbox_full", "upstream outbox below half full again",
                         {"dropped": dict(self.outbox.dropped), "max_mb": self.up.outbox.max_mb})
@@ -339,10 +350,15 @@ class Bridge:
     async def _keep(self) -> None:
         """Every commit_ms: commit acknowledgements, fsync the WAL off the loop thread, settle alerts."""
         period = max(self.up.outbox.commit_ms, 10) / 1000
+        retry_at = 0.0
         while True:
             await asyncio.sleep(period)
             self._commit()
             await asyncio.to_thread(self.outbox.sync)
+            if self.outbox.unstored and time.monotonic() >= retry_at:
+                retry_at = time.monotonic() + (UNSTORED_RETRY_S if self.outbox.space_short else 0.0)
+                self.outbox.retry_unstored()
+                self._wake.set()
             self._housekeeping_alerts()
 
     async def _session(self, link: Link) -> None:
