@@ -18,6 +18,7 @@ from edgegw.records import Alert, AlertState, Severity
 from edgegw.sinks.bridge import Bridge
 from tests.conftest import free_port
 from tests.sinks.test_bridge import AS_INVOKER, Observer, bridge_config
+from tests.sinks.test_bridge_security import until
 
 
 class Gateway:
@@ -57,15 +58,6 @@ def port_outside_ephemeral_range() -> int:
                 continue
             return port
     raise RuntimeError("no free port below the ephemeral range")
-
-
-async def until(pred: Any, timeout: float = 20.0) -> None:
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if pred():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"condition not met in {timeout} s")
 
 
 async def test_packet_size_and_receive_maximum_are_honoured(broker_factory, tmp_path: Path) -> None:

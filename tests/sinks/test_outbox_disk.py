@@ -15,7 +15,8 @@ from structlog.testing import capture_logs
 
 from tests.conftest import free_port
 from tests.sinks.test_bridge import Observer, bridge_config
-from tests.sinks.test_bridge_server import Gateway, until
+from tests.sinks.test_bridge_security import until
+from tests.sinks.test_bridge_server import Gateway
 
 
 @pytest.fixture
