@@ -37,6 +37,23 @@ def test_board_follows_raise_escalate_clear_and_delete() -> None:
     assert render_table([], False)[1] == "(no active alarms)"
 
 
+def test_the_same_alarm_again_is_no_change() -> None:
+    """A gateway re-publishes its active alarms after a reconnect, and a re-subscribe gets the
+    retained copies again: neither is an escalation. A level change is, or is a change."""
+    b = AlarmBoard()
+    t = "alerts/s/p1/threshold/vibration"
+    hi = orjson.dumps(alert("p1", "threshold", "vibration", level="hi", id="a1"))
+    assert b.apply(t, hi).action == "raised"
+    assert b.apply(t, hi) is None
+    assert b.apply(t, hi, retained=True) is None
+    hihi = alert("p1", "threshold", "vibration", severity="critical", level="hihi", id="a2")
+    assert b.apply(t, orjson.dumps(hihi)).action == "escalated"
+    assert b.apply(t, orjson.dumps(hihi)) is None
+    back = b.apply(t, orjson.dumps(alert("p1", "threshold", "vibration", level="hi", id="a3")))
+    assert back is not None and back.action == "changed"
+    assert [d["id"] for d in b.active.values()] == ["a3"]
+
+
 def test_host_port() -> None:
     assert host_port("10.0.0.5:1884") == ("10.0.0.5", 1884)
     assert host_port("broker") == ("broker", 1883)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 # name -> (module, one-line help). Imported only when that subcommand runs.
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("edgegw.gateway", "run the gateway daemon"),
-    "check": ("edgegw.check", "validate a config file (exit 0, or 78 listing every problem)"),
+    "check": ("edgegw.check", "the preflight of run, starting nothing (exit 0, or 78 listing every problem)"),
     "train": ("edgegw.ml.train", "train anomaly and failure models from history and export ONNX"),
     "backtest": ("edgegw.backtest", "replay history through the engine and models, score it"),
     "simulate": ("edgegw.sim.cli", "run the pump simulator (MQTT, OPC UA, CoAP, or CSV history)"),

@@ -25,7 +25,7 @@ from edgegw.config import EX_CONFIG, ConfigError, GatewayConfig, resolve_path
 from edgegw.engine.engine import Engine
 from edgegw.engine.models import ModelError, ModelSet
 from edgegw.health import Health
-from edgegw.intake import Intake
+from edgegw.intake import FUTURE_SLACK_S, Intake
 from edgegw.ratelimit import RateLimitedLog
 from edgegw.records import Alert, Rollup
 from edgegw.sequence import DurableSequencer, Sequencer
@@ -73,7 +73,8 @@ class Gateway:
         self.alerts_raised = 0
         self.sink_errors: dict[str, int] = {}  # sink name -> alerts and rollups it raised on
         self._sink_log = RateLimitedLog(log)
-        self.engine = Engine(cfg, self._on_alert, models if models is not None else load_models(cfg, config_path))
+        self.engine = Engine(cfg, self._on_alert, models if models is not None else load_models(cfg, config_path),
+                             future_slack_s=FUTURE_SLACK_S)
         self.intake = Intake(self.engine, cfg.ingest)
         self.local = LocalSink(cfg)
         self.sinks: list[Sink] = [self.local]

@@ -20,6 +20,11 @@ _EPOCH_FLOOR = 946684800.0  # 2000-01-01: anything earlier is a broken clock or 
 # hops back to back, which held a threshold alarm arriving at the boundary for ~20 ms; readings
 # stamped before the boundary that arrive within it still land in their window.
 HOP_GRACE_S = 0.05
+# A reading stamped more than this ahead of both the wall clock and its signal's last reading is
+# taken at its arrival time: one bad device clock must not move the signal's clock ahead and make
+# every later reading out of order. Bursts of readings stamped ahead but close together (a
+# device whose clock runs ahead, a test publishing seconds of data at once) keep their own time.
+FUTURE_SLACK_S = 2.0
 
 
 class Intake:
@@ -36,6 +41,17 @@ class Intake:
         self.prepare_s = min([1.0, *(h / 2 for h in hops)])  # window upkeep, half a hop after a hop
         self._log = RateLimitedLog()
         self.messages_in = 0
+        self.bytes_in = 0
+        engine.on_future = self._future
+
+    def message(self, nbytes: int = 0) -> None:
+        """Count one message from any source (payload bytes where the protocol has them)."""
+        self.messages_in += 1
+        self.bytes_in += nbytes
+
+    def _future(self, asset: str, signal: str, ts: float, taken: float) -> None:
+        self._log.warning("future", "reading stamped ahead of the clock: taken at its arrival", asset=asset,
+                          signal=signal, ahead_s=round(ts - taken, 3), total=self.engine.clamped_future)
 
     def put(self, asset: str, signal: str, ts: float, value: float, quality: Quality = Quality.GOOD) -> None:
         self.engine.ingest(asset, signal, ts, value, quality)

@@ -19,9 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from edgegw.config import ConfigError, GatewayConfig, TlsConfig, load_config
 from edgegw.config.base import MAX_CERT_BYTES, regular_file
-from edgegw.config.load import read_text
-from edgegw.config.yamltree import TreeError
-from edgegw.config.yamltree import load as load_yaml
+from edgegw.config.load import located
 
 if TYPE_CHECKING:
     from edgegw.engine.models import ModelSet
@@ -49,10 +47,11 @@ def prepare(path: str, overrides: Sequence[str] = ()) -> Prepared:
     models = _models(cfg, path, problems)
     _tls(cfg, problems)
     _outbox(cfg, problems)
+    _readings(cfg, problems)
     state_dir = _state_dir(cfg, problems)
     _source_libraries(cfg, problems)
     if problems:
-        raise ConfigError(_located(path, problems))
+        raise ConfigError(located(path, problems))
     return Prepared(cfg, models, state_dir, list(cfg.warnings))
 
 
@@ -119,6 +118,14 @@ def _outbox(cfg: GatewayConfig, problems: list[tuple[tuple[Any, ...], str]]) -> 
             os.close(fd)
 
 
+def _readings(cfg: GatewayConfig, problems: list[tuple[tuple[Any, ...], str]]) -> None:
+    if cfg.upstream is not None:
+        known = {sig for prof in cfg.profiles.values() for sig in prof.signals}
+        unknown = sorted(set(cfg.upstream.send.readings) - known)
+        if unknown:
+            problems.append((("upstream", "send", "readings"), f"no profile has signal(s) {', '.join(unknown)}"))
+
+
 def state_dir_of(cfg: GatewayConfig) -> tuple[Path | None, bool]:
     """(directory, configured): `gateway.state_dir`, else $STATE_DIRECTORY, else the default if it exists."""
     if cfg.gateway.state_dir:
@@ -148,15 +155,3 @@ def _source_libraries(cfg: GatewayConfig, problems: list[tuple[tuple[Any, ...], 
         except ImportError as e:
             hint = f": pip install 'edgegw[{extra}]'" if extra else ""
             problems.append((("sources", i, "type"), f"{spec.type} sources need the {e.name or 'missing'} library{hint}"))
-
-
-def _located(path: str, problems: list[tuple[tuple[Any, ...], str]]) -> list[str]:
-    """`file:line: field.path: what` (the line from a second read of the file)."""
-    lines: dict[tuple[Any, ...], int] = {}
-    with contextlib.suppress(ConfigError, TreeError):
-        load_yaml(read_text(path), lines)
-    out = []
-    for loc, msg in problems:
-        line = next((lines[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in lines), None)
-        out.append(f"{path}{f':{line}' if line else ''}: {'.'.join(map(str, loc))}: {msg}")
-    return out

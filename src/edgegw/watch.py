@@ -44,7 +44,8 @@ def colour(text: str, severity: str, on: bool) -> str:
 
 @dataclass(slots=True)
 class Change:
-    """What one message did to the board: `raised`, `escalated`, `cleared`, or `deleted`."""
+    """What one message did to the board: `raised`, `escalated` (more severe), `changed` (another
+    level, not more severe), `cleared`, or `deleted`."""
 
     action: str
     alert: dict[str, Any]
@@ -86,11 +87,16 @@ class AlarmBoard:
             self.by_topic.pop(topic, None)
             return Change("cleared", d, retained) if self.active.pop(key, None) is not None else None
         prev = self.active.get(key)
-        if prev is not None:
-            d.setdefault("raised_at", prev.get("raised_at") or prev.get("ts"))
-        self.active[key] = d
         self.by_topic[topic] = key
-        return Change("escalated" if prev is not None else "raised", d, retained)
+        if prev is None:
+            self.active[key] = d
+            return Change("raised", d, retained)
+        d.setdefault("raised_at", prev.get("raised_at") or prev.get("ts"))
+        self.active[key] = d
+        if (d.get("severity"), d.get("level")) == (prev.get("severity"), prev.get("level")):
+            return None  # the same alarm again: a re-publish after a reconnect, or a retained copy
+        more = _SEVERITY_ORDER.get(str(d.get("severity")), 3) < _SEVERITY_ORDER.get(str(prev.get("severity")), 3)
+        return Change("escalated" if more else "changed", d, retained)
 
     def rows(self) -> list[dict[str, Any]]:
         """Active alarms, most severe first, then oldest first."""
@@ -135,7 +141,7 @@ def event_line(ch: Change, colour_on: bool, when: str | None = None) -> str:
         f"{when or clock_of(d.get('ts'))} {what} {sev:<8} {d.get('asset', '')} {d.get('kind', '')}/{d.get('source', '')}"
         f"  {d.get('message', '')}{old}"
     )
-    return colour(line, sev if ch.action in ("raised", "escalated") else "info", colour_on)
+    return colour(line, sev if ch.action in ("raised", "escalated", "changed") else "info", colour_on)
 
 
 async def watch(

@@ -34,6 +34,9 @@ class Recorder:
     def put(self, asset: str, signal: str, ts: float, value: float, quality: Quality = Quality.GOOD) -> None:
         self.values.append((asset, signal, ts, value, quality))
 
+    def message(self, nbytes: int = 0) -> None:
+        self.messages_in += 1
+
     def reject(self, reason: str, **detail: Any) -> None:
         self.rejected[reason] = self.rejected.get(reason, 0) + 1
 

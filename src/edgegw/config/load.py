@@ -144,9 +144,7 @@ def load_config(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> 
     lines = _line_finder(text)
 
     def at(loc: Sequence[Any], msg: str) -> str:
-        line = _line_of(lines(), loc)
-        shown = [p for i, p in enumerate(loc) if not _is_tag(tuple(loc), i)]
-        return f"{fname}{f':{line}' if line else ''}: {'.'.join(map(str, shown)) or '(top level)'}: {msg}"
+        return _at(fname, lines, loc, msg)
 
     problems: list[str] = []
     for expr in overrides:
@@ -175,6 +173,22 @@ def load_config(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> 
         raise ConfigError(problems) from None
     cfg.warnings.extend(warnings)
     return cfg
+
+
+def located(path: str | os.PathLike[str], problems: Sequence[tuple[Sequence[Any], str]]) -> list[str]:
+    """`file:line: field.path: what` for problems found after loading (the lines: a second read)."""
+    try:
+        text = read_text(path)
+    except ConfigError:
+        text = ""
+    lines = _line_finder(text)
+    return [_at(str(path), lines, loc, msg) for loc, msg in problems]
+
+
+def _at(fname: str, lines: Callable[[], dict[tuple[Any, ...], int]], loc: Sequence[Any], msg: str) -> str:
+    line = _line_of(lines(), loc)
+    shown = [p for i, p in enumerate(loc) if not _is_tag(tuple(loc), i)]
+    return f"{fname}{f':{line}' if line else ''}: {'.'.join(map(str, shown)) or '(top level)'}: {msg}"
 
 
 def _line_finder(text: str) -> Callable[[], dict[tuple[Any, ...], int]]:

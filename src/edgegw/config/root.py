@@ -60,15 +60,6 @@ class GatewayConfig(Base):
         return self
 
     @model_validator(mode="after")
-    def _readings(self) -> GatewayConfig:
-        if self.upstream is not None:
-            known = {sig for prof in self.profiles.values() for sig in prof.signals}
-            unknown = sorted(set(self.upstream.send.readings) - known)
-            if unknown:
-                raise ValueError(f"upstream.send.readings: no profile has signal(s) {', '.join(unknown)}")
-        return self
-
-    @model_validator(mode="after")
     def _window_memory(self) -> GatewayConfig:
         per_profile: dict[str, int] = dict.fromkeys(self.profiles, 0)
         for a in self.assets:

@@ -188,9 +188,15 @@ class Engine:
         emit: AlertSink,
         models: dict[str, ModelSet] | None = None,
         clock: Callable[[], float] = time.time,
+        future_slack_s: float = math.inf,
     ) -> None:
+        """`future_slack_s`: live, a reading more than this ahead of both the wall clock and its
+        signal's last event time takes the arrival time instead (see `ingest`); replays keep inf."""
         self._emit = emit
         self._clock = clock
+        self._slack = future_slack_s
+        self.clamped_future = 0
+        self.on_future: Callable[[str, str, float, float], None] | None = None  # (asset, signal, ts, taken as)
         self.models: dict[str, ModelSet] = dict(models or {})
         now = clock()
         self.profiles = cfg.profiles
@@ -226,11 +232,19 @@ class Engine:
         if s is None:
             self.reject("unknown_signal")
             return
-        if ts < s.last_ts:
+        now = self._clock()
+        if ts > s.last_ts + self._slack and ts > now + self._slack:
+            # One bad device clock must not move the signal's clock ahead and make every later
+            # reading out of order: the value counts, at its arrival (never before the last one).
+            stamped, ts = ts, (now if now > s.last_ts else s.last_ts)
+            self.clamped_future += 1
+            if self.on_future is not None:
+                self.on_future(asset, signal, stamped, ts)
+        elif ts < s.last_ts:
             self.reject("out_of_order")
             return
         s.last_ts = ts
-        s.last_seen = self._clock()
+        s.last_seen = now
         if s.stale:
             s.stale = False
             self._transition(a, "stale", signal, 0, ts, {"signal": signal})

@@ -62,7 +62,7 @@ class PayloadDecoder:
 
     def decode(self, payload: bytes, cf: int | None, asset: str, signal: str | None, now: float) -> str:
         intake = self.intake
-        intake.messages_in += 1
+        intake.message(len(payload))
         if len(payload) > self.max_payload:
             intake.reject("oversized", asset=asset, bytes=len(payload))
             return Outcome.TOO_LARGE

@@ -71,7 +71,7 @@ class MqttTelemetrySource:
         payload = m.payload
         if not isinstance(payload, bytes | bytearray):
             payload = str(payload).encode() if payload is not None else b""
-        self.intake.messages_in += 1
+        self.intake.message(len(payload))
         if len(payload) > self.max_payload:
             self.intake.reject("oversized", bytes=len(payload), topic=m.topic.value[:120])
             return

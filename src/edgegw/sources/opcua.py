@@ -72,6 +72,7 @@ class OpcuaTelemetrySource:
         data = result.NotificationMessage.NotificationData
         if not data:
             return  # keep-alive
+        self.intake.message()
         now = time.time()
         for notif in data:
             if type(notif) is ua.DataChangeNotification:
