@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from edgegw.config.base import Base
+from edgegw.config.base import Base, TopicName
 
 
 class SignalSpec(Base):
@@ -35,14 +35,20 @@ class ModelAlarmSpec(Base):
     failure_threshold: float = Field(0.5, gt=0, lt=1, description="failure_risk raises above this probability.")
 
 
+MAX_BUCKETS = 3600
+
+
 class Profile(Base):
     window_s: float = Field(
-        30.0, gt=0, description="Feature window length; a whole multiple of hop_s (the window is window_s/hop_s hops)."
+        30.0, gt=0, le=86400,
+        description="Feature window length; a whole multiple of hop_s (the window is window_s/hop_s hops).",
     )
     hop_s: float = Field(
-        1.0, gt=0, description="How often features and models run per asset; windows end on multiples of it."
+        1.0, ge=0.01, le=3600, description="How often features and models run per asset; windows end on multiples of it."
     )
-    stale_after_s: float = Field(10.0, gt=0, description="A signal silent this long (wall clock) raises stale.")
+    stale_after_s: float = Field(
+        10.0, gt=0, le=7 * 86400, description="A signal silent this long (wall clock) raises stale."
+    )
     max_rate_hz: float = Field(
         10.0, gt=0, le=10000,
         description="Expected highest sample rate per signal. Accepted for compatibility; it no longer limits "
@@ -62,9 +68,18 @@ class Profile(Base):
                 f"window_s ({self.window_s:g}) must be a whole multiple of hop_s ({self.hop_s:g}): "
                 "a window is made of whole hops"
             )
+        if self.buckets > MAX_BUCKETS:
+            raise ValueError(
+                f"window_s / hop_s is {self.buckets:,} buckets (at most {MAX_BUCKETS:,}): a longer hop_s or a shorter window_s"
+            )
         return self
+
+    @property
+    def buckets(self) -> int:
+        """Buckets in a window: window_s / hop_s."""
+        return max(1, round(self.window_s / self.hop_s))
 
 
 class AssetSpec(Base):
-    id: str = Field(pattern=r"^[^/+#\s]+$", description="Asset id as it appears in topics.")
+    id: TopicName = Field(description="Asset id as it appears in topics.")
     profile: str

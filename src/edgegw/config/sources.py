@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import re
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, model_validator
 
-from edgegw.config.base import Base, SecretHolder
+from edgegw.config.base import MAX_CERT_BYTES, Base, SecretHolder, regular_file
 
 
 class TimestampSpec(Base):
@@ -73,8 +72,9 @@ class OpcuaSecurity(Base):
                 raise ValueError("set server_certificate (the server to trust), or trust_any_server: true")
         for key in ("certificate", "private_key", "server_certificate"):
             path = getattr(self, key)
-            if path and not os.access(path, os.R_OK):
-                raise ValueError(f"{key}: cannot read {path}")
+            problem = path and regular_file(path, MAX_CERT_BYTES)
+            if problem:
+                raise ValueError(f"{key}: {problem}")
         return self
 
 
@@ -110,9 +110,9 @@ class OpcuaSource(SecretHolder):
     username: str | None = Field(None, description="User name; none: anonymous.")
     password: SecretStr | None = Field(None, description="Password; use ${ENV} or password_file, not plain text.")
     password_file: str | None = Field(None, description="File holding the password (systemd credential).")
-    sampling_ms: float = Field(100, ge=0, description="Requested sampling interval per monitored item.")
-    publishing_ms: float = Field(500, ge=10, description="Requested publishing interval of the subscription.")
-    queue_size: int = Field(10, ge=1, description="Server-side queue per monitored item (values between publishes).")
+    sampling_ms: float = Field(100, ge=0, le=3.6e6, description="Requested sampling interval per monitored item.")
+    publishing_ms: float = Field(500, ge=10, le=3.6e6, description="Requested publishing interval of the subscription.")
+    queue_size: int = Field(10, ge=1, le=100000, description="Server-side queue per monitored item (values between publishes).")
     deadband: float | None = Field(None, ge=0, description="Data-change deadband value; none: every change.")
     deadband_type: Literal["absolute", "percent"] = Field(
         "absolute", description="percent needs the server to know the node's EURange."
@@ -120,12 +120,12 @@ class OpcuaSource(SecretHolder):
     timestamp: Literal["source", "server", "receive"] = Field(
         "source", description="Which time a reading gets; falls back source -> server -> receive."
     )
-    timeout_s: float = Field(5.0, gt=0, description="Per-request timeout.")
+    timeout_s: float = Field(5.0, gt=0, le=3600, description="Per-request timeout.")
     keepalive_s: float = Field(
-        5.0, gt=0, description="Subscription keep-alive; silence for twice this long means the connection is dead."
+        5.0, gt=0, le=3600, description="Subscription keep-alive; silence for twice this long means the connection is dead."
     )
-    watchdog_s: float = Field(2.0, gt=0, description="How often the client probes the server's state.")
-    reconnect_max_s: float = Field(30.0, gt=0, description="Cap of the reconnect backoff (with jitter).")
+    watchdog_s: float = Field(2.0, gt=0, le=3600, description="How often the client probes the server's state.")
+    reconnect_max_s: float = Field(30.0, gt=0, le=3600, description="Cap of the reconnect backoff (with jitter).")
     nodes: list[OpcuaNode] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -156,13 +156,13 @@ class CoapSource(Base):
     )
     timestamp: TimestampSpec = Field(default_factory=TimestampSpec, description="Event time in JSON payloads.")
     signal: str | None = Field(None, description="Signal for plain-number payloads without {signal} in path.")
-    poll_s: float = Field(5.0, gt=0, description="Polling interval, and observe fallback.")
+    poll_s: float = Field(5.0, gt=0, le=86400, description="Polling interval, and observe fallback.")
     observe_timeout_s: float | None = Field(
-        None, gt=0, description="Re-register when no notification for this long; default: Max-Age + 5 s."
+        None, gt=0, le=86400, description="Re-register when no notification for this long; default: Max-Age + 5 s."
     )
-    reobserve_s: float = Field(30.0, gt=0, description="While polling as fallback, try observing again this often.")
-    request_timeout_s: float = Field(10.0, gt=0, description="A GET or observe registration unanswered this long fails.")
-    max_payload_bytes: int = Field(16384, ge=64, description="Larger payloads: 4.13 in server mode, dropped otherwise.")
+    reobserve_s: float = Field(30.0, gt=0, le=86400, description="While polling as fallback, try observing again this often.")
+    request_timeout_s: float = Field(10.0, gt=0, le=3600, description="A GET or observe registration unanswered this long fails.")
+    max_payload_bytes: int = Field(16384, ge=64, le=2**20, description="Larger payloads: 4.13 in server mode, dropped otherwise.")
 
     @model_validator(mode="after")
     def _mode(self) -> CoapSource:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from edgegw.config.base import Base, SecretHolder
 from edgegw.config.brokers import TlsConfig
@@ -13,12 +13,12 @@ from edgegw.config.brokers import TlsConfig
 class OutboxConfig(Base):
     path: str = Field("/var/lib/edgegw/outbox.db", description="SQLite file of messages waiting for upstream.")
     max_mb: float = Field(
-        512, gt=0, description="Cap on stored messages; when full the oldest readings, then rollups go first."
+        512, gt=0, le=2**20, description="Cap on stored messages; when full the oldest readings, then rollups go first."
     )
     commit_ms: float = Field(
-        200, ge=0, description="fsync period: a power cut loses at most this much unacknowledged traffic."
+        200, ge=0, le=60000, description="fsync period: a power cut loses at most this much unacknowledged traffic."
     )
-    replay_rate: float = Field(500, gt=0, description="Backlog messages per second after a reconnect.")
+    replay_rate: float = Field(500, gt=0, le=1e6, description="Backlog messages per second after a reconnect.")
     inflight: int = Field(
         32, ge=1, le=65535, description="QoS 1 publishes awaiting PUBACK at once (throughput over a slow link)."
     )
@@ -30,7 +30,7 @@ class UpstreamSend(Base):
     readings: list[str] = Field(
         default_factory=list, description="Signals whose raw readings go upstream, decimated (all assets)."
     )
-    readings_every_s: float = Field(10.0, gt=0, description="Decimation: the latest reading per signal per period.")
+    readings_every_s: float = Field(10.0, gt=0, le=86400, description="Decimation: the latest reading per signal per period.")
 
 
 class UpstreamConfig(SecretHolder):
@@ -51,6 +51,12 @@ class UpstreamConfig(SecretHolder):
     topic_prefix: str = Field("edge/{gateway}", description="Prepended to the local topics; {gateway} and {site}.")
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     send: UpstreamSend = Field(default_factory=UpstreamSend)
+
+    @field_validator("protocol", mode="before")
+    @classmethod
+    def _protocol_number(cls, v: object) -> object:
+        """`protocol: 5` as YAML writes it is a number: the same as "5"."""
+        return "5" if v == 5 and not isinstance(v, bool) else v
 
     @property
     def use_tls(self) -> bool:
