@@ -10,11 +10,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from structlog.testing import capture_logs
+import pytest
 
+from edgegw import runtime
 from edgegw.backoff import Backoff
 from edgegw.gateway import Sequencer
 from edgegw.records import Alert, AlertState, Severity
+from edgegw.sinks import bridge as bridge_module
 from edgegw.sinks.bridge import Bridge
 from tests.conftest import free_port
 from tests.sinks.test_bridge import AS_INVOKER, Observer, bridge_config
@@ -89,9 +91,12 @@ async def test_packet_size_and_receive_maximum_are_honoured(broker_factory, tmp_
     assert gw.bridge.stats()["dead_lettered"]["alert"] == 1
 
 
-async def test_refused_publishes_stay_queued_until_the_acl_is_lifted(broker_factory, tmp_path: Path) -> None:
+async def test_refused_publishes_stay_queued_until_the_acl_is_lifted(broker_factory, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """An ACL refuses the alert topics (PUBACK 0x87): nothing is deleted from the outbox as delivered,
-    an upstream_refused alarm is raised; with the ACL lifted everything arrives and it clears."""
+    each is offered again on the same connection, an upstream_refused alarm is raised; with the ACL
+    lifted everything arrives and it clears."""
+    monkeypatch.setattr(bridge_module, "REFUSED_RETRY_FIRST_S", 0.2)
     acl = tmp_path / "acl"
     acl.write_text("topic read #\ntopic write edge/+/status/#\n")
     acl.chmod(0o644)
@@ -105,7 +110,8 @@ async def test_refused_publishes_stay_queued_until_the_acl_is_lifted(broker_fact
     try:
         await until(lambda: gw.bridge.connected)
         sent = [gw.alert("pump-1", i) for i in range(20)]
-        await until(lambda: gw.bridge.refusals.get("0x87", 0) >= 20)
+        await until(lambda: gw.bridge.refusals.get("0x87", 0) >= 60)  # each offered three times at least
+        assert gw.bridge.link.connects == 1 and gw.bridge.stats()["refused_pending"] >= 20
         assert gw.bridge.published == 0 and gw.bridge.outbox.acked == 0
         assert gw.bridge.outbox.count >= 20, "a refused publish is not deleted as delivered"
         assert gw.raised("upstream_refused") and gw.bridge.outbox.dead_lettered["alert"] == 0
@@ -120,7 +126,18 @@ async def test_refused_publishes_stay_queued_until_the_acl_is_lifted(broker_fact
     assert gw.bridge.outbox.count == 0 and gw.bridge.outbox.dead_lettered["alert"] == 0
 
 
-async def test_ten_thousand_failed_connects_then_everything_arrives(broker_factory, tmp_path: Path) -> None:
+class Lines:
+    """Stands in for a module's structlog logger: keeps the event names."""
+
+    def __init__(self) -> None:
+        self.events: list[str] = []
+
+    def __getattr__(self, level: str) -> Any:
+        return lambda event, *args, **kw: self.events.append(event)
+
+
+async def test_ten_thousand_failed_connects_then_everything_arrives(broker_factory, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """A long outage in accelerated time: a backoff of a few hundred microseconds stands for the 30 s
     cap, so 10,000 consecutive failures (more than three days at the cap) pass in seconds. The bridge
     keeps trying and delivers everything when the broker comes back."""
@@ -128,21 +145,43 @@ async def test_ten_thousand_failed_connects_then_everything_arrives(broker_facto
     cfg = bridge_config(1883, port, tmp_path / "o.db")
     gw = Gateway(cfg)
     gw.bridge.backoff = Backoff(0.0001, 0.0005)
+    lines = Lines()
+    monkeypatch.setattr(runtime, "log", lines)  # 10,000 warning lines, kept from the console
     task = asyncio.create_task(gw.bridge.run())
-    with capture_logs() as logs:  # 10,000 warning lines, kept from the console
-        try:
-            sent = [gw.alert("pump-1", i) for i in range(5)]
-            await until(lambda: gw.bridge.link.failures >= 5_000, 120)
-            sent += [gw.alert("pump-2", i) for i in range(5)]
-            await until(lambda: gw.bridge.link.failures >= 10_000, 120)
-            assert not task.done() and gw.bridge.link.connects == 0
-            assert gw.bridge.backoff.attempt >= 10_000
-            broker_factory(port=port)
-            async with Observer(port, ident="outage-observer") as obs:
-                await obs.wait(lambda o: {a.id for a in sent} <= {d["id"] for d in o.records("/alerts/")}, 30)
-        finally:
-            await gw.bridge.close(5)
-            await asyncio.wait_for(task, 10)
-    assert sum(e["event"] == "upstream unavailable" for e in logs) >= 10_000
+    try:
+        sent = [gw.alert("pump-1", i) for i in range(5)]
+        await until(lambda: gw.bridge.link.failures >= 5_000, 120)
+        sent += [gw.alert("pump-2", i) for i in range(5)]
+        await until(lambda: gw.bridge.link.failures >= 10_000, 120)
+        assert not task.done() and gw.bridge.link.connects == 0
+        assert gw.bridge.backoff.attempt >= 10_000
+        broker_factory(port=port)
+        async with Observer(port, ident="outage-observer") as obs:
+            await obs.wait(lambda o: {a.id for a in sent} <= {d["id"] for d in o.records("/alerts/")}, 30)
+    finally:
+        await gw.bridge.close(5)
+        await asyncio.wait_for(task, 10)
+    assert lines.events.count("upstream unavailable") >= 10_000
     assert gw.bridge.link.connects == 1 and gw.bridge.outbox.count == 0
     assert gw.bridge.link.disconnects.get("refused", 0) >= 10_000
+
+
+async def test_a_message_nobody_subscribes_to_waits_for_a_subscriber(broker_factory, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """PUBACK 0x10 (no matching subscribers: the message reached no one, e.g. the broker restarted
+    without persistence and the consumer has not subscribed again yet) keeps the message queued."""
+    monkeypatch.setattr(bridge_module, "REFUSED_RETRY_FIRST_S", 0.2)
+    up = broker_factory()
+    gw = Gateway(bridge_config(1883, up.port, tmp_path / "o.db"))
+    task = asyncio.create_task(gw.bridge.run())
+    try:
+        sent = [gw.alert("pump-1", i) for i in range(3)]
+        await until(lambda: gw.bridge.unheard >= 6)  # each offered twice at least
+        assert gw.bridge.outbox.count == 3 and gw.bridge.published == 0
+        async with Observer(up.port, ident="late-observer") as obs:
+            await obs.wait(lambda o: {a.id for a in sent} <= {d["id"] for d in o.records("/alerts/")}, 30)
+        await until(lambda: gw.bridge.outbox.count == 0)
+    finally:
+        await gw.bridge.close(5)
+        await asyncio.wait_for(task, 10)
+    assert not gw.raised("upstream_refused") and gw.bridge.outbox.dead_lettered["alert"] == 0

@@ -103,3 +103,40 @@ def test_a_full_queue_drops_rollups_before_any_alert() -> None:
                          {}, "silent", gateway=gw, site=site, seq=200 + i))
     assert sink.depth == 10 and sink.dropped_alerts == 5  # 7 rollups went first, then the oldest alerts
     assert sink.stats()["dropped_alerts"] == 5 and sink.stats()["queued"] == 10
+
+
+async def test_close_delivers_what_is_queued_within_its_timeout(mosquitto, tmp_path) -> None:
+    """Both sinks: close(timeout) returns once the queue is delivered, and no later than `timeout`
+    when the broker never answers (a server that accepts the connection and stays silent)."""
+    from edgegw.gateway import Sequencer
+    from edgegw.sinks.bridge import Bridge
+    from tests.sinks.test_bridge import bridge_config
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1 << 16)
+        await asyncio.sleep(3600)
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    hole = server.sockets[0].getsockname()[1]
+    try:
+        cfg = example_config(mosquitto.port)
+        sink = LocalSink(cfg)
+        now = time.time()
+        for i in range(300):
+            sink.rollup(Rollup(f"pump-{i}", now - 60, now, {"vibration": SignalStats()}, gateway=cfg.gateway.id,
+                               site=cfg.gateway.site, seq=i + 1))
+        task = asyncio.create_task(sink.run())
+        await asyncio.sleep(0)  # running
+        await sink.close(10)
+        assert task.done() and sink.depth == 0 and sink.published >= 300
+
+        for s in (LocalSink(example_config(hole)),
+                  Bridge(bridge_config(1883, hole, tmp_path / "o.db"), Sequencer())):
+            task = asyncio.create_task(s.run())
+            await asyncio.sleep(0.2)  # connecting: the server takes the CONNECT and never answers
+            await s.close(0.3)
+            assert not task.done(), f"{s.name}: close() returned at its deadline, the connect still pending"
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    finally:
+        server.close()

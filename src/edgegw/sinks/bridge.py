@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import ipaddress
 import ssl
 import time
@@ -49,13 +50,16 @@ REFUSED_RETRY_CAP_S = 300.0  # doubling up to this,
 REFUSED_GIVE_UP_S = 3600.0  # and dead-lettered once it has been refused for this long
 UNSTORED_RETRY_S = 5.0  # while the disk is full, messages held in memory are offered to it this often
 DEAD_LETTER_QUIET_S = 3600.0  # outbox_dead_letter clears after this long without a new dead letter
+NO_MATCHING_SUBSCRIBERS = 0x10
+HOLD_WITHOUT_SUBSCRIBERS = True  # a message that reached no subscriber stays queued (see _unheard)
 
 
 class BridgeStats(LinkStats, OutboxStats):
     published: int
     replayed: int
     refused: dict[str, int]  # PUBACK reason codes >= 0x80 seen, by code
-    refused_pending: int  # refused messages waiting for a retry
+    refused_pending: int  # refused (or unheard) messages waiting for a retry
+    unheard: int  # publishes acknowledged with 0x10 (no matching subscribers), kept and offered again
     server_limits: dict[str, int | None]  # Receive Maximum and Maximum Packet Size of the last CONNACK
 
 
@@ -63,7 +67,8 @@ class BridgeStats(LinkStats, OutboxStats):
 class _Refused:
     since: float  # monotonic time of the first refusal
     attempts: int = 0
-    due: float | None = None  # monotonic time of the next offer; None: with the next backlog replay
+    due: float | None = None
+    code: int = 0  # the last reason code  # monotonic time of the next offer; None: with the next backlog replay
 
 
 def _short(topic: str, n: int = 120) -> str:
@@ -125,7 +130,9 @@ class Bridge:
         self.server_limits: dict[str, int | None] = {}
         self.refusals: dict[str, int] = {}
         self.refused_then_delivered = 0
+        self.unheard = 0  # PUBACKs saying no subscriber matched (MQTT 5 0x10)
         self._refused: dict[int, _Refused] = {}  # message id -> its refusals (memory only: a restart retries)
+        self._retry_heap: list[tuple[float, int]] = []  # (due, message id) of the refused ones
         self._last_dead_letter = time.monotonic()
         self._rl = RateLimitedLog(log)
         self._task: asyncio.Task[None] | None = None
@@ -288,7 +295,8 @@ class Bridge:
                         {"dropped": dict(self.outbox.dropped), "max_mb": self.up.outbox.max_mb})
         if "outbox_corrupt" in self._active and self.connected and self.outbox.count == 0:
             self._clear("outbox_corrupt", "the fresh outbox delivered its backlog", {})
-        if "upstream_refused" in self._active and not self._refused:
+        if "upstream_refused" in self._active and all(
+                r.code == NO_MATCHING_SUBSCRIBERS for r in self._refused.values()):
             self._clear("upstream_refused", "upstream broker takes the refused messages again (or they were moved "
                         "aside)", {"refused": dict(self.refusals), "dead_lettered": dict(self.outbox.dead_lettered)})
         if "outbox_dead_letter" in self._active and time.monotonic() - self._last_dead_letter >= DEAD_LETTER_QUIET_S:
@@ -386,6 +394,7 @@ class Bridge:
         backlog: deque[Row] = deque()
         for r in self._refused.values():
             r.due = None  # queued before this connection: the backlog sends them again
+        self._retry_heap.clear()
         rate = self.up.outbox.replay_rate
         burst = max(1.0, min(float(self.up.outbox.inflight), rate))
         tokens, refilled = burst, time.monotonic()
@@ -465,6 +474,9 @@ class Bridge:
         if code >= 0x80:
             self._refused_by_server(row, code)
             return
+        if code == NO_MATCHING_SUBSCRIBERS and HOLD_WITHOUT_SUBSCRIBERS:
+            self._unheard(row)
+            return
         self.outbox.ack(row.id)  # PUBACK: deleted with the next commit
         self.published += 1
         link.progress()
@@ -483,13 +495,15 @@ class Bridge:
             return
         now = time.monotonic()
         r = self._refused.get(row.id)
-        if r is None:
+        if r is None or r.code == NO_MATCHING_SUBSCRIBERS:
             r = self._refused[row.id] = _Refused(now)
+        r.code = code
         if now - r.since >= REFUSED_GIVE_UP_S:
             self._undeliverable(row, f"refused by the server for {now - r.since:.0f} s, last 0x{code:02x} {name}", code)
             return
         r.attempts += 1
         r.due = now + min(REFUSED_RETRY_CAP_S, REFUSED_RETRY_FIRST_S * 2.0 ** min(r.attempts - 1, 16))
+        heapq.heappush(self._retry_heap, (r.due, row.id))
         self._rl.warning("refused", "upstream broker refused a message; kept and retried", topic=_short(row.topic),
                          reason_code=f"0x{code:02x}", reason=name, refused_messages=len(self._refused),
                          retry_in_s=round(r.due - now, 1))
@@ -498,21 +512,46 @@ class Bridge:
                     "kept in the outbox and retried", {"reason_code": code, "reason": name, "topic": _short(row.topic)})
         self._wake.set()
 
-    def _retry_due(self) -> Row | None:
+    def _unheard(self, row: Row) -> None:
+        """PUBACK 0x10: the broker took the message but nobody, not even an offline persistent session,
+        subscribes to it; it reached no one. Kept and offered again (no alarm: the outbox and its
+        `unheard` count show it), so a consumer that subscribes after the broker restarted gets it."""
+        self.unheard += 1
         now = time.monotonic()
-        due = [i for i, r in self._refused.items() if r.due is not None and r.due <= now]
-        if not due:
-            return None
-        rows = self.outbox.read_ids(due[:1])
-        for i in due[:1]:
-            self._refused[i].due = None
-            if not rows:
-                self._refused.pop(i, None)  # dropped by the size policy meanwhile
-        return rows[0] if rows else None
+        r = self._refused.get(row.id)
+        if r is None:
+            r = self._refused[row.id] = _Refused(now, code=NO_MATCHING_SUBSCRIBERS)
+        r.attempts += 1
+        r.due = now + min(REFUSED_RETRY_CAP_S, REFUSED_RETRY_FIRST_S * 2.0 ** min(r.attempts - 1, 16))
+        heapq.heappush(self._retry_heap, (r.due, row.id))
+        self._rl.warning("unheard", "upstream broker has no subscriber for a message; kept and offered again",
+                         topic=_short(row.topic), unheard=self.unheard, retry_in_s=round(r.due - now, 1))
+        self._wake.set()
+
+    def _retry_due(self) -> Row | None:
+        """The refused message whose retry is due first, if one is (a heap: refusals may be many)."""
+        heap, now = self._retry_heap, time.monotonic()
+        while heap and heap[0][0] <= now:
+            due, msg_id = heapq.heappop(heap)
+            r = self._refused.get(msg_id)
+            if r is None or r.due != due:
+                continue  # delivered, dead-lettered, or rescheduled meanwhile
+            r.due = None
+            rows = self.outbox.read_ids([msg_id])
+            if rows:
+                return rows[0]
+            self._refused.pop(msg_id, None)  # dropped by the size policy meanwhile
+        return None
 
     def _next_retry_in(self) -> float | None:
-        dues = [r.due for r in self._refused.values() if r.due is not None]
-        return max(0.0, min(dues) - time.monotonic()) if dues else None
+        heap = self._retry_heap
+        while heap:
+            due, msg_id = heap[0]
+            r = self._refused.get(msg_id)
+            if r is not None and r.due == due:
+                return max(0.0, due - time.monotonic())
+            heapq.heappop(heap)  # delivered, dead-lettered, or rescheduled meanwhile
+        return None
 
     def _undeliverable(self, row: Row, reason: str, code: int | None, at_once: bool = False) -> None:
         """Out of the queue into the dead-letter table, counted, and said with a gateway alarm."""
@@ -522,8 +561,9 @@ class Bridge:
             return
         self._last_dead_letter = time.monotonic()
         what = f"{kind.name.lower()} {_short(row.topic)}"
-        log.error("upstream message undeliverable; moved to the dead-letter table", message=what, reason=reason,
-                  reason_code=None if code is None else f"0x{code:02x}", dead_lettered=dict(self.outbox.dead_lettered))
+        self._rl.warning("dead", "upstream message undeliverable; moved to the dead-letter table", message=what,
+                         reason=reason, reason_code=None if code is None else f"0x{code:02x}",
+                         dead_lettered=dict(self.outbox.dead_lettered))
         self._raise("outbox_dead_letter", f"upstream cannot take a message, moved aside (dead letter): {what}: {reason}",
                     {"topic": _short(row.topic), "message_kind": kind.name.lower(), "reason": reason,
                      "reason_code": code, "dead_lettered": dict(self.outbox.dead_lettered)}, at_once)
@@ -548,6 +588,7 @@ class Bridge:
     def stats(self) -> BridgeStats:
         return BridgeStats(**self.link.stats(), **self.outbox.stats(), published=self.published,
                            replayed=self.replayed, refused=dict(self.refusals), refused_pending=len(self._refused),
+                           unheard=self.unheard,
                            server_limits=dict(self.server_limits))
 
 

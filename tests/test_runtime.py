@@ -1,0 +1,84 @@
+"""runtime.supervise: the one reconnect loop. Sessions here are plain coroutines (no peer is
+needed to show how failures are counted, restarted and backed off)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiomqtt
+import pytest
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.reasoncodes import ReasonCode
+
+from edgegw.backoff import Backoff
+from edgegw.runtime import Link, reason_code, supervise
+
+
+async def test_a_session_that_raises_anything_is_restarted_never_ends_the_task() -> None:
+    link, backoff = Link("thing"), Backoff(0.001, 0.002)
+    runs = 0
+
+    async def session(lk: Link) -> None:
+        nonlocal runs
+        runs += 1
+        if runs == 1:
+            raise ValueError("a bug")
+        if runs == 2:
+            raise KeyError("another")
+        lk.up()
+        await asyncio.sleep(3600)
+
+    task = asyncio.create_task(supervise(link, session, backoff))
+    for _ in range(500):
+        if link.connected:
+            break
+        await asyncio.sleep(0.005)
+    assert link.connected and runs == 3 and not task.done()
+    assert link.failures == 2 and link.disconnects == {"ValueError": 1, "KeyError": 1}
+    assert link.stats()["connects"] == 1 and link.stats()["connected_since"] is not None
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert not link.connected
+
+
+async def test_backoff_starts_over_only_after_a_session_that_moved_something() -> None:
+    """A server that accepts the connection and throws the client off at once is not hammered."""
+    link, backoff = Link("flappy"), Backoff(0.0001, 0.0002)
+    attempts: list[int] = []
+    stop = asyncio.Event()
+
+    async def session(lk: Link) -> None:
+        attempts.append(backoff.attempt)
+        lk.up()
+        if len(attempts) == 5:
+            lk.progress()  # this one delivered something
+        if len(attempts) == 8:
+            stop.set()
+            return
+        raise aiomqtt.MqttCodeError(ReasonCode(PacketTypes.DISCONNECT, identifier=0x95), "Disconnected")
+
+    await supervise(link, session, backoff, stopping=stop.is_set, stop=stop, expected=(aiomqtt.MqttError,))
+    assert attempts == [0, 1, 2, 3, 4, 1, 2, 3]  # thrown off every time; started over only after the fifth
+    assert link.connects == 8 and link.failures == 7
+    assert link.disconnects == {"0x95": 7} and link.last_reason_code == 0x95
+
+
+async def test_a_session_that_returns_while_not_stopping_is_retried() -> None:
+    link, backoff = Link("ends"), Backoff(0.0001, 0.0002)
+    runs = 0
+    stopping = False
+
+    async def session(lk: Link) -> None:
+        nonlocal runs, stopping
+        runs += 1
+        stopping = runs == 3
+
+    await supervise(link, session, backoff, stopping=lambda: stopping)
+    assert runs == 3 and link.failures == 2 and link.last_error == "ends session ended"
+
+
+def test_reason_codes_of_exceptions() -> None:
+    assert reason_code(aiomqtt.MqttCodeError(ReasonCode(PacketTypes.PUBACK, identifier=0x87), "x")) == 0x87
+    assert reason_code(aiomqtt.MqttCodeError(7, "x")) == 7
+    assert reason_code(OSError("refused")) is None
