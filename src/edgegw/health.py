@@ -147,7 +147,7 @@ class Health:
         outbox: int | None = None
         for s in gw.sinks:
             depth = sink_depth(s)
-            sinks[s.name] = {"depth": depth, **part_stats(s)}
+            sinks[s.name] = {"depth": depth, "errors": gw.sink_errors.get(s.name, 0), **part_stats(s)}
             if s is not gw.local and depth is not None:
                 outbox = (outbox or 0) + depth
         local = sinks.get(gw.local.name, {})
@@ -159,7 +159,9 @@ class Health:
             "site": gw.cfg.gateway.site,
             "uptime_s": round(now - gw.started, 1),
             "messages_in": gw.intake.messages_in,
+            "bytes_in": gw.intake.bytes_in,
             "readings_in": e.readings_in,
+            "clamped_future": e.clamped_future,
             "rejected": rejected,
             "rejected_total": sum(rejected.values()),
             "alerts_raised": gw.alerts_raised,
@@ -269,7 +271,10 @@ class _PrometheusView:
             return
         yield GaugeMetricFamily("edgegw_uptime_seconds", "Seconds since the gateway started.", value=s["uptime_s"])
         yield CounterMetricFamily("edgegw_messages_in", "Messages received from sources.", value=s["messages_in"])
+        yield CounterMetricFamily("edgegw_bytes_in", "Payload bytes received from sources.", value=s["bytes_in"])
         yield CounterMetricFamily("edgegw_readings_in", "Values accepted into the engine.", value=s["readings_in"])
+        yield CounterMetricFamily("edgegw_clamped_future", "Readings stamped far ahead that took their arrival time.",
+                                  value=s["clamped_future"])
         rej = CounterMetricFamily("edgegw_rejected", "Inputs dropped, by reason.", labels=["reason"])
         for reason, n in sorted(s["rejected"].items()):
             rej.add_metric([reason], n)
@@ -308,6 +313,10 @@ class _PrometheusView:
             if d["depth"] is not None:
                 q.add_metric([name], d["depth"])
         yield q
+        errs = CounterMetricFamily("edgegw_sink_errors", "Alerts and rollups a sink raised on.", labels=["sink"])
+        for name, d in sorted(s["sinks"].items()):
+            errs.add_metric([name], d["errors"])
+        yield errs
         if s["outbox_depth"] is not None:
             yield GaugeMetricFamily("edgegw_outbox_depth", "Messages in the upstream outbox.", value=s["outbox_depth"])
         yield GaugeMetricFamily("edgegw_resident_memory_bytes", "Resident memory.", value=s["rss_mb"] * 2**20)

@@ -51,6 +51,11 @@ class UpstreamConfig(SecretHolder):
     topic_prefix: str = Field("edge/{gateway}", description="Prepended to the local topics; {gateway} and {site}.")
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     send: UpstreamSend = Field(default_factory=UpstreamSend)
+    hold_unheard: bool = Field(
+        True,
+        description="Keep a message queued, and offer it again, when an MQTT 5 server acknowledges it with 0x10 "
+        "(no matching subscribers: it reached no one). Turn off when nothing subscribes upstream by design.",
+    )
 
     @field_validator("protocol", mode="before")
     @classmethod

@@ -51,7 +51,6 @@ REFUSED_GIVE_UP_S = 3600.0  # and dead-lettered once it has been refused for thi
 UNSTORED_RETRY_S = 5.0  # while the disk is full, messages held in memory are offered to it this often
 DEAD_LETTER_QUIET_S = 3600.0  # outbox_dead_letter clears after this long without a new dead letter
 NO_MATCHING_SUBSCRIBERS = 0x10
-HOLD_WITHOUT_SUBSCRIBERS = True  # a message that reached no subscriber stays queued (see _unheard)
 
 
 class BridgeStats(LinkStats, OutboxStats):
@@ -474,7 +473,7 @@ class Bridge:
         if code >= 0x80:
             self._refused_by_server(row, code)
             return
-        if code == NO_MATCHING_SUBSCRIBERS and HOLD_WITHOUT_SUBSCRIBERS:
+        if code == NO_MATCHING_SUBSCRIBERS and self.up.hold_unheard:
             self._unheard(row)
             return
         self.outbox.ack(row.id)  # PUBACK: deleted with the next commit
