@@ -21,6 +21,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+from edgegw.notify.config import NotifyConfig
+
 EX_CONFIG = 78
 
 
@@ -458,6 +460,7 @@ class GatewayConfig(Base):
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     log: LogConfig = Field(default_factory=LogConfig)
+    notify: NotifyConfig | None = Field(None, description="Email and webhook targets, alarm journal, ack/shelve.")
 
     @model_validator(mode="after")
     def _assets(self) -> GatewayConfig:
@@ -595,8 +598,9 @@ def load_config(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> 
 
 
 def _is_tag(loc: tuple[Any, ...], i: int) -> bool:
-    """The discriminated union adds the source type to error paths: sources.0.mqtt.topic."""
-    return i >= 2 and loc[i - 2] == "sources" and isinstance(loc[i - 1], int) and loc[i] in ("mqtt", "opcua", "coap")
+    """A discriminated union adds the type to error paths: sources.0.mqtt.topic, notify.targets.0.email.to."""
+    return (i >= 2 and loc[i - 2] in ("sources", "targets") and isinstance(loc[i - 1], int)
+            and loc[i] in ("mqtt", "opcua", "coap", "email", "webhook"))
 
 
 def resolve_path(p: str, config_file: str | os.PathLike[str] | None = None) -> Path:

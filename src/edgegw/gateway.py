@@ -74,6 +74,12 @@ class Gateway:
             from edgegw.sinks.bridge import build as build_bridge
 
             self.sinks.append(build_bridge(cfg, self.seq, self._on_alert, self.engine))
+        self.notifier = None
+        if cfg.notify is not None:
+            from edgegw.notify.dispatch import build as build_notifier
+
+            self.notifier = build_notifier(cfg, self._on_alert)
+            self.sinks.append(self.notifier)
         self.sources: list[Source] = build_sources(cfg, self.intake)
         self.health = Health(self)
 
@@ -149,6 +155,8 @@ class Gateway:
                     await asyncio.wait_for(self.local.first_connect.wait(), 3.0)
                 for d in self.local.restored:
                     self.engine.restore(d.get("asset", ""), d.get("kind", ""), d.get("source", ""), _level(d))
+                if self.notifier is not None:
+                    self.notifier.restore(self.local.restored)
                 source_tasks = [tg.create_task(s.run(), name=f"source:{s.name}") for s in self.sources]
                 ticker = tg.create_task(self._ticker(), name="ticker")
                 watchdog = tg.create_task(sdnotify.watchdog_loop(), name="watchdog")
