@@ -141,7 +141,7 @@ class Journal:
                 log.error("alarm journal write failed; entries lost", error=str(e), lost=len(batch))
                 return
             with contextlib.suppress(sqlite3.Error):
-                db.execute("PRAGMA incremental_vacuum")
+                db.executescript("PRAGMA incremental_vacuum;")  # executescript steps it to the end, execute frees one page
 
     def _trim(self, db: sqlite3.Connection) -> None:
         """Beyond max_mb: drop the oldest fifth of the entries, as often as it takes."""
