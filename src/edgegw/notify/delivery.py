@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -53,11 +53,13 @@ class TargetQueue:
     """Written from the event loop (`put`, `commit`), drained by `run()`."""
 
     def __init__(self, target: TargetBase, path: Path, sender: Sender,
-                 on_failing: Callable[[TargetQueue, bool], None]) -> None:
+                 on_failing: Callable[[TargetQueue, bool], None],
+                 settle: Callable[[], Awaitable[None]] | None = None) -> None:
         self.target = target
         self.name = target.name
         self.sender = sender
         self.on_failing = on_failing
+        self.settle = settle  # awaited before each attempt: lets a burst of alarms go out first
         try:
             self.outbox = Outbox(path, int(target.max_mb * 2**20))
         except OutboxBusy as e:
@@ -161,14 +163,17 @@ class TargetQueue:
             rows = self.outbox.read(self._after, limit=1 if alone else self.target.max_batch)
             d = self.target.digest_s
             self._window_end = time.monotonic() + d if d > 0 else None
-            self.outbox.set_meta("batch", f"{rows[0].id}:{rows[-1].id}")
-            self.outbox.commit()
+            if len(rows) > 1:  # one row alone is what a restart sends first anyway: the same key again
+                self.outbox.set_meta("batch", f"{rows[0].id}:{rows[-1].id}")
+                self.outbox.commit()
             return rows
 
     async def _send(self, rows: list[Row]) -> None:
         backoff = Backoff(1.0, self.target.retry_max_s)
         key = rows[0].topic + (f".{len(rows)}" if len(rows) > 1 else "")
         while True:
+            if self.settle is not None:
+                await self.settle()
             self.attempts += 1
             self.delivering = True
             try:
@@ -214,7 +219,8 @@ class TargetQueue:
             self.outbox.ack(r.id)
         if rows:
             self._after = max(self._after, rows[-1].id)
-        self.outbox.set_meta("batch", None)
+        if "batch" in self.outbox.meta:
+            self.outbox.set_meta("batch", None)
         self.outbox.commit()
 
     async def aclose(self) -> None:

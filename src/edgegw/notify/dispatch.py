@@ -28,6 +28,8 @@ from edgegw.records import Alert, AlertState, Rollup, Severity, iso
 log = structlog.get_logger("edgegw.notify")
 
 FLUSH_DELAY_S = 0.01  # queue writes wait this long: the local publish goes first, a burst shares one commit
+SETTLE_S = 0.01  # a delivery starts once no alert came for this long (a few ms of loop time each) ...
+SETTLE_MAX_S = 0.5  # ... or after this long at most
 FAILED_KIND = "notify_failed"
 _RANK = {s: i for i, s in enumerate(SEVERITIES)}
 _BASE_FIELDS = {"id", "seq", "ts", "gateway", "site", "asset", "kind", "source", "state", "severity", "message", "raised_at"}
@@ -77,7 +79,7 @@ class Notifier:
         self.queues: list[TargetQueue] = []
         try:
             for t in self.ncfg.targets:
-                self.queues.append(TargetQueue(t, self.ncfg.queue_path(t), _sender(t, gw), self._failing))
+                self.queues.append(TargetQueue(t, self.ncfg.queue_path(t), _sender(t, gw), self._failing, self.settle))
         except QueueBusy as e:
             raise ConfigError([f"notify.state_dir: {e}"]) from None
         self.journal = Journal(self.ncfg.journal_path, self.ncfg.journal) if self.ncfg.journal.enabled else None
@@ -87,6 +89,7 @@ class Notifier:
         self._assets = {a.id: cfg.profiles[a.profile] for a in cfg.assets}
         self._pending: list[tuple[TargetQueue, str, bytes]] = []
         self._flush_pending = False
+        self._last_alert = 0.0
         self._closing = asyncio.Event()
         self.queued = 0
         self.suppressed = {"filtered": 0, "shelved": 0}
@@ -108,6 +111,7 @@ class Notifier:
                     q.notified.add(a.key)
 
     def alert(self, alert: Alert) -> None:
+        self._last_alert = time.monotonic()
         key = alert.key
         acked = "acked_by" in alert.evidence
         if alert.state == AlertState.RAISED:
@@ -142,6 +146,17 @@ class Notifier:
 
     def rollup(self, rollup: Rollup) -> None:
         """Rollups are not notified."""
+
+    async def settle(self) -> None:
+        """Wait for a pause in the alarms (at most SETTLE_MAX_S): sending costs the one event loop a
+        few milliseconds, which would otherwise land on the next alarm of a burst."""
+        give_up = time.monotonic() + SETTLE_MAX_S
+        while True:
+            now = time.monotonic()
+            quiet_for = now - self._last_alert
+            if quiet_for >= SETTLE_S or now >= give_up:
+                return
+            await asyncio.sleep(SETTLE_S - quiet_for)
 
     def _wants(self, t: TargetBase, a: Alert) -> bool:
         if t.kinds and a.kind not in t.kinds:
