@@ -63,3 +63,10 @@ def test_daemon_imports_no_delivery_library_without_notify() -> None:
             "print(','.join(m for m in ('aiosmtplib', 'httpx', 'aiosmtpd') if m in sys.modules))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert r.stdout.strip() == ""
+
+
+def test_a_ca_file_tls_cannot_use_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "ca.pem").write_text("not a certificate\n")
+    with pytest.raises(ConfigError) as e:
+        notify_config(tmp_path, 1883, [{"type": "webhook", "url": "https://x.example", "ca_file": str(tmp_path / "ca.pem")}])
+    assert any("notify.targets.0: ca_file: cannot use" in p for p in e.value.problems), e.value.problems

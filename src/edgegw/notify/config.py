@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import importlib.util
 import ipaddress
+import ssl
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
@@ -35,6 +37,14 @@ def loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return host == "localhost"
+
+
+def _check_ca(path: str) -> None:
+    """A CA file that TLS could not use is a config error now, not a failing target later."""
+    try:
+        ssl.create_default_context(cafile=path)
+    except (OSError, ssl.SSLError) as e:
+        raise ValueError(f"ca_file: cannot use {path}: {e}") from None
 
 
 def _needs(module: str, what: str) -> None:
@@ -65,6 +75,11 @@ class TargetBase(_Strict):
         120.0, gt=0, description="Failing this long raises the gateway alarm notify_failed (asset = gateway id).")
     max_mb: float = Field(16, gt=0, description="Cap of the target's queue on disk; beyond it the oldest go.")
 
+    @property
+    def where(self) -> str:
+        """Where notifications go, safe to log."""
+        raise NotImplementedError
+
 
 class SmtpServer(_Strict):
     host: str = Field(description="SMTP server.")
@@ -89,8 +104,8 @@ class SmtpServer(_Strict):
             raise ValueError("password given without username")
         if self.username and not (self.ssl or self.starttls) and not loopback(self.host):
             raise ValueError("credentials need an encrypted connection: set starttls: true or ssl: true")
-        if self.ca_file and not Path(self.ca_file).is_file():
-            raise ValueError(f"ca_file: cannot read {self.ca_file}")
+        if self.ca_file:
+            _check_ca(self.ca_file)
         return self
 
     @property
@@ -109,6 +124,10 @@ class EmailTarget(TargetBase):
     def _installed(self) -> EmailTarget:
         _needs("aiosmtplib", "an email target")
         return self
+
+    @property
+    def where(self) -> str:
+        return f"smtp://{self.smtp.host}:{self.smtp.port_or_default}"
 
 
 class WebhookTarget(TargetBase):
@@ -136,10 +155,17 @@ class WebhookTarget(TargetBase):
             raise ValueError("url must start with http:// or https://")
         for name, path in self.header_files.items():
             self.headers[name] = read_secret(path, f"header_files.{name}").get_secret_value()
-        if self.ca_file and not Path(self.ca_file).is_file():
-            raise ValueError(f"ca_file: cannot read {self.ca_file}")
+        if self.ca_file:
+            _check_ca(self.ca_file)
         _needs("httpx", "a webhook target")
         return self
+
+    @property
+    def where(self) -> str:
+        """Scheme, host and port: the path and query may hold a token."""
+        assert self.url is not None
+        u = urlsplit(self.url.get_secret_value())
+        return f"{u.scheme}://{u.hostname}{f':{u.port}' if u.port else ''}"
 
 
 Target = Annotated[EmailTarget | WebhookTarget, Field(discriminator="type")]

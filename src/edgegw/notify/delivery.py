@@ -52,12 +52,14 @@ class QueueBusy(Exception):
 class TargetQueue:
     """Written from the event loop (`put`, `commit`), drained by `run()`."""
 
-    def __init__(self, target: TargetBase, path: Path, sender: Sender,
+    def __init__(self, target: TargetBase, path: Path, make_sender: Callable[[], Sender],
                  on_failing: Callable[[TargetQueue, bool], None],
                  settle: Callable[[], Awaitable[None]] | None = None) -> None:
         self.target = target
         self.name = target.name
-        self.sender = sender
+        self.make_sender = make_sender
+        self.sender: Sender | None = None  # made in a worker thread at run(): its library loads off the loop
+        self.where = target.where
         self.on_failing = on_failing
         self.settle = settle  # awaited before each attempt: lets a burst of alarms go out first
         try:
@@ -100,6 +102,7 @@ class TargetQueue:
     async def run(self) -> None:
         syncer = asyncio.create_task(self._sync(), name=f"notify:{self.name}:sync")
         try:
+            self.sender = await asyncio.to_thread(self.make_sender)
             while True:
                 rows = self._unfinished() or await self._next_batch()
                 await self._send(rows)
@@ -169,6 +172,7 @@ class TargetQueue:
             return rows
 
     async def _send(self, rows: list[Row]) -> None:
+        assert self.sender is not None
         backoff = Backoff(1.0, self.target.retry_max_s)
         key = rows[0].topic + (f".{len(rows)}" if len(rows) > 1 else "")
         while True:
@@ -224,8 +228,9 @@ class TargetQueue:
         self.outbox.commit()
 
     async def aclose(self) -> None:
-        with contextlib.suppress(Exception):
-            await self.sender.aclose()
+        if self.sender is not None:
+            with contextlib.suppress(Exception):
+                await self.sender.aclose()
         await asyncio.to_thread(self.outbox.sync)
         self.outbox.close()
 

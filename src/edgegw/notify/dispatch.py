@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fnmatch
+import functools
 import time
 from datetime import datetime
 from typing import Any
@@ -79,7 +80,8 @@ class Notifier:
         self.queues: list[TargetQueue] = []
         try:
             for t in self.ncfg.targets:
-                self.queues.append(TargetQueue(t, self.ncfg.queue_path(t), _sender(t, gw), self._failing, self.settle))
+                self.queues.append(TargetQueue(t, self.ncfg.queue_path(t), functools.partial(_sender, t, gw),
+                                               self._failing, self.settle))
         except QueueBusy as e:
             raise ConfigError([f"notify.state_dir: {e}"]) from None
         self.journal = Journal(self.ncfg.journal_path, self.ncfg.journal) if self.ncfg.journal.enabled else None
@@ -195,13 +197,13 @@ class Notifier:
     def _failing(self, q: TargetQueue, failing: bool) -> None:
         gw = self.cfg.gateway.id
         ev = {"target": q.name, "type": getattr(q.target, "type", ""), "queued": q.outbox.count,
-              "where": q.sender.where}
+              "where": q.where}
         if failing:
             now = time.time()
             q.set_alarm(now)
             ev.update(error=q.last_error, failing_since=iso(q.failing_since or now))
             a = Alert(gw, FAILED_KIND, q.name, AlertState.RAISED, Severity.WARNING, now, ev,
-                      f"notifications to {q.name} ({q.sender.where}) failing: {q.last_error}")
+                      f"notifications to {q.name} ({q.where}) failing: {q.last_error}")
         else:
             raised, now = q.alarm_raised_at, time.time()
             q.set_alarm(None)
@@ -306,7 +308,7 @@ class Notifier:
             tasks.append(asyncio.create_task(self.journal.run(self.shelves), name="notify:journal"))
         if self.commands is not None:
             tasks.append(asyncio.create_task(self.commands.run(), name="notify:commands"))
-        log.info("notifications running", targets=[f"{q.name} ({q.sender.where})" for q in self.queues],
+        log.info("notifications running", targets=[f"{q.name} ({q.where})" for q in self.queues],
                  queued=self.depth, journal=str(self.ncfg.journal_path) if self.journal else None)
         try:
             await self._closing.wait()

@@ -22,7 +22,7 @@ class EmailSender:
         self._tls: ssl.SSLContext | None = None
         if s.ssl or s.starttls is not False:
             self._tls = ssl.create_default_context(cafile=s.ca_file) if s.ca_file else ssl.create_default_context()
-        self.where = f"smtp://{s.host}:{s.port_or_default}"
+        self.where = target.where
 
     async def deliver(self, payloads: list[bytes], key: str = "") -> None:
         """`key` is unused: the Message-ID, derived from the alert ids, is what a receiver de-duplicates by."""

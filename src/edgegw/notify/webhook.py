@@ -20,8 +20,7 @@ class WebhookSender:
         if target.ca_file:
             verify = ssl.create_default_context(cafile=target.ca_file)
         self._client = httpx.AsyncClient(timeout=target.timeout_s, verify=verify, follow_redirects=False)
-        parsed = httpx.URL(self._url)
-        self.where = f"{parsed.scheme}://{parsed.host}{f':{parsed.port}' if parsed.port else ''}"  # no path: it may hold a token
+        self.where = target.where
         self._headers = {"Content-Type": "application/json", "User-Agent": f"edgegw ({gateway})", **target.headers}
 
     async def deliver(self, payloads: list[bytes], key: str = "") -> None:
