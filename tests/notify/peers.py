@@ -4,12 +4,14 @@ in a thread of its own, on free loopback ports; and the example config with a `n
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email
 import email.policy
 import json
 import threading
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import AsyncIterator, Callable
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -18,6 +20,8 @@ from typing import Any
 from aiosmtpd.controller import Controller
 
 from edgegw.config import GatewayConfig, load_config
+from edgegw.notify.dispatch import Notifier
+from edgegw.records import Alert, AlertState, Severity
 from tests.conftest import free_port
 from tests.helpers import EXAMPLE, example_config
 
@@ -100,11 +104,42 @@ class Hook:
         self.server.server_close()
 
 
+SITES: list[tuple[int, str]] = []  # (broker port, site) whose retained alarms a test may leave behind
+
+
+def unique_gateway(broker_port: int) -> GatewayConfig:
+    """A gateway id and site of a test's own; its retained alarms are deleted after the test."""
+    base = example_config(broker_port)
+    SITES.append((broker_port, base.gateway.site))
+    return base
+
+
+async def clear_retained(port: int, topic_filter: str) -> None:
+    """Delete the retained messages under `topic_filter`: other tests subscribe to alerts/#."""
+    import aiomqtt
+
+    with contextlib.suppress(aiomqtt.MqttError):
+        async with aiomqtt.Client("127.0.0.1", port, timeout=2) as c:
+            topics: list[str] = []
+
+            async def collect() -> None:
+                async for m in c.messages:
+                    if m.retain and m.payload:
+                        topics.append(m.topic.value)
+
+            await c.subscribe(topic_filter, qos=1)
+            task = asyncio.create_task(collect())
+            await asyncio.sleep(0.3)
+            task.cancel()
+            for t in topics:
+                await c.publish(t, b"", qos=1, retain=True)
+
+
 def notify_config(tmp_path: Path, broker_port: int, section: Any, *overrides: str) -> GatewayConfig:
     """The example config with `notify:` (the section as YAML flow) and no alarm delays."""
     f = tmp_path / "gw.yaml"
     f.write_text(EXAMPLE.read_text() + f"\nnotify: {json.dumps(section)}\n")
-    base = example_config(broker_port)  # a unique gateway id and site per test
+    base = unique_gateway(broker_port)
     return load_config(f, [f"mqtt.port={broker_port}", "profiles.pump.model=null",
                            f"gateway.id={base.gateway.id}", f"gateway.site={base.gateway.site}",
                            *[f"profiles.pump.signals.{s}.{d}=0" for s in ("vibration", "pressure", "temperature",
@@ -120,3 +155,28 @@ async def until(pred: Callable[[], Any], timeout: float = 10.0, what: str = "con
             return got
         await asyncio.sleep(0.02)
     raise AssertionError(f"{what} not met in {timeout} s")
+
+
+def stale(asset: str, signal: str) -> Alert:
+    a = Alert(asset, "stale", signal, AlertState.RAISED, Severity.WARNING, time.time(),
+              {"signal": signal, "silent_s": 12.0, "limit": 10.0}, f"{signal} silent for 12.0 s")
+    a.id, a.gateway, a.site = uuid.uuid4().hex, "gw-pacing", "plant"
+    return a
+
+
+@contextlib.asynccontextmanager
+async def notifier(tmp_path: Path, target: dict[str, Any]) -> AsyncIterator[Notifier]:
+    section = {"state_dir": str(tmp_path / "state"), "commands": {"enabled": False}, "journal": {"enabled": False},
+               "targets": [target]}
+    n = Notifier(notify_config(tmp_path, 1883, section))
+    task = asyncio.create_task(n.run())
+    try:
+        yield n
+    finally:
+        await n.close()
+        await asyncio.wait_for(task, 5)
+
+
+def email_target(smtp: Smtp, **kw: Any) -> dict[str, Any]:
+    return {"type": "email", "smtp": {"host": "127.0.0.1", "port": smtp.port}, "from": "gw@plant.example",
+            "to": ["ops@plant.example"], **kw}

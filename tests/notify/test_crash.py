@@ -11,8 +11,12 @@ import sys
 import time
 from pathlib import Path
 
-from tests.helpers import EXAMPLE, Collector, example_config, publish, pump
-from tests.notify.peers import Smtp, until
+import orjson
+
+from edgegw.notify.message import message_id
+from edgegw.sinks.outbox import Kind, Outbox
+from tests.helpers import EXAMPLE, Collector, publish, pump
+from tests.notify.peers import Smtp, email_target, notifier, stale, unique_gateway, until
 
 
 def _config(tmp_path: Path, broker_port: int, smtp_port: int) -> list[str]:
@@ -22,7 +26,7 @@ def _config(tmp_path: Path, broker_port: int, smtp_port: int) -> list[str]:
          "to": ["ops@plant.example"], "digest_s": 0, "retry_max_s": 1}]}
     f = tmp_path / "gw.yaml"
     f.write_text(EXAMPLE.read_text() + f"\nnotify: {json.dumps(section)}\n")
-    base = example_config(broker_port)
+    base = unique_gateway(broker_port)
     sets = [f"mqtt.port={broker_port}", "profiles.pump.model=null", f"gateway.id={base.gateway.id}",
             f"gateway.site={base.gateway.site}", "log.format=json",
             *[f"profiles.pump.signals.vibration.{d}=0" for d in ("on_delay_s", "off_delay_s")]]
@@ -104,3 +108,26 @@ async def test_killed_before_the_server_answered_resends_with_the_same_message_i
         smtp.stop()
     first, again = smtp.box.messages[:2]
     assert first["Message-ID"] == again["Message-ID"]  # the receiver can tell it is the same one
+
+
+async def test_a_digest_cut_short_by_a_crash_goes_again_as_the_same_digest(tmp_path: Path) -> None:
+    """What a crash mid-digest leaves on disk: the queued alarms and the batch mark. The restart sends
+    exactly that batch again, under the same Message-ID, before anything else."""
+    smtp = Smtp().start()
+    try:
+        alarms = [stale("pump-1", s) for s in ("vibration", "pressure", "temperature", "flow")]
+        ob = Outbox(tmp_path / "state" / "notify-email-0.db", 2**20)
+        ids = [ob.put(Kind.ALERT, a.id, orjson.dumps(a.to_dict())) for a in alarms]
+        ob.set_meta("batch", f"{ids[0]}:{ids[2]}")  # the first three were being sent as one digest
+        ob.commit()
+        ob.close()
+        async with notifier(tmp_path, email_target(smtp, digest_s=0.2)) as n:
+            await until(lambda: len(smtp.box.messages) >= 2, what="the digest again, then the fourth")
+            await until(lambda: n.queues[0].depth == 0, what="an empty queue")
+            gateway = n.cfg.gateway.id
+    finally:
+        smtp.stop()
+    again, fourth = smtp.box.messages
+    assert again["Message-ID"] == message_id([a.id for a in alarms[:3]], gateway)
+    assert again["X-Edgegw-Alert-Ids"].split() == [a.id for a in alarms[:3]]
+    assert alarms[3].id in fourth["Message-ID"]

@@ -3,39 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import time
-import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from edgegw.notify import delivery
-from edgegw.notify.dispatch import Notifier
-from edgegw.records import Alert, AlertState, Severity
-from tests.notify.peers import Smtp, notify_config, until
-
-
-def stale(asset: str, signal: str) -> Alert:
-    a = Alert(asset, "stale", signal, AlertState.RAISED, Severity.WARNING, time.time(),
-              {"signal": signal, "silent_s": 12.0, "limit": 10.0}, f"{signal} silent for 12.0 s")
-    a.id, a.gateway, a.site = uuid.uuid4().hex, "gw-pacing", "plant"
-    return a
-
-
-@contextlib.asynccontextmanager
-async def notifier(tmp_path: Path, target: dict[str, Any]) -> AsyncIterator[Notifier]:
-    section = {"state_dir": str(tmp_path / "state"), "commands": {"enabled": False}, "journal": {"enabled": False},
-               "targets": [target]}
-    n = Notifier(notify_config(tmp_path, 1883, section))
-    task = asyncio.create_task(n.run())
-    try:
-        yield n
-    finally:
-        await n.close()
-        await asyncio.wait_for(task, 5)
+from tests.notify.peers import Smtp, email_target, notifier, stale, until
 
 
 @pytest.fixture
@@ -43,11 +16,6 @@ def smtp():
     s = Smtp().start()
     yield s
     s.stop()
-
-
-def email_target(smtp: Smtp, **kw: Any) -> dict[str, Any]:
-    return {"type": "email", "smtp": {"host": "127.0.0.1", "port": smtp.port}, "from": "gw@plant.example",
-            "to": ["ops@plant.example"], **kw}
 
 
 async def test_burst_of_twenty_is_one_alarm_then_one_digest(tmp_path: Path, smtp: Smtp) -> None:

@@ -122,11 +122,11 @@ class Notifier:
             self.active.pop(key, None)
         if acked:
             return  # the ack itself is journalled by the command
+        payload = orjson.dumps(alert.to_dict())  # the alert exactly as published on MQTT
         if self.journal is not None:
             self.journal.record(str(alert.state), alert.asset, alert.kind, alert.source, str(alert.severity),
-                                detail=alert.to_dict())
+                                detail=payload)
         shelved = self._shelved(key)
-        payload = b""
         for q in self.queues:
             if alert.state == AlertState.RAISED:
                 send = self._wants(q.target, alert) and not (alert.kind == FAILED_KIND and alert.source == q.name)
@@ -143,7 +143,6 @@ class Notifier:
             if shelved:
                 self.suppressed["shelved"] += 1
                 continue
-            payload = payload or orjson.dumps(alert.to_dict())
             self._queue(q, alert.id, payload)
 
     def rollup(self, rollup: Rollup) -> None:

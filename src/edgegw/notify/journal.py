@@ -87,9 +87,10 @@ class Journal:
             log.error("alarm journal unavailable; alarms are not journalled", path=str(path), error=str(e))
 
     def record(self, event: str, asset: str, kind: str, source: str, severity: str = "", by: str = "",
-               note: str = "", detail: dict[str, Any] | None = None, ts: float | None = None) -> None:
-        self._buf.append((time.time() if ts is None else ts, event, asset, kind, source, severity, by, note,
-                          orjson.dumps(detail or {}).decode()))
+               note: str = "", detail: dict[str, Any] | bytes | None = None, ts: float | None = None) -> None:
+        """One entry; `detail` is JSON (the alert as published) or a dict made JSON here."""
+        text = detail.decode() if isinstance(detail, bytes) else orjson.dumps(detail or {}).decode()
+        self._buf.append((time.time() if ts is None else ts, event, asset, kind, source, severity, by, note, text))
 
     def load_shelves(self) -> dict[Key, Shelf]:
         if self._db is None:
