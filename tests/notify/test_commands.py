@@ -45,7 +45,8 @@ async def test_ack_shelve_and_malformed_commands(mosquitto, tmp_path: Path) -> N
                    ("ack", b'{"asset": "pump-2", "kind": "threshold", "source": "vibration", "by": "ann"}'),
                    ("reboot", b'{"asset": "pump-1"}'),
                    ("shelve", b'{"asset": "pump-2", "kind": "threshold", "source": "vibration", "by": "ann"}'),
-                   ("shelve", b'{"asset": "pump-2", "kind": "threshold", "source": "speed", "by": "ann", "duration_s": 5}')]
+                   ("shelve", b'{"asset": "pump-2", "kind": "threshold", "source": "speed", "by": "ann", "duration_s": 5}'),
+                   ("ack", f'{{"asset": "{gw_id}", "kind": "threshold", "source": "x", "by": "ann"}}'.encode())]
             for name, payload in bad:
                 await command(port, f"{base}/{name}", payload)
             got = await col.wait(lambda c: len(replies(c)) >= len(bad) and replies(c))
@@ -54,7 +55,7 @@ async def test_ack_shelve_and_malformed_commands(mosquitto, tmp_path: Path) -> N
             assert "not JSON" in reasons[0][2] and "by: Field required" in reasons[1][2]
             assert "unknown asset 'pump-9'" in reasons[2][2] and "no active alarm" in reasons[3][2]
             assert "unknown command 'reboot'" in reasons[4][2] and "needs duration_s" in reasons[5][2]
-            assert "has no signal 'speed'" in reasons[6][2]
+            assert "has no signal 'speed'" in reasons[6][2] and "no active alarm" in reasons[7][2]
             assert not [d for d in col.alerts(asset="pump-1") if "acked_by" in d]  # nothing changed
 
             ack = {"asset": "pump-1", "kind": "threshold", "source": "vibration", "by": "ann", "note": "on it",

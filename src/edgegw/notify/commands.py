@@ -114,7 +114,11 @@ class CommandListener:
             reply.update(asset=parsed.asset, kind=parsed.kind, source=parsed.source, by=parsed.by)
             if parsed.request_id is not None:
                 reply["request_id"] = parsed.request_id
-            ok, reason = self.handler(command, parsed)
+            try:
+                ok, reason = self.handler(command, parsed)
+            except Exception as e:  # a bug: loud in the log, and the command loop goes on
+                log.exception("alarm command failed", command=command)
+                ok, reason = False, f"internal error: {type(e).__name__}"
         reply.update(ok=ok, reason=reason)
         if ok:
             self.taken += 1

@@ -102,7 +102,8 @@ class TargetQueue:
     async def run(self) -> None:
         syncer = asyncio.create_task(self._sync(), name=f"notify:{self.name}:sync")
         try:
-            self.sender = await asyncio.to_thread(self.make_sender)
+            if self.sender is None:
+                self.sender = await asyncio.to_thread(self.make_sender)
             while True:
                 rows = self._unfinished() or await self._next_batch()
                 await self._send(rows)

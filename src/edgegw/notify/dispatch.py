@@ -13,12 +13,14 @@ import contextlib
 import fnmatch
 import functools
 import time
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
 import orjson
 import structlog
 
+from edgegw.backoff import Backoff
 from edgegw.config import ConfigError, GatewayConfig
 from edgegw.notify.commands import AlarmCommand, CommandListener
 from edgegw.notify.config import SEVERITIES, EmailTarget, NotifyConfig, TargetBase, WebhookTarget
@@ -109,7 +111,7 @@ class Notifier:
             a = alert_from_dict(d)
             self.active[a.key] = a
             for q in self.queues:
-                if self._wants(q.target, a):
+                if self._takes(q, a):
                     q.notified.add(a.key)
 
     def alert(self, alert: Alert) -> None:
@@ -129,7 +131,7 @@ class Notifier:
         shelved = self._shelved(key)
         for q in self.queues:
             if alert.state == AlertState.RAISED:
-                send = self._wants(q.target, alert) and not (alert.kind == FAILED_KIND and alert.source == q.name)
+                send = self._takes(q, alert)
                 if send and not shelved:
                     q.notified.add(key)
                 else:
@@ -158,6 +160,10 @@ class Notifier:
             if quiet_for >= SETTLE_S or now >= give_up:
                 return
             await asyncio.sleep(SETTLE_S - quiet_for)
+
+    def _takes(self, q: TargetQueue, a: Alert) -> bool:
+        """Whether target `q` is sent raise `a`: its filters, and never its own notify_failed alarm."""
+        return self._wants(q.target, a) and not (a.kind == FAILED_KIND and a.source == q.name)
 
     def _wants(self, t: TargetBase, a: Alert) -> bool:
         if t.kinds and a.kind not in t.kinds:
@@ -237,7 +243,8 @@ class Notifier:
         kinds = ("threshold", "stale", "quality", "anomaly", "failure_risk")
         if c.asset in self._assets and c.kind not in kinds:
             return f"unknown kind {c.kind!r} (one of {', '.join(kinds)})"
-        if c.kind in ("threshold", "stale", "quality") and c.source not in self._assets[c.asset].signals:
+        if (c.asset in self._assets and c.kind in ("threshold", "stale", "quality")
+                and c.source not in self._assets[c.asset].signals):
             return f"asset {c.asset!r} has no signal {c.source!r}"
         return None
 
@@ -286,7 +293,7 @@ class Notifier:
             return
         payload = orjson.dumps(a.to_dict())
         for q in self.queues:
-            if key not in q.notified and self._wants(q.target, a) and not (a.kind == FAILED_KIND and a.source == q.name):
+            if key not in q.notified and self._takes(q, a):
                 q.notified.add(key)
                 self._queue(q, a.id, payload)
 
@@ -300,13 +307,24 @@ class Notifier:
 
     # -- running
 
+    async def _keep(self, name: str, job: Callable[[], Awaitable[None]]) -> None:
+        """Run `job` until cancelled; a bug that ends it is logged and it starts again."""
+        backoff = Backoff(1.0, 60.0)
+        while True:
+            try:
+                await job()
+            except Exception:
+                log.exception("notification task failed; restarting it", task=name)
+            await asyncio.sleep(backoff.next())
+
     async def run(self) -> None:
-        tasks = [asyncio.create_task(q.run(), name=f"notify:{q.name}") for q in self.queues]
-        tasks.append(asyncio.create_task(self._expire_shelves(), name="notify:shelves"))
+        jobs: list[tuple[str, Callable[[], Awaitable[None]]]] = [(f"notify:{q.name}", q.run) for q in self.queues]
+        jobs.append(("notify:shelves", self._expire_shelves))
         if self.journal is not None:
-            tasks.append(asyncio.create_task(self.journal.run(self.shelves), name="notify:journal"))
+            jobs.append(("notify:journal", functools.partial(self.journal.run, self.shelves)))
         if self.commands is not None:
-            tasks.append(asyncio.create_task(self.commands.run(), name="notify:commands"))
+            jobs.append(("notify:commands", self.commands.run))
+        tasks = [asyncio.create_task(self._keep(name, job), name=name) for name, job in jobs]
         log.info("notifications running", targets=[f"{q.name} ({q.where})" for q in self.queues],
                  queued=self.depth, journal=str(self.ncfg.journal_path) if self.journal else None)
         try:
