@@ -10,6 +10,8 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
+from typing import Any
 
 from tests.conftest import Broker
 from tests.helpers import Collector, example_config, publish, pump, running_gateway
@@ -125,3 +127,77 @@ async def test_rollups_for_every_asset_each_interval(mosquitto: Broker) -> None:
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
     first_end = got[0]["end"]
     assert {d["asset"] for d in got if d["end"] == first_end} == set(pumps)
+
+
+class _BrokenSink:
+    """A sink with a bug: every alert and rollup raises."""
+
+    name = "broken"
+    connected = True
+
+    def alert(self, alert: Any) -> None:
+        raise RuntimeError("sink bug")
+
+    def rollup(self, rollup: Any) -> None:
+        raise RuntimeError("sink bug")
+
+    async def close(self, timeout: float) -> None:
+        raise RuntimeError("sink bug")
+
+
+class _RecordingSink(_BrokenSink):
+    name = "recording"
+
+    def __init__(self) -> None:
+        self.alerts: list[Any] = []
+        self.rollups: list[Any] = []
+
+    def alert(self, alert: Any) -> None:
+        self.alerts.append(alert)
+
+    def rollup(self, rollup: Any) -> None:
+        self.rollups.append(rollup)
+
+    async def close(self, timeout: float) -> None:
+        return None
+
+
+async def test_a_sink_that_raises_costs_the_other_sinks_nothing(mosquitto: Broker) -> None:
+    """The broken sink is called first: the local broker and a second sink still get every alert and
+    rollup, the failure is counted per sink, and the source that found the alarm sees no error."""
+    port = mosquitto.port
+    cfg = example_config(port, "profiles.pump.signals.vibration.on_delay_s=0", "rollups.interval_s=1")
+    rec = _RecordingSink()
+    async with Collector(port, f"alerts/{cfg.gateway.site}/#") as sub, running_gateway(cfg) as gw:
+        gw.sinks.insert(0, _BrokenSink())  # type: ignore[arg-type]
+        gw.sinks.append(rec)  # type: ignore[arg-type]
+        t = time.time()
+        await publish(port, "plant/pumps/pump-1/telemetry", [pump(12.5, t + i * 0.1) for i in range(5)])
+        await sub.wait(lambda s: s.alerts(asset="pump-1", state="raised"))
+        await publish(port, "plant/pumps/pump-1/telemetry", [pump(3.0, t + 1 + i * 0.1) for i in range(60)])
+        await sub.wait(lambda s: s.alerts(asset="pump-1", state="cleared"))
+        for _ in range(100):
+            if rec.rollups:
+                break
+            await asyncio.sleep(0.05)
+        raised = [a.seq for a in rec.alerts if a.asset == "pump-1"]
+        assert len(raised) == 2 and raised == sorted(raised)
+        assert {d["seq"] for d in sub.alerts(asset="pump-1")} == set(raised)  # the same stamped alerts
+        assert rec.rollups
+        assert gw.sink_errors["broken"] >= 2 + len(rec.rollups)
+        assert "decoder_error" not in gw.engine.rejected, gw.engine.rejected
+    assert gw.sink_errors["broken"] > len(raised) + len(rec.rollups)  # its close raised too: the stop went on
+
+
+async def test_seq_survives_a_restart_without_upstream(mosquitto: Broker, tmp_path: Path) -> None:
+    port = mosquitto.port
+    cfg = example_config(port, "profiles.pump.signals.vibration.on_delay_s=0", f"gateway.state_dir={tmp_path}")
+    seqs = []
+    for run in range(2):
+        async with Collector(port, f"alerts/{cfg.gateway.site}/#") as sub, running_gateway(cfg):
+            t = time.time()
+            await publish(port, "plant/pumps/pump-2/telemetry", [pump(12.5 if run == 0 else 3.0, t + i * 0.1) for i in range(60)])
+            state = "raised" if run == 0 else "cleared"
+            seqs.append((await sub.wait(lambda s, st=state: s.alerts(asset="pump-2", state=st)))[0]["seq"])  # type: ignore[misc]
+    assert seqs[1] > seqs[0]  # the second start went on from the first one's last number
+    assert (tmp_path / f"{cfg.gateway.id}.seq").read_text().strip() == str(seqs[1])

@@ -36,8 +36,10 @@ async def test_metrics_topic_carries_the_figures(mosquitto: Broker) -> None:
     async with Collector(port, f"status/{gid}/metrics") as sub, running_gateway(cfg) as gw:
         first = (await sub.wait(lambda s: _metrics(s, gid), 15))[0]
         assert first["gateway"] == gid and first["uptime_s"] >= 0
-        assert first["sources"] == {"mqtt-0": {"connected": True}}
-        assert first["sinks"]["local"]["connected"] is True
+        src = first["sources"]["mqtt-0"]
+        assert list(first["sources"]) == ["mqtt-0"] and src["connected"] is True
+        assert src["connects"] == 1 and src["failures"] == 0 and src["connected_since"] <= first["ts"]
+        assert first["sinks"]["local"]["connected"] is True and first["sinks"]["local"]["connects"] == 1
         assert 5 < first["rss_mb"] < 2000 and first["peak_rss_mb"] > 0
         t = time.time() - 4
         good = [pump(12.5 if i > 20 else 3.0, t + i * 0.1) for i in range(40)]
@@ -123,6 +125,8 @@ async def test_prometheus_endpoint_on_localhost(mosquitto: Broker) -> None:
     assert "edgegw_readings_in_total 5.0" in text
     assert 'edgegw_rejected_total{reason="malformed_json"} 1.0' in text
     assert 'edgegw_connected{kind="source",name="mqtt-0"} 1.0' in text
+    assert 'edgegw_connects_total{kind="source",name="mqtt-0"} 1.0' in text
+    assert 'edgegw_connection_failures_total{kind="sink",name="local"} 0.0' in text
     assert 'edgegw_event_loop_lag_seconds{which="max"}' in text
     assert "edgegw_resident_memory_bytes" in text
     assert gw.health._prom_server is None  # shut down with the gateway
@@ -196,6 +200,7 @@ async def test_outbox_depth_while_upstream_is_down(mosquitto: Broker, tmp_path: 
         t = time.time() - 2
         await publish(port, "health6/pump-2/t", [pump(12.5, t + i * 0.1) for i in range(20)])
         m = await sub.wait(lambda s: [m for m in _metrics(s, gid) if (m["outbox_depth"] or 0) >= 1], 15)
-        assert m[-1]["sinks"]["upstream"]["connected"] is False
-        assert m[-1]["sinks"]["upstream"]["depth"] == m[-1]["outbox_depth"]
+        up = m[-1]["sinks"]["upstream"]
+        assert up["connected"] is False and up["depth"] == m[-1]["outbox_depth"] == up["queued"]
+        assert up["connects"] == 0 and up["failures"] >= 1 and up["disconnects"].get("refused", 0) >= 1
         assert gw.engine.readings_in >= 100

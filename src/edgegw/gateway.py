@@ -11,9 +11,12 @@ import contextlib
 import gc
 import math
 import signal
+import sys
 import time
 import uuid
-from typing import Any
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -23,10 +26,15 @@ from edgegw.engine.engine import Engine
 from edgegw.engine.models import ModelError, ModelSet
 from edgegw.health import Health
 from edgegw.intake import Intake
-from edgegw.records import Alert
+from edgegw.ratelimit import RateLimitedLog
+from edgegw.records import Alert, Rollup
+from edgegw.sequence import DurableSequencer, Sequencer
 from edgegw.sinks import Sink
 from edgegw.sinks.local import LocalSink
 from edgegw.sources import Source, build_sources
+
+if TYPE_CHECKING:
+    from edgegw.notify.dispatch import Notifier
 
 log = structlog.get_logger("edgegw.gateway")
 ROLLUP_CHUNK = 8  # rollups encoded per loop turn at the top of an interval
@@ -47,26 +55,28 @@ def load_models(cfg: GatewayConfig, config_path: str | None) -> dict[str, ModelS
     return out
 
 
-class Sequencer:
-    """Per-gateway monotonic sequence numbers for alerts and rollups."""
-
-    def __init__(self, start: int = 0) -> None:
-        self.value = start
-
-    def next(self) -> int:
-        self.value += 1
-        return self.value
+__all__ = ["Gateway", "Sequencer", "load_models"]
 
 
 class Gateway:
-    def __init__(self, cfg: GatewayConfig, config_path: str | None = None) -> None:
+    def __init__(self, cfg: GatewayConfig, config_path: str | None = None,
+                 models: dict[str, ModelSet] | None = None, state_dir: Path | None = None) -> None:
+        """`models` as the preflight loaded them (else loaded here); `state_dir` (default: the
+        configured `gateway.state_dir`) keeps seq across restarts."""
+        if state_dir is None and cfg.gateway.state_dir:
+            state_dir = Path(cfg.gateway.state_dir)
         self.cfg = cfg
         self.config_path = config_path
         self.ready = asyncio.Event()
         self.started = time.time()
-        self.seq = Sequencer()
+        self.seq: Sequencer = DurableSequencer(state_dir / f"{cfg.gateway.id}.seq") if state_dir else Sequencer()
+        if state_dir is None:
+            log.warning("no state directory: seq starts again at 1 (set gateway.state_dir)"
+                        if cfg.upstream is None else "no state directory: seq is kept by the outbox only")
         self.alerts_raised = 0
-        self.engine = Engine(cfg, self._on_alert, load_models(cfg, config_path))
+        self.sink_errors: dict[str, int] = {}  # sink name -> alerts and rollups it raised on
+        self._sink_log = RateLimitedLog(log)
+        self.engine = Engine(cfg, self._on_alert, models if models is not None else load_models(cfg, config_path))
         self.intake = Intake(self.engine, cfg.ingest)
         self.local = LocalSink(cfg)
         self.sinks: list[Sink] = [self.local]
@@ -74,11 +84,11 @@ class Gateway:
             from edgegw.sinks.bridge import build as build_bridge
 
             self.sinks.append(build_bridge(cfg, self.seq, self._on_alert, self.engine))
-        self.notifier = None
+        self.notifier: Notifier | None = None
         if cfg.notify is not None:
             from edgegw.notify.dispatch import build as build_notifier
 
-            self.notifier = build_notifier(cfg, self._on_alert)
+            self.notifier = build_notifier(cfg, self._on_alert, state_dir)
             self.sinks.append(self.notifier)
         self.sources: list[Source] = build_sources(cfg, self.intake)
         self.health = Health(self)
@@ -92,11 +102,27 @@ class Gateway:
         rec.site = self.cfg.gateway.site
 
     def _on_alert(self, alert: Alert) -> None:
+        """Stamp once, then every sink in its own guard: one that raises is counted and logged,
+        the others still get the alert, and nothing reaches the source or hop that found it."""
         self._stamp(alert)
         if alert.state == "raised":
             self.alerts_raised += 1
         for s in self.sinks:
-            s.alert(alert)
+            try:
+                s.alert(alert)
+            except Exception as e:  # a sink's bug must not cost the other sinks the alarm
+                self._sink_failed(s, "alert", e)
+
+    def _hand(self, sink: Sink, give: Callable[[Rollup], None], r: Rollup) -> None:
+        try:
+            give(r)
+        except Exception as e:  # as in _on_alert
+            self._sink_failed(sink, "rollup", e)
+
+    def _sink_failed(self, sink: Sink, what: str, e: Exception) -> None:
+        n = self.sink_errors[sink.name] = self.sink_errors.get(sink.name, 0) + 1
+        self._sink_log.error(f"sink:{sink.name}", "sink failed; the other sinks still got it", sink=sink.name,
+                             what=what, total=n, error=repr(e), exc_info=e)
 
     async def _rollups(self, start: float, end: float) -> None:
         """Hand the interval's rollups to the sinks a few at a time: encoding 50 of them at once
@@ -106,7 +132,7 @@ class Gateway:
                 await asyncio.sleep(0.005)  # let the sources drain what arrived meanwhile
             self._stamp(r)
             for s in self.sinks:
-                s.rollup(r)
+                self._hand(s, s.rollup, r)
 
     def reload_models(self) -> None:
         """SIGHUP: load models again; a bad file keeps the old model serving."""
@@ -150,13 +176,12 @@ class Gateway:
             loop.add_signal_handler(signal.SIGHUP, self.reload_models)
         try:
             async with asyncio.TaskGroup() as tg:
+                # Alarms active before the restart go to the engine when the local sink has read them back,
+                # however late the broker comes; sources wait for that a few seconds at most.
+                self.local.on_restored = self._restored
                 sink_tasks = [tg.create_task(s.run(), name=f"sink:{s.name}") for s in self.sinks]
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.local.first_connect.wait(), 3.0)
-                for d in self.local.restored:
-                    self.engine.restore(d.get("asset", ""), d.get("kind", ""), d.get("source", ""), _level(d))
-                if self.notifier is not None:
-                    self.notifier.restore(self.local.restored)
                 source_tasks = [tg.create_task(s.run(), name=f"source:{s.name}") for s in self.sources]
                 ticker = tg.create_task(self._ticker(), name="ticker")
                 watchdog = tg.create_task(sdnotify.watchdog_loop(), name="watchdog")
@@ -172,13 +197,24 @@ class Gateway:
                 self.engine.run_hops()
                 await _cancel([ticker, watchdog, health])
                 for s in self.sinks:
-                    await s.close(2.0)
+                    try:
+                        await s.close(2.0)
+                    except Exception as e:  # the other sinks still drain
+                        self._sink_failed(s, "close", e)
                 await asyncio.wait(sink_tasks, timeout=3.0)
                 await _cancel(sink_tasks)
         finally:
+            self.seq.close()
             if own_signals:
                 for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                     loop.remove_signal_handler(sig)
+
+
+    def _restored(self, alarms: list[dict[str, Any]]) -> None:
+        for d in alarms:
+            self.engine.restore(d.get("asset", ""), d.get("kind", ""), d.get("source", ""), _level(d))
+        if self.notifier is not None:
+            self.notifier.restore(alarms)
 
 
 async def _cancel(tasks: list[asyncio.Task[Any]], grace: float = 1.0) -> None:
@@ -207,17 +243,18 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from edgegw.check import load_or_report
+    from edgegw.check import prepare_or_report
     from edgegw.log import setup
 
-    cfg = load_or_report(args.config, args.set)
-    if cfg is None:
+    ready = prepare_or_report(args.config, args.set)  # the same preflight as `edgegw check`
+    if ready is None:
         return EX_CONFIG
+    cfg = ready.cfg
     setup(cfg.log.level, cfg.log.format)
     try:
-        gw = Gateway(cfg, args.config)
+        gw = Gateway(cfg, args.config, ready.models, ready.state_dir)
     except (ModelError, ConfigError) as e:
-        print(f"{args.config}: {e}", file=__import__("sys").stderr)
+        print(f"{args.config}: {e}", file=sys.stderr)
         return EX_CONFIG
     # Everything built so far (modules, config, models: ~55k objects) lives as long as the
     # process. Frozen, a full collection walks only what came later (~2k objects): ~1-2 ms

@@ -79,17 +79,17 @@ def sink_depth(sink: object) -> int | None:
     return int(d) if isinstance(d, int | float) else None
 
 
-def sink_stats(sink: object) -> dict[str, Any]:
-    """A sink's own counters (`stats()`, e.g. the bridge's published/replayed/outbox figures)."""
-    f = getattr(sink, "stats", None)
-    if not callable(f):
-        return {}
-    try:
-        d = f()
-    except Exception as e:  # a metric must never take the daemon down
-        log.warning("sink stats unavailable", sink=getattr(sink, "name", "?"), error=str(e))
-        return {}
-    return {k: v for k, v in d.items() if k != "connected"} if isinstance(d, dict) else {}
+def part_stats(part: object) -> dict[str, Any]:
+    """A source's or sink's own typed counters (`stats()`: the runtime's connection figures, the
+    bridge's outbox, ...); `connected` always, from the part itself."""
+    d: Any = {}
+    f = getattr(part, "stats", None)
+    if callable(f):
+        try:
+            d = f()
+        except Exception as e:  # a metric must never take the daemon down
+            log.warning("stats unavailable", part=getattr(part, "name", "?"), error=str(e))
+    return {**(d if isinstance(d, dict) else {}), "connected": bool(getattr(part, "connected", False))}
 
 
 class LoopLag:
@@ -147,9 +147,10 @@ class Health:
         outbox: int | None = None
         for s in gw.sinks:
             depth = sink_depth(s)
-            sinks[s.name] = {"connected": bool(getattr(s, "connected", False)), "depth": depth, **sink_stats(s)}
+            sinks[s.name] = {"depth": depth, **part_stats(s)}
             if s is not gw.local and depth is not None:
                 outbox = (outbox or 0) + depth
+        local = sinks.get(gw.local.name, {})
         rejected = dict(e.rejected)
         hop = percentiles_ms(e.hop_seconds)
         return {
@@ -171,10 +172,10 @@ class Health:
                 "last": round(self.lag.last_s * 1000, 2),
                 "max": round((self.lag.max_s if lag_max_s is None else lag_max_s) * 1000, 2),
             },
-            "sources": {s.name: {"connected": bool(s.connected)} for s in gw.sources},
+            "sources": {s.name: part_stats(s) for s in gw.sources},
             "sinks": sinks,
-            "local_queue": gw.local.depth,
-            "local_dropped": getattr(gw.local, "dropped", 0),
+            "local_queue": local.get("depth"),
+            "local_dropped": local.get("dropped", 0),
             "outbox_depth": outbox,
             "models": sorted(e.models),
             "rss_mb": round(rss_mb(), 1),
@@ -291,6 +292,17 @@ class _PrometheusView:
         for name, d in sorted(s["sinks"].items()):
             conn.add_metric(["sink", name], float(d["connected"]))
         yield conn
+        connects = CounterMetricFamily("edgegw_connects", "Connections made, per source and sink.", labels=["kind", "name"])
+        failures = CounterMetricFamily("edgegw_connection_failures",
+                                       "Connection attempts failed and connections lost, per source and sink.",
+                                       labels=["kind", "name"])
+        for kind, parts in (("source", s["sources"]), ("sink", s["sinks"])):
+            for name, d in sorted(parts.items()):
+                if "connects" in d:
+                    connects.add_metric([kind, name], d["connects"])
+                    failures.add_metric([kind, name], d["failures"])
+        yield connects
+        yield failures
         q = GaugeMetricFamily("edgegw_sink_depth", "Messages held by a sink, not yet delivered.", labels=["sink"])
         for name, d in sorted(s["sinks"].items()):
             if d["depth"] is not None:

@@ -16,6 +16,12 @@ class RateLimitedLog:
         self._suppressed: dict[str, int] = {}
 
     def warning(self, key: str, event: str, **kw: Any) -> None:
+        self._emit(self._log.warning, key, event, kw)
+
+    def error(self, key: str, event: str, **kw: Any) -> None:
+        self._emit(self._log.error, key, event, kw)
+
+    def _emit(self, level: Any, key: str, event: str, kw: dict[str, Any]) -> None:
         now = time.monotonic()
         last = self._last.get(key)
         if last is not None and now - last < self._interval:
@@ -25,4 +31,4 @@ class RateLimitedLog:
         n = self._suppressed.pop(key, 0)
         if n:
             kw["suppressed"] = n
-        self._log.warning(event, **kw)
+        level(event, **kw)

@@ -21,7 +21,9 @@ def test_short_form_is_the_targets_with_defaults(tmp_path: Path) -> None:
     assert [t.name for t in n.targets] == ["email-0", "webhook-1"]
     assert n.targets[0].smtp.port_or_default == 465 and n.targets[0].digest_s == 5
     assert n.targets[1].digest_s == 0 and n.targets[1].min_severity == "warning"
-    assert str(n.journal_path) == "/var/lib/edgegw/alarms.db" and n.commands.topic == "cmd/{gateway}/alarms"
+    assert n.state_dir is None and n.commands.topic == "cmd/{gateway}/alarms"
+    assert n.journal_path(n.folder(None)) == Path("/var/lib/edgegw/alarms.db")
+    assert n.folder(Path("/run/state")) == Path("/run/state")
 
 
 def test_secrets_come_from_files(tmp_path: Path) -> None:
@@ -69,4 +71,4 @@ def test_a_ca_file_tls_cannot_use_is_a_config_error(tmp_path: Path) -> None:
     (tmp_path / "ca.pem").write_text("not a certificate\n")
     with pytest.raises(ConfigError) as e:
         notify_config(tmp_path, 1883, [{"type": "webhook", "url": "https://x.example", "ca_file": str(tmp_path / "ca.pem")}])
-    assert any("notify.targets.0: ca_file: cannot use" in p for p in e.value.problems), e.value.problems
+    assert any("notify.targets.0.ca_file: cannot use" in p for p in e.value.problems), e.value.problems

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from edgegw.notify.config import JournalConfig
+from edgegw.config.notify import JournalConfig
 from edgegw.notify.journal import Journal, parse_since, read
 
 

@@ -121,8 +121,8 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 async def test_tls_refused_without_the_ca_works_with_it(broker_factory, pki, tmp_path: Path) -> None:
     broker, plain = tls_broker(broker_factory, pki, mtls=False)
     async with running_bridge(upstream_cfg(tmp_path, broker.port, "upstream.tls_enabled=true")) as b:
-        await until(lambda: b.last_error and "CERTIFICATE_VERIFY_FAILED" in b.last_error)
-        assert not b.connected and b.connects == 0, "the system store does not know the test CA"
+        await until(lambda: b.link.last_error and "CERTIFICATE_VERIFY_FAILED" in b.link.last_error)
+        assert not b.connected and b.link.connects == 0, "the system store does not know the test CA"
     async with Observer(plain, ident="tls-observer") as obs, \
             running_bridge(upstream_cfg(tmp_path, broker.port, f"upstream.tls.ca_file={pki['ca']}")) as b:
         await until(lambda: b.connected)
@@ -133,14 +133,14 @@ async def test_tls_refused_without_the_ca_works_with_it(broker_factory, pki, tmp
     async with running_bridge(example_config(
             1883, "upstream.host=localhost.localdomain", f"upstream.port={broker.port}",
             f"upstream.tls.ca_file={pki['ca']}", f"upstream.outbox.path={tmp_path}/h.db")) as b:
-        await until(lambda: b.last_error is not None)
+        await until(lambda: b.link.last_error is not None)
         assert not b.connected
 
 
 async def test_mtls_client_certificate(broker_factory, pki, tmp_path: Path) -> None:
     broker, plain = tls_broker(broker_factory, pki, mtls=True)
     async with running_bridge(upstream_cfg(tmp_path, broker.port, f"upstream.tls.ca_file={pki['ca']}")) as b:
-        await until(lambda: b.last_error is not None)
+        await until(lambda: b.link.last_error is not None)
         assert not b.connected, "the broker wants a client certificate"
     async with Observer(plain, ident="mtls-observer") as obs, running_bridge(upstream_cfg(
             tmp_path, broker.port, f"upstream.tls.ca_file={pki['ca']}", f"upstream.tls.cert_file={pki['client']}",

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
+import aiomqtt
+
+from edgegw.backoff import Backoff
+from edgegw.gateway import Gateway
 from edgegw.records import Alert, AlertState, Rollup, Severity, SignalStats
 from edgegw.sinks.local import LocalSink
-from tests.helpers import Collector, example_config
+from tests.helpers import Collector, example_config, publish, pump
+from tests.sinks.test_bridge import AS_INVOKER, NO_DELAYS
 
 
 async def test_alert_overtakes_queued_rollups_and_metrics(mosquitto) -> None:
@@ -40,3 +46,60 @@ async def test_alert_overtakes_queued_rollups_and_metrics(mosquitto) -> None:
     seqs = [int(p.split(b'"seq":')[1].split(b",")[0]) for t, p, _ in col.messages if t.startswith("rollups/")]
     assert seqs == list(range(1, 201))
     assert sink.depth == 0 and sink.dropped == 0
+
+
+async def test_restored_alarm_clears_when_the_local_broker_comes_late(broker_factory) -> None:
+    """The broker is down when the gateway starts and comes up 10 s later (beyond the 3 s the gateway
+    waits before starting its sources): the alarm it kept retained from the previous run is handed to
+    the engine when the sink has read it back, and a normal reading clears it."""
+    b = broker_factory(persist=True, extra_conf=AS_INVOKER)
+    cfg = example_config(b.port, *NO_DELAYS)
+    gid, site = cfg.gateway.id, cfg.gateway.site
+    topic = f"alerts/{site}/pump-1/threshold/vibration"
+    before = {"id": "old", "seq": 7, "gateway": gid, "site": site, "asset": "pump-1", "kind": "threshold",
+              "source": "vibration", "state": "raised", "severity": "warning", "level": "hi", "value": 12.5}
+    async with aiomqtt.Client("127.0.0.1", b.port) as c:
+        await c.publish(topic, json.dumps(before).encode(), qos=1, retain=True)
+    b.stop()
+
+    gw = Gateway(cfg)
+    gw.local.backoff = Backoff(0.2, 1.0)
+    gw.sources[0].backoff = Backoff(0.2, 1.0)  # type: ignore[attr-defined]
+    stop = asyncio.Event()
+    task = asyncio.create_task(gw.run(stop))
+    try:
+        await asyncio.wait_for(gw.ready.wait(), 15)
+        await asyncio.sleep(10)
+        assert not gw.local.restore_done and not gw.local.connected
+        b.start()
+        async with Collector(b.port, f"alerts/{site}/#") as sub:
+            await sub.wait(lambda _: gw.local.restore_done and gw.sources[0].connected, 20)
+            assert [d["id"] for d in gw.local.restored] == ["old"]
+            await publish(b.port, "plant/pumps/pump-1/telemetry", [pump(3.0, time.time() + i * 0.1) for i in range(5)])
+            await sub.wait(lambda s: s.alerts(asset="pump-1", kind="threshold", state="cleared"), 10)
+            await sub.wait(lambda s: (topic, b"", True) in s.messages or (topic, b"", False) in s.messages, 10)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+    [cleared] = sub.alerts(asset="pump-1", kind="threshold", state="cleared")
+    assert cleared["source"] == "vibration"
+    raises = [d for d in sub.alerts(asset="pump-1", kind="threshold", state="raised") if not d["_retained"]]
+    assert all(d["id"] == "old" for d in raises), "the old raise is re-published, no new one"
+
+
+def test_a_full_queue_drops_rollups_before_any_alert() -> None:
+    cfg = example_config(1883)
+    sink = LocalSink(cfg, max_queue=10)
+    now = time.time()
+    gw, site = cfg.gateway.id, cfg.gateway.site
+    for i in range(3):
+        sink.alert(Alert(f"pump-{i}", "threshold", "vibration", AlertState.RAISED, Severity.WARNING, now,
+                         {"value": 12.5}, "vibration high", gateway=gw, site=site, seq=i + 1))
+    for i in range(20):
+        sink.rollup(Rollup(f"pump-{i}", now - 60, now, {"vibration": SignalStats()}, gateway=gw, site=site, seq=100 + i))
+    assert sink.depth == 10 and sink.dropped == 13 and sink.dropped_alerts == 0
+    for i in range(12):
+        sink.alert(Alert(f"pump-{i}", "stale", "flow", AlertState.RAISED, Severity.WARNING, now,
+                         {}, "silent", gateway=gw, site=site, seq=200 + i))
+    assert sink.depth == 10 and sink.dropped_alerts == 5  # 7 rollups went first, then the oldest alerts
+    assert sink.stats()["dropped_alerts"] == 5 and sink.stats()["queued"] == 10

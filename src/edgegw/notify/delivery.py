@@ -25,8 +25,8 @@ from typing import Any, Protocol
 import structlog
 
 from edgegw.backoff import Backoff
+from edgegw.config.notify import TargetBase
 from edgegw.notify import DeliveryError
-from edgegw.notify.config import TargetBase
 from edgegw.ratelimit import RateLimitedLog
 from edgegw.sinks.outbox import Kind, Outbox, OutboxBusy, Row
 

@@ -15,6 +15,7 @@ import functools
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -22,8 +23,8 @@ import structlog
 
 from edgegw.backoff import Backoff
 from edgegw.config import ConfigError, GatewayConfig
+from edgegw.config.notify import SEVERITIES, EmailTarget, NotifyConfig, TargetBase, WebhookTarget, queue_file
 from edgegw.notify.commands import AlarmCommand, CommandListener
-from edgegw.notify.config import SEVERITIES, EmailTarget, NotifyConfig, TargetBase, WebhookTarget
 from edgegw.notify.delivery import QueueBusy, Sender, TargetQueue
 from edgegw.notify.journal import Journal, Key, Shelf
 from edgegw.records import Alert, AlertState, Rollup, Severity, iso
@@ -71,7 +72,8 @@ def alert_from_dict(d: dict[str, Any]) -> Alert:
 class Notifier:
     """The `notify` sink. `emit` is the gateway's alert entry (stamps and fans out to every sink)."""
 
-    def __init__(self, cfg: GatewayConfig, emit: Any = None) -> None:
+    def __init__(self, cfg: GatewayConfig, emit: Any = None, state_dir: Path | None = None) -> None:
+        """`state_dir`: the gateway's, where queues and journal live unless `notify.state_dir` says."""
         assert cfg.notify is not None
         self.name = "notify"
         self.connected = True  # no target failing (refreshed each second)
@@ -79,14 +81,16 @@ class Notifier:
         self.ncfg: NotifyConfig = cfg.notify
         self.emit = emit
         gw = cfg.gateway.id
+        self.folder = self.ncfg.folder(state_dir)
+        self.journal_path = self.ncfg.journal_path(self.folder)
         self.queues: list[TargetQueue] = []
         try:
             for t in self.ncfg.targets:
-                self.queues.append(TargetQueue(t, self.ncfg.queue_path(t), functools.partial(_sender, t, gw),
+                self.queues.append(TargetQueue(t, queue_file(self.folder, t), functools.partial(_sender, t, gw),
                                                self._failing, self.settle))
         except QueueBusy as e:
             raise ConfigError([f"notify.state_dir: {e}"]) from None
-        self.journal = Journal(self.ncfg.journal_path, self.ncfg.journal) if self.ncfg.journal.enabled else None
+        self.journal = Journal(self.journal_path, self.ncfg.journal) if self.ncfg.journal.enabled else None
         self.shelves: dict[Key, Shelf] = self.journal.load_shelves() if self.journal else {}
         self.commands = CommandListener(cfg, self.command) if self.ncfg.commands.enabled else None
         self.active: dict[Key, Alert] = {}
@@ -326,7 +330,7 @@ class Notifier:
             jobs.append(("notify:commands", self.commands.run))
         tasks = [asyncio.create_task(self._keep(name, job), name=name) for name, job in jobs]
         log.info("notifications running", targets=[f"{q.name} ({q.where})" for q in self.queues],
-                 queued=self.depth, journal=str(self.ncfg.journal_path) if self.journal else None)
+                 queued=self.depth, journal=str(self.journal_path) if self.journal else None)
         try:
             await self._closing.wait()
             self._flush()
@@ -358,5 +362,5 @@ class Notifier:
         return out
 
 
-def build(cfg: GatewayConfig, emit: Any = None) -> Notifier:
-    return Notifier(cfg, emit)
+def build(cfg: GatewayConfig, emit: Any = None, state_dir: Path | None = None) -> Notifier:
+    return Notifier(cfg, emit, state_dir)

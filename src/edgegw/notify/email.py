@@ -8,8 +8,8 @@ from typing import Any
 import aiosmtplib
 import orjson
 
+from edgegw.config.notify import EmailTarget
 from edgegw.notify import DeliveryError, message
-from edgegw.notify.config import EmailTarget
 
 
 class EmailSender:

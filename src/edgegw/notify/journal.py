@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 import structlog
 
-from edgegw.notify.config import JournalConfig
+from edgegw.config.notify import JournalConfig
 
 log = structlog.get_logger("edgegw.notify.journal")
 
@@ -227,17 +227,20 @@ def configure(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     path = Path(args.journal or "/var/lib/edgegw/alarms.db")
     if args.config and not args.journal:
-        from edgegw.check import load_or_report
-        from edgegw.config import EX_CONFIG
+        from edgegw.config import EX_CONFIG, ConfigError, load_config
 
-        cfg = load_or_report(args.config, args.set)
-        if cfg is None:
+        try:  # the config alone: the running gateway holds its outbox, a full preflight would refuse
+            cfg = load_config(args.config, args.set)
+        except ConfigError as e:
+            print("\n".join(e.problems), file=sys.stderr)
             return EX_CONFIG
         if cfg.notify is None or not cfg.notify.journal.enabled:
             print(f"edgegw alarms: {args.config} keeps no alarm journal (no notify section, or journal.enabled false)",
                   file=sys.stderr)
             return 1
-        path = cfg.notify.journal_path
+        from edgegw.preflight import state_dir_of
+
+        path = cfg.notify.journal_path(cfg.notify.folder(state_dir_of(cfg)[0]))
     try:
         since = parse_since(args.since)
     except ValueError as e:

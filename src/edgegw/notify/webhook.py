@@ -7,8 +7,8 @@ import ssl
 
 import httpx
 
+from edgegw.config.notify import WebhookTarget
 from edgegw.notify import DeliveryError
-from edgegw.notify.config import WebhookTarget
 
 
 class WebhookSender:

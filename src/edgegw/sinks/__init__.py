@@ -3,6 +3,7 @@ own connection loop; `close()` drains what it can within a deadline."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol
 
 from edgegw.records import Alert, Rollup
@@ -10,9 +11,15 @@ from edgegw.records import Alert, Rollup
 
 class Sink(Protocol):
     name: str
-    connected: bool
+
+    @property
+    def connected(self) -> bool: ...
 
     def alert(self, alert: Alert) -> None: ...
+
+    def stats(self) -> Mapping[str, object]:
+        """Typed counters (a TypedDict with the runtime's LinkStats) that health publishes."""
+        ...
 
     def rollup(self, rollup: Rollup) -> None: ...
 

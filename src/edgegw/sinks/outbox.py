@@ -10,6 +10,15 @@ message is sent again (at-least-once; consumers de-duplicate by id).
 
 Bounded on disk: when the stored messages would exceed the cap, the oldest readings go first,
 then the oldest rollups; alerts only when nothing else is left. Every dropped message is counted.
+A message the server will never take (too large, refused for good) is moved to the `dead_letter`
+table (the last DEAD_LETTER_KEEP of them, with the reason), counted, and leaves the queue.
+
+A full disk does not stop the gateway: the outbox keeps a reserve file next to the database
+(`<path>.reserve`, RESERVE of the cap) and gives it up the moment a write fails for want of
+space, so the write is tried again and acknowledgements can still commit; while space is short
+the WAL is checkpointed and truncated at every sync. Messages a failed write could not store are
+kept in memory (`unstored`, bounded) and stored again once writes succeed; `space_short` says
+so for the bridge's alarm. When the partition has room again the reserve is taken back.
 
 A file that SQLite cannot read is moved aside (`<path>.corrupt-<time>`) and a fresh outbox is
 started; a path that cannot be opened at all falls back to memory. Either way the daemon runs
@@ -24,19 +33,29 @@ import os
 import sqlite3
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypedDict
 
 import structlog
+
+from edgegw.ratelimit import RateLimitedLog
 
 log = structlog.get_logger("edgegw.sinks.outbox")
 
 ROW_OVERHEAD = 32  # bytes a row costs beyond topic and payload (rowid, header, cell pointer)
 SEQ_SKIP_AFTER_POWER_LOSS = 1000  # seq numbers skipped after an unclean reboot: a visible gap, never reuse
 _WAL_CHECKPOINT_BYTES = 4 << 20
+UNSTORED_MAX = 10_000  # messages held in memory while the disk refuses writes
+_SQLITE_FULL = 13
+
+
+def reserve_bytes(max_bytes: int) -> int:
+    """Headroom kept on the partition for the outbox's own use: 1/8 of the cap, 128 KiB to 4 MiB."""
+    return max(128 << 10, min(4 << 20, max_bytes // 8))
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -48,7 +67,16 @@ CREATE TABLE IF NOT EXISTS outbox (
 );
 CREATE INDEX IF NOT EXISTS outbox_kind ON outbox (kind, id);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value);
+CREATE TABLE IF NOT EXISTS dead_letter (
+    id INTEGER PRIMARY KEY,
+    kind INTEGER NOT NULL,
+    topic TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    reason TEXT NOT NULL,
+    ts REAL NOT NULL
+);
 """
+DEAD_LETTER_KEEP = 1000  # undeliverable messages kept for inspection; the oldest go beyond that
 
 
 class Kind(IntEnum):
@@ -64,6 +92,22 @@ class Row:
     id: int
     topic: str
     payload: bytes
+
+
+class OutboxStats(TypedDict):
+    queued: int
+    bytes: int
+    max_bytes: int
+    written: int
+    acked: int
+    dropped: dict[str, int]
+    dead_lettered: dict[str, int]
+    write_errors: int
+    lost_to_damage: int
+    durable: bool
+    space_short: bool
+    held_in_memory: int  # messages a failed write left in memory, to be stored again
+    lost_unstored: int
 
 
 class OutboxBusy(Exception):
@@ -106,6 +150,7 @@ class Outbox:
         self.problems: list[str] = []  # what went wrong opening the file, for the bridge to report
         self.in_memory = False
         self.dropped = {k.name.lower(): 0 for k in Kind}
+        self.dead_lettered = {k.name.lower(): 0 for k in Kind}
         self.put_count = 0
         self.acked = 0
         self.write_errors = 0
@@ -119,8 +164,18 @@ class Outbox:
         self._sync_db: sqlite3.Connection | None = None
         self._sync_lock = threading.Lock()  # a cancelled sync may still be running in its thread
         self.closed = False
+        self.unstored: deque[tuple[Kind, str, bytes, int]] = deque()  # failed writes, stored again later
+        self.lost_unstored = 0
+        self.space_short = False  # a write failed for want of space; cleared once the reserve is back
+        self.last_write_error: str | None = None
+        self._pending: list[tuple[Kind, str, bytes, int]] = []  # puts of the open transaction
+        self._reserve = self.path + ".reserve"
+        self._reserve_size = reserve_bytes(max_bytes)
+        self._rl = RateLimitedLog(log)
         self._db = self._open()
         self._load()
+        if not self.in_memory:
+            self._take_reserve()
 
     # ------------------------------------------------------------------ opening
 
@@ -252,14 +307,16 @@ class Outbox:
         """Insert a message in the open transaction; it is published once `commit()` ran. Returns its id."""
         size = len(topic) + len(payload) + ROW_OVERHEAD
         self.last_id += 1
+        self._pending.append((kind, topic, payload, seq))
         try:
             if self.bytes + size > self.max_bytes:
                 self._make_room(size)
             self._begin()
             self._db.execute("INSERT INTO outbox VALUES (?, ?, ?, ?, ?)", (self.last_id, int(kind), size, topic, payload))
         except sqlite3.Error as e:
-            self._write_failed(e)
-            return 0
+            if not (self._space_freed(e) and self._retry_insert(kind, size, topic, payload)):
+                self._write_failed(e)
+                return 0
         self.count += 1
         self.bytes += size
         self.put_count += 1
@@ -303,31 +360,121 @@ class Outbox:
             self.bytes -= int(row[0])
             self.acked += 1
 
+    def dead_letter(self, msg_id: int, reason: str) -> Kind | None:
+        """Move an undeliverable message out of the queue into `dead_letter`; its kind, None if gone."""
+        try:
+            self._begin()
+            row = self._db.execute("DELETE FROM outbox WHERE id = ? RETURNING kind, size, topic, payload",
+                                   (msg_id,)).fetchone()
+            if row is None:
+                return None
+            kind, size, topic, payload = row
+            self._db.execute("INSERT OR REPLACE INTO dead_letter VALUES (?, ?, ?, ?, ?, ?)",
+                             (msg_id, kind, topic, payload, reason, time.time()))
+            self._db.execute("DELETE FROM dead_letter WHERE id <= (SELECT id FROM dead_letter ORDER BY id DESC "
+                             "LIMIT 1 OFFSET ?)", (DEAD_LETTER_KEEP,))
+        except sqlite3.Error as e:
+            self._write_failed(e)
+            return None
+        self.count -= 1
+        self.bytes -= int(size)
+        k = Kind(int(kind))
+        self.dead_lettered[k.name.lower()] += 1
+        return k
+
+    def read_ids(self, ids: list[int]) -> list[Row]:
+        """Committed messages with these ids (those still queued), oldest first."""
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        rows = self._db.execute(f"SELECT id, topic, payload FROM outbox WHERE id IN ({marks}) ORDER BY id",
+                                ids).fetchall()
+        return [Row(r[0], r[1], bytes(r[2])) for r in rows if r[0] <= self.committed_id]
+
     def commit(self) -> bool:
         """Commit puts and acks (no fsync); True when something was committed."""
         if not self._tx:
             return False
         try:
-            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('seq', ?), ('last_id', ?)", (self.seq_hwm, self.last_id))
-            self._db.execute("COMMIT")
+            self._commit_tx()
         except sqlite3.Error as e:
-            self._write_failed(e)
-            return False
+            if not (self._space_freed(e) and self._db.in_transaction and self._retry(self._commit_tx)):
+                self._write_failed(e)
+                return False
         self._tx = False
+        self._pending.clear()
         self.committed_id = self.last_id
         self._dirty_since_sync = True
         return True
 
+    def _commit_tx(self) -> None:
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES ('seq', ?), ('last_id', ?)", (self.seq_hwm, self.last_id))
+        self._db.execute("COMMIT")
+
+    def _retry(self, op: Callable[[], None]) -> bool:
+        try:
+            op()
+        except sqlite3.Error:
+            return False
+        return True
+
+    def _retry_insert(self, kind: Kind, size: int, topic: str, payload: bytes) -> bool:
+        def insert() -> None:
+            self._begin()
+            self._db.execute("INSERT INTO outbox VALUES (?, ?, ?, ?, ?)", (self.last_id, int(kind), size, topic, payload))
+        return self._retry(insert)
+
+    def _space_freed(self, e: sqlite3.Error) -> bool:
+        """The disk is full: give up the reserve so the failed write can be tried once more."""
+        if getattr(e, "sqlite_errorcode", None) != _SQLITE_FULL and "full" not in str(e):
+            return False
+        if not self.space_short:
+            log.error("disk full under the outbox: using its reserved headroom", path=self.path, error=str(e))
+        self.space_short = True
+        self.last_write_error = str(e)
+        try:
+            os.unlink(self._reserve)
+        except FileNotFoundError:
+            return False
+        except OSError:
+            return False
+        return True
+
+    def _take_reserve(self) -> bool:
+        """(Re)claim the headroom file; False when the partition has no room for it."""
+        try:
+            fd = os.open(self._reserve, os.O_WRONLY | os.O_CREAT, 0o600)
+            try:
+                os.posix_fallocate(fd, 0, self._reserve_size)
+            finally:
+                os.close(fd)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(self._reserve)
+            return False
+        return True
+
     def _write_failed(self, e: sqlite3.Error) -> None:
-        """Disk full, I/O error: what the open transaction held is lost; counted and logged, never raised."""
+        """Disk full, I/O error: what the open transaction held is kept in memory to be stored again
+        (`retry_unstored`), up to UNSTORED_MAX; counted and logged (rate-limited), never raised."""
         self.write_errors += 1
-        lost = self.last_id - self.committed_id
-        if self._tx:
+        self.last_write_error = str(e)
+        if getattr(e, "sqlite_errorcode", None) == _SQLITE_FULL or "full" in str(e):
+            self.space_short = True
+        if self._tx or self._db.in_transaction:
             with contextlib.suppress(sqlite3.Error):
                 self._db.execute("ROLLBACK")
             self._tx = False
-        log.error("outbox write failed; uncommitted messages lost", error=str(e), lost=lost,
-                  write_errors=self.write_errors)
+        for item in self._pending:
+            if item[0] == Kind.READING:
+                self.lost_unstored += 1  # readings are sampled again; not worth memory
+            elif len(self.unstored) < UNSTORED_MAX:
+                self.unstored.append(item)
+            else:
+                self.lost_unstored += 1
+        self._pending.clear()
+        self._rl.warning("write", "outbox write failed; messages held in memory until it works again", error=str(e),
+                         held=len(self.unstored), lost=self.lost_unstored, write_errors=self.write_errors)
         self.last_id = self.committed_id
         if _corrupt(e):
             self._replace(e)
@@ -338,6 +485,14 @@ class Outbox:
         except sqlite3.DatabaseError as e2:
             if _corrupt(e2):
                 self._replace(e2)
+
+    def retry_unstored(self) -> int:
+        """Store again what failed writes left in memory, oldest first; how many are still held."""
+        held, self.unstored = self.unstored, deque()
+        for kind, topic, payload, seq in held:
+            self.put(kind, topic, payload, seq)  # a failure puts it (and the rest of the transaction) back
+        self.commit()
+        return len(self.unstored)
 
     def _make_room(self, need: int) -> None:
         """Drop the oldest messages of the least important kind until `need` more bytes fit."""
@@ -400,7 +555,7 @@ class Outbox:
         a file descriptor of our own, the checkpoint through a connection of its own (PASSIVE: never
         blocks the writer).
         """
-        if self.in_memory or not self._dirty_since_sync:
+        if self.in_memory or not (self._dirty_since_sync or self.space_short):
             return
         with self._sync_lock:
             if not self.closed:
@@ -414,14 +569,24 @@ class Outbox:
                 self._wal_fd = os.open(wal, os.O_RDONLY)
                 _fsync_dir(os.path.dirname(os.path.abspath(wal)))  # the WAL's directory entry, once
             os.fsync(self._wal_fd)
-            if os.fstat(self._wal_fd).st_size >= _WAL_CHECKPOINT_BYTES:
+            short = self.space_short or self._free_bytes() < self._reserve_size
+            if short or os.fstat(self._wal_fd).st_size >= _WAL_CHECKPOINT_BYTES:
                 if self._sync_db is None:
                     self._sync_db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
                     self._sync_db.execute("PRAGMA synchronous=NORMAL")
-                self._sync_db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    self._sync_db.execute("PRAGMA busy_timeout=100")
+                # short of space: TRUNCATE gives the WAL's blocks back to the partition
+                self._sync_db.execute(f"PRAGMA wal_checkpoint({'TRUNCATE' if short else 'PASSIVE'})").fetchone()
+            if self.space_short and self._free_bytes() >= 2 * self._reserve_size and self._take_reserve():
+                self.space_short = False
+                log.info("disk space back under the outbox; headroom reserved again", path=self.path)
         except (OSError, sqlite3.Error) as e:
             self._dirty_since_sync = True
-            log.warning("outbox sync failed", error=str(e))
+            self._rl.warning("sync", "outbox sync failed", error=str(e))
+
+    def _free_bytes(self) -> int:
+        st = os.statvfs(os.path.dirname(os.path.abspath(self.path)))
+        return st.f_bavail * st.f_frsize
 
     def close(self) -> None:
         """Commit, mark a clean stop, checkpoint and close."""
@@ -443,21 +608,17 @@ class Outbox:
                     os.close(self._wal_fd)
             self._wal_fd = None
             self._sync_db = None
+        with contextlib.suppress(OSError):
+            os.unlink(self._reserve)
         if self._lock is not None:
             self._lock.close()  # releases the flock
             self._lock = None
 
     # ------------------------------------------------------------------ reporting
 
-    def stats(self) -> dict[str, Any]:
-        return {
-            "queued": self.count,
-            "bytes": self.bytes,
-            "max_bytes": self.max_bytes,
-            "written": self.put_count,
-            "acked": self.acked,
-            "dropped": dict(self.dropped),
-            "write_errors": self.write_errors,
-            "lost_to_damage": self.lost_to_damage,
-            "durable": not self.in_memory,
-        }
+    def stats(self) -> OutboxStats:
+        return OutboxStats(queued=self.count, bytes=self.bytes, max_bytes=self.max_bytes, written=self.put_count,
+                           acked=self.acked, dropped=dict(self.dropped), dead_lettered=dict(self.dead_lettered),
+                           write_errors=self.write_errors, lost_to_damage=self.lost_to_damage,
+                           durable=not self.in_memory, space_short=self.space_short,
+                           held_in_memory=len(self.unstored), lost_unstored=self.lost_unstored)

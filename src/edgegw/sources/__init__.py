@@ -16,7 +16,9 @@ if TYPE_CHECKING:
 
 class Source(Protocol):
     name: str
-    connected: bool
+
+    @property
+    def connected(self) -> bool: ...
 
     async def run(self) -> None:
         """Run until cancelled; reconnect by itself after any outage (capped backoff + jitter)."""

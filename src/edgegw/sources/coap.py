@@ -29,6 +29,7 @@ from edgegw.backoff import Backoff
 from edgegw.config import CoapSource, GatewayConfig
 from edgegw.intake import Intake
 from edgegw.records import Quality
+from edgegw.runtime import Link, LinkStats, supervise
 from edgegw.sources.payloads import JsonDecoder, SenmlDecoder
 
 log = structlog.get_logger("edgegw.sources.coap")
@@ -179,6 +180,12 @@ class ReadingsResource(resource.Resource):
 # ---------------------------------------------------------------- the source
 
 
+class CoapStats(LinkStats):
+    notifications: int
+    registrations: int
+    polls: int
+
+
 class CoapTelemetrySource:
     """One CoAP source: a server endpoint, or one remote resource observed or polled."""
 
@@ -186,7 +193,10 @@ class CoapTelemetrySource:
         self.name = name
         self.spec = spec
         self.intake = intake
-        self.connected = False
+        self.connected = False  # serving, observing, or the last poll answered
+        where = f"{spec.bind}:{spec.port}" if spec.mode == "server" else str(spec.uri)
+        self.link = Link(name, where)
+        self.backoff = Backoff(initial=1.0, cap=30.0)
         self.decoder = PayloadDecoder(spec, intake)
         self.asset = spec.asset or (spec.uri or "").rstrip("/").rpartition("/")[2]
         self.notifications = 0  # observe notifications and poll responses taken
@@ -194,44 +204,41 @@ class CoapTelemetrySource:
         self.polls = 0
         self.assets = {a.id for a in cfg.assets}
 
+    def stats(self) -> CoapStats:
+        st = CoapStats(**self.link.stats(), notifications=self.notifications, registrations=self.registrations,
+                       polls=self.polls)
+        st["connected"] = self.connected  # serving, observing, or the last poll answered
+        return st
+
     async def run(self) -> None:
-        backoff = Backoff(initial=1.0, cap=30.0)
-        while True:
-            try:
-                if self.spec.mode == "server":
-                    await self._serve()
-                else:
-                    await self._client()
-            except Exception:  # a bug or a library surprise: loud, and the source starts over
-                self.connected = False
-                delay = backoff.next()
-                log.exception("coap source failed, restarting", source=self.name, retry_in_s=round(delay, 1))
-                await asyncio.sleep(delay)
+        await supervise(self.link, self._session, self.backoff, expected=(OSError,))
+
+    async def _session(self, link: Link) -> None:
+        """A server endpoint or a client context; a failure (a port taken, a library surprise) ends it."""
+        before = self.notifications + self.intake.messages_in
+        try:
+            if self.spec.mode == "server":
+                await self._serve(link)
+            else:
+                await self._client(link)
+        finally:
+            self.connected = False
+            if self.notifications + self.intake.messages_in != before:
+                link.progress()
 
     # -- server
 
-    async def _serve(self) -> None:
+    async def _serve(self, link: Link) -> None:
         spec = self.spec
         site = ReadingsResource(PathTemplate(spec.path), self.decoder, self.intake, self.assets)
-        backoff = Backoff(cap=30.0)
-        while True:
-            try:
-                ctx = await aiocoap.Context.create_server_context(
-                    site, bind=(spec.bind, spec.port), transports=_TRANSPORTS
-                )
-            except OSError as e:  # port taken or address missing: keep trying, a restart will not help sooner
-                delay = backoff.next()
-                log.warning("coap bind failed", source=self.name, bind=f"{spec.bind}:{spec.port}",
-                            error=str(e), retry_in_s=round(delay, 1))
-                await asyncio.sleep(delay)
-                continue
-            self.connected = True
-            log.info("coap server listening", source=self.name, bind=f"{spec.bind}:{spec.port}", path=spec.path)
-            try:
-                await asyncio.Future()  # serve until cancelled
-            finally:
-                self.connected = False
-                await _shutdown(ctx)
+        ctx = await aiocoap.Context.create_server_context(site, bind=(spec.bind, spec.port), transports=_TRANSPORTS)
+        self.connected = True
+        link.up(source=self.name, path=spec.path)
+        log.info("coap server listening", source=self.name, bind=f"{spec.bind}:{spec.port}", path=spec.path)
+        try:
+            await asyncio.Future()  # serve until cancelled
+        finally:
+            await _shutdown(ctx)
 
     # -- client: observe with polling fallback, or plain polling
 
@@ -246,8 +253,9 @@ class CoapTelemetrySource:
             self.intake.reject("decoder_error", asset=self.asset)
             log.exception("decoder failed", source=self.name)
 
-    async def _client(self) -> None:
+    async def _client(self, link: Link) -> None:
         ctx = await aiocoap.Context.create_client_context(transports=_TRANSPORTS)
+        link.up(source=self.name, uri=self.spec.uri, mode=self.spec.mode)
         try:
             if self.spec.mode == "poll":
                 await self._poll(ctx, math.inf)

@@ -2,8 +2,8 @@
 
 aiomqtt's public `queue_type` takes the class of its incoming queue; ours hands every message
 straight to the decoder inside `put_nowait`, so there is no per-message task or queue hop.
-Iterating `client.messages` then only waits for a disconnect, which ends the session and
-starts a reconnect with capped, jittered backoff (re-subscribing every time).
+Iterating `client.messages` then only waits for a disconnect, which ends the session;
+`runtime.supervise` reconnects with capped, jittered backoff (re-subscribing every time).
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ import structlog
 from edgegw.backoff import Backoff
 from edgegw.config import GatewayConfig, MqttSource
 from edgegw.intake import Intake
-from edgegw.mqttconn import NODELAY, client_kwargs
+from edgegw.mqttconn import NODELAY, AckClient, client_kwargs, wait_disconnect
+from edgegw.runtime import Link, LinkStats, supervise
 from edgegw.sources.payloads import JsonDecoder, NumberDecoder, SenmlDecoder
 
 log = structlog.get_logger("edgegw.sources.mqtt")
@@ -53,8 +54,8 @@ class MqttTelemetrySource:
         self.spec = spec
         self.cfg = cfg
         self.intake = intake
-        self.connected = False
-        self.connects = 0
+        self.link = Link(name, f"{cfg.mqtt.host}:{cfg.mqtt.port}")
+        self.backoff = Backoff(0.5, 30.0)
         self.template = TopicTemplate(spec.topic)
         self.fixed_asset = spec.asset or ""
         self.fixed_signal = spec.signal or ""
@@ -106,33 +107,39 @@ class MqttTelemetrySource:
 
         return Handoff
 
+    @property
+    def connected(self) -> bool:
+        return self.link.connected
+
+    @property
+    def connects(self) -> int:
+        return self.link.connects
+
+    def stats(self) -> LinkStats:
+        return self.link.stats()
+
     async def run(self) -> None:
-        backoff = Backoff()
+        await supervise(self.link, self._session, self.backoff, expected=(aiomqtt.MqttError, OSError))
+
+    async def _session(self, link: Link) -> None:
         b = self.cfg.mqtt
         ident = f"{b.client_id or 'edgegw-' + self.cfg.gateway.id}-{self.name}"
-        while True:
-            try:
-                async with aiomqtt.Client(
-                    **client_kwargs(b),
-                    identifier=ident,
-                    clean_session=False,  # the broker keeps QoS 1 telemetry for us while we reconnect
-                    queue_type=self._queue_type(),
-                    socket_options=NODELAY,
-                ) as client:
-                    await client.subscribe(self.template.filter, qos=self.spec.qos)
-                    self.connected = True
-                    self.connects += 1
-                    backoff.reset()
-                    log.info("subscribed", source=self.name, broker=f"{b.host}:{b.port}", topic=self.template.filter)
-                    async for _ in client.messages:  # only ends with a disconnect
-                        pass
-            except aiomqtt.MqttError as e:
-                delay = backoff.next()
-                log.warning("broker connection lost", source=self.name, error=str(e), retry_in_s=round(delay, 1))
-                self.connected = False
-                await asyncio.sleep(delay)
-            finally:
-                self.connected = False
+        before = self.intake.messages_in
+        try:
+            async with AckClient(
+                **client_kwargs(b),
+                identifier=ident,
+                clean_session=False,  # the broker keeps QoS 1 telemetry for us while we reconnect
+                queue_type=self._queue_type(),
+                socket_options=NODELAY,
+            ) as client:
+                await client.subscribe(self.template.filter, qos=self.spec.qos)
+                link.up(source=self.name)
+                log.info("subscribed", source=self.name, broker=f"{b.host}:{b.port}", topic=self.template.filter)
+                await wait_disconnect(client)  # messages go to on_message meanwhile
+        finally:
+            if self.intake.messages_in != before:
+                link.progress()
 
 
 def build(spec: MqttSource, cfg: GatewayConfig, intake: Intake, name: str) -> MqttTelemetrySource:

@@ -30,6 +30,7 @@ from edgegw.certs import application_uri_of
 from edgegw.config import GatewayConfig, OpcuaSource
 from edgegw.intake import Intake
 from edgegw.records import Quality
+from edgegw.runtime import Link, LinkStats, supervise
 
 log = structlog.get_logger("edgegw.sources.opcua")
 
@@ -53,12 +54,11 @@ class OpcuaTelemetrySource:
         self.name = name
         self.spec = spec
         self.intake = intake
-        self.connected = False
+        self.link = Link(name, spec.endpoint)
+        self.backoff = Backoff(initial=0.5, cap=spec.reconnect_max_s)
         # client handle h (1-based) -> (asset, signal) of spec.nodes[h - 1]
         self.targets: list[tuple[str, str]] = [(n.asset, n.signal) for n in spec.nodes]
         self.ts_mode = spec.timestamp
-        self.attempts = 0  # connection attempts
-        self.sessions = 0  # sessions that got as far as a running subscription
         self.items_created = 0  # monitored items created, over all sessions
         self.changes = 0  # data changes taken
         self.last_publish = 0.0  # monotonic time of the last publish response (data or keep-alive)
@@ -117,22 +117,25 @@ class OpcuaTelemetrySource:
 
     # ---------------------------------------------------------------- connection
 
+    @property
+    def connected(self) -> bool:
+        return self.link.connected
+
+    @property
+    def sessions(self) -> int:
+        """Sessions that got as far as a running subscription."""
+        return self.link.connects
+
+    @property
+    def attempts(self) -> int:
+        """Connection attempts: sessions plus failures (the one under way counts once it ends)."""
+        return self.link.connects + self.link.failures
+
+    def stats(self) -> LinkStats:
+        return self.link.stats()
+
     async def run(self) -> None:
-        backoff = Backoff(initial=0.5, cap=self.spec.reconnect_max_s)
-        while True:
-            self.attempts += 1
-            try:
-                await self._session(backoff)
-            except _NETWORK_ERRORS as e:
-                level = "info" if self.sessions else "warning"
-                getattr(log, level)("opcua connection ended", source=self.name, endpoint=self.spec.endpoint,
-                                    error=str(e) or type(e).__name__)
-            except Exception:  # a bug or an unexpected server reply: loud, but it never stops the gateway
-                log.exception("opcua session failed", source=self.name, endpoint=self.spec.endpoint)
-            self.connected = False
-            delay = backoff.next()
-            log.info("opcua reconnecting", source=self.name, endpoint=self.spec.endpoint, retry_in_s=round(delay, 2))
-            await asyncio.sleep(delay)
+        await supervise(self.link, self._session, self.backoff, expected=_NETWORK_ERRORS)
 
     async def _client(self) -> Client:
         spec = self.spec
@@ -158,7 +161,7 @@ class OpcuaTelemetrySource:
                 client.set_password(spec.password.get_secret_value())
         return client
 
-    async def _session(self, backoff: Backoff) -> None:
+    async def _session(self, link: Link) -> None:
         spec = self.spec
         lost = self._lost = asyncio.Event()
         async with asyncio.timeout(spec.timeout_s * 2):
@@ -172,18 +175,18 @@ class OpcuaTelemetrySource:
             await client.connect()
         try:
             silence = await self._subscribe(client)
-            self.connected = True
-            self.sessions += 1
-            backoff.reset()
+            link.up(source=self.name, items=self.items_created)
+            changes = self.changes
             while not lost.is_set():
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(min(silence / 2, 1.0)):
                         await lost.wait()
                 if time.monotonic() - self.last_publish > silence:
                     raise ConnectionLost(f"no publish response for {silence:.1f} s")
+                if self.changes != changes:
+                    link.progress()
             raise ConnectionLost("connection lost")
         finally:
-            self.connected = False
             self._lost = None
             with contextlib.suppress(Exception):  # the server may be gone: closing is best effort
                 async with asyncio.timeout(spec.timeout_s):

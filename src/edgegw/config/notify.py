@@ -3,8 +3,8 @@ ack/shelve commands.
 
 Written either as a list of targets (the short form) or as a mapping with `targets:` and the
 optional `state_dir`, `journal` and `commands`. Secrets (SMTP password, webhook URL, header
-values) come from `*_file` fields or `${ENV}`, read at load like the rest of the config. This
-module imports pydantic only: the delivery libraries load when the gateway builds the targets.
+values) come from `*_file` fields or `${ENV}`, read at load like the rest of the config. The
+delivery libraries are only looked for here; they load when a target starts.
 """
 
 from __future__ import annotations
@@ -16,20 +16,12 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
+
+from edgegw.config.base import MAX_CERT_BYTES, Base, _read_secret, regular_file
 
 SEVERITIES = ("info", "warning", "critical")
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-
-def read_secret(path: str, field: str) -> SecretStr:
-    try:
-        return SecretStr(Path(path).read_text().strip())
-    except OSError as e:
-        raise ValueError(f"{field}: cannot read {path}: {e.strerror}") from None
+DEFAULT_STATE_DIR = "/var/lib/edgegw"
 
 
 def loopback(host: str) -> bool:
@@ -41,6 +33,9 @@ def loopback(host: str) -> bool:
 
 def _check_ca(path: str) -> None:
     """A CA file that TLS could not use is a config error now, not a failing target later."""
+    problem = regular_file(path, MAX_CERT_BYTES)  # a device or FIFO would hang OpenSSL's read
+    if problem:
+        raise ValueError(f"ca_file: {problem}")
     try:
         ssl.create_default_context(cafile=path)
     except (OSError, ssl.SSLError) as e:
@@ -52,7 +47,7 @@ def _needs(module: str, what: str) -> None:
         raise ValueError(f"{what} needs {module}, which is not installed: pip install 'edgegw[notify]'")
 
 
-class TargetBase(_Strict):
+class TargetBase(Base):
     """What every target has: its name, what it takes, how it paces and retries."""
 
     name: str = Field("", pattern=r"^[A-Za-z0-9_.-]*$",
@@ -81,7 +76,7 @@ class TargetBase(_Strict):
         raise NotImplementedError
 
 
-class SmtpServer(_Strict):
+class SmtpServer(Base):
     host: str = Field(description="SMTP server.")
     port: int | None = Field(None, ge=1, le=65535, description="Default 465 with ssl, 587 with starttls, else 25.")
     starttls: bool | None = Field(
@@ -99,7 +94,7 @@ class SmtpServer(_Strict):
         if self.password_file:
             if self.password is not None:
                 raise ValueError("give password or password_file, not both")
-            self.password = read_secret(self.password_file, "password_file")
+            self.password = _read_secret(self.password_file, "password_file")
         if self.password is not None and not self.username:
             raise ValueError("password given without username")
         if self.username and not (self.ssl or self.starttls) and not loopback(self.host):
@@ -148,13 +143,13 @@ class WebhookTarget(TargetBase):
         if self.url_file:
             if self.url is not None:
                 raise ValueError("give url or url_file, not both")
-            self.url = read_secret(self.url_file, "url_file")
+            self.url = _read_secret(self.url_file, "url_file")
         if self.url is None:
             raise ValueError("url or url_file is required")
         if not self.url.get_secret_value().startswith(("http://", "https://")):
             raise ValueError("url must start with http:// or https://")
         for name, path in self.header_files.items():
-            self.headers[name] = read_secret(path, f"header_files.{name}").get_secret_value()
+            self.headers[name] = _read_secret(path, f"header_files.{name}").get_secret_value()
         if self.ca_file:
             _check_ca(self.ca_file)
         _needs("httpx", "a webhook target")
@@ -171,7 +166,7 @@ class WebhookTarget(TargetBase):
 Target = Annotated[EmailTarget | WebhookTarget, Field(discriminator="type")]
 
 
-class JournalConfig(_Strict):
+class JournalConfig(Base):
     """Every transition, ack and shelve, kept on the gateway; `edgegw alarms` prints it."""
 
     enabled: bool = True
@@ -182,7 +177,7 @@ class JournalConfig(_Strict):
         10.0, ge=0.1, le=600, description="Entries are written in one batch this often (SD-card friendly).")
 
 
-class CommandsConfig(_Strict):
+class CommandsConfig(Base):
     """Acknowledge and shelve over MQTT on the local broker."""
 
     enabled: bool = True
@@ -201,10 +196,12 @@ class CommandsConfig(_Strict):
         return self
 
 
-class NotifyConfig(_Strict):
+class NotifyConfig(Base):
     """The whole section. A bare list is the targets with every other setting at its default."""
 
-    state_dir: str = Field("/var/lib/edgegw", description="Where the target queues and the journal live.")
+    state_dir: str | None = Field(
+        None, description="Where the target queues and the journal live; default: the gateway's state directory "
+        "(gateway.state_dir, $STATE_DIRECTORY, /var/lib/edgegw).")
     targets: list[Target] = Field(default_factory=list)
     journal: JournalConfig = Field(default_factory=JournalConfig)
     commands: CommandsConfig = Field(default_factory=CommandsConfig)
@@ -224,9 +221,13 @@ class NotifyConfig(_Strict):
             seen.add(t.name)
         return self
 
-    def queue_path(self, target: TargetBase) -> Path:
-        return Path(self.state_dir) / f"notify-{target.name}.db"
+    def folder(self, gateway_state_dir: Path | None) -> Path:
+        """Where queues and journal live: `state_dir`, else the gateway's, else /var/lib/edgegw."""
+        return Path(self.state_dir) if self.state_dir else gateway_state_dir or Path(DEFAULT_STATE_DIR)
 
-    @property
-    def journal_path(self) -> Path:
-        return Path(self.journal.path) if self.journal.path else Path(self.state_dir) / "alarms.db"
+    def journal_path(self, folder: Path) -> Path:
+        return Path(self.journal.path) if self.journal.path else folder / "alarms.db"
+
+
+def queue_file(folder: Path, target: TargetBase) -> Path:
+    return folder / f"notify-{target.name}.db"

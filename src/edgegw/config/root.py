@@ -1,0 +1,88 @@
+"""The root of the YAML file, `GatewayConfig`, and the `gateway:` section."""
+
+from __future__ import annotations
+
+import socket
+
+from pydantic import Field, PrivateAttr, model_validator
+
+from edgegw.config.base import Base, TopicName
+from edgegw.config.brokers import MqttBroker
+from edgegw.config.daemon import IngestConfig, LogConfig, MetricsConfig
+from edgegw.config.notify import NotifyConfig
+from edgegw.config.outputs import AlertsConfig, RollupsConfig
+from edgegw.config.profiles import AssetSpec, Profile
+from edgegw.config.sources import Source
+from edgegw.config.upstream import UpstreamConfig
+
+WINDOW_MEMORY_MAX = 1 << 30  # bytes of window state over all profiles; beyond it a gateway cannot run
+_WINDOW_BYTES = 2 * 13 * 8  # per row and bucket: the bucket store and the tail table, 13 float64 fields
+
+
+class GatewayInfo(Base):
+    id: TopicName = Field(default_factory=socket.gethostname, description="Gateway id, used in topics and alerts.")
+    site: TopicName = Field("default", description="Site name, used in topics and alerts.")
+    state_dir: str | None = Field(
+        None, description="Directory for what must survive a restart (the seq mark). Default: $STATE_DIRECTORY "
+        "(systemd StateDirectory=), else /var/lib/edgegw when it exists; without one, seq is not kept.",
+    )
+
+
+class GatewayConfig(Base):
+    """The root of the YAML file."""
+
+    gateway: GatewayInfo = Field(default_factory=GatewayInfo)
+    mqtt: MqttBroker = Field(default_factory=MqttBroker)
+    sources: list[Source] = Field(default_factory=list)
+    profiles: dict[str, Profile] = Field(min_length=1)
+    assets: list[AssetSpec] = Field(min_length=1)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    rollups: RollupsConfig = Field(default_factory=RollupsConfig)
+    upstream: UpstreamConfig | None = None
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    log: LogConfig = Field(default_factory=LogConfig)
+    notify: NotifyConfig | None = Field(None, description="Email and webhook targets, alarm journal, ack/shelve.")
+    _warnings: list[str] = PrivateAttr(default_factory=list)
+
+    @property
+    def warnings(self) -> list[str]:
+        """Loaded but worth fixing (deprecated keys), as `file:line: field.path: what`."""
+        return self._warnings
+
+    @model_validator(mode="after")
+    def _assets(self) -> GatewayConfig:
+        seen: set[str] = set()
+        for i, a in enumerate(self.assets):
+            if a.profile not in self.profiles:
+                raise ValueError(f"assets.{i}.profile: unknown profile {a.profile!r} (have {sorted(self.profiles)})")
+            if a.id in seen:
+                raise ValueError(f"assets.{i}.id: duplicate asset id {a.id!r}")
+            seen.add(a.id)
+        return self
+
+    @model_validator(mode="after")
+    def _readings(self) -> GatewayConfig:
+        if self.upstream is not None:
+            known = {sig for prof in self.profiles.values() for sig in prof.signals}
+            unknown = sorted(set(self.upstream.send.readings) - known)
+            if unknown:
+                raise ValueError(f"upstream.send.readings: no profile has signal(s) {', '.join(unknown)}")
+        return self
+
+    @model_validator(mode="after")
+    def _window_memory(self) -> GatewayConfig:
+        per_profile: dict[str, int] = dict.fromkeys(self.profiles, 0)
+        for a in self.assets:
+            per_profile[a.profile] += 1
+        need = {name: n * len(p.signals) * p.buckets * _WINDOW_BYTES
+                for name, p in self.profiles.items() for n in [per_profile[name]]}
+        if sum(need.values()) > WINDOW_MEMORY_MAX:
+            name = max(need, key=lambda k: need[k])
+            p = self.profiles[name]
+            raise ValueError(
+                f"profiles.{name}: {per_profile[name]} asset(s) x {len(p.signals)} signal(s) x {p.buckets} buckets "
+                f"(window_s / hop_s) need {need[name] / 2**20:,.0f} MiB of window memory; all profiles may use "
+                f"{WINDOW_MEMORY_MAX // 2**20} MiB: a longer hop_s, a shorter window_s or fewer assets"
+            )
+        return self

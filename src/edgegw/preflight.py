@@ -1,0 +1,177 @@
+"""What `edgegw check` and `edgegw run` both verify before anything starts, so they agree.
+
+The config (schema, templates, ids, limits), the models, the TLS contexts of both brokers, the
+outbox path and its lock, the state directory and the libraries of the configured sources.
+Nothing is opened but files: no socket, no broker, no outbox database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import importlib
+import os
+import ssl
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from edgegw.config import ConfigError, GatewayConfig, TlsConfig, load_config
+from edgegw.config.base import MAX_CERT_BYTES, regular_file
+from edgegw.config.load import read_text
+from edgegw.config.yamltree import TreeError
+from edgegw.config.yamltree import load as load_yaml
+
+if TYPE_CHECKING:
+    from edgegw.engine.models import ModelSet
+
+DEFAULT_STATE_DIR = "/var/lib/edgegw"
+# source type -> (its module, the extra that brings its libraries)
+SOURCE_MODULES = {"mqtt": ("edgegw.sources.mqtt", ""), "opcua": ("edgegw.sources.opcua", "opcua"),
+                  "coap": ("edgegw.sources.coap", "coap")}
+
+
+@dataclass
+class Prepared:
+    """A config that can run: the models loaded, where state lives, and what to warn about."""
+
+    cfg: GatewayConfig
+    models: dict[str, ModelSet]
+    state_dir: Path | None
+    warnings: list[str] = field(default_factory=list)
+
+
+def prepare(path: str, overrides: Sequence[str] = ()) -> Prepared:
+    """Everything `run` needs checked; ConfigError lists every problem as `file:line: field: what`."""
+    cfg = load_config(path, overrides)
+    problems: list[tuple[tuple[Any, ...], str]] = []
+    models = _models(cfg, path, problems)
+    _tls(cfg, problems)
+    _outbox(cfg, problems)
+    state_dir = _state_dir(cfg, problems)
+    _notify(cfg, state_dir, problems)
+    _source_libraries(cfg, problems)
+    if problems:
+        raise ConfigError(_located(path, problems))
+    return Prepared(cfg, models, state_dir, list(cfg.warnings))
+
+
+def _models(cfg: GatewayConfig, path: str, problems: list[tuple[tuple[Any, ...], str]]) -> dict[str, ModelSet]:
+    from edgegw.config import resolve_path
+    from edgegw.engine.models import ModelError, load_model_set
+
+    out: dict[str, ModelSet] = {}
+    for name, profile in cfg.profiles.items():
+        if profile.model:
+            where = resolve_path(profile.model, path)
+            try:
+                out[name] = load_model_set(where, name, profile)
+            except ModelError as e:
+                problems.append((("profiles", name, "model"), f"{where}: {e}"))
+    return out
+
+
+def _tls(cfg: GatewayConfig, problems: list[tuple[tuple[Any, ...], str]]) -> None:
+    from edgegw.mqttconn import tls_context
+
+    brokers: list[tuple[tuple[Any, ...], TlsConfig]] = []
+    if cfg.mqtt.tls is not None:
+        brokers.append((("mqtt", "tls"), cfg.mqtt.tls))
+    if cfg.upstream is not None and cfg.upstream.use_tls:
+        brokers.append((("upstream", "tls"), cfg.upstream.tls or TlsConfig()))
+    for loc, tls in brokers:
+        files = [(key, path) for key in ("ca_file", "cert_file", "key_file") if (path := getattr(tls, key))]
+        bad = [((*loc, key), problem) for key, path in files if (problem := regular_file(path, MAX_CERT_BYTES))]
+        if bad:  # a device or FIFO would hang OpenSSL's read
+            problems += bad
+            continue
+        try:
+            tls_context(tls)
+        except (OSError, ssl.SSLError, ValueError) as e:
+            problems.append((loc, f"cannot build the TLS context: {e}"))
+
+
+def _outbox(cfg: GatewayConfig, problems: list[tuple[tuple[Any, ...], str]]) -> None:
+    """The outbox's folder can be written, and no other process holds the outbox."""
+    if cfg.upstream is None:
+        return
+    _queue_file(Path(cfg.upstream.outbox.path), ("upstream", "outbox", "path"), problems)
+
+
+def _notify(cfg: GatewayConfig, state_dir: Path | None, problems: list[tuple[tuple[Any, ...], str]]) -> None:
+    """The notification queues, like the outbox: writable, and held by no other process."""
+    if cfg.notify is None:
+        return
+    from edgegw.config.notify import queue_file
+
+    folder = cfg.notify.folder(state_dir)
+    for i, t in enumerate(cfg.notify.targets):
+        _queue_file(queue_file(folder, t), ("notify", "targets", i), problems)
+
+
+def _queue_file(p: Path, loc: tuple[Any, ...], problems: list[tuple[tuple[Any, ...], str]]) -> None:
+    """An SQLite queue at `p`: its folder can be written, and no other process holds its lock."""
+    folder = next((d for d in (p.parent, *p.parent.parents) if d.exists()), None)
+    if p.exists() and not p.is_file():
+        problems.append((loc, f"{p} is not a regular file"))
+    elif folder is None or not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        problems.append((loc, f"cannot create or write {p}: {folder or p.parent} is not a writable directory"))
+    lock = Path(f"{p}.lock")
+    if lock.is_file():
+        try:
+            fd = os.open(lock, os.O_RDONLY)
+        except OSError as e:
+            problems.append((loc, f"cannot open {lock}: {e.strerror}"))
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            problems.append((loc, f"{p} is in use by another running gateway (one gateway per outbox)"))
+        finally:
+            with contextlib.suppress(OSError):
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+
+def state_dir_of(cfg: GatewayConfig) -> tuple[Path | None, bool]:
+    """(directory, configured): `gateway.state_dir`, else $STATE_DIRECTORY, else the default if it exists."""
+    if cfg.gateway.state_dir:
+        return Path(cfg.gateway.state_dir), True
+    env = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+    if env:
+        return Path(env), True
+    return (Path(DEFAULT_STATE_DIR), False) if Path(DEFAULT_STATE_DIR).is_dir() else (None, False)
+
+
+def _state_dir(cfg: GatewayConfig, problems: list[tuple[tuple[Any, ...], str]]) -> Path | None:
+    d, configured = state_dir_of(cfg)
+    if d is None:
+        return None
+    if not d.is_dir() or not os.access(d, os.W_OK | os.X_OK):
+        if configured:
+            problems.append((("gateway", "state_dir"), f"{d} is not a writable directory"))
+        return None
+    return d
+
+
+def _source_libraries(cfg: GatewayConfig, problems: list[tuple[tuple[Any, ...], str]]) -> None:
+    for i, spec in enumerate(cfg.sources):
+        module, extra = SOURCE_MODULES[spec.type]
+        try:
+            importlib.import_module(module)
+        except ImportError as e:
+            hint = f": pip install 'edgegw[{extra}]'" if extra else ""
+            problems.append((("sources", i, "type"), f"{spec.type} sources need the {e.name or 'missing'} library{hint}"))
+
+
+def _located(path: str, problems: list[tuple[tuple[Any, ...], str]]) -> list[str]:
+    """`file:line: field.path: what` (the line from a second read of the file)."""
+    lines: dict[tuple[Any, ...], int] = {}
+    with contextlib.suppress(ConfigError, TreeError):
+        load_yaml(read_text(path), lines)
+    out = []
+    for loc, msg in problems:
+        line = next((lines[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in lines), None)
+        out.append(f"{path}{f':{line}' if line else ''}: {'.'.join(map(str, loc))}: {msg}")
+    return out

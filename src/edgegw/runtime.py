@@ -1,0 +1,148 @@
+"""Supervised reconnect loops: the one owner of retrying, for every source and sink.
+
+A source or sink writes one *session*: connect, call `link.up()`, work until the connection ends
+(return when asked to stop, raise when it broke) and call `link.progress()` whenever something
+went through. `supervise()` does the rest, the same way for all of them: it counts connects and
+failures, keeps the last error and the reason code of each disconnect (in the log and in
+`Link.stats()`), waits a capped, jittered backoff between attempts and starts the session again.
+The backoff starts over only after a session that was healthy (it moved something, or stayed up
+for `healthy_after_s`), so a server that accepts the connection and throws the client off at
+once is not hammered. A session that fails with an unexpected exception (a bug, a bad file) is
+logged with its traceback and restarted like any other failure: it never ends the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypedDict
+
+import structlog
+
+from edgegw.backoff import Backoff
+
+log = structlog.get_logger("edgegw.runtime")
+
+
+class LinkStats(TypedDict):
+    connected: bool
+    connects: int
+    failures: int
+    connected_since: float | None  # wall clock of the current connection's start
+    last_error: str | None
+    last_reason_code: int | None  # of the last disconnect, where the protocol gives one (MQTT 5)
+    disconnects: dict[str, int]  # by reason: "0x95", "refused", "timeout", ...
+
+
+def reason_code(exc: BaseException) -> int | None:
+    """The protocol's reason code carried by an exception (aiomqtt's MqttCodeError.rc), if any."""
+    rc = getattr(exc, "rc", None)
+    if rc is None:
+        return None
+    value = getattr(rc, "value", rc)
+    return value if isinstance(value, int) else None
+
+
+def _reason_key(exc: BaseException) -> str:
+    code = reason_code(exc)
+    if code is not None:
+        return f"0x{code:02x}"
+    text = str(exc).lower()
+    for word in ("refused", "timed out", "reset", "unreachable", "ssl", "certificate"):
+        if word in text:
+            return word.replace(" ", "_")
+    return type(exc).__name__
+
+
+class Link:
+    """The state of one supervised connection: written by its session and by `supervise()`."""
+
+    def __init__(self, name: str, where: str = "") -> None:
+        self.name = name
+        self.where = where
+        self.connected = False
+        self.connects = 0
+        self.failures = 0  # sessions that ended in an error (failed connects included)
+        self.connected_since: float | None = None
+        self.last_error: str | None = None
+        self.last_reason_code: int | None = None
+        self.disconnects: dict[str, int] = {}
+        self.healthy = False  # this session moved something
+
+    def up(self, **info: Any) -> None:
+        """The session is connected (after its handshake and any start-up exchange)."""
+        self.connected = True
+        self.connects += 1
+        self.connected_since = time.time()
+        log.info(f"{self.name} connected", link=self.name, at=self.where, connects=self.connects, **info)
+
+    def progress(self) -> None:
+        """Something went through on this session: the next failure starts the backoff over."""
+        self.healthy = True
+
+    def down(self, exc: BaseException | None) -> None:
+        self.connected = False
+        self.connected_since = None
+        if exc is None:
+            return
+        self.failures += 1
+        self.last_error = str(exc) or type(exc).__name__
+        self.last_reason_code = reason_code(exc)
+        key = _reason_key(exc)
+        self.disconnects[key] = self.disconnects.get(key, 0) + 1
+
+    def stats(self) -> LinkStats:
+        return LinkStats(connected=self.connected, connects=self.connects, failures=self.failures,
+                         connected_since=self.connected_since, last_error=self.last_error,
+                         last_reason_code=self.last_reason_code, disconnects=dict(self.disconnects))
+
+
+Session = Callable[[Link], Awaitable[None]]
+
+
+async def supervise(link: Link, session: Session, backoff: Backoff, *,
+                    stopping: Callable[[], bool] = lambda: False, stop: asyncio.Event | None = None,
+                    expected: tuple[type[BaseException], ...] = (OSError,), healthy_after_s: float = 60.0,
+                    context: Callable[[], dict[str, Any]] | None = None) -> None:
+    """Run `session` until it returns while `stopping()` is true; retry every other ending.
+
+    `expected` failures (a broker away, a refused connect) log one warning line each; anything
+    else logs its traceback. `stop` cuts a backoff wait short; `context` adds figures to the lines.
+    """
+    while True:
+        link.healthy = False
+        started = time.monotonic()
+        error: BaseException | None = None
+        try:
+            await session(link)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # whatever broke, the session runs again
+            error = e
+        finally:
+            was_up = link.connected
+            link.down(error)
+        if stopping():
+            return
+        if error is None:
+            error = ConnectionError(f"{link.name} session ended")
+            link.down(error)
+        if link.healthy or (was_up and time.monotonic() - started >= healthy_after_s):
+            backoff.reset()
+        delay = backoff.next()
+        extra = context() if context is not None else {}
+        fields = dict(link=link.name, at=link.where, error=link.last_error, reason=_reason_key(error),
+                      attempt=backoff.attempt, retry_in_s=round(delay, 2), **extra)
+        if isinstance(error, expected):
+            log.warning(f"{link.name} unavailable", **fields)
+        else:
+            log.error(f"{link.name} failed; restarting", exc_info=error, **fields)
+        if stop is None:
+            await asyncio.sleep(delay)
+        else:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+        if stopping():
+            return
