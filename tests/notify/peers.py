@@ -68,9 +68,10 @@ class Smtp:
 
 
 class Hook:
-    """An HTTP receiver; `statuses` are answered in turn (the last one repeats)."""
+    """An HTTP receiver; `statuses` are answered in turn (the last one repeats); a body holding
+    `refuse` gets 422."""
 
-    def __init__(self, statuses: list[int] | None = None) -> None:
+    def __init__(self, statuses: list[int] | None = None, refuse: bytes | None = None) -> None:
         self.port = free_port()
         self.statuses = statuses or [200]
         self.requests: list[tuple[int, dict[str, str], bytes]] = []  # (status answered, headers, body)
@@ -81,6 +82,8 @@ class Hook:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 n = len(outer.requests)
                 status = outer.statuses[min(n, len(outer.statuses) - 1)]
+                if refuse is not None and refuse in body:
+                    status = 422
                 outer.requests.append((status, dict(self.headers.items()), body))
                 self.send_response(status)
                 self.send_header("Content-Length", "0")

@@ -112,3 +112,24 @@ async def test_min_severity_filters_and_clear_follows_its_raise(mosquitto, tmp_p
     assert got == [("pump-2", "raised"), ("pump-2", "cleared"), ("pump-2", "raised")]
     body = json.loads(hook.requests[0][2])
     assert body["severity"] == "critical"
+
+
+async def test_a_refused_alarm_goes_to_the_dead_letters_and_the_queue_moves_on(mosquitto, tmp_path: Path) -> None:
+    hook = Hook(refuse=b'"pump-3"')
+    try:
+        section = {"state_dir": str(tmp_path / "state"), "targets": [
+            {"type": "webhook", "url": hook.url, "digest_s": 0.5, "retry_max_s": 1}]}
+        cfg = notify_config(tmp_path, mosquitto.port, section)
+        async with running_gateway(cfg) as gw:
+            t = time.time()
+            await publish(mosquitto.port, "plant/pumps/pump-1/telemetry", [pump(8.0, ts=t)])  # alone, at once
+            await until(lambda: hook.accepted(), what="pump-1 sent")
+            for i in (3, 4):  # one digest of two: refused for pump-3's sake, then one by one
+                await publish(mosquitto.port, f"plant/pumps/pump-{i}/telemetry", [pump(8.0, ts=t)])
+            q = gw.notifier.queues[0]
+            await until(lambda: q.stats()["dead_lettered"] == 1 and q.depth == 0, what="pump-3 dead-lettered")
+            await until(lambda: len(hook.accepted()) == 2, what="pump-4 sent")
+        assert [d["asset"] for d in hook.accepted()] == ["pump-1", "pump-4"]
+        assert [s for s, _, _ in hook.requests] == [200, 422, 422, 200]
+    finally:
+        hook.close()

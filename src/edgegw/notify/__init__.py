@@ -9,4 +9,9 @@ class DeliveryError(Exception):
     """A target did not accept a notification (unreachable, refused, timed out); it is retried."""
 
 
-__all__ = ["DeliveryError"]
+class DeliveryRefused(DeliveryError):
+    """The peer refused this message itself (HTTP 400/413/422, SMTP 5xx to the message): sending it
+    again would not help, so it goes to the queue's dead letters and the queue moves on."""
+
+
+__all__ = ["DeliveryError", "DeliveryRefused"]

@@ -26,7 +26,7 @@ import structlog
 
 from edgegw.backoff import Backoff
 from edgegw.config.notify import TargetBase
-from edgegw.notify import DeliveryError
+from edgegw.notify import DeliveryError, DeliveryRefused
 from edgegw.ratelimit import RateLimitedLog
 from edgegw.sinks.outbox import Kind, Outbox, OutboxBusy, Row
 
@@ -72,6 +72,7 @@ class TargetQueue:
         self._wake = asyncio.Event()
         self._after = self.outbox.first_id() - 1
         self._window_end: float | None = None
+        self._singles_upto = 0  # rows up to this id go one by one: a digest of them was refused
         self._sent_at: deque[float] = deque()
         self.delivering = False
         self.sent = 0  # messages accepted by the peer
@@ -113,9 +114,15 @@ class TargetQueue:
                 await syncer
 
     async def _sync(self) -> None:
+        """fsync the WAL off the loop; store again what a full disk kept in memory (every 10 s at most)."""
+        retry_at = 0.0
         while True:
             await asyncio.sleep(SYNC_S)
             await asyncio.to_thread(self.outbox.sync)
+            if self.outbox.unstored and time.monotonic() >= retry_at:
+                retry_at = time.monotonic() + (10.0 if self.outbox.space_short else 0.0)
+                self.outbox.retry_unstored()
+                self._wake.set()
 
     def _unfinished(self) -> list[Row]:
         """The batch that was being sent when the process stopped: the same ids again."""
@@ -163,7 +170,7 @@ class TargetQueue:
                 held = True
                 await asyncio.sleep(min(wait, 60.0))
                 continue
-            alone = self._window_end is None and not held
+            alone = (self._window_end is None and not held) or self.outbox.first_id() <= self._singles_upto
             rows = self.outbox.read(self._after, limit=1 if alone else self.target.max_batch)
             d = self.target.digest_s
             self._window_end = time.monotonic() + d if d > 0 else None
@@ -183,6 +190,9 @@ class TargetQueue:
             self.delivering = True
             try:
                 await asyncio.wait_for(self.sender.deliver([r.payload for r in rows], key), self.target.timeout_s * 2)
+            except DeliveryRefused as e:
+                self._refused(rows, str(e))
+                return
             except (DeliveryError, TimeoutError) as e:
                 self._failed(str(e) or "timed out")
             except Exception as e:  # a bug in composing or sending: loud, and the batch stays queued
@@ -194,6 +204,20 @@ class TargetQueue:
             finally:
                 self.delivering = False
             await asyncio.sleep(backoff.next())
+
+    def _refused(self, rows: list[Row], reason: str) -> None:
+        """A digest is split and sent again one by one; a single refused alarm goes to the dead letters."""
+        if len(rows) > 1:
+            self._singles_upto = rows[-1].id
+            log.warning("digest refused; sending its alarms one by one", target=self.name, error=reason)
+        else:
+            self.outbox.dead_letter(rows[0].id, reason)
+            self._after = max(self._after, rows[0].id)
+            log.error("notification refused by the peer; kept as a dead letter", target=self.name, error=reason,
+                      alert_id=rows[0].topic)
+        if "batch" in self.outbox.meta:
+            self.outbox.set_meta("batch", None)
+        self.outbox.commit()
 
     def _failed(self, error: str) -> None:
         self.failures += 1
@@ -243,4 +267,5 @@ class TargetQueue:
         return {"queued": self.outbox.count, "sent": self.sent, "sent_alerts": self.sent_alerts,
                 "attempts": self.attempts, "failures": self.failures, "failing": self.failing_since is not None,
                 "last_error": self.last_error, "durable": not self.outbox.in_memory,
-                "dropped": self.outbox.dropped["alert"]}
+                "dropped": self.outbox.dropped["alert"], "unstored": len(self.outbox.unstored),
+                "dead_lettered": self.outbox.dead_lettered["alert"]}

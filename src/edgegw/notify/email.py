@@ -9,7 +9,7 @@ import aiosmtplib
 import orjson
 
 from edgegw.config.notify import EmailTarget
-from edgegw.notify import DeliveryError, message
+from edgegw.notify import DeliveryError, DeliveryRefused, message
 
 
 class EmailSender:
@@ -38,6 +38,10 @@ class EmailSender:
             kw["password"] = s.password.get_secret_value() if s.password else None
         try:
             await aiosmtplib.send(msg, **kw)
+        except aiosmtplib.SMTPDataError as e:  # the server took the envelope, then refused this message
+            if e.code >= 500:
+                raise DeliveryRefused(f"{self.where}: {e}") from None
+            raise DeliveryError(f"{self.where}: {e}") from None
         except (aiosmtplib.SMTPException, OSError, ssl.SSLError) as e:
             raise DeliveryError(f"{self.where}: {e}") from None
 

@@ -8,7 +8,9 @@ import ssl
 import httpx
 
 from edgegw.config.notify import WebhookTarget
-from edgegw.notify import DeliveryError
+from edgegw.notify import DeliveryError, DeliveryRefused
+
+REFUSED = (400, 413, 422)  # the body itself is refused; anything else (401, 404, 5xx...) is retried
 
 
 class WebhookSender:
@@ -30,6 +32,8 @@ class WebhookSender:
             r = await self._client.post(self._url, content=body, headers=headers)
         except httpx.HTTPError as e:
             raise DeliveryError(f"{self.where}: {type(e).__name__}: {e}") from None
+        if r.status_code in REFUSED:
+            raise DeliveryRefused(f"{self.where}: HTTP {r.status_code} {r.reason_phrase}")
         if not r.is_success:
             raise DeliveryError(f"{self.where}: HTTP {r.status_code} {r.reason_phrase}")
 
