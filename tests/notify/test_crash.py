@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import orjson
 
 from edgegw.notify.message import message_id
 from edgegw.sinks.outbox import Kind, Outbox
-from tests.helpers import EXAMPLE, Collector, publish, pump
+from tests.helpers import EXAMPLE, publish, pump
 from tests.notify.peers import Smtp, email_target, notifier, stale, unique_gateway, until
 
 
@@ -38,6 +38,12 @@ def _start(argv: list[str], log: Path) -> subprocess.Popen[bytes]:
         return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
 
 
+async def _subscribed(log: Path, starts: int) -> None:
+    """The gateway's MQTT source has subscribed (`starts` times in this log): telemetry now arrives."""
+    await until(lambda: log.exists() and log.read_text().count('"event": "subscribed"') >= starts, 20,
+                what=f"the gateway subscribed; log: {log.read_text()[-300:] if log.exists() else ''}")
+
+
 def _queued(db: Path) -> int:
     if not db.exists():
         return 0
@@ -53,27 +59,25 @@ def _queued(db: Path) -> int:
 async def test_kill9_with_queued_notifications_then_restart_delivers_each_once(mosquitto, tmp_path: Path) -> None:
     smtp = Smtp()  # not started: the server is down while the alarms happen
     argv = _config(tmp_path, mosquitto.port, smtp.port)
-    gw_id = next(a.split("=", 1)[1] for a in argv if a.startswith("gateway.id="))
     queue = tmp_path / "state" / "notify-email-0.db"
     log = tmp_path / "gw.log"
-    async with Collector(mosquitto.port, f"status/{gw_id}") as status:
+    p = _start(argv, log)
+    try:
+        await _subscribed(log, 1)
+        for i, v in enumerate((8.0, 12.5, 9.0), 1):
+            await publish(mosquitto.port, f"plant/pumps/pump-{i}/telemetry", [pump(v)])
+        await until(lambda: _queued(queue) == 3, what=f"3 notifications on disk; log: {log.read_text()[-500:]}")
+        os.kill(p.pid, signal.SIGKILL)
+        p.wait(10)
+        smtp.start()
         p = _start(argv, log)
-        try:
-            await status.wait(lambda c: any(m[1] == b"online" for m in c.messages), 20)
-            for i, v in enumerate((8.0, 12.5, 9.0), 1):
-                await publish(mosquitto.port, f"plant/pumps/pump-{i}/telemetry", [pump(v)])
-            await until(lambda: _queued(queue) == 3, what=f"3 notifications on disk; log: {log.read_text()[-500:]}")
-            os.kill(p.pid, signal.SIGKILL)
-            p.wait(10)
-            smtp.start()
-            p = _start(argv, log)
-            await until(lambda: len(smtp.box.messages) >= 3, 20, what="3 emails after the restart")
-            await until(lambda: _queued(queue) == 0, what="an empty queue")
-            time.sleep(1.5)  # retries run every second at most: a duplicate would be here by now
-        finally:
-            p.terminate()
-            p.wait(10)
-            smtp.stop()
+        await until(lambda: len(smtp.box.messages) >= 3, 20, what="3 emails after the restart")
+        await until(lambda: _queued(queue) == 0, what="an empty queue")
+        await asyncio.sleep(1.5)  # retries run every second at most: a duplicate would be here by now
+    finally:
+        p.terminate()
+        p.wait(10)
+        smtp.stop()
     assets = [m["Subject"].split()[2] for m in smtp.box.messages]
     assert assets == ["pump-1", "pump-2", "pump-3"], assets
     assert len({m["Message-ID"] for m in smtp.box.messages}) == 3
@@ -91,15 +95,13 @@ async def test_killed_before_the_server_answered_resends_with_the_same_message_i
             procs[-1].wait(10)
 
     smtp.box.on_data = kill_the_gateway
-    gw_id = next(a.split("=", 1)[1] for a in argv if a.startswith("gateway.id="))
     try:
-        async with Collector(mosquitto.port, f"status/{gw_id}") as status:
-            procs.append(_start(argv, log))
-            await status.wait(lambda c: any(m[1] == b"online" for m in c.messages), 20)
-            await publish(mosquitto.port, "plant/pumps/pump-1/telemetry", [pump(8.0)])
-            await until(lambda: procs[0].poll() is not None, what="the gateway killed mid-delivery")
-            procs.append(_start(argv, log))
-            await until(lambda: len(smtp.box.messages) >= 2, 20, what="the resend after the restart")
+        procs.append(_start(argv, log))
+        await _subscribed(log, 1)
+        await publish(mosquitto.port, "plant/pumps/pump-1/telemetry", [pump(8.0)])
+        await until(lambda: procs[0].poll() is not None, what="the gateway killed mid-delivery")
+        procs.append(_start(argv, log))
+        await until(lambda: len(smtp.box.messages) >= 2, 20, what="the resend after the restart")
     finally:
         for p in procs:
             if p.poll() is None:
