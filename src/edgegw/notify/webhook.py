@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import ssl
 
 import httpx
@@ -10,6 +12,7 @@ import httpx
 from edgegw.config.notify import WebhookTarget
 from edgegw.notify import DeliveryError, DeliveryRefused
 
+_FIRST_USE = ("anyio._backends._asyncio", "anyio.streams.tls", "anyio.streams.stapled", "anyio.lowlevel", "anyio.to_thread")
 REFUSED = (400, 413, 422)  # the body itself is refused; anything else (401, 404, 5xx...) is retried
 
 
@@ -21,6 +24,9 @@ class WebhookSender:
         verify: ssl.SSLContext | bool = True
         if target.ca_file:
             verify = ssl.create_default_context(cafile=target.ca_file)
+        for module in _FIRST_USE:  # loaded here (a worker thread), not in the first POST (~50 ms of the loop)
+            with contextlib.suppress(ImportError):
+                importlib.import_module(module)
         self._client = httpx.AsyncClient(timeout=target.timeout_s, verify=verify, follow_redirects=False)
         self.where = target.where
         self._headers = {"Content-Type": "application/json", "User-Agent": f"edgegw ({gateway})", **target.headers}
