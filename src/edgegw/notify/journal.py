@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import contextlib
 import csv
+import os
 import re
 import sqlite3
 import sys
@@ -28,7 +29,7 @@ from typing import Any
 import orjson
 import structlog
 
-from edgegw.config.notify import JournalConfig
+from edgegw.config.notify import DEFAULT_STATE_DIR, JournalConfig
 
 log = structlog.get_logger("edgegw.notify.journal")
 
@@ -219,13 +220,15 @@ def write_table(entries: list[dict[str, Any]], out: Any) -> None:
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("-c", "--config", help="the gateway's config (finds the journal under notify.state_dir)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
-    p.add_argument("--journal", metavar="FILE", help="the journal file itself (default /var/lib/edgegw/alarms.db)")
+    p.add_argument("--journal", metavar="FILE",
+                   help="the journal file itself (default $STATE_DIRECTORY/alarms.db, else /var/lib/edgegw/alarms.db)")
     p.add_argument("--since", default="24h", help="how far back: 24h, 30m, 7d, or an ISO 8601 time (default 24h)")
     p.add_argument("--csv", action="store_true", help="CSV on stdout instead of a table")
 
 
 def main(args: argparse.Namespace) -> int:
-    path = Path(args.journal or "/var/lib/edgegw/alarms.db")
+    state = os.environ.get("STATE_DIRECTORY", "").split(":")[0] or DEFAULT_STATE_DIR
+    path = Path(args.journal) if args.journal else Path(state) / "alarms.db"
     if args.config and not args.journal:
         from edgegw.config import EX_CONFIG, ConfigError, load_config
 
