@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -32,6 +32,9 @@ from edgegw.sequence import DurableSequencer, Sequencer
 from edgegw.sinks import Sink
 from edgegw.sinks.local import LocalSink
 from edgegw.sources import Source, build_sources
+
+if TYPE_CHECKING:
+    from edgegw.notify.dispatch import Notifier
 
 log = structlog.get_logger("edgegw.gateway")
 ROLLUP_CHUNK = 8  # rollups encoded per loop turn at the top of an interval
@@ -82,6 +85,12 @@ class Gateway:
             from edgegw.sinks.bridge import build as build_bridge
 
             self.sinks.append(build_bridge(cfg, self.seq, self._on_alert, self.engine))
+        self.notifier: Notifier | None = None
+        if cfg.notify is not None:
+            from edgegw.notify.dispatch import build as build_notifier
+
+            self.notifier = build_notifier(cfg, self._on_alert, state_dir)
+            self.sinks.append(self.notifier)
         self.sources: list[Source] = build_sources(cfg, self.intake)
         self.health = Health(self)
 
@@ -97,7 +106,7 @@ class Gateway:
         """Stamp once, then every sink in its own guard: one that raises is counted and logged,
         the others still get the alert, and nothing reaches the source or hop that found it."""
         self._stamp(alert)
-        if alert.state == "raised":
+        if alert.state == "raised" and "acked_by" not in alert.evidence:  # an ack re-publishes the raise
             self.alerts_raised += 1
         for s in self.sinks:
             try:
@@ -205,6 +214,8 @@ class Gateway:
     def _restored(self, alarms: list[dict[str, Any]]) -> None:
         for d in alarms:
             self.engine.restore(d.get("asset", ""), d.get("kind", ""), d.get("source", ""), _level(d))
+        if self.notifier is not None:
+            self.notifier.restore(alarms)
 
 
 async def _cancel(tasks: list[asyncio.Task[Any]], grace: float = 1.0) -> None:

@@ -148,8 +148,8 @@ class Health:
         for s in gw.sinks:
             depth = sink_depth(s)
             sinks[s.name] = {"depth": depth, "errors": gw.sink_errors.get(s.name, 0), **part_stats(s)}
-            if s is not gw.local and depth is not None:
-                outbox = (outbox or 0) + depth
+            if s.name == "upstream" and depth is not None:
+                outbox = depth
         local = sinks.get(gw.local.name, {})
         rejected = dict(e.rejected)
         hop = percentiles_ms(e.hop_seconds)

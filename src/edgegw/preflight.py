@@ -49,6 +49,7 @@ def prepare(path: str, overrides: Sequence[str] = ()) -> Prepared:
     _outbox(cfg, problems)
     _readings(cfg, problems)
     state_dir = _state_dir(cfg, problems)
+    _notify(cfg, state_dir, problems)
     _source_libraries(cfg, problems)
     if problems:
         raise ConfigError(located(path, problems))
@@ -94,8 +95,22 @@ def _outbox(cfg: GatewayConfig, problems: list[tuple[tuple[Any, ...], str]]) -> 
     """The outbox's folder can be written, and no other process holds the outbox."""
     if cfg.upstream is None:
         return
-    p = Path(cfg.upstream.outbox.path)
-    loc = ("upstream", "outbox", "path")
+    _queue_file(Path(cfg.upstream.outbox.path), ("upstream", "outbox", "path"), problems)
+
+
+def _notify(cfg: GatewayConfig, state_dir: Path | None, problems: list[tuple[tuple[Any, ...], str]]) -> None:
+    """The notification queues, like the outbox: writable, and held by no other process."""
+    if cfg.notify is None:
+        return
+    from edgegw.config.notify import queue_file
+
+    folder = cfg.notify.folder(state_dir)
+    for i, t in enumerate(cfg.notify.targets):
+        _queue_file(queue_file(folder, t), ("notify", "targets", i), problems)
+
+
+def _queue_file(p: Path, loc: tuple[Any, ...], problems: list[tuple[tuple[Any, ...], str]]) -> None:
+    """An SQLite queue at `p`: its folder can be written, and no other process holds its lock."""
     folder = next((d for d in (p.parent, *p.parent.parents) if d.exists()), None)
     if p.exists() and not p.is_file():
         problems.append((loc, f"{p} is not a regular file"))

@@ -4,6 +4,8 @@ It subscribes to `alerts/#` (or the topics given) and learns what is active from
 messages the broker hands a new subscriber; after that, raises add a row and clears remove it
 (an empty retained payload — the gateway deleting a cleared alarm — removes it too). On a
 terminal the table redraws in place, coloured by severity; otherwise each change is a line.
+On a terminal, up/down (or k/j) select an alarm and `a` acknowledges it: a command to the
+gateway on `cmd/{gateway}/alarms/ack`, which re-publishes the alarm with `acked_by`.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import getpass
+import os
 import signal
 import sys
 import time
@@ -26,6 +30,8 @@ _COLOURS = {"critical": "\x1b[1;31m", "warning": "\x1b[33m", "info": "\x1b[36m",
 _RESET = "\x1b[0m"
 _DIM = "\x1b[2m"
 CLEAR_SCREEN = "\x1b[H\x1b[2J"
+ACK_TOPIC = "cmd/{gateway}/alarms/ack"
+_UP, _DOWN = ("\x1b[A", "k"), ("\x1b[B", "j")
 
 
 def host_port(text: str, default_port: int = 1883) -> tuple[str, int]:
@@ -93,6 +99,8 @@ class AlarmBoard:
             return Change("raised", d, retained)
         d.setdefault("raised_at", prev.get("raised_at") or prev.get("ts"))
         self.active[key] = d
+        if d.get("acked_by") and not prev.get("acked_by"):
+            return Change("acked", d, retained)
         if (d.get("severity"), d.get("level")) == (prev.get("severity"), prev.get("level")):
             return None  # the same alarm again: a re-publish after a reconnect, or a retained copy
         more = _SEVERITY_ORDER.get(str(d.get("severity")), 3) < _SEVERITY_ORDER.get(str(prev.get("severity")), 3)
@@ -114,16 +122,26 @@ def clock_of(iso_ts: Any) -> str:
         return str(iso_ts)[:8]
 
 
-def render_table(rows: Sequence[dict[str, Any]], colour_on: bool, width: int = 120) -> list[str]:
-    """The alarm table as lines of text."""
+def ack_command(d: dict[str, Any], by: str, template: str = ACK_TOPIC) -> tuple[str, bytes]:
+    """The topic and payload that acknowledge alarm `d` at the gateway that raised it."""
+    body = {"asset": d.get("asset"), "kind": d.get("kind"), "source": d.get("source"), "by": by, "note": "edgegw watch"}
+    return template.format(gateway=d.get("gateway", "")), orjson.dumps(body)
+
+
+def render_table(rows: Sequence[dict[str, Any]], colour_on: bool, width: int = 120,
+                 selected: int | None = None) -> list[str]:
+    """The alarm table as lines of text; `selected` marks one row (the one `a` acknowledges)."""
     head = f"{'SEVERITY':<9} {'SINCE':<8} {'ASSET':<10} {'KIND':<13} {'SOURCE':<12} MESSAGE"
     out = [f"{_DIM}{head}{_RESET}" if colour_on else head]
     if not rows:
         out.append("(no active alarms)")
-    for d in rows:
+    for i, d in enumerate(rows):
         sev = str(d.get("severity", ""))
         msg = str(d.get("message", ""))
-        line = (
+        if d.get("acked_by"):
+            msg = f"[acked by {d['acked_by']}] {msg}"
+        mark = ("> " if i == selected else "  ") if selected is not None else ""
+        line = mark + (
             f"{sev:<9} {clock_of(d.get('raised_at') or d.get('ts')):<8} {d.get('asset', '')!s:<10} "
             f"{d.get('kind', '')!s:<13} {d.get('source', '')!s:<12} {msg}"
         )
@@ -147,8 +165,10 @@ def event_line(ch: Change, colour_on: bool, when: str | None = None) -> str:
 async def watch(
     host: str, port: int, topics: Sequence[str], out: TextIO, tty: bool, colour_on: bool,
     stop: asyncio.Event | None = None, exit_after: float | None = None,
+    keys: asyncio.Queue[str] | None = None, user: str = "operator",
 ) -> AlarmBoard:
-    """Follow the alarms until `stop` is set or `exit_after` seconds passed; return the final board."""
+    """Follow the alarms until `stop` is set or `exit_after` seconds passed; return the final board.
+    `keys` (terminal key presses) move the selection and acknowledge the selected alarm as `user`."""
     import aiomqtt
 
     from edgegw.backoff import Backoff
@@ -158,11 +178,17 @@ async def watch(
     deadline = None if exit_after is None else time.monotonic() + exit_after
     backoff = Backoff(0.5, 10.0)
     status = "connecting"
+    selected = 0
+    note = ""
+    current: list[aiomqtt.Client] = []
 
     def draw() -> None:
         if tty:
             lines = [f"edgegw watch  {host}:{port}  {' '.join(topics)}  — {status}, {len(board.active)} active", ""]
-            lines += render_table(board.rows(), colour_on)
+            rows = board.rows()
+            lines += render_table(rows, colour_on, selected=min(selected, len(rows) - 1) if keys and rows else None)
+            if keys is not None:
+                lines += ["", note or "up/down select, a acknowledges the selected alarm"]
             out.write(CLEAR_SCREEN + "\n".join(lines) + "\n")
             out.flush()
 
@@ -178,6 +204,27 @@ async def watch(
                 out.write(event_line(ch, colour_on) + "\n")
                 out.flush()
 
+    async def take_keys() -> None:
+        nonlocal selected, note
+        assert keys is not None
+        while True:
+            key = await keys.get()
+            rows = board.rows()
+            if key in _UP:
+                selected = max(0, min(selected, len(rows) - 1) - 1)
+            elif key in _DOWN:
+                selected = min(len(rows) - 1, selected + 1) if rows else 0
+            elif key == "a" and rows and current:
+                d = rows[min(selected, len(rows) - 1)]
+                topic, payload = ack_command(d, user)
+                try:
+                    await current[0].publish(topic, payload, qos=1)
+                    note = f"acknowledgement sent for {d.get('asset')} {d.get('kind')}/{d.get('source')}"
+                except aiomqtt.MqttError as e:
+                    note = f"acknowledgement not sent: {e}"
+            draw()
+
+    key_task = asyncio.create_task(take_keys()) if keys is not None else None
     while not stop.is_set():
         remaining = None if deadline is None else deadline - time.monotonic()
         if remaining is not None and remaining <= 0:
@@ -188,6 +235,7 @@ async def watch(
                 for t in topics:
                     await client.subscribe(t, qos=1)
                 status = "connected"
+                current[:] = [client]
                 draw()
                 reader = asyncio.create_task(follow(client))
                 stopper = asyncio.create_task(stop.wait())
@@ -208,6 +256,10 @@ async def watch(
             draw()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), backoff.next())
+        finally:
+            current.clear()
+    if key_task is not None:
+        key_task.cancel()
     return board
 
 
@@ -232,9 +284,31 @@ def main(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        return await watch(host, port, topics, sys.stdout, tty, args.colour and tty, stop, args.exit_after)
+        keys: asyncio.Queue[str] | None = None
+        if tty and sys.stdin.isatty():
+            q: asyncio.Queue[str] = asyncio.Queue()
+            fd = sys.stdin.fileno()
+            loop.add_reader(fd, lambda: q.put_nowait(os.read(fd, 16).decode(errors="replace")))
+            keys = q
+        try:
+            return await watch(host, port, topics, sys.stdout, tty, args.colour and tty, stop, args.exit_after,
+                               keys=keys, user=getpass.getuser())
+        finally:
+            if keys is not None:
+                loop.remove_reader(sys.stdin.fileno())
 
-    board = asyncio.run(run())
+    if tty and sys.stdin.isatty():
+        import termios
+        import tty as terminal
+
+        saved = termios.tcgetattr(sys.stdin)
+        terminal.setcbreak(sys.stdin)
+        try:
+            board = asyncio.run(run())
+        finally:
+            termios.tcsetattr(sys.stdin, termios.TCSADRAIN, saved)
+    else:
+        board = asyncio.run(run())
     if not tty:
         print(f"-- {len(board.active)} active alarm(s)")
         for line in render_table(board.rows(), False):

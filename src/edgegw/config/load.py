@@ -219,8 +219,9 @@ def _deprecated(root: dict[Any, Any]) -> list[tuple[tuple[Any, ...], str]]:
 
 
 def _is_tag(loc: tuple[Any, ...], i: int) -> bool:
-    """The discriminated union adds the source type to error paths: sources.0.mqtt.topic."""
-    return i >= 2 and loc[i - 2] == "sources" and isinstance(loc[i - 1], int) and loc[i] in ("mqtt", "opcua", "coap")
+    """A discriminated union adds the type to error paths: sources.0.mqtt.topic, notify.targets.0.email.to."""
+    return (i >= 2 and loc[i - 2] in ("sources", "targets") and isinstance(loc[i - 1], int)
+            and loc[i] in ("mqtt", "opcua", "coap", "email", "webhook"))
 
 
 def resolve_path(p: str, config_file: str | os.PathLike[str] | None = None) -> Path:

@@ -1,0 +1,366 @@
+"""The notification sink: takes every alert like the other sinks, decides per target whether it
+is sent (severity, asset and kind filters, on_clear, shelves), queues it durably, journals it,
+and answers ack/shelve commands.
+
+`alert()` only appends to memory: the queue writes happen in one commit a few milliseconds later,
+after the local sink has published the alert, so a notification never delays the MQTT alert.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fnmatch
+import functools
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import structlog
+
+from edgegw.backoff import Backoff
+from edgegw.config import ConfigError, GatewayConfig
+from edgegw.config.notify import SEVERITIES, EmailTarget, NotifyConfig, TargetBase, WebhookTarget, queue_file
+from edgegw.notify.commands import AlarmCommand, CommandListener
+from edgegw.notify.delivery import QueueBusy, Sender, TargetQueue
+from edgegw.notify.journal import Journal, Key, Shelf
+from edgegw.records import Alert, AlertState, Rollup, Severity, iso
+
+log = structlog.get_logger("edgegw.notify")
+
+FLUSH_DELAY_S = 0.01  # queue writes wait this long: the local publish goes first, a burst shares one commit
+SETTLE_S = 0.01  # a delivery starts once no alert came for this long (a few ms of loop time each) ...
+SETTLE_MAX_S = 0.5  # ... or after this long at most
+FAILED_KIND = "notify_failed"
+_RANK = {s: i for i, s in enumerate(SEVERITIES)}
+_BASE_FIELDS = {"id", "seq", "ts", "gateway", "site", "asset", "kind", "source", "state", "severity", "message", "raised_at"}
+
+
+def _sender(target: TargetBase, gateway: str) -> Sender:
+    if isinstance(target, EmailTarget):
+        from edgegw.notify.email import EmailSender
+
+        return EmailSender(target, gateway)
+    assert isinstance(target, WebhookTarget)
+    from edgegw.notify.webhook import WebhookSender
+
+    return WebhookSender(target, gateway)
+
+
+def _epoch(text: Any) -> float:
+    try:
+        return datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return time.time()
+
+
+def alert_from_dict(d: dict[str, Any]) -> Alert:
+    """An alert read back from the broker (a retained raise) as the object the gateway made."""
+    ev = {k: v for k, v in d.items() if k not in _BASE_FIELDS}
+    a = Alert(str(d.get("asset", "")), str(d.get("kind", "")), str(d.get("source", "")), AlertState.RAISED,
+              Severity(d.get("severity", "warning")), _epoch(d.get("ts")), ev, str(d.get("message", "")),
+              id=str(d.get("id", "")), seq=int(d.get("seq", 0)), gateway=str(d.get("gateway", "")),
+              site=str(d.get("site", "")))
+    if d.get("raised_at"):
+        a.raised_at = _epoch(d["raised_at"])
+    return a
+
+
+class Notifier:
+    """The `notify` sink. `emit` is the gateway's alert entry (stamps and fans out to every sink)."""
+
+    def __init__(self, cfg: GatewayConfig, emit: Any = None, state_dir: Path | None = None) -> None:
+        """`state_dir`: the gateway's, where queues and journal live unless `notify.state_dir` says."""
+        assert cfg.notify is not None
+        self.name = "notify"
+        self.connected = True  # no target failing (refreshed each second)
+        self.cfg = cfg
+        self.ncfg: NotifyConfig = cfg.notify
+        self.emit = emit
+        gw = cfg.gateway.id
+        self.folder = self.ncfg.folder(state_dir)
+        self.journal_path = self.ncfg.journal_path(self.folder)
+        self.queues: list[TargetQueue] = []
+        try:
+            for t in self.ncfg.targets:
+                self.queues.append(TargetQueue(t, queue_file(self.folder, t), functools.partial(_sender, t, gw),
+                                               self._failing, self.settle))
+        except QueueBusy as e:
+            raise ConfigError([f"notify.state_dir: {e}"]) from None
+        self.journal = Journal(self.journal_path, self.ncfg.journal) if self.ncfg.journal.enabled else None
+        self.shelves: dict[Key, Shelf] = self.journal.load_shelves() if self.journal else {}
+        self.commands = CommandListener(cfg, self.command) if self.ncfg.commands.enabled else None
+        self.active: dict[Key, Alert] = {}
+        self._assets = {a.id: cfg.profiles[a.profile] for a in cfg.assets}
+        self._pending: list[tuple[TargetQueue, str, bytes]] = []
+        self._flush_pending = False
+        self._last_alert = 0.0
+        self._closing = asyncio.Event()
+        self.queued = 0
+        self.suppressed = {"filtered": 0, "shelved": 0}
+
+    @property
+    def depth(self) -> int:
+        return sum(q.depth for q in self.queues)
+
+    # -- intake (synchronous, from the gateway's fan-out)
+
+    def restore(self, raised: list[dict[str, Any]]) -> None:
+        """Alarms active before a restart (the local sink reads them back): ack-able, and their clears
+        reach the targets that were told of the raise."""
+        for d in raised:
+            a = alert_from_dict(d)
+            self.active[a.key] = a
+            for q in self.queues:
+                if self._takes(q, a):
+                    q.notified.add(a.key)
+
+    def alert(self, alert: Alert) -> None:
+        self._last_alert = time.monotonic()
+        key = alert.key
+        acked = "acked_by" in alert.evidence
+        if alert.state == AlertState.RAISED:
+            self.active[key] = alert
+        else:
+            self.active.pop(key, None)
+        if acked:
+            return  # the ack itself is journalled by the command
+        payload = orjson.dumps(alert.to_dict())  # the alert exactly as published on MQTT
+        if self.journal is not None:
+            self.journal.record(str(alert.state), alert.asset, alert.kind, alert.source, str(alert.severity),
+                                detail=payload)
+        shelved = self._shelved(key)
+        for q in self.queues:
+            if alert.state == AlertState.RAISED:
+                send = self._takes(q, alert)
+                if send and not shelved:
+                    q.notified.add(key)
+                else:
+                    q.notified.discard(key)  # a raise not passed on: nor its clear
+            else:
+                send = key in q.notified and q.target.on_clear
+                q.notified.discard(key)
+            if not send:
+                self.suppressed["filtered"] += 1
+                continue
+            if shelved:
+                self.suppressed["shelved"] += 1
+                continue
+            self._queue(q, alert.id, payload)
+
+    def rollup(self, rollup: Rollup) -> None:
+        """Rollups are not notified."""
+
+    async def settle(self) -> None:
+        """Wait for a pause in the alarms (at most SETTLE_MAX_S): sending costs the one event loop a
+        few milliseconds, which would otherwise land on the next alarm of a burst."""
+        give_up = time.monotonic() + SETTLE_MAX_S
+        while True:
+            now = time.monotonic()
+            quiet_for = now - self._last_alert
+            if quiet_for >= SETTLE_S or now >= give_up:
+                return
+            await asyncio.sleep(SETTLE_S - quiet_for)
+
+    def _takes(self, q: TargetQueue, a: Alert) -> bool:
+        """Whether target `q` is sent raise `a`: its filters, and never its own notify_failed alarm."""
+        return self._wants(q.target, a) and not (a.kind == FAILED_KIND and a.source == q.name)
+
+    def _wants(self, t: TargetBase, a: Alert) -> bool:
+        if t.kinds and a.kind not in t.kinds:
+            return False
+        if t.assets and not any(fnmatch.fnmatchcase(a.asset, p) for p in t.assets):
+            return False
+        return _RANK.get(str(a.severity), 0) >= _RANK[t.min_severity]
+
+    def _shelved(self, key: Key) -> bool:
+        shelf = self.shelves.get(key)
+        return shelf is not None and shelf[0] > time.time()
+
+    def _queue(self, q: TargetQueue, alert_id: str, payload: bytes) -> None:
+        self._pending.append((q, alert_id, payload))
+        self.queued += 1
+        if not self._flush_pending:
+            self._flush_pending = True
+            try:
+                asyncio.get_running_loop().call_later(FLUSH_DELAY_S, self._flush)
+            except RuntimeError:
+                self._flush()
+
+    def _flush(self) -> None:
+        """Write what alert() took to the target queues: one commit per queue."""
+        self._flush_pending = False
+        pending, self._pending = self._pending, []
+        touched: dict[int, TargetQueue] = {}
+        for q, alert_id, payload in pending:
+            q.put(alert_id, payload)
+            touched[id(q)] = q
+        for q in touched.values():
+            q.commit()
+
+    # -- gateway alarm: a target that keeps failing
+
+    def _failing(self, q: TargetQueue, failing: bool) -> None:
+        gw = self.cfg.gateway.id
+        ev = {"target": q.name, "type": getattr(q.target, "type", ""), "queued": q.outbox.count,
+              "where": q.where}
+        if failing:
+            now = time.time()
+            q.set_alarm(now)
+            ev.update(error=q.last_error, failing_since=iso(q.failing_since or now))
+            a = Alert(gw, FAILED_KIND, q.name, AlertState.RAISED, Severity.WARNING, now, ev,
+                      f"notifications to {q.name} ({q.where}) failing: {q.last_error}")
+        else:
+            raised, now = q.alarm_raised_at, time.time()
+            q.set_alarm(None)
+            a = Alert(gw, FAILED_KIND, q.name, AlertState.CLEARED, Severity.INFO, now, ev,
+                      f"notifications to {q.name} delivered again", raised_at=raised)
+        self._emit(a)
+
+    def _emit(self, a: Alert) -> None:
+        if self.emit is None:
+            return
+        try:
+            asyncio.get_running_loop().call_soon(self.emit, a)
+        except RuntimeError:
+            self.emit(a)
+
+    # -- commands
+
+    def command(self, name: str, c: AlarmCommand) -> tuple[bool, str]:
+        """Apply one parsed command; (ok, reason). Refused commands change nothing."""
+        if name == "ack":
+            return self._ack(c)
+        if name == "shelve":
+            return self._shelve(c)
+        return self._unshelve(c)
+
+    def _known(self, c: AlarmCommand) -> str | None:
+        """Why the alarm named is not one this gateway has (None: it is)."""
+        if c.key in self.active or c.key in self.shelves:
+            return None
+        if c.asset != self.cfg.gateway.id and c.asset not in self._assets:
+            return f"unknown asset {c.asset!r}"
+        kinds = ("threshold", "stale", "quality", "anomaly", "failure_risk")
+        if c.asset in self._assets and c.kind not in kinds:
+            return f"unknown kind {c.kind!r} (one of {', '.join(kinds)})"
+        if (c.asset in self._assets and c.kind in ("threshold", "stale", "quality")
+                and c.source not in self._assets[c.asset].signals):
+            return f"asset {c.asset!r} has no signal {c.source!r}"
+        return None
+
+    def _ack(self, c: AlarmCommand) -> tuple[bool, str]:
+        a = self.active.get(c.key)
+        if a is None:
+            return False, self._known(c) or f"no active alarm {'/'.join(c.key)}"
+        if "acked_by" in a.evidence:
+            return True, f"already acknowledged by {a.evidence['acked_by']}"
+        now = time.time()
+        ev = {**a.evidence, "acked_by": c.by, "acked_at": iso(now)}
+        if c.note:
+            ev["ack_note"] = c.note
+        if self.journal is not None:
+            self.journal.record("acked", a.asset, a.kind, a.source, str(a.severity), c.by, c.note, {"alert_id": a.id})
+        acked = Alert(a.asset, a.kind, a.source, AlertState.RAISED, a.severity, a.ts, ev, a.message, raised_at=a.raised_at)
+        self.active[c.key] = acked
+        if self.emit is not None:
+            self.emit(acked)  # re-published (retained) with acked_by / acked_at, and upstream
+        return True, "acknowledged"
+
+    def _shelve(self, c: AlarmCommand) -> tuple[bool, str]:
+        why = self._known(c)
+        if why:
+            return False, why
+        assert c.duration_s is not None
+        until = time.time() + c.duration_s
+        self.shelves[c.key] = (until, c.by, c.note)
+        if self.journal is not None:
+            self.journal.record("shelved", *c.key, by=c.by, note=c.note, detail={"until": iso(until), "duration_s": c.duration_s})
+        return True, f"shelved until {iso(until)}"
+
+    def _unshelve(self, c: AlarmCommand) -> tuple[bool, str]:
+        if c.key not in self.shelves:
+            return False, self._known(c) or f"alarm {'/'.join(c.key)} is not shelved"
+        self._end_shelf(c.key, "unshelved", c.by, c.note)
+        return True, "unshelved"
+
+    def _end_shelf(self, key: Key, event: str, by: str = "", note: str = "") -> None:
+        """The shelf is over: an alarm still active is announced now."""
+        self.shelves.pop(key, None)
+        if self.journal is not None:
+            self.journal.record(event, *key, by=by, note=note)
+        a = self.active.get(key)
+        if a is None or "acked_by" in a.evidence:
+            return
+        payload = orjson.dumps(a.to_dict())
+        for q in self.queues:
+            if key not in q.notified and self._takes(q, a):
+                q.notified.add(key)
+                self._queue(q, a.id, payload)
+
+    async def _expire_shelves(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            self.connected = all(q.failing_since is None for q in self.queues)
+            now = time.time()
+            for key in [k for k, s in self.shelves.items() if s[0] <= now]:
+                self._end_shelf(key, "shelf_expired")
+
+    # -- running
+
+    async def _keep(self, name: str, job: Callable[[], Awaitable[None]]) -> None:
+        """Run `job` until cancelled; a bug that ends it is logged and it starts again."""
+        backoff = Backoff(1.0, 60.0)
+        while True:
+            try:
+                await job()
+            except Exception:
+                log.exception("notification task failed; restarting it", task=name)
+            await asyncio.sleep(backoff.next())
+
+    async def run(self) -> None:
+        jobs: list[tuple[str, Callable[[], Awaitable[None]]]] = [(f"notify:{q.name}", q.run) for q in self.queues]
+        jobs.append(("notify:shelves", self._expire_shelves))
+        if self.journal is not None:
+            jobs.append(("notify:journal", functools.partial(self.journal.run, self.shelves)))
+        if self.commands is not None:
+            jobs.append(("notify:commands", self.commands.run))
+        tasks = [asyncio.create_task(self._keep(name, job), name=name) for name, job in jobs]
+        log.info("notifications running", targets=[f"{q.name} ({q.where})" for q in self.queues],
+                 queued=self.depth, journal=str(self.journal_path) if self.journal else None)
+        try:
+            await self._closing.wait()
+            self._flush()
+            for _ in range(20):  # let a delivery under way finish (it would be sent again otherwise)
+                if not any(q.delivering for q in self.queues):
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self._flush()
+            for q in self.queues:
+                with contextlib.suppress(Exception):
+                    await q.aclose()
+            if self.journal is not None:
+                await asyncio.to_thread(self.journal.close, dict(self.shelves))
+
+    async def close(self, timeout: float = 2.0) -> None:
+        self._closing.set()
+
+    def stats(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"queued_total": self.queued, "suppressed": dict(self.suppressed),
+                               "targets": {q.name: q.stats() for q in self.queues}, "shelved": len(self.shelves)}
+        if self.journal is not None:
+            out["journal"] = self.journal.stats()
+        if self.commands is not None:
+            out["commands"] = {"taken": self.commands.taken, "refused": self.commands.refused}
+        return out
+
+
+def build(cfg: GatewayConfig, emit: Any = None, state_dir: Path | None = None) -> Notifier:
+    return Notifier(cfg, emit, state_dir)
