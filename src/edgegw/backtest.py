@@ -106,7 +106,7 @@ def _model_profile(directory: Path, rate_hz: float) -> tuple[str, Profile]:
         raise ModelError(f"{side}: cannot read the model description: {e}") from None
     try:
         units = meta.get("units") or {}
-        alarms = meta.get("model_alarms") or {}
+        alarms = {k: v for k, v in (meta.get("model_alarms") or {}).items() if k == "failure_threshold"}
         p = Profile(
             window_s=float(meta["window_s"]), hop_s=float(meta.get("hop_s", 1.0)),
             max_rate_hz=max(1.0, float(math.ceil(rate_hz))), model=str(directory),

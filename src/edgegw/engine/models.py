@@ -88,6 +88,7 @@ class ModelSet(Protocol):
     name: str
     version: str
     feature_names: list[str]
+    delays: tuple[float, float] | None  # the model's alarm (on, off) delays in seconds, if it has its own
 
     def evaluate(self, x: np.ndarray) -> list[list[Verdict]]:
         """Score rows of x (n, n_features); one list of verdicts per row."""
@@ -166,6 +167,7 @@ class OnnxModelSet:
         columns: np.ndarray | None,
         failure_threshold: float,
         directory: Path,
+        hop_s: float = 1.0,
     ) -> None:
         self.meta = meta
         self.directory = directory
@@ -180,8 +182,9 @@ class OnnxModelSet:
         used = [self.feature_names.index(n) for n in am["features_used"]]
         self._used = np.asarray(used, dtype=np.int64)
         stats = am["training_stats"]
-        mean = np.asarray(stats["mean"], dtype=np.float64)
-        std = np.asarray(stats["std"], dtype=np.float64)
+        # robust center and spread when the model has them: explanations are in the units it judges by
+        mean = np.asarray(stats.get("center", stats["mean"]), dtype=np.float64)
+        std = np.asarray(stats.get("scale", stats["std"]), dtype=np.float64)
         self._mean = mean[self._used]
         self._scale = np.maximum(std[self._used], 1e-9 * np.maximum(np.abs(self._mean), 1.0))
         self._used_names = [self.feature_names[i] for i in used]
@@ -190,6 +193,7 @@ class OnnxModelSet:
         self._count_cols = np.array([self.feature_names.index(f"{s}.count") for s in mins], dtype=np.int64)
         self._min_count = np.array(list(mins.values()), dtype=np.float32)
         self.sparse_rows = 0  # windows too sparse to judge (just after a gap): not scored
+        self.delays = model_delays(meta, hop_s)
         self._failure = failure
         self.failure_threshold = failure_threshold
         if failure is not None:
@@ -270,6 +274,20 @@ class OnnxModelSet:
         return {"top": top, "signals": list(dict.fromkeys(t["signal"] for t in top))}
 
 
+def model_delays(meta: dict[str, Any], hop_s: float) -> tuple[float, float] | None:
+    """The model's alarm delays in seconds at a hop of hop_s: its hops times the hop, else its
+    seconds; None when it has neither."""
+    ma = meta.get("model_alarms") or {}
+    try:
+        if "on_hops" in ma and "off_hops" in ma:
+            return float(ma["on_hops"]) * hop_s, float(ma["off_hops"]) * hop_s
+        if "on_delay_s" in ma and "off_delay_s" in ma:
+            return float(ma["on_delay_s"]), float(ma["off_delay_s"])
+    except (TypeError, ValueError):
+        raise ModelError(f"{META_FILE}: model_alarms holds non-numeric delays: {ma}") from None
+    return None
+
+
 def _read_meta(directory: Path) -> dict[str, Any]:
     side = directory / META_FILE
     try:
@@ -347,7 +365,7 @@ def load_model_set(path: str | Path, profile_name: str, profile: Profile) -> Onn
         if "classes" not in fm or "file" not in fm:
             raise ModelError(f"{directory / META_FILE}: the 'failure_risk' section lacks file or classes")
         failure = OnnxModel(directory / str(fm["file"]), meta, str(fm.get("output", "probabilities")), nf)
-    ms = OnnxModelSet(meta, anomaly, failure, columns, profile.model_alarms.failure_threshold, directory)
+    ms = OnnxModelSet(meta, anomaly, failure, columns, profile.model_alarms.failure_threshold, directory, profile.hop_s)
     _warm_up(ms, meta, nf)
     return ms
 
