@@ -1,0 +1,72 @@
+"""The `profiles:` (signals, windows, model alarms) and the `assets:` that use them."""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from edgegw.config.base import Base
+
+
+class SignalSpec(Base):
+    unit: str | None = None
+    hi: float | None = None
+    hihi: float | None = None
+    lo: float | None = None
+    lolo: float | None = None
+    deadband: float = Field(0.0, ge=0, description="Hysteresis: clear only below hi - deadband (above lo + deadband).")
+    on_delay_s: float = Field(0.0, ge=0, description="Condition must hold this long (event time) to raise.")
+    off_delay_s: float = Field(0.0, ge=0, description="Condition must be gone this long (event time) to clear.")
+    range: tuple[float, float] | None = Field(None, description="Physical range; outside it a reading is bad.")
+
+    @model_validator(mode="after")
+    def _order(self) -> SignalSpec:
+        if self.hi is not None and self.hihi is not None and self.hihi < self.hi:
+            raise ValueError("hihi must be >= hi")
+        if self.lo is not None and self.lolo is not None and self.lolo > self.lo:
+            raise ValueError("lolo must be <= lo")
+        if self.range is not None and self.range[0] >= self.range[1]:
+            raise ValueError("range must be [min, max] with min < max")
+        return self
+
+
+class ModelAlarmSpec(Base):
+    on_delay_s: float | None = Field(
+        None, ge=0, description="Model verdict must hold this long (event time) to raise (default: the model's delay)."
+    )
+    off_delay_s: float | None = Field(None, ge=0, description="... and be gone this long to clear (default: the model's).")
+    failure_threshold: float = Field(0.5, gt=0, lt=1, description="failure_risk raises above this probability.")
+
+
+class Profile(Base):
+    window_s: float = Field(
+        30.0, gt=0, description="Feature window length; a whole multiple of hop_s (the window is window_s/hop_s hops)."
+    )
+    hop_s: float = Field(
+        1.0, gt=0, description="How often features and models run per asset; windows end on multiples of it."
+    )
+    stale_after_s: float = Field(10.0, gt=0, description="A signal silent this long (wall clock) raises stale.")
+    max_rate_hz: float = Field(
+        10.0, gt=0, le=10000,
+        description="Expected highest sample rate per signal. Accepted for compatibility; it no longer limits "
+        "the window, which holds every sample of the last window_s.",
+    )
+    model: str | None = Field(None, description="Model directory (anomaly + failure ONNX and metadata).")
+    model_alarms: ModelAlarmSpec = Field(default_factory=ModelAlarmSpec)
+    signals: dict[str, SignalSpec] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _hop(self) -> Profile:
+        if self.hop_s > self.window_s:
+            raise ValueError("hop_s must be <= window_s")
+        hops = self.window_s / self.hop_s
+        if abs(hops - round(hops)) > 1e-9 * hops:
+            raise ValueError(
+                f"window_s ({self.window_s:g}) must be a whole multiple of hop_s ({self.hop_s:g}): "
+                "a window is made of whole hops"
+            )
+        return self
+
+
+class AssetSpec(Base):
+    id: str = Field(pattern=r"^[^/+#\s]+$", description="Asset id as it appears in topics.")
+    profile: str
