@@ -109,10 +109,11 @@ def sklearn_side(repeat: int) -> list[dict[str, float | str | None]]:
     from threadpoolctl import threadpool_limits
 
     from edgegw.ml import export, iforest_onnx
+    from edgegw.ml.classifier import failure_pipeline
     from edgegw.ml.datasets import read_history
     from edgegw.ml.replay import features_of
     from edgegw.ml.synthetic import write_csv
-    from edgegw.ml.train import DEFAULT_FEATURES, anomaly_pipeline, failure_pipeline, whitened_components
+    from edgegw.ml.train import DEFAULT_FEATURES, anomaly_pipeline, whitened_components
 
     cfg = load_config(EXAMPLE)
     profile = cfg.profiles["pump"]
