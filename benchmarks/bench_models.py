@@ -108,12 +108,13 @@ def sklearn_side(repeat: int) -> list[dict[str, float | str | None]]:
     from sklearn.ensemble import IsolationForest
     from threadpoolctl import threadpool_limits
 
+    from edgegw.ml import anomaly as am
     from edgegw.ml import export, iforest_onnx
+    from edgegw.ml.classifier import failure_pipeline
     from edgegw.ml.datasets import read_history
     from edgegw.ml.replay import features_of
     from edgegw.ml.synthetic import write_csv
-    from edgegw.ml import anomaly as am
-    from edgegw.ml.train import DEFAULT_FEATURES, failure_pipeline
+    from edgegw.ml.train import DEFAULT_FEATURES
 
     cfg = load_config(EXAMPLE)
     profile = cfg.profiles["pump"]

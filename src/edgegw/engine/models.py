@@ -203,6 +203,8 @@ class OnnxModelSet:
             self._normal = self.classes.index(normal) if normal in self.classes else -1
             self._gate = float(fm.get("anomaly_gate", -np.inf))
             self._fault_idx = np.array([i for i in range(len(self.classes)) if i != self._normal], dtype=np.int64)
+            self._cause_threshold = float(fm.get("cause_threshold", 0.0))
+            self._unknown = str(fm.get("unknown_class", "unknown"))
 
     def evaluate(self, x: np.ndarray) -> list[list[Verdict]]:
         """Score rows of x (n, n_features); one list of verdicts per row (empty for a window too
@@ -243,11 +245,17 @@ class OnnxModelSet:
         return self._explain(z, np.argsort(-np.abs(z)))
 
     def risk_evidence(self, probs: np.ndarray, p_fault: float) -> dict[str, Any]:
-        """The most likely fault class of one row, from the classifier's probabilities."""
+        """The most likely fault class of one row, from the classifier's calibrated probabilities;
+        "unknown" when its share of the fault probability is below the model's cause_threshold
+        (no class is confident: naming one would be a guess)."""
         if not len(self._fault_idx):
             return {}
-        c = int(self._fault_idx[np.argmax(probs[self._fault_idx])])
-        return {"class": self.classes[c], "probability": round(p_fault, 4), "class_probability": round(float(probs[c]), 4)}
+        pf = probs[self._fault_idx]
+        c = int(self._fault_idx[np.argmax(pf)])
+        share = float(probs[c]) / max(float(pf.sum()), 1e-12)
+        cls = self.classes[c] if share >= self._cause_threshold else self._unknown
+        return {"class": cls, "probability": round(p_fault, 4), "class_probability": round(float(probs[c]), 4),
+                "cause_share": round(share, 4)}
 
     def _explain(self, z: np.ndarray, order: np.ndarray) -> dict[str, Any]:
         """The strongest deviations, one entry per signal first (a signal other than the top one is

@@ -28,6 +28,7 @@ from edgegw.config import ConfigError, Profile, load_config
 from edgegw.engine.features import FEATURES, feature_names
 from edgegw.engine.rules import Debounce
 from edgegw.ml import anomaly as am
+from edgegw.ml.classifier import fit_classifier
 from edgegw.ml.datasets import DataError, History, read_history
 from edgegw.ml.replay import features_of
 
@@ -239,25 +240,6 @@ def _window_labels(h: History, rec_assets: list[str], ends: np.ndarray, window_s
     return label, dirty
 
 
-def _classifier_holdout(label: np.ndarray, assets: np.ndarray, normal_held: np.ndarray) -> np.ndarray:
-    """Windows held out to score the classifier: normal windows of the held-out time blocks, and
-    for each fault class its last episode (or, with one episode only, that episode's last 30 %)."""
-    held = normal_held & (label == "0")
-    for cls in sorted(set(label.tolist()) - {"0"}):
-        runs: list[np.ndarray] = []
-        for a in np.unique(assets):
-            idx = np.flatnonzero(assets == a)
-            m = (label[idx] == cls).astype(np.int8)
-            d = np.diff(np.concatenate([[0], m, [0]]))
-            runs += [idx[s:e] for s, e in zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1), strict=True)]
-        if len(runs) >= 2:
-            held[runs[-1]] = True
-        elif runs:
-            r = runs[0]
-            held[r[int(len(r) * 0.7):]] = True
-    return held
-
-
 def _debounced_share(cond: np.ndarray, ends: np.ndarray, on_s: float, off_s: float) -> float:
     """Share of hops in alarm after the on/off delays, as the engine would debounce them."""
     if not len(cond):
@@ -285,23 +267,8 @@ def _versions() -> dict[str, str]:
     }
 
 
-def failure_pipeline(used: list[int], seed: int) -> Any:
-    """Select the used feature columns, gradient-boosted trees over the fault classes."""
-    from sklearn.compose import ColumnTransformer
-    from sklearn.ensemble import HistGradientBoostingClassifier
-    from sklearn.pipeline import Pipeline
-
-    return Pipeline([
-        ("select", ColumnTransformer([("used", "passthrough", used)])),
-        ("hgb", HistGradientBoostingClassifier(max_iter=100, max_leaf_nodes=15, learning_rate=0.1,
-                                               early_stopping=False, random_state=seed)),
-    ])
-
-
 def train(args: argparse.Namespace) -> str:
     t0 = time.monotonic()
-    from sklearn.metrics import precision_recall_fscore_support
-
     from edgegw.ml import export
 
     cfg_signals = None
@@ -374,21 +341,11 @@ def train(args: argparse.Namespace) -> str:
 
     classes = sorted(set(label.tolist()))
     failure = None
-    clf_report: list[str] = []
     if h.labels is not None and len(classes) > 1:
-        held_c = _classifier_holdout(label, assets, held)
-        fit_c = ~held_c
-        if len(set(label[fit_c].tolist())) < 2:
-            fit_c = np.ones(len(label), dtype=bool)
-        clf = failure_pipeline(used, args.seed)
-        clf.fit(x[fit_c].astype(np.float32), label[fit_c].astype(str))
-        failure = clf
-        if held_c.any():
-            pred = clf.predict(x[held_c].astype(np.float32))
-            labs = [c for c in clf.classes_ if c != "0"]
-            p, r, f1, n = precision_recall_fscore_support(label[held_c].astype(str), pred, labels=labs, zero_division=0)
-            for c, pi, ri, fi, ni in zip(labs, p, r, f1, n, strict=True):
-                clf_report.append(f"  {c}: precision {pi:.2f} recall {ri:.2f} F1 {fi:.2f} ({ni} held-out windows)")
+        gate = float(np.quantile(cal_scores, GATE_QUANTILE))
+        failure = fit_classifier(x, label, assets, ends, held, names, signals, args.seed,
+                                 served=lambda rows: am.score(anomaly, envelope, rows) >= gate,
+                                 risk_threshold=alarm_defaults["failure_threshold"])
 
     # ------------------------------------------------------------------ export
     units = {s: profile.signals[s].unit for s in signals}
@@ -399,7 +356,7 @@ def train(args: argparse.Namespace) -> str:
     protos = {export.ANOMALY_FILE: am.add_envelope(export.compacted(export.anomaly_onnx(anomaly, len(names)), probe),
                                                    envelope)}
     if failure is not None:
-        protos[export.FAILURE_FILE] = export.compacted(export.classifier_onnx(failure, len(names)), probe)
+        protos[export.FAILURE_FILE] = export.failure_onnx(failure, len(names))
     # the version names the content: same data, settings and graphs, same version
     digest = hashlib.sha256(json.dumps([h.fingerprint, params], sort_keys=True).encode())
     for proto in protos.values():
@@ -428,11 +385,12 @@ def train(args: argparse.Namespace) -> str:
     if failure is not None:
         failure_meta = {
             **common, "kind": "failure_risk", "file": export.FAILURE_FILE, "output": "probabilities",
-            "classes": [str(c) for c in failure.classes_], "normal_class": "0",
+            "classes": failure.classes, "normal_class": "0",
             "threshold": alarm_defaults["failure_threshold"],
             # a fault class is named only for windows that are also somewhat unusual: a classifier
             # that saw few machines must not call a healthy machine it never saw faulty
             "anomaly_gate": float(np.quantile(cal_scores, GATE_QUANTILE)),
+            **failure.meta(),
         }
         export.attach_metadata(protos[export.FAILURE_FILE], failure_meta, version)
     meta = {
@@ -470,7 +428,7 @@ def train(args: argparse.Namespace) -> str:
         f"in alarm after delays: {held_alarm:.2%}",
     ]
     if failure is not None:
-        lines.append(f"  failure_risk: HistGradientBoosting over classes {classes}")
-        lines.extend(clf_report or ["  (no held-out labelled windows to score)"])
+        lines.append(f"  failure_risk: relations + HistGradientBoosting over classes {classes}")
+        lines.extend(failure.report)
     lines.append(f"  took {time.monotonic() - t0:.1f} s")
     return "\n".join(lines)
