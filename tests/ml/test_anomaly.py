@@ -115,3 +115,41 @@ def test_train_derives_window_from_ten_minute_samples_and_refuses_too_sparse_win
     assert cli_main(["train", "--data", str(data), "--out", str(out), "--window-s", "30", "--hop-s", "1"]) == 1
     err = capsys.readouterr().err
     assert "sampled every 600 s: a 30 s window holds 0.05 samples (at least 3 needed)" in err
+
+
+def test_relations_name_the_signal_that_left_the_others() -> None:
+    """b follows a; c is independent. A window where b leaves a's line, each within its own range,
+    breaks b's relation (and a's, predicted from b) but not c's."""
+    rng = np.random.default_rng(5)
+    a = rng.uniform(0, 10, 2000)
+    x = np.column_stack([a, 2 * a + rng.normal(0, 0.1, 2000), rng.normal(5, 1, 2000)])
+    names = ["a.mean", "b.mean", "c.mean"]
+    center, scale = am.robust_scale(x)
+    rel = am.fit_relations(x, names, ["a", "b", "c"], center, scale)
+    assert rel is not None and rel["features"] == names
+    w, b, spread = np.array(rel["weights"]), np.array(rel["bias"]), np.array(rel["spread"])
+    assert np.diag(w).tolist() == [0, 0, 0] and spread[2] > 0.5 > spread[1]
+
+    def resid(row: list[float]) -> np.ndarray:
+        m = (np.array(row) - center) / scale
+        return (m - m @ w - b) / spread
+
+    normal, broken = resid([5.0, 10.0, 5.0]), resid([5.0, 13.0, 5.0])
+    assert np.abs(normal).max() < 3
+    assert abs(broken[1]) > 10 and abs(broken[2]) < 3 and abs(broken[1]) > abs(broken[0])
+
+
+def test_alarm_explanation_names_a_broken_relation() -> None:
+    from edgegw.config import Profile
+    from edgegw.engine.models import load_model_set
+    from tests.ml.modelkit import SIGNALS
+
+    ms = load_model_set(model_dir(), "pump", Profile(window_s=30, signals={s: {} for s in SIGNALS}))
+    meta = json.loads((model_dir() / "model.json").read_text())
+    center = np.asarray(meta["anomaly"]["training_stats"]["center"])
+    scale = np.asarray(meta["anomaly"]["training_stats"]["scale"])
+    row = center.copy()
+    k = meta["feature_names"].index("current.mean")
+    row[k] += 4 * scale[k]  # current well off what flow and pressure drive, each level still plausible
+    ev = ms.anomaly_evidence(row.astype(np.float32))
+    assert ev["top"][0]["signal"] == "current" and ev["top"][0]["feature"] == "current.relation"

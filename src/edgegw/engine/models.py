@@ -183,12 +183,26 @@ class OnnxModelSet:
         self._used = np.asarray(used, dtype=np.int64)
         stats = am["training_stats"]
         # robust center and spread when the model has them: explanations are in the units it judges by
-        mean = np.asarray(stats.get("center", stats["mean"]), dtype=np.float64)
-        std = np.asarray(stats.get("scale", stats["std"]), dtype=np.float64)
-        self._mean = mean[self._used]
-        self._scale = np.maximum(std[self._used], 1e-9 * np.maximum(np.abs(self._mean), 1.0))
+        mean_all = np.asarray(stats.get("center", stats["mean"]), dtype=np.float64)
+        std_all = np.asarray(stats.get("scale", stats["std"]), dtype=np.float64)
+        std_all = np.maximum(std_all, 1e-9 * np.maximum(np.abs(mean_all), 1.0))
+        self._mean = mean_all[self._used]
+        self._scale = std_all[self._used]
         self._used_names = [self.feature_names[i] for i in used]
         self._used_signals = [n.split(".", 1)[0] for n in self._used_names]
+        rel = am.get("relations")
+        if rel:  # each signal's mean against what the others predict: named when the relation broke
+            rcols = [self.feature_names.index(f) for f in rel["features"]]
+            self._rel_cols = np.asarray(rcols, dtype=np.int64)
+            self._rel_center, self._rel_scale = mean_all[rcols], std_all[rcols]
+            self._rel_w = np.asarray(rel["weights"], dtype=np.float64)
+            self._rel_b = np.asarray(rel["bias"], dtype=np.float64)
+            self._rel_spread = np.asarray(rel["spread"], dtype=np.float64)
+            rsig = [f.split(".", 1)[0] for f in rel["features"]]
+            self._used_names += [f"{sg}.relation" for sg in rsig]
+            self._used_signals += rsig
+        else:
+            self._rel_cols = np.zeros(0, dtype=np.int64)
         mins = am.get("min_samples") or {}
         self._count_cols = np.array([self.feature_names.index(f"{s}.count") for s in mins], dtype=np.int64)
         self._min_count = np.array(list(mins.values()), dtype=np.float32)
@@ -242,6 +256,9 @@ class OnnxModelSet:
     def anomaly_evidence(self, x: np.ndarray) -> dict[str, Any]:
         """The features of one model-ordered row that deviate most from normal operation."""
         z = (x[self._used].astype(np.float64) - self._mean) / self._scale
+        if len(self._rel_cols):
+            m = (x[self._rel_cols].astype(np.float64) - self._rel_center) / self._rel_scale
+            z = np.concatenate([z, (m - m @ self._rel_w - self._rel_b) / self._rel_spread])
         return self._explain(z, np.argsort(-np.abs(z)))
 
     def risk_evidence(self, probs: np.ndarray, p_fault: float) -> dict[str, Any]:

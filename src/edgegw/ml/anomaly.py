@@ -28,6 +28,7 @@ CALIBRATION_SHARE = 0.2  # the latest fifth of each asset's normal windows calib
 ENVELOPE_MARGIN = 2.0  # range widths beyond the fitted envelope before the envelope term counts
 OUTPUT = "anomaly_score"
 TAIL_BASE = 0.8  # the threshold extrapolates the calibration scores' tail above this quantile
+RIDGE = 1e-2  # relations: ridge penalty per window, in robust units
 
 
 def calibration_split(assets: np.ndarray, normal: np.ndarray, share: float = CALIBRATION_SHARE) -> np.ndarray:
@@ -135,6 +136,34 @@ class Envelope:
 
     def to_meta(self) -> dict[str, Any]:
         return {"lo": self.lo.tolist(), "hi": self.hi.tolist(), "width": self.width.tolist(), "margin": self.margin}
+
+
+def fit_relations(x: np.ndarray, names: list[str], signals: list[str], center: np.ndarray, scale: np.ndarray,
+                  ridge: float = RIDGE) -> dict[str, Any] | None:
+    """Each signal's window mean predicted from the other signals' means on normal windows (ridge
+    regression in robust units), with the robust spread of what it leaves: the daemon names the
+    signals whose relation to the others broke (`relation` entries in an alarm's `top`). None for
+    fewer than two signals."""
+    if len(signals) < 2:
+        return None
+    cols = [names.index(f"{s}.mean") for s in signals]
+    z = (x[:, cols] - center[cols]) / scale[cols]
+    zc = z - z.mean(axis=0)
+    n = len(signals)
+    w = np.zeros((n, n))  # column j: the weights predicting signal j (0 on its own row)
+    bias = np.zeros(n)
+    spread = np.zeros(n)
+    for j in range(n):
+        o = [k for k in range(n) if k != j]
+        a = zc[:, o]
+        coef = np.linalg.solve(a.T @ a + ridge * len(a) * np.eye(n - 1), a.T @ zc[:, j])
+        w[o, j] = coef
+        bias[j] = z[:, j].mean() - z[:, o].mean(axis=0) @ coef
+        r = z[:, j] - z @ w[:, j] - bias[j]
+        q1, q3 = np.percentile(r, [25, 75])
+        spread[j] = max((q3 - q1) / 1.349, float(r.std()) * 0.1, 1e-3)
+    return {"features": [names[c] for c in cols], "weights": w.tolist(), "bias": bias.tolist(),
+            "spread": spread.tolist()}
 
 
 def score(pipe: Any, env: Envelope, x: np.ndarray) -> np.ndarray:

@@ -379,6 +379,7 @@ def train(args: argparse.Namespace) -> str:
         "training_stats": {"mean": mean.tolist(), "std": std.tolist(), "center": center.tolist(),
                            "scale": scale.tolist()},
         "envelope": envelope.to_meta(),
+        "relations": am.fit_relations(xf, names, signals, center, scale),
     }
     export.attach_metadata(protos[export.ANOMALY_FILE], anomaly_meta, version)
     failure_meta = None
