@@ -118,25 +118,25 @@ def test_train_derives_window_from_ten_minute_samples_and_refuses_too_sparse_win
 
 
 def test_relations_name_the_signal_that_left_the_others() -> None:
-    """b follows a; c is independent. A window where b leaves a's line, each within its own range,
-    breaks b's relation (and a's, predicted from b) but not c's."""
+    """b and d follow a; c is independent. A window where b leaves the others' lines, each level
+    within its own range, breaks b's relations; the median of each other signal's pairs stays whole."""
+    from edgegw.engine.models import relation_z
+
     rng = np.random.default_rng(5)
     a = rng.uniform(0, 10, 2000)
-    x = np.column_stack([a, 2 * a + rng.normal(0, 0.1, 2000), rng.normal(5, 1, 2000)])
-    names = ["a.mean", "b.mean", "c.mean"]
+    x = np.column_stack([a, 2 * a + rng.normal(0, 0.1, 2000), rng.normal(5, 1, 2000), a + rng.normal(0, 0.1, 2000)])
+    names = ["a.mean", "b.mean", "c.mean", "d.mean"]
     center, scale = am.robust_scale(x)
-    rel = am.fit_relations(x, names, ["a", "b", "c"], center, scale)
+    rel = am.fit_relations(x, names, ["a", "b", "c", "d"], center, scale)
     assert rel is not None and rel["features"] == names
-    w, b, spread = np.array(rel["weights"]), np.array(rel["bias"]), np.array(rel["spread"])
-    assert np.diag(w).tolist() == [0, 0, 0] and spread[2] > 0.5 > spread[1]
+    lines = [np.array(rel[k]) for k in ("slope", "intercept", "spread")]
 
-    def resid(row: list[float]) -> np.ndarray:
-        m = (np.array(row) - center) / scale
-        return (m - m @ w - b) / spread
+    def rz(row: list[float]) -> np.ndarray:
+        return relation_z((np.array(row) - center) / scale, *lines)
 
-    normal, broken = resid([5.0, 10.0, 5.0]), resid([5.0, 13.0, 5.0])
-    assert np.abs(normal).max() < 3
-    assert abs(broken[1]) > 10 and abs(broken[2]) < 3 and abs(broken[1]) > abs(broken[0])
+    assert np.abs(rz([5.0, 10.0, 5.0, 5.0])).max() < 3
+    broken = rz([5.0, 13.0, 5.0, 5.0])
+    assert broken[1] > 3 and np.abs(broken[[0, 2, 3]]).max() < 3
 
 
 def test_alarm_explanation_names_a_broken_relation() -> None:

@@ -191,13 +191,11 @@ class OnnxModelSet:
         self._used_names = [self.feature_names[i] for i in used]
         self._used_signals = [n.split(".", 1)[0] for n in self._used_names]
         rel = am.get("relations")
-        if rel:  # each signal's mean against what the others predict: named when the relation broke
+        if rel:  # each signal's mean against its lines in the others: named when its relations broke
             rcols = [self.feature_names.index(f) for f in rel["features"]]
             self._rel_cols = np.asarray(rcols, dtype=np.int64)
             self._rel_center, self._rel_scale = mean_all[rcols], std_all[rcols]
-            self._rel_w = np.asarray(rel["weights"], dtype=np.float64)
-            self._rel_b = np.asarray(rel["bias"], dtype=np.float64)
-            self._rel_spread = np.asarray(rel["spread"], dtype=np.float64)
+            self._rel = tuple(np.asarray(rel[k], dtype=np.float64) for k in ("slope", "intercept", "spread"))
             rsig = [f.split(".", 1)[0] for f in rel["features"]]
             self._used_names += [f"{sg}.relation" for sg in rsig]
             self._used_signals += rsig
@@ -258,7 +256,7 @@ class OnnxModelSet:
         z = (x[self._used].astype(np.float64) - self._mean) / self._scale
         if len(self._rel_cols):
             m = (x[self._rel_cols].astype(np.float64) - self._rel_center) / self._rel_scale
-            z = np.concatenate([z, (m - m @ self._rel_w - self._rel_b) / self._rel_spread])
+            z = np.concatenate([z, relation_z(m, *self._rel)])
         return self._explain(z, np.argsort(-np.abs(z)))
 
     def risk_evidence(self, probs: np.ndarray, p_fault: float) -> dict[str, Any]:
@@ -297,6 +295,16 @@ class OnnxModelSet:
         for c in rest[: TOP_N - len(top)]:
             top.append({"feature": names[c], "signal": sigs[c], "z": round(zl[c], 2)})
         return {"top": top, "signals": list(dict.fromkeys(t["signal"] for t in top))}
+
+
+def relation_z(m: np.ndarray, slope: np.ndarray, intercept: np.ndarray, spread: np.ndarray) -> np.ndarray:
+    """Per signal, the median over the other signals of its residual from their lines (robust
+    units of each pair's spread), from m, the signals' window means in robust units; the pairs'
+    lines come from training (edgegw.ml.anomaly.fit_relations)."""
+    r = (m[None, :] - slope * m[:, None] - intercept) / spread  # r[i, j]: j against its line in i
+    n = len(m)
+    off = ~np.eye(n, dtype=bool)
+    return np.asarray(np.median(r.T[off.T].reshape(n, n - 1), axis=1))
 
 
 def model_delays(meta: dict[str, Any], hop_s: float) -> tuple[float, float] | None:

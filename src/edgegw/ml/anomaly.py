@@ -28,7 +28,6 @@ CALIBRATION_SHARE = 0.2  # the latest fifth of each asset's normal windows calib
 ENVELOPE_MARGIN = 2.0  # range widths beyond the fitted envelope before the envelope term counts
 OUTPUT = "anomaly_score"
 TAIL_BASE = 0.8  # the threshold extrapolates the calibration scores' tail above this quantile
-RIDGE = 1e-2  # relations: ridge penalty per window, in robust units
 
 
 def calibration_split(assets: np.ndarray, normal: np.ndarray, share: float = CALIBRATION_SHARE) -> np.ndarray:
@@ -138,31 +137,32 @@ class Envelope:
         return {"lo": self.lo.tolist(), "hi": self.hi.tolist(), "width": self.width.tolist(), "margin": self.margin}
 
 
-def fit_relations(x: np.ndarray, names: list[str], signals: list[str], center: np.ndarray, scale: np.ndarray,
-                  ridge: float = RIDGE) -> dict[str, Any] | None:
-    """Each signal's window mean predicted from the other signals' means on normal windows (ridge
-    regression in robust units), with the robust spread of what it leaves: the daemon names the
-    signals whose relation to the others broke (`relation` entries in an alarm's `top`). None for
-    fewer than two signals."""
-    if len(signals) < 2:
+def fit_relations(x: np.ndarray, names: list[str], signals: list[str], center: np.ndarray,
+                  scale: np.ndarray) -> dict[str, Any] | None:
+    """Pairwise relations of the signals' window means on normal windows, in robust units: signal j
+    against a straight line in signal i (slope[i, j], intercept[i, j]), with the robust spread of
+    what the line leaves. The daemon names a signal whose relation broke by the median of its
+    pairs' residuals (`engine.models.relation_z`): a fault breaks every pair of the signal it moves but only
+    one pair of each other signal, so the median points at the one that left. None for fewer
+    than three signals (with two, a broken pair cannot say which side moved)."""
+    if len(signals) < 3:
         return None
     cols = [names.index(f"{s}.mean") for s in signals]
     z = (x[:, cols] - center[cols]) / scale[cols]
-    zc = z - z.mean(axis=0)
     n = len(signals)
-    w = np.zeros((n, n))  # column j: the weights predicting signal j (0 on its own row)
-    bias = np.zeros(n)
-    spread = np.zeros(n)
-    for j in range(n):
-        o = [k for k in range(n) if k != j]
-        a = zc[:, o]
-        coef = np.linalg.solve(a.T @ a + ridge * len(a) * np.eye(n - 1), a.T @ zc[:, j])
-        w[o, j] = coef
-        bias[j] = z[:, j].mean() - z[:, o].mean(axis=0) @ coef
-        r = z[:, j] - z @ w[:, j] - bias[j]
-        q1, q3 = np.percentile(r, [25, 75])
-        spread[j] = max((q3 - q1) / 1.349, float(r.std()) * 0.1, 1e-3)
-    return {"features": [names[c] for c in cols], "weights": w.tolist(), "bias": bias.tolist(),
+    slope, intercept, spread = np.zeros((n, n)), np.zeros((n, n)), np.ones((n, n))
+    zm = z.mean(axis=0)
+    zc = z - zm
+    for i in range(n):
+        for j in range(n):
+            if i == j:
+                continue
+            a = float(zc[:, i] @ zc[:, j]) / max(float(zc[:, i] @ zc[:, i]), 1e-12)
+            slope[i, j], intercept[i, j] = a, zm[j] - a * zm[i]
+            r = z[:, j] - a * z[:, i] - intercept[i, j]
+            q1, q3 = np.percentile(r, [25, 75])
+            spread[i, j] = max((q3 - q1) / 1.349, 0.05)
+    return {"features": [names[c] for c in cols], "slope": slope.tolist(), "intercept": intercept.tolist(),
             "spread": spread.tolist()}
 
 
@@ -182,19 +182,24 @@ def add_envelope(proto: Any, env: Envelope, forest_output: str = "score_samples"
     f32 = np.float32
 
     def const(name: str, v: Any, dtype: Any = f32) -> str:
-        g.initializer.append(numpy_helper.from_array(np.asarray(v, dtype=dtype), "env_" + name))
-        return "env_" + name
+        g.initializer.append(numpy_helper.from_array(np.asarray(v, dtype=dtype), "env_c_" + name))
+        return "env_c_" + name
 
-    inv = 1.0 / env.width
+    # every input column (no Gather): unused ones get a zero scale and sit at -margin
+    n_in = g.input[0].type.tensor_type.shape.dim[1].dim_value
+    inv = np.zeros(n_in)
+    over = np.full(n_in, env.margin)
+    under = np.full(n_in, -env.margin)
+    inv[env.used] = 1.0 / env.width
+    over[env.used] = env.hi * inv[env.used] + env.margin
+    under[env.used] = env.lo * inv[env.used] - env.margin
     nodes = [
-        helper.make_node("Gather", [x, const("used", env.used, np.int64)], ["env_x"], axis=1, name="env_gather"),
-        helper.make_node("Sub", ["env_x", const("hi", env.hi)], ["env_over"], name="env_over"),
-        helper.make_node("Sub", [const("lo", env.lo), "env_x"], ["env_under"], name="env_under"),
+        helper.make_node("Mul", [x, const("inv_width", inv[None])], ["env_t"], name="env_t"),
+        helper.make_node("Sub", ["env_t", const("over", over[None])], ["env_over"], name="env_over"),
+        helper.make_node("Sub", [const("under", under[None]), "env_t"], ["env_under"], name="env_under"),
         helper.make_node("Max", ["env_over", "env_under"], ["env_out"], name="env_out"),
-        helper.make_node("Mul", ["env_out", const("inv_width", inv)], ["env_widths"], name="env_widths"),
-        helper.make_node("ReduceMax", ["env_widths"], ["env_max"], axes=[1], keepdims=1, name="env_max"),
-        helper.make_node("Sub", ["env_max", const("margin", [env.margin])], ["env_past"], name="env_past"),
-        helper.make_node("Relu", ["env_past"], ["env_e"], name="env_e"),
+        helper.make_node("ReduceMax", ["env_out"], ["env_max"], axes=[1], keepdims=1, name="env_max"),
+        helper.make_node("Relu", ["env_max"], ["env_e"], name="env_e"),
         helper.make_node("Add", ["env_e", const("one", [1.0])], ["env_e1"], name="env_e1"),
         helper.make_node("Div", ["env_e", "env_e1"], ["env_term"], name="env_term"),
         helper.make_node("Sub", ["env_term", ss], [OUTPUT], name="env_score"),
