@@ -16,7 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("edgegw.gateway", "run the gateway daemon"),
     "check": ("edgegw.check", "the preflight of run, starting nothing (exit 0, or 78 listing every problem)"),
     "train": ("edgegw.ml.train", "train anomaly and failure models from history and export ONNX"),
-    "backtest": ("edgegw.backtest", "replay history through the engine and models, score it"),
+    "backtest": ("edgegw.ml.backtest", "replay history through the engine and models, score it"),
     "simulate": ("edgegw.sim.cli", "run the pump simulator (MQTT, OPC UA, CoAP, or CSV history)"),
     "demo": ("edgegw.sim.demo", "simulator + gateway + live alert table on an embedded broker"),
     "watch": ("edgegw.watch", "live table of active alarms from a broker"),

@@ -155,3 +155,30 @@ def test_model_alarms_debounce_raise_clear_restore_and_roll_up() -> None:
         [0, 0, 5, 0, 5, 5, 5, 0.5, 0, 0, 0, 0]) / 12  # hops 1001 .. 1012
     assert r[ids[1]].anomaly_max == 0.0
     assert e.take_rollups(60, 120)[0].anomaly_max is None
+
+
+def _scripted_run(overrides: list[str], delays: tuple[float, float] | None) -> list[tuple[str, str, float]]:
+    cfg = load_config(EXAMPLE, ["profiles.pump.model=null", "profiles.pump.window_s=2", "profiles.pump.hop_s=1",
+                                *overrides])
+    ids = [a.id for a in cfg.assets]
+    hot = {"pump-1": 5.0}
+    model = ScriptedModel({1003.0: hot, 1005.0: hot, 1006.0: hot, 1007.0: hot, 1008.0: {"pump-1": 0.5}}, ids)
+    model.delays = delays
+    alerts: list[Alert] = []
+    e = Engine(cfg, alerts.append, models={"pump": model}, clock=lambda: 0.0)
+    for t in range(1000, 1013):
+        for a in ids:
+            feed(e, a, t, 1, dt=0)
+        model.hop_ends.extend(float(x) for x in [t] * (1 if e.due else 0))
+        e.run_hops()
+    return [(a.asset, str(a.state), a.ts) for a in alerts if a.kind == "anomaly"]
+
+
+def test_model_alarm_delays_come_from_the_model_unless_the_profile_sets_them() -> None:
+    """The model's own delays (trained for its hop) apply when the profile leaves them unset; a
+    profile that sets them wins; with neither, 3 and 10 hops."""
+    assert _scripted_run([], (2.0, 2.0)) == [("pump-1", "raised", 1007.0), ("pump-1", "cleared", 1010.0)]
+    assert _scripted_run(["profiles.pump.model_alarms.on_delay_s=0", "profiles.pump.model_alarms.off_delay_s=0"],
+                         (2.0, 2.0)) == [("pump-1", "raised", 1003.0), ("pump-1", "cleared", 1004.0),
+                                         ("pump-1", "raised", 1005.0), ("pump-1", "cleared", 1008.0)]
+    assert _scripted_run([], None) == []  # 1005..1007 is shorter than 3 hops past its start

@@ -39,7 +39,7 @@ def reference(ts: np.ndarray, x: np.ndarray) -> dict[str, float]:
     return {
         "mean": mean, "std": std, "min": x.min(), "max": x.max(), "rms": np.sqrt((x**2).mean()),
         "ptp": np.ptp(x), "slope": np.polyfit(ts, x, 1)[0], "skew": (d**3).mean() / std**3,
-        "kurtosis": (d**4).mean() / std**4 - 3, "crest": np.abs(x).max() / np.sqrt((x**2).mean()),
+        "kurtosis": (d**4).mean() / std**4 - 3, "crest": np.abs(d).max() / std,
         "last": x[-1], "count": len(x),
     }
 

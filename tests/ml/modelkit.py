@@ -37,7 +37,7 @@ def fault_csv() -> Path:
 @functools.cache
 def model_dir(labelled: bool = True) -> Path:
     out = workdir() / ("model" if labelled else "model-unlabelled")
-    argv = ["train", "--data", str(history_csv()), "--out", str(out), "--seed", "0", "--trees", "50"]
+    argv = ["train", "--data", str(history_csv()), "--out", str(out), "--seed", "0"]
     if not labelled:
         argv.append("--no-labels")
     report = io.StringIO()

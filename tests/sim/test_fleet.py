@@ -110,8 +110,8 @@ def test_labels_name_the_fault_from_its_onset() -> None:
     fleet = Fleet(["a", "b", "c"], faults, seed=0, rate_hz=2)
     labels = [[s.label for s in fleet.step()] for _ in range(20)]
     assert [row[0] for row in labels[:6]] == ["normal", "normal", "seal_leak", "seal_leak", "normal", "normal"]
-    # cavitation shows once the suction margin is gone, at 45 % of its development
-    assert [row[1] for row in labels].index("cavitation") == 2 + 9
+    # cavitation shows once the suction loss lowers the discharge pressure, at 15 % of its development
+    assert [row[1] for row in labels].index("cavitation") == 2 + 3
     assert all(row[2] == "normal" for row in labels)
 
 

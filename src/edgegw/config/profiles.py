@@ -30,8 +30,10 @@ class SignalSpec(Base):
 
 
 class ModelAlarmSpec(Base):
-    on_delay_s: float = Field(3.0, ge=0, description="Model verdict must hold this long (event time) to raise.")
-    off_delay_s: float = Field(10.0, ge=0, description="... and be gone this long to clear.")
+    on_delay_s: float | None = Field(
+        None, ge=0, description="Model verdict must hold this long (event time) to raise (default: the model's delay)."
+    )
+    off_delay_s: float | None = Field(None, ge=0, description="... and be gone this long to clear (default: the model's).")
     failure_threshold: float = Field(0.5, gt=0, lt=1, description="failure_risk raises above this probability.")
 
 

@@ -148,8 +148,8 @@ class AssetState:
         self.next_k = 0
         self.first_ts = math.inf
         self.due = False
-        ma = profile.model_alarms
-        self.model_alarms: dict[str, Debounce] = {k: Debounce(ma.on_delay_s, ma.off_delay_s) for k in MODEL_KINDS}
+        # delays are set on each hop from the profile or the model serving it (model_delays)
+        self.model_alarms: dict[str, Debounce] = {k: Debounce(0.0, 0.0) for k in MODEL_KINDS}
         self.alarms_raised = 0
         ps.assets.append(self)
 
@@ -423,7 +423,8 @@ class Engine:
             self.windows_skipped += na - len(idx)
             sc = model.score(x[idx].astype(np.float32)) if len(idx) else None
             if sc is not None:
-                self._model_alarms(ps, rows[::ns][idx] // ns, ends[idx], sc, model)
+                delays = model_delays(profile, model)
+                self._model_alarms(ps, rows[::ns][idx] // ns, ends[idx], sc, model, delays)
             if self.hop_observer is not None:  # verdict objects only for those who read them
                 verdicts = [[] for _ in assets]
                 for k, row in zip(idx.tolist(), sc.verdicts() if sc is not None else [], strict=True):
@@ -431,7 +432,10 @@ class Engine:
         if self.hop_observer is not None:
             self.hop_observer(pname, [a.id for a in assets], ends, x, verdicts)
 
-    def _model_alarms(self, ps: ProfileState, index: np.ndarray, ends: np.ndarray, sc: Scores, model: ModelSet) -> None:
+    def _model_alarms(
+        self, ps: ProfileState, index: np.ndarray, ends: np.ndarray, sc: Scores, model: ModelSet,
+        delays: tuple[float, float],
+    ) -> None:
         """One hop's scores (row r: the asset of index[r], its window ending at ends[r]) into the
         rollup accumulators and the model alarms: Python objects only for the rows whose condition
         differs from their alarm or whose change was pending."""
@@ -449,6 +453,7 @@ class Engine:
                 a = ps.assets[ai[j]]
                 db = a.model_alarms[kind]
                 if differs[j]:
+                    db.on_delay, db.off_delay = delays
                     self._model_alarm(a, db, sc, int(judged[j]), kind, model, float(ends[judged[j]]))
                     ps.active[m, a.index] = db.active == 1
                 else:
@@ -504,6 +509,16 @@ class Engine:
 
 
 MODEL_KINDS = ("anomaly", "failure_risk")  # the model alarms, in ProfileState's row order
+DEFAULT_ON_HOPS, DEFAULT_OFF_HOPS = 3, 10  # model alarm delays when neither profile nor model sets them
+
+
+def model_delays(profile: Profile, model: ModelSet) -> tuple[float, float]:
+    """(on, off) delay in seconds of a profile's model alarms: the profile's when it sets them, else
+    the model's (trained for its hop), else DEFAULT_ON_HOPS / DEFAULT_OFF_HOPS hops."""
+    ma = profile.model_alarms
+    own = getattr(model, "delays", None)
+    on, off = own if own is not None else (DEFAULT_ON_HOPS * profile.hop_s, DEFAULT_OFF_HOPS * profile.hop_s)
+    return (on if ma.on_delay_s is None else ma.on_delay_s, off if ma.off_delay_s is None else ma.off_delay_s)
 _KIND_SEVERITY = {
     "stale": Severity.WARNING,
     "quality": Severity.WARNING,

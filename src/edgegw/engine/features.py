@@ -11,8 +11,10 @@ version is tested against, and what benchmarks and offline tools may use on raw 
 Definitions (both implementations): mean; population std; min; max; rms = sqrt(mean of
 squares); ptp = max - min; slope = least-squares slope per second; skew = m3 / var^1.5;
 kurtosis = m4 / var^2 - 3 (0 for both when the window is flat: var <= 1e-12 * max(1, mean^2));
-crest = max(|min|, |max|) / rms (0 when rms is 0); last = newest value; count. A window with
-no samples gives NaN for every feature but count (0).
+crest = max(max - mean, mean - min) / std, the peak deviation from the window's mean over its
+spread (0 for a flat window): unlike a peak over the rms about zero it does not swing with the
+signal's offset, so it stays steady for signals that sit near or cross zero; last = newest
+value; count. A window with no samples gives NaN for every feature but count (0).
 """
 
 from __future__ import annotations
@@ -63,8 +65,7 @@ def row_features(ts: np.ndarray, x: np.ndarray) -> np.ndarray:
     mn = np.fmin.reduce(x, axis=1)  # fmin/fmax skip NaN
     mx = np.fmax.reduce(x, axis=1)
     rms = np.sqrt(var + mean * mean)  # mean of squares, without another pass
-    peak = np.maximum(np.abs(mn), np.abs(mx))
-    crest = np.where(rms > _EPS, peak / np.where(rms > _EPS, rms, 1.0), 0.0)
+    crest = np.where(flat, 0.0, np.maximum(mx - mean, mean - mn) / np.sqrt(safe_var))
     # slope = sum((t - tm) d) / sum((t - tm)^2), with t relative to the row's newest time (the last
     # column when right-aligned); as sum(d) == 0, sum((t - tm) d) == sum(t d)
     t_ref = ts[:, -1].copy()
@@ -197,7 +198,8 @@ def bucket_features(
     mn = np.fmin.reduce(block[w.MIN], axis=0)  # an EMPTY slot holds NaN
     mx = np.fmax.reduce(block[w.MAX], axis=0)
     rms = np.sqrt(var + mean2)
-    crest = np.maximum(-mn, mx) / np.where(rms > _EPS, rms, np.inf)  # max(|min|, |max|); 0 when rms is 0
+    crest = np.maximum(mx - mean, mean - mn) / np.sqrt(safe_var)  # peak deviation over the spread
+    crest[flat] = 0.0
     sxx = muu - mu * mu  # sum (u - mean u)^2 / N; mux is centred already, as sum (x - mean) = 0
     slope = mux / np.where(sxx * nz > _EPS, sxx, np.inf)  # 0 when all times are equal
     if last is None:

@@ -88,6 +88,7 @@ class ModelSet(Protocol):
     name: str
     version: str
     feature_names: list[str]
+    delays: tuple[float, float] | None  # the model's alarm (on, off) delays in seconds, if it has its own
 
     def evaluate(self, x: np.ndarray) -> list[list[Verdict]]:
         """Score rows of x (n, n_features); one list of verdicts per row."""
@@ -166,6 +167,7 @@ class OnnxModelSet:
         columns: np.ndarray | None,
         failure_threshold: float,
         directory: Path,
+        hop_s: float = 1.0,
     ) -> None:
         self.meta = meta
         self.directory = directory
@@ -180,16 +182,30 @@ class OnnxModelSet:
         used = [self.feature_names.index(n) for n in am["features_used"]]
         self._used = np.asarray(used, dtype=np.int64)
         stats = am["training_stats"]
-        mean = np.asarray(stats["mean"], dtype=np.float64)
-        std = np.asarray(stats["std"], dtype=np.float64)
-        self._mean = mean[self._used]
-        self._scale = np.maximum(std[self._used], 1e-9 * np.maximum(np.abs(self._mean), 1.0))
+        # robust center and spread when the model has them: explanations are in the units it judges by
+        mean_all = np.asarray(stats.get("center", stats["mean"]), dtype=np.float64)
+        std_all = np.asarray(stats.get("scale", stats["std"]), dtype=np.float64)
+        std_all = np.maximum(std_all, 1e-9 * np.maximum(np.abs(mean_all), 1.0))
+        self._mean = mean_all[self._used]
+        self._scale = std_all[self._used]
         self._used_names = [self.feature_names[i] for i in used]
         self._used_signals = [n.split(".", 1)[0] for n in self._used_names]
+        rel = am.get("relations")
+        if rel:  # each signal's mean against its lines in the others: named when its relations broke
+            rcols = [self.feature_names.index(f) for f in rel["features"]]
+            self._rel_cols = np.asarray(rcols, dtype=np.int64)
+            self._rel_center, self._rel_scale = mean_all[rcols], std_all[rcols]
+            self._rel = tuple(np.asarray(rel[k], dtype=np.float64) for k in ("slope", "intercept", "spread"))
+            rsig = [f.split(".", 1)[0] for f in rel["features"]]
+            self._used_names += [f"{sg}.relation" for sg in rsig]
+            self._used_signals += rsig
+        else:
+            self._rel_cols = np.zeros(0, dtype=np.int64)
         mins = am.get("min_samples") or {}
         self._count_cols = np.array([self.feature_names.index(f"{s}.count") for s in mins], dtype=np.int64)
         self._min_count = np.array(list(mins.values()), dtype=np.float32)
         self.sparse_rows = 0  # windows too sparse to judge (just after a gap): not scored
+        self.delays = model_delays(meta, hop_s)
         self._failure = failure
         self.failure_threshold = failure_threshold
         if failure is not None:
@@ -199,6 +215,8 @@ class OnnxModelSet:
             self._normal = self.classes.index(normal) if normal in self.classes else -1
             self._gate = float(fm.get("anomaly_gate", -np.inf))
             self._fault_idx = np.array([i for i in range(len(self.classes)) if i != self._normal], dtype=np.int64)
+            self._cause_threshold = float(fm.get("cause_threshold", 0.0))
+            self._unknown = str(fm.get("unknown_class", "unknown"))
 
     def evaluate(self, x: np.ndarray) -> list[list[Verdict]]:
         """Score rows of x (n, n_features); one list of verdicts per row (empty for a window too
@@ -236,14 +254,23 @@ class OnnxModelSet:
     def anomaly_evidence(self, x: np.ndarray) -> dict[str, Any]:
         """The features of one model-ordered row that deviate most from normal operation."""
         z = (x[self._used].astype(np.float64) - self._mean) / self._scale
+        if len(self._rel_cols):
+            m = (x[self._rel_cols].astype(np.float64) - self._rel_center) / self._rel_scale
+            z = np.concatenate([z, relation_z(m, *self._rel)])
         return self._explain(z, np.argsort(-np.abs(z)))
 
     def risk_evidence(self, probs: np.ndarray, p_fault: float) -> dict[str, Any]:
-        """The most likely fault class of one row, from the classifier's probabilities."""
+        """The most likely fault class of one row, from the classifier's calibrated probabilities;
+        "unknown" when its share of the fault probability is below the model's cause_threshold
+        (no class is confident: naming one would be a guess)."""
         if not len(self._fault_idx):
             return {}
-        c = int(self._fault_idx[np.argmax(probs[self._fault_idx])])
-        return {"class": self.classes[c], "probability": round(p_fault, 4), "class_probability": round(float(probs[c]), 4)}
+        pf = probs[self._fault_idx]
+        c = int(self._fault_idx[np.argmax(pf)])
+        share = float(probs[c]) / max(float(pf.sum()), 1e-12)
+        cls = self.classes[c] if share >= self._cause_threshold else self._unknown
+        return {"class": cls, "probability": round(p_fault, 4), "class_probability": round(float(probs[c]), 4),
+                "cause_share": round(share, 4)}
 
     def _explain(self, z: np.ndarray, order: np.ndarray) -> dict[str, Any]:
         """The strongest deviations, one entry per signal first (a signal other than the top one is
@@ -268,6 +295,30 @@ class OnnxModelSet:
         for c in rest[: TOP_N - len(top)]:
             top.append({"feature": names[c], "signal": sigs[c], "z": round(zl[c], 2)})
         return {"top": top, "signals": list(dict.fromkeys(t["signal"] for t in top))}
+
+
+def relation_z(m: np.ndarray, slope: np.ndarray, intercept: np.ndarray, spread: np.ndarray) -> np.ndarray:
+    """Per signal, the median over the other signals of its residual from their lines (robust
+    units of each pair's spread), from m, the signals' window means in robust units; the pairs'
+    lines come from training (edgegw.ml.anomaly.fit_relations)."""
+    r = (m[None, :] - slope * m[:, None] - intercept) / spread  # r[i, j]: j against its line in i
+    n = len(m)
+    off = ~np.eye(n, dtype=bool)
+    return np.asarray(np.median(r.T[off.T].reshape(n, n - 1), axis=1))
+
+
+def model_delays(meta: dict[str, Any], hop_s: float) -> tuple[float, float] | None:
+    """The model's alarm delays in seconds at a hop of hop_s: its hops times the hop, else its
+    seconds; None when it has neither."""
+    ma = meta.get("model_alarms") or {}
+    try:
+        if "on_hops" in ma and "off_hops" in ma:
+            return float(ma["on_hops"]) * hop_s, float(ma["off_hops"]) * hop_s
+        if "on_delay_s" in ma and "off_delay_s" in ma:
+            return float(ma["on_delay_s"]), float(ma["off_delay_s"])
+    except (TypeError, ValueError):
+        raise ModelError(f"{META_FILE}: model_alarms holds non-numeric delays: {ma}") from None
+    return None
 
 
 def _read_meta(directory: Path) -> dict[str, Any]:
@@ -347,7 +398,7 @@ def load_model_set(path: str | Path, profile_name: str, profile: Profile) -> Onn
         if "classes" not in fm or "file" not in fm:
             raise ModelError(f"{directory / META_FILE}: the 'failure_risk' section lacks file or classes")
         failure = OnnxModel(directory / str(fm["file"]), meta, str(fm.get("output", "probabilities")), nf)
-    ms = OnnxModelSet(meta, anomaly, failure, columns, profile.model_alarms.failure_threshold, directory)
+    ms = OnnxModelSet(meta, anomaly, failure, columns, profile.model_alarms.failure_threshold, directory, profile.hop_s)
     _warm_up(ms, meta, nf)
     return ms
 

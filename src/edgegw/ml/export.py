@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnx
+from onnx import helper, numpy_helper
 from skl2onnx import to_onnx
 from sklearn.pipeline import Pipeline
 
 from edgegw.ml import iforest_onnx
 from edgegw.ml.compact import compact
+
+if TYPE_CHECKING:
+    from edgegw.ml.classifier import FailureClassifier
 
 TARGET_OPSET = {"": 17, "ai.onnx.ml": 3}
 META_FILE = "model.json"
@@ -47,6 +51,61 @@ def classifier_onnx(model: Any, n_features: int) -> onnx.ModelProto:
         model, x, target_opset=TARGET_OPSET, options={id(_last_step(model)): {"zipmap": False}},
         naming="failure_",
     )
+
+
+def failure_onnx(clf: FailureClassifier, n_features: int) -> onnx.ModelProto:
+    """The whole failure classifier as one graph over the engine's row: Gather, MatMul and Add for
+    the relation residuals, Abs, Add and Div for the relative spreads, the trees, then the
+    calibration (Log, Mul, Add, Softmax); output `probabilities`."""
+    rel = clf.relations
+    n_derived = len(rel.names)
+    trees = classifier_onnx(_last_step(clf.trees), n_derived)
+    (tree_node,) = [n for n in trees.graph.node if n.op_type.startswith("TreeEnsemble")]
+    if len(trees.graph.node) != 1:
+        raise ValueError(f"expected one tree node from skl2onnx, got {[n.op_type for n in trees.graph.node]}")
+
+    def const(name: str, value: np.ndarray, dtype: Any = np.float32) -> onnx.TensorProto:
+        return numpy_helper.from_array(np.asarray(value, dtype=dtype), name)
+
+    inits = [
+        const("rel_value_cols", rel.value_cols, np.int64), const("rel_weights", rel.weights),
+        const("rel_offset", rel.offset), const("rel_std_cols", rel.std_cols, np.int64),
+        const("rel_mean_cols", rel.mean_cols, np.int64), const("rel_floor", rel.floor),
+        const("cal_min", np.array(1e-7)), const("cal_inv_t", np.array(1.0 / clf.temperature)),
+        const("cal_bias", clf.bias),
+    ]
+    tree = onnx.NodeProto()
+    tree.CopyFrom(tree_node)
+    del tree.input[:], tree.output[:]
+    tree.input.append("rel_z")
+    tree.output.extend(["trees_label", "trees_probabilities"])
+    nodes = [
+        helper.make_node("Gather", ["X", "rel_value_cols"], ["rel_values"], axis=1),
+        helper.make_node("MatMul", ["rel_values", "rel_weights"], ["rel_mm"]),
+        helper.make_node("Add", ["rel_mm", "rel_offset"], ["rel_residuals"]),
+        helper.make_node("Gather", ["X", "rel_std_cols"], ["rel_std"], axis=1),
+        helper.make_node("Gather", ["X", "rel_mean_cols"], ["rel_mean"], axis=1),
+        helper.make_node("Abs", ["rel_mean"], ["rel_abs"]),
+        helper.make_node("Add", ["rel_abs", "rel_floor"], ["rel_den"]),
+        helper.make_node("Div", ["rel_std", "rel_den"], ["rel_ratio"]),
+        helper.make_node("Concat", ["rel_residuals", "rel_ratio"], ["rel_z"], axis=1),
+        tree,
+        helper.make_node("Max", ["trees_probabilities", "cal_min"], ["cal_p"]),
+        helper.make_node("Log", ["cal_p"], ["cal_logp"]),
+        helper.make_node("Mul", ["cal_logp", "cal_inv_t"], ["cal_scaled"]),
+        helper.make_node("Add", ["cal_scaled", "cal_bias"], ["cal_logits"]),
+        helper.make_node("Softmax", ["cal_logits"], ["probabilities"], axis=1),
+    ]
+    graph = helper.make_graph(
+        nodes, "edgegw_failure",
+        [helper.make_tensor_value_info("X", onnx.TensorProto.FLOAT, [None, n_features])],
+        [helper.make_tensor_value_info("probabilities", onnx.TensorProto.FLOAT, [None, len(clf.classes)])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=list(trees.opset_import))
+    model.ir_version = trees.ir_version
+    onnx.checker.check_model(model)
+    return model
 
 
 def compacted(proto: onnx.ModelProto, x: np.ndarray, atol: float = 1e-5, max_moved: float = 0.005) -> onnx.ModelProto:

@@ -1,13 +1,12 @@
 """`edgegw train`: history in, a model directory the gateway can load out.
 
 Windows and features come from replaying the history through the daemon's own engine, so a
-model is fitted on exactly the rows it will score. The anomaly model is an IsolationForest on
-normal windows, after standardising and whitening the features: whitening turns the signals'
-normal co-movement (flow, current, pressure and vibration all follow the load) into axes of
-their own, so a vibration or temperature creep that the load does not explain stands out
-while a load cycle does not. Its alarm threshold is calibrated on held-out normal stretches
-to a target false-alarm rate. With labels, a HistGradientBoosting classifier learns the fault
-classes. Everything is deterministic for a given --seed.
+model is fitted on exactly the rows it will score. Without window options the window and hop
+follow the history's sampling interval. The anomaly model (ml/anomaly.py) is an IsolationForest
+on the principal axes of robust-scaled normal windows plus a bounded out-of-envelope term; its
+threshold is calibrated on the latest stretch of normal history to a target false-alarm rate,
+and its alarm delays, in hops, go into the model. With labels, a HistGradientBoosting classifier
+learns the fault classes. Everything is deterministic for a given --seed.
 """
 
 from __future__ import annotations
@@ -28,14 +27,19 @@ from pydantic import ValidationError
 from edgegw.config import ConfigError, Profile, load_config
 from edgegw.engine.features import FEATURES, feature_names
 from edgegw.engine.rules import Debounce
+from edgegw.ml import anomaly as am
+from edgegw.ml.classifier import fit_classifier
 from edgegw.ml.datasets import DataError, History, read_history
 from edgegw.ml.replay import features_of
 
 DEFAULT_FEATURES = tuple(f for f in FEATURES if f != "count")  # count follows the sample rate, not the machine
 FORMAT = "edgegw-model/1"
-HOLDOUT_EVERY = 5  # one time block in five is held out
-N_BLOCKS = 20
 GATE_QUANTILE = 0.95  # failure_risk needs an anomaly score above this share of held-out normal windows
+WINDOW_SAMPLES = 30  # a derived window holds this many samples, unless that is longer than an hour ...
+MIN_WINDOW_SAMPLES = 6  # ... when it spans an hour but at least this many
+MIN_SAMPLES = 3  # fewer samples per window cannot give a spread, let alone a skew
+SPARSE_SAMPLES = 10  # windows of at most this many samples: one odd sample dominates each it is in
+ON_HOPS, OFF_HOPS = 3, 10  # delays for dense windows (3 s / 10 s at 1 s hops)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -45,8 +49,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same data: same model)")
     parser.add_argument("-c", "--config", metavar="FILE", help="take window, hop and signals from this config")
     parser.add_argument("--profile", metavar="NAME", help="profile of --config (default: the only one)")
-    parser.add_argument("--window-s", type=float, default=30.0, help="feature window (default 30 s)")
-    parser.add_argument("--hop-s", type=float, default=1.0, help="hop between windows (default 1 s)")
+    parser.add_argument("--window-s", type=float, help="feature window in seconds (default: from the sampling "
+                        f"interval: {WINDOW_SAMPLES} samples, or an hour but at least {MIN_WINDOW_SAMPLES} samples "
+                        "for slow data; 30 s at 1 Hz)")
+    parser.add_argument("--hop-s", type=float, help="hop between windows (default: the sampling interval, at least 1 s)")
+    parser.add_argument("--on-hops", type=int, help=f"model alarm raises after its condition held this many hops "
+                        f"(default {ON_HOPS}; a sparse window's length in hops)")
+    parser.add_argument("--off-hops", type=int, help=f"... and clears after it was gone this many (default {OFF_HOPS}; "
+                        "a sparse window's length)")
+    parser.add_argument("--envelope-margin", type=float, default=am.ENVELOPE_MARGIN,
+                        help="range widths beyond what training saw before a feature raises the score on its own "
+                        f"(default {am.ENVELOPE_MARGIN})")
     parser.add_argument("--signals", help="comma-separated signal columns (default: every numeric column)")
     parser.add_argument("--label-column", help="column marking fault periods: 0 normal, else a fault class "
                         "(default: a column named 'label' if present)")
@@ -91,7 +104,49 @@ class TrainError(Exception):
 # ---------------------------------------------------------------------------------------------
 
 
-def _profile(args: argparse.Namespace, history_signals: list[str] | None) -> tuple[str, Profile, dict[str, Any]]:
+def sampling_interval(h: History) -> float:
+    """The typical spacing of samples (median over assets of each asset's median positive step)."""
+    steps = []
+    for k in range(len(h.assets)):
+        d = np.diff(h.ts[h.asset == k])
+        d = d[d > 0]
+        if len(d):
+            steps.append(float(np.median(d)))
+    return float(np.median(steps)) if steps else 1.0
+
+
+def derived_window(interval_s: float) -> tuple[float, float]:
+    """(window_s, hop_s) for data sampled every interval_s: a hop per sample (at least 1 s, whole
+    seconds), a window of WINDOW_SAMPLES hops, or of an hour when that is shorter, but never fewer
+    than MIN_WINDOW_SAMPLES hops. 1 Hz data gets 30 s / 1 s; 10-minute samples get 1 h / 10 min."""
+    hop = max(1.0, float(round(interval_s)))
+    hops = min(WINDOW_SAMPLES, max(MIN_WINDOW_SAMPLES, round(3600.0 / hop)))
+    return hop * hops, hop
+
+
+def default_delays(window_s: float, hop_s: float, interval_s: float) -> tuple[int, int]:
+    """(on_hops, off_hops): ON_HOPS / OFF_HOPS, but a window of at most SPARSE_SAMPLES samples must
+    stay over the threshold for its whole length (a lone odd sample is in every window for that
+    long) and clears as fast."""
+    if window_s / interval_s <= SPARSE_SAMPLES:
+        hops = max(ON_HOPS, round(window_s / hop_s))
+        return hops, hops
+    return ON_HOPS, OFF_HOPS
+
+
+def check_density(window_s: float, interval_s: float) -> None:
+    """A window must hold MIN_SAMPLES samples at the data's sampling interval."""
+    per = window_s / interval_s
+    if per < MIN_SAMPLES:
+        raise TrainError(
+            f"the data is sampled every {interval_s:g} s: a {window_s:g} s window holds {per:.2g} samples "
+            f"(at least {MIN_SAMPLES} needed); give --window-s >= {MIN_SAMPLES * interval_s:g} with a --hop-s "
+            "that divides it, or leave both out to derive them from the data"
+        )
+
+
+def _profile(args: argparse.Namespace, history_signals: list[str] | None, interval_s: float | None = None
+             ) -> tuple[str, Profile, dict[str, Any]]:
     """The profile to train for, and the model alarm defaults to store with the model."""
     if args.config:
         cfg = load_config(args.config)
@@ -106,11 +161,37 @@ def _profile(args: argparse.Namespace, history_signals: list[str] | None) -> tup
     signals = [s.strip() for s in args.signals.split(",")] if args.signals else (history_signals or [])
     if not signals:
         raise TrainError("no signals: give --signals or data with numeric columns")
+    window_s, hop_s = args.window_s, args.hop_s
+    if window_s is None or hop_s is None:
+        auto_w, auto_h = derived_window(interval_s or 1.0)
+        if window_s is None and hop_s is None:
+            window_s, hop_s = auto_w, auto_h
+        elif window_s is None:
+            window_s = hop_s * max(1, round(auto_w / hop_s))
+        else:
+            hop_s = auto_h if window_s / auto_h == round(window_s / auto_h) else window_s
     try:
-        p = Profile(window_s=args.window_s, hop_s=args.hop_s, signals={s: {} for s in signals})
+        p = Profile(window_s=window_s, hop_s=hop_s, signals={s: {} for s in signals})
     except ValidationError as e:  # e.g. a window that is not a whole number of hops
         raise TrainError("; ".join(str(err["msg"]).removeprefix("Value error, ") for err in e.errors())) from None
     return args.name or "model", p, p.model_alarms.model_dump()
+
+
+def _model_alarms(args: argparse.Namespace, profile: Profile, interval_s: float,
+                  base: dict[str, Any]) -> dict[str, Any]:
+    """The model's alarm delays in hops (from --on-hops/--off-hops, else the config profile's,
+    else default_delays) and in seconds at the profile's hop, with the failure threshold."""
+    on, off = default_delays(profile.window_s, profile.hop_s, interval_s)
+    if base.get("on_delay_s") is not None:  # the config's profile sets them
+        on = round(base["on_delay_s"] / profile.hop_s)
+    if base.get("off_delay_s") is not None:
+        off = round(base["off_delay_s"] / profile.hop_s)
+    on = on if args.on_hops is None else args.on_hops
+    off = off if args.off_hops is None else args.off_hops
+    if on < 0 or off < 0:
+        raise TrainError("--on-hops and --off-hops must be >= 0")
+    return {"on_hops": on, "off_hops": off, "on_delay_s": on * profile.hop_s, "off_delay_s": off * profile.hop_s,
+            "failure_threshold": base["failure_threshold"]}
 
 
 def _read(args: argparse.Namespace, signals: list[str] | None) -> History:
@@ -135,15 +216,6 @@ def _read(args: argparse.Namespace, signals: list[str] | None) -> History:
     return h
 
 
-def _blocks(assets: np.ndarray, n_blocks: int = N_BLOCKS) -> np.ndarray:
-    """Time block (0..n_blocks-1) of each window, per asset (windows are in time order per asset)."""
-    out = np.zeros(len(assets), dtype=np.int64)
-    for a in np.unique(assets):
-        idx = np.flatnonzero(assets == a)
-        out[idx] = np.arange(len(idx)) * n_blocks // max(len(idx), 1)
-    return out
-
-
 def _window_labels(h: History, rec_assets: list[str], ends: np.ndarray, window_s: float) -> tuple[np.ndarray, np.ndarray]:
     """Per window: the label of its newest sample, and whether any sample in it is a fault."""
     label = np.array(["0"] * len(ends), dtype=object)
@@ -166,25 +238,6 @@ def _window_labels(h: History, rec_assets: list[str], ends: np.ndarray, window_s
         last = np.clip(j - 1, 0, len(rows) - 1)
         label[win] = np.where(j > i, labels[rows[last]], "0")
     return label, dirty
-
-
-def _classifier_holdout(label: np.ndarray, assets: np.ndarray, normal_held: np.ndarray) -> np.ndarray:
-    """Windows held out to score the classifier: normal windows of the held-out time blocks, and
-    for each fault class its last episode (or, with one episode only, that episode's last 30 %)."""
-    held = normal_held & (label == "0")
-    for cls in sorted(set(label.tolist()) - {"0"}):
-        runs: list[np.ndarray] = []
-        for a in np.unique(assets):
-            idx = np.flatnonzero(assets == a)
-            m = (label[idx] == cls).astype(np.int8)
-            d = np.diff(np.concatenate([[0], m, [0]]))
-            runs += [idx[s:e] for s, e in zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1), strict=True)]
-        if len(runs) >= 2:
-            held[runs[-1]] = True
-        elif runs:
-            r = runs[0]
-            held[r[int(len(r) * 0.7):]] = True
-    return held
 
 
 def _debounced_share(cond: np.ndarray, ends: np.ndarray, on_s: float, off_s: float) -> float:
@@ -214,49 +267,8 @@ def _versions() -> dict[str, str]:
     }
 
 
-def anomaly_pipeline(used: list[int], n_components: int, trees: int, max_samples: int, seed: int) -> Any:
-    """Select the used feature columns, standardise, whiten, isolation forest."""
-    from sklearn.compose import ColumnTransformer
-    from sklearn.decomposition import PCA
-    from sklearn.ensemble import IsolationForest
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    return Pipeline([
-        ("select", ColumnTransformer([("used", "passthrough", used)])),
-        ("scale", StandardScaler()),
-        ("whiten", PCA(n_components=n_components, whiten=True, svd_solver="full", random_state=seed)),
-        ("iforest", IsolationForest(n_estimators=trees, max_samples=max_samples, random_state=seed)),
-    ])
-
-
-def failure_pipeline(used: list[int], seed: int) -> Any:
-    """Select the used feature columns, gradient-boosted trees over the fault classes."""
-    from sklearn.compose import ColumnTransformer
-    from sklearn.ensemble import HistGradientBoostingClassifier
-    from sklearn.pipeline import Pipeline
-
-    return Pipeline([
-        ("select", ColumnTransformer([("used", "passthrough", used)])),
-        ("hgb", HistGradientBoostingClassifier(max_iter=100, max_leaf_nodes=15, learning_rate=0.1,
-                                               early_stopping=False, random_state=seed)),
-    ])
-
-
-def whitened_components(x: np.ndarray) -> int:
-    """Components to keep when whitening: those the data really moves in (whitening must not blow
-    up directions normal data never takes, such as ptp == max - min)."""
-    from sklearn.preprocessing import StandardScaler
-
-    scaled = StandardScaler().fit_transform(x)
-    eig = np.linalg.svd(scaled - scaled.mean(axis=0), compute_uv=False) ** 2
-    return int((eig > eig[0] * 1e-9).sum())
-
-
 def train(args: argparse.Namespace) -> str:
     t0 = time.monotonic()
-    from sklearn.metrics import precision_recall_fscore_support
-
     from edgegw.ml import export
 
     cfg_signals = None
@@ -264,8 +276,12 @@ def train(args: argparse.Namespace) -> str:
         name, profile, alarm_defaults = _profile(args, None)
         cfg_signals = list(profile.signals)
     h = _read(args, cfg_signals or ([s.strip() for s in args.signals.split(",")] if args.signals else None))
+    interval = sampling_interval(h)
+    derived = not args.config and args.window_s is None and args.hop_s is None
     if not args.config:
-        name, profile, alarm_defaults = _profile(args, h.signals)
+        name, profile, alarm_defaults = _profile(args, h.signals, interval)
+    check_density(profile.window_s, interval)
+    alarm_defaults = _model_alarms(args, profile, interval, alarm_defaults)
     signals = list(profile.signals)
     missing = [s for s in signals if s not in h.signals]
     if missing:
@@ -289,14 +305,14 @@ def train(args: argparse.Namespace) -> str:
     n_sparse = int((usable & sparse).sum())
     usable &= ~sparse
     x, ends, assets, label, dirty = x_all[usable], ends[usable], assets[usable], label[usable], dirty[usable]
-    blocks = _blocks(assets)
-    held = blocks % HOLDOUT_EVERY == HOLDOUT_EVERY - 1
     normal = ~dirty & (label == "0")
+    held = am.calibration_split(assets, normal)
     fit_rows, cal_rows = normal & ~held, normal & held
     if fit_rows.sum() < 50 or cal_rows.sum() < 20:
         raise TrainError(
-            f"too few normal windows ({int(fit_rows.sum())} to fit, {int(cal_rows.sum())} held out): "
-            "give more history (at least ~30 min per asset)"
+            f"too few normal windows ({int(fit_rows.sum())} to fit, {int(cal_rows.sum())} held out) at a "
+            f"{profile.window_s:g} s window and {profile.hop_s:g} s hop: give more history (at least "
+            f"~{90 * profile.hop_s / 60:.0f} min of normal operation per asset)"
         )
 
     kinds = [k.strip() for k in args.features.split(",") if k.strip()]
@@ -307,46 +323,40 @@ def train(args: argparse.Namespace) -> str:
     xf = x[fit_rows]
     mean = xf.mean(axis=0)
     std = xf.std(axis=0)
-    n_comp = whitened_components(xf[:, used])
-    anomaly = anomaly_pipeline(used, n_comp, args.trees, min(256, len(xf)), args.seed)
-    anomaly.fit(xf.astype(np.float32))
-    cal_scores = -anomaly.score_samples(x[cal_rows].astype(np.float32))
+    center, scale = am.robust_scale(xf)
+    n_comp = am.kept_components(((xf - center) / scale)[:, used])
+    anomaly = am.fit(am.pipeline(used, center[used], scale[used], n_comp, args.trees, min(256, len(xf)), args.seed),
+                     xf.astype(np.float32))
+    envelope = am.Envelope.of(xf, used, scale[used], args.envelope_margin)
+    cal_scores = am.score(anomaly, envelope, x[cal_rows])
     far = args.false_alarm_rate
-    threshold = float(np.quantile(cal_scores, 1.0 - far))
+    threshold = am.tail_threshold(cal_scores, far)
     held_rate = float((cal_scores > threshold).mean())
     held_alarm = 0.0
     for a in np.unique(assets[cal_rows]):
         m = cal_rows & (assets == a)
-        held_alarm += _debounced_share(-anomaly.score_samples(x[m].astype(np.float32)) > threshold, ends[m],
+        held_alarm += _debounced_share(am.score(anomaly, envelope, x[m]) > threshold, ends[m],
                                        alarm_defaults["on_delay_s"], alarm_defaults["off_delay_s"]) * m.sum()
     held_alarm /= max(int(cal_rows.sum()), 1)
 
     classes = sorted(set(label.tolist()))
     failure = None
-    clf_report: list[str] = []
     if h.labels is not None and len(classes) > 1:
-        held_c = _classifier_holdout(label, assets, held)
-        fit_c = ~held_c
-        if len(set(label[fit_c].tolist())) < 2:
-            fit_c = np.ones(len(label), dtype=bool)
-        clf = failure_pipeline(used, args.seed)
-        clf.fit(x[fit_c].astype(np.float32), label[fit_c].astype(str))
-        failure = clf
-        if held_c.any():
-            pred = clf.predict(x[held_c].astype(np.float32))
-            labs = [c for c in clf.classes_ if c != "0"]
-            p, r, f1, n = precision_recall_fscore_support(label[held_c].astype(str), pred, labels=labs, zero_division=0)
-            for c, pi, ri, fi, ni in zip(labs, p, r, f1, n, strict=True):
-                clf_report.append(f"  {c}: precision {pi:.2f} recall {ri:.2f} F1 {fi:.2f} ({ni} held-out windows)")
+        gate = float(np.quantile(cal_scores, GATE_QUANTILE))
+        failure = fit_classifier(x, label, assets, ends, held, names, signals, args.seed,
+                                 served=lambda rows: am.score(anomaly, envelope, rows) >= gate,
+                                 risk_threshold=alarm_defaults["failure_threshold"])
 
     # ------------------------------------------------------------------ export
     units = {s: profile.signals[s].unit for s in signals}
     params = {"features": kinds, "trees": args.trees, "false_alarm_rate": far, "seed": args.seed,
-              "window_s": profile.window_s, "signals": signals}
+              "window_s": profile.window_s, "hop_s": profile.hop_s, "signals": signals,
+              "envelope_margin": args.envelope_margin, "model_alarms": alarm_defaults}
     probe = x[cal_rows][:4000].astype(np.float32)  # the compact graphs must give the same numbers here
-    protos = {export.ANOMALY_FILE: export.compacted(export.anomaly_onnx(anomaly, len(names)), probe)}
+    protos = {export.ANOMALY_FILE: am.add_envelope(export.compacted(export.anomaly_onnx(anomaly, len(names)), probe),
+                                                   envelope)}
     if failure is not None:
-        protos[export.FAILURE_FILE] = export.compacted(export.classifier_onnx(failure, len(names)), probe)
+        protos[export.FAILURE_FILE] = export.failure_onnx(failure, len(names))
     # the version names the content: same data, settings and graphs, same version
     digest = hashlib.sha256(json.dumps([h.fingerprint, params], sort_keys=True).encode())
     for proto in protos.values():
@@ -360,23 +370,28 @@ def train(args: argparse.Namespace) -> str:
     }
     anomaly_meta = {
         **common, "kind": "anomaly", "file": export.ANOMALY_FILE,
-        "score": "isolation forest anomaly score 2^(-E[h]/c(n)) in (0, 1]; higher is more unusual",
-        "output": "score_samples", "score_sign": -1.0,
+        "score": "isolation forest score 2^(-E[h]/c(n)) in (0, 1] plus the envelope term e/(1+e) in [0, 1), "
+                 "e = range widths beyond the fitted envelope past the margin; higher is more unusual",
+        "output": am.OUTPUT, "score_sign": 1.0,
         "threshold": threshold, "false_alarm_target": far, "heldout_false_alarm": held_rate,
         "min_samples": dict(zip(signals, min_samples.tolist(), strict=True)),
         "features_used": [names[i] for i in used],
-        "training_stats": {"mean": mean.tolist(), "std": std.tolist()},
+        "training_stats": {"mean": mean.tolist(), "std": std.tolist(), "center": center.tolist(),
+                           "scale": scale.tolist()},
+        "envelope": envelope.to_meta(),
+        "relations": am.fit_relations(xf, names, signals, center, scale),
     }
     export.attach_metadata(protos[export.ANOMALY_FILE], anomaly_meta, version)
     failure_meta = None
     if failure is not None:
         failure_meta = {
             **common, "kind": "failure_risk", "file": export.FAILURE_FILE, "output": "probabilities",
-            "classes": [str(c) for c in failure.classes_], "normal_class": "0",
+            "classes": failure.classes, "normal_class": "0",
             "threshold": alarm_defaults["failure_threshold"],
             # a fault class is named only for windows that are also somewhat unusual: a classifier
             # that saw few machines must not call a healthy machine it never saw faulty
             "anomaly_gate": float(np.quantile(cal_scores, GATE_QUANTILE)),
+            **failure.meta(),
         }
         export.attach_metadata(protos[export.FAILURE_FILE], failure_meta, version)
     meta = {
@@ -385,7 +400,7 @@ def train(args: argparse.Namespace) -> str:
         "failure_risk": {k: v for k, v in failure_meta.items() if k not in common} if failure_meta else None,
         "model_alarms": alarm_defaults,
         "data": {"fingerprint": h.fingerprint, "files": [Path(f).name for f in h.files], "rows": len(h),
-                 "assets": h.assets, "rate_hz": round(rate, 3), "windows": len(x),
+                 "assets": h.assets, "rate_hz": round(rate, 3), "interval_s": interval, "windows": len(x),
                  "normal_windows_fit": int(fit_rows.sum()), "normal_windows_heldout": int(cal_rows.sum()),
                  "labelled": h.labels is not None, "classes": classes},
         "params": params,
@@ -398,17 +413,23 @@ def train(args: argparse.Namespace) -> str:
             (out / stale).unlink(missing_ok=True)
     export.write_model_dir(out, meta, protos)
 
+    how = "derived from the sampling interval" if derived else "as given"
     lines = [
         f"model {version} -> {out}/",
+        f"  window {profile.window_s:g} s, hop {profile.hop_s:g} s ({how}: samples every ~{interval:g} s, "
+        f"~{profile.window_s / interval:.3g} per window); model alarm delays {alarm_defaults['on_hops']} hops on, "
+        f"{alarm_defaults['off_hops']} off",
         f"  data: {len(h)} rows, {len(h.assets)} asset(s), ~{rate:.2g} Hz, {len(x)} windows "
         f"({int(fit_rows.sum())} normal to fit, {int(cal_rows.sum())} normal held out, "
         f"{n_sparse} too sparse after gaps)",
-        f"  anomaly: IsolationForest on {len(used)} features (whitened to {n_comp}), threshold {threshold:.4f}",
+        f"  anomaly: IsolationForest on {len(used)} features ({n_comp} principal axes) + envelope "
+        f"(margin {envelope.margin:g} widths), threshold {threshold:.4f} (latest {am.CALIBRATION_SHARE:.0%} of "
+        "normal windows)",
         f"  held-out normal windows above threshold: {held_rate:.2%} (target {far:.2%}); "
         f"in alarm after delays: {held_alarm:.2%}",
     ]
     if failure is not None:
-        lines.append(f"  failure_risk: HistGradientBoosting over classes {classes}")
-        lines.extend(clf_report or ["  (no held-out labelled windows to score)"])
+        lines.append(f"  failure_risk: relations + HistGradientBoosting over classes {classes}")
+        lines.extend(failure.report)
     lines.append(f"  took {time.monotonic() - t0:.1f} s")
     return "\n".join(lines)

@@ -32,8 +32,10 @@ DEFAULT_RAMP_S = {
 }
 DEFAULT_SENSOR_S = 20.0
 # Severity at which a process fault shows in the five mapped signals; labels start there. Cavitation
-# first only lowers the suction pressure: the head holds until the margin to vapour pressure is gone.
-ONSET = {"bearing_wear": 0.2, "cavitation": 0.45, "impeller_imbalance": 0.0, "seal_leak": 0.15, "motor_overload": 0.15}
+# first lowers the suction pressure, and the discharge pressure with it (the head holds until the
+# margin to vapour pressure is gone, near 0.45): a discharge pressure below the pump curve for the
+# flow is the developing fault, and is labelled as such.
+ONSET = {"bearing_wear": 0.2, "cavitation": 0.15, "impeller_imbalance": 0.0, "seal_leak": 0.15, "motor_overload": 0.15}
 DEFAULT_SENSOR_SIGNAL = {"stuck": "pressure", "dropout": "temperature", "spikes": "vibration"}
 
 

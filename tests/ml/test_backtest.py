@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from edgegw.backtest import COLUMNS
 from edgegw.cli import main as cli_main
+from edgegw.ml.backtest import COLUMNS
 from edgegw.ml.synthetic import write_csv
 from tests.ml.modelkit import fault_csv, model_dir
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _rows(path: Path) -> list[dict[str, str]]:

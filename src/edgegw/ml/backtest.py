@@ -106,7 +106,7 @@ def _model_profile(directory: Path, rate_hz: float) -> tuple[str, Profile]:
         raise ModelError(f"{side}: cannot read the model description: {e}") from None
     try:
         units = meta.get("units") or {}
-        alarms = meta.get("model_alarms") or {}
+        alarms = {k: v for k, v in (meta.get("model_alarms") or {}).items() if k == "failure_threshold"}
         p = Profile(
             window_s=float(meta["window_s"]), hop_s=float(meta.get("hop_s", 1.0)),
             max_rate_hz=max(1.0, float(math.ceil(rate_hz))), model=str(directory),
@@ -246,14 +246,32 @@ def _episodes(mask: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(np.flatnonzero(d == 1).tolist(), np.flatnonzero(d == -1).tolist(), strict=True))
 
 
+def row_seconds(ts: np.ndarray, hop_s: float) -> np.ndarray:
+    """Time each row stands for: until the asset's next row, but a gap (longer than three typical
+    steps or a hop) counts only that long; the last row counts one typical step."""
+    if len(ts) < 2:
+        return np.zeros(len(ts))
+    d = np.diff(ts)
+    step = float(np.median(d[d > 0])) if (d > 0).any() else hop_s
+    cap = max(3.0 * step, hop_s)
+    return np.minimum(np.append(d, step), cap)
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
+
+
 def summary(setup: Setup, res: Result, took: float) -> str:
+    """What a reliability engineer judges a detector by: alarm episodes, faults detected and with
+    what lead, false alarms per day, and how much of the time in alarm was right."""
     h = setup.history
     n = len(h)
     span = float(h.ts[-1] - h.ts[0]) if n > 1 else 0.0
+    hop = setup.cfg.profiles[setup.profile_name].hop_s
     raised: dict[str, int] = {}
-    for a in res.alerts:
-        if a.state == AlertState.RAISED:
-            raised[a.kind] = raised.get(a.kind, 0) + 1
+    for alert in res.alerts:
+        if alert.state == AlertState.RAISED:
+            raised[alert.kind] = raised.get(alert.kind, 0) + 1
     lines = [
         f"replayed {n} rows ({span / 3600:.2f} h, {len(h.assets)} asset(s)) in {took:.1f} s: "
         f"{res.hops} hops, {res.skipped} windows not scored (not warm or a silent signal), "
@@ -263,39 +281,64 @@ def summary(setup: Setup, res: Result, took: float) -> str:
     dt = np.zeros(n)
     for k in range(len(h.assets)):
         idx = np.flatnonzero(h.asset == k)
-        if len(idx) > 1:
-            d = np.diff(h.ts[idx])
-            dt[idx[:-1]] = np.minimum(d, 60.0)  # a gap is not time in alarm
+        dt[idx] = row_seconds(h.ts[idx], hop)
     for kind, arr in (("anomaly", res.anomaly), ("failure_risk", res.failure), ("threshold", res.threshold)):
         secs = float((dt * (arr > 0)).sum())
-        lines.append(f"time in {kind} alarm: {secs / 60:.1f} min ({(arr > 0).mean():.1%} of rows)")
-    if h.labels is not None:
-        fault = h.fault
-        alarm = (res.anomaly > 0) | (res.failure > 0)
-        tp = int((alarm & fault).sum())
-        fp = int((alarm & ~fault).sum())
-        fn = int((~alarm & fault).sum())
-        prec = tp / (tp + fp) if tp + fp else 0.0
-        rec = tp / (tp + fn) if tp + fn else 0.0
-        f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
-        far = fp / max(int((~fault).sum()), 1)
-        lines.append(
-            f"model alarms vs labels (rows): precision {prec:.3f} recall {rec:.3f} F1 {f1:.3f} "
-            f"false-alarm rate {far:.2%}"
-        )
-        labels = h.labels
-        for k, aname in enumerate(h.assets):
-            idx = np.flatnonzero(h.asset == k)
-            for start, end in _episodes(fault[idx]):
-                rows = idx[start:end]
-                hit = np.flatnonzero(alarm[rows])
-                t0 = h.ts[rows[0]]
-                what = labels[rows[0]]
-                delay = f"detected after {h.ts[rows[hit[0]]] - t0:.0f} s" if len(hit) else "missed"
-                lines.append(
-                    f"  fault {what!r} on {aname} from {h.ts_text[rows[0]]} ({(h.ts[rows[-1]] - t0) / 60:.0f} min): "
-                    f"{delay}, {alarm[rows].mean():.0%} of its rows in alarm"
-                )
+        lines.append(f"time in {kind} alarm: {_hours(secs)} ({(arr > 0).mean():.1%} of rows)")
+    alarm = (res.anomaly > 0) | (res.failure > 0)
+    fault = h.fault
+    labels = h.labels
+    found = false_eps = n_eps = 0
+    leads: list[float] = []
+    for k, aname in enumerate(h.assets):
+        idx = np.flatnonzero(h.asset == k)
+        faults = _episodes(fault[idx]) if labels is not None else []
+        for a, b in _episodes(alarm[idx]):
+            n_eps += 1
+            rows = idx[a:b]
+            right = labels is not None and bool(fault[rows].any())
+            false_eps += not right
+            if n_eps <= 10:
+                what = "" if labels is None else (" (during a fault)" if right else " (false)")
+                lines.append(f"  alarm on {aname} from {h.ts_text[rows[0]]} for {_hours(float(dt[rows].sum()))}{what}")
+        for a, b in faults:
+            rows = idx[a:b]
+            hit = np.flatnonzero(alarm[rows])
+            t0, t1 = h.ts[rows[0]], h.ts[rows[-1]]
+            if len(hit):
+                found += 1
+                leads.append(t1 - h.ts[rows[hit[0]]])
+                how = (f"detected after {h.ts[rows[hit[0]]] - t0:.0f} s, {_hours(leads[-1])} before its end, "
+                       f"{alarm[rows].mean():.0%} of its rows in alarm")
+            else:
+                how = "missed"
+            assert labels is not None
+            lines.append(f"  fault {labels[rows[0]]!r} on {aname} from {h.ts_text[rows[0]]} ({_hours(t1 - t0)}): {how}")
+    if n_eps > 10:
+        lines.append(f"  ... {n_eps - 10} more alarm episodes")
+    in_alarm = float((dt * alarm).sum())
+    if labels is None:
+        days = float(dt.sum()) / 86400
+        lines.append(f"model alarm episodes: {n_eps} in {days:.2f} days ({n_eps / max(days, 1e-9):.2f} per day); "
+                     "no labels to tell right from false")
+        return "\n".join(lines)
+    normal_days = float(dt[~fault].sum()) / 86400
+    right_time = float((dt * (alarm & fault)).sum())
+    n_faults = sum(len(_episodes(fault[h.asset == k])) for k in range(len(h.assets)))
+    lead = f", lead before the fault's end {min(leads) / 3600:.2f}-{max(leads) / 3600:.2f} h" if leads else ""
+    lines.append(f"faults detected: {found}/{n_faults}{lead}")
+    lines.append(f"false alarms: {false_eps} episodes in {normal_days:.2f} normal days "
+                 f"({false_eps / max(normal_days, 1e-9):.2f} per day)")
+    lines.append(f"correct time in alarm: {right_time / in_alarm:.1%} of {_hours(in_alarm)} in alarm was during faults"
+                 if in_alarm else "correct time in alarm: never in alarm")
+    tp = int((alarm & fault).sum())
+    fp = int((alarm & ~fault).sum())
+    fn = int((~alarm & fault).sum())
+    prec = tp / (tp + fp) if tp + fp else 0.0
+    rec = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
+    lines.append(f"model alarms vs labels (rows): precision {prec:.3f} recall {rec:.3f} F1 {f1:.3f} "
+                 f"false-alarm rate {fp / max(int((~fault).sum()), 1):.2%}")
     return "\n".join(lines)
 
 
@@ -336,4 +379,4 @@ def plot(path: Path, setup: Setup, res: Result) -> None:
     plt.close(fig)
 
 
-__all__ = ["COLUMNS", "configure", "main", "run", "summary", "write_csv"]
+__all__ = ["COLUMNS", "configure", "main", "row_seconds", "run", "summary", "write_csv"]
