@@ -6,7 +6,7 @@ normal windows, after standardising and whitening the features: whitening turns 
 normal co-movement (flow, current, pressure and vibration all follow the load) into axes of
 their own, so a vibration or temperature creep that the load does not explain stands out
 while a load cycle does not. Its alarm threshold is calibrated on held-out normal stretches
-to a target false-alarm rate. With labels, a HistGradientBoosting classifier learns the fault
+to a target false-alarm rate. With labels, a calibrated classifier (ml/classifier.py) learns the fault
 classes. Everything is deterministic for a given --seed.
 """
 
