@@ -5,7 +5,7 @@ model is fitted on exactly the rows it will score. Without window options the wi
 follow the history's sampling interval. The anomaly model (ml/anomaly.py) is an IsolationForest
 on the principal axes of robust-scaled normal windows plus a bounded out-of-envelope term; its
 threshold is calibrated on the latest stretch of normal history to a target false-alarm rate,
-and its alarm delays, in hops, go into the model. With labels, a HistGradientBoosting classifier
+and its alarm delays, in hops, go into the model. With labels, a calibrated classifier (ml/classifier.py)
 learns the fault classes. Everything is deterministic for a given --seed.
 """
 
