@@ -107,7 +107,7 @@ def run(n_assets: int, n: int, model: bool, profile: bool = False, chunk: int = 
     if prof:
         prof.disable()
         pstats.Stats(prof).sort_stats("tottime").print_stats(18)
-    assert eng.readings_in == 5 * n, (eng.readings_in, eng.rejected)
+    assert eng.readings_in == 6 * n, (eng.readings_in, eng.rejected)
     return {"assets": n_assets, "messages": n, "model": model, "us_per_message": round(cpu / n * 1e6, 2),
             "messages_per_s_one_core": round(n / cpu), "wall_s": round(dt, 2), "hops": eng.hops}
 
