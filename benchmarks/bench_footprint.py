@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _rig
 from _common import write
 
-SIGNALS = ("vibration", "pressure", "temperature", "flow", "current")
+SIGNALS = ("vibration", "pressure", "temperature", "flow", "current", "suction_pressure")
 IMPORTS = {
     "python -c pass": "",
     "import edgegw.gateway": "import edgegw.gateway",

@@ -1,7 +1,7 @@
 """The gateway's per-message hot path without the network: an MQTT message object -> topic
 parse -> JSON decode -> intake -> engine (ring buffers, threshold rules, rollup stats; hops with
 the shipped model, run after every chunk of 20 messages as the daemon runs them after each
-socket read), for N pumps x 5 signals at 10 Hz event time.
+socket read), for N pumps x 6 signals at 10 Hz event time.
 
     python benchmarks/bench_hotpath.py [--quick] [--messages 200000] [--profile]
 
@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write
 
 ROOT = Path(__file__).resolve().parent.parent
-FMT = '{{"ts":{ts:.3f},"vibration":{v:.2f},"pressure":6.5,"temperature":55.0,"flow":60.0,"current":35.0}}'
+FMT = '{{"ts":{ts:.3f},"vibration":{v:.2f},"pressure":6.5,"temperature":55.0,"flow":60.0,"current":35.0,"suction_pressure":1.2}}'
 
 
 class FakeTopic:
@@ -107,7 +107,7 @@ def run(n_assets: int, n: int, model: bool, profile: bool = False, chunk: int = 
     if prof:
         prof.disable()
         pstats.Stats(prof).sort_stats("tottime").print_stats(18)
-    assert eng.readings_in == 5 * n, (eng.readings_in, eng.rejected)
+    assert eng.readings_in == 6 * n, (eng.readings_in, eng.rejected)
     return {"assets": n_assets, "messages": n, "model": model, "us_per_message": round(cpu / n * 1e6, 2),
             "messages_per_s_one_core": round(n / cpu), "wall_s": round(dt, 2), "hops": eng.hops}
 

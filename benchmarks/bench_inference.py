@@ -16,7 +16,7 @@ Three figures per asset count, all in one run:
 
 The scikit-learn models are fitted here (same pipeline shapes as `edgegw train`: scaler, PCA
 whitening, 100-tree IsolationForest; 100-iteration HistGradientBoosting) on features of a
-synthetic pump history; the comparison is about call cost, not accuracy. Windows: 5 signals x
+synthetic pump history; the comparison is about call cost, not accuracy. Windows: 6 signals x
 300 samples (30 s at 10 Hz). One thread everywhere. --quick times the naive loop on at most 10 assets and scales it.
 
 Writes benchmarks/results/inference.json.
@@ -38,9 +38,10 @@ from _common import pct, timed, write
 from edgegw.engine.features import N_FEATURES, row_features
 
 ROOT = Path(__file__).resolve().parent.parent
-SIGNALS = ("vibration", "pressure", "temperature", "flow", "current")
-BASE = np.array([3.0, 6.5, 55.0, 60.0, 35.0])
-SPREAD = np.array([0.15, 0.05, 0.2, 1.0, 0.4])
+SIGNALS = ("vibration", "pressure", "temperature", "flow", "current", "suction_pressure")
+K = len(SIGNALS)
+BASE = np.array([3.0, 6.5, 55.0, 60.0, 35.0, 1.2])
+SPREAD = np.array([0.15, 0.05, 0.2, 1.0, 0.4, 0.01])
 LENGTH = 300
 
 
@@ -70,11 +71,11 @@ def fit_models(seed: int = 0) -> tuple[Any, Any, np.ndarray]:
 
     rng = np.random.default_rng(seed)
     n = 1500
-    ts = np.tile(np.arange(LENGTH) / 10.0, (n * 5, 1))
-    load = rng.uniform(0.6, 0.9, n).repeat(5)[:, None]
-    x = (BASE[np.tile(np.arange(5), n)][:, None] * (0.8 + 0.25 * load)
-         + SPREAD[np.tile(np.arange(5), n)][:, None] * rng.standard_normal((n * 5, LENGTH)))
-    feats = row_features(ts, x).reshape(n, 5 * N_FEATURES).astype(np.float32)
+    ts = np.tile(np.arange(LENGTH) / 10.0, (n * K, 1))
+    load = rng.uniform(0.6, 0.9, n).repeat(K)[:, None]
+    x = (BASE[np.tile(np.arange(K), n)][:, None] * (0.8 + 0.25 * load)
+         + SPREAD[np.tile(np.arange(K), n)][:, None] * rng.standard_normal((n * K, LENGTH)))
+    feats = row_features(ts, x).reshape(n, K * N_FEATURES).astype(np.float32)
     keep = [i for i in range(feats.shape[1]) if i % N_FEATURES != N_FEATURES - 1]  # count is constant
     feats = feats[:, keep]
     labels = np.where(np.arange(n) % 7 == 0, "bearing_wear", np.where(np.arange(n) % 11 == 0, "cavitation", "0"))
@@ -121,7 +122,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     rep_slow = 10 if args.quick else 60  # naive calls per asset count: this many / assets, at least 1
     counts = [int(c) for c in args.assets.split(",")]
     rng = np.random.default_rng(1)
-    res: dict[str, Any] = {"window": f"5 signals x {LENGTH} samples", "rows": []}
+    res: dict[str, Any] = {"window": f"{K} signals x {LENGTH} samples", "rows": []}
     with threadpool_limits(limits=1):
         iso, clf, keep = fit_models()
         a_sess, f_sess = onnx_sessions(iso, clf, len(keep))
@@ -129,20 +130,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         a_out = [o.name for o in a_sess.get_outputs() if "score_samples" in o.name] or [a_sess.get_outputs()[-1].name]
         f_out = [o.name for o in f_sess.get_outputs() if "prob" in o.name] or [f_sess.get_outputs()[-1].name]
         for n in counts:
-            ts = np.tile(np.arange(LENGTH) / 10.0, (n * 5, 1))
-            x = BASE[np.tile(np.arange(5), n)][:, None] + SPREAD[np.tile(np.arange(5), n)][:, None] * \
-                rng.standard_normal((n * 5, LENGTH))
+            ts = np.tile(np.arange(LENGTH) / 10.0, (n * K, 1))
+            x = BASE[np.tile(np.arange(K), n)][:, None] + SPREAD[np.tile(np.arange(K), n)][:, None] * \
+                rng.standard_normal((n * K, LENGTH))
 
             n_naive = min(n, 10) if args.quick else n  # quick: time 10 assets and scale (the loop is per asset)
 
             def naive(ts: np.ndarray = ts, x: np.ndarray = x, n: int = n_naive) -> None:
                 for k in range(n):
-                    f = naive_features(ts[k * 5:(k + 1) * 5], x[k * 5:(k + 1) * 5])[keep][None, :]
+                    f = naive_features(ts[k * K:(k + 1) * K], x[k * K:(k + 1) * K])[keep][None, :]
                     iso.score_samples(f)
                     clf.predict_proba(f)
 
             def batched(ts: np.ndarray = ts, x: np.ndarray = x, n: int = n) -> None:
-                f = row_features(ts, x).reshape(n, 5 * N_FEATURES)[:, keep].astype(np.float32)
+                f = row_features(ts, x).reshape(n, K * N_FEATURES)[:, keep].astype(np.float32)
                 a_sess.run(a_out, {a_in: f})
                 f_sess.run(f_out, {f_in: f})
 

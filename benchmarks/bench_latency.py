@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _rig
 from _common import RESULTS, write
 
-FMT = '{{"ts":{ts:.3f},"vibration":{v},"pressure":5.0,"temperature":55.0,"flow":60.0,"current":30.0}}'
+FMT = '{{"ts":{ts:.3f},"vibration":{v},"pressure":5.0,"temperature":55.0,"flow":60.0,"current":30.0,"suction_pressure":1.2}}'
 
 
 def default_rate() -> float:

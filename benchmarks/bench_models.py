@@ -3,7 +3,7 @@ scikit-learn per call vs onnxruntime (the compact IsolationForest graph and skl2
 
     python benchmarks/bench_models.py [--model models/pump] [--repeat 2000]
 
-Uses the example config's pump profile (5 signals, 30 s window, up to 10 Hz) and the shipped
+Uses the example config's pump profile (6 signals, 30 s window, up to 10 Hz) and the shipped
 model; the scikit-learn side is fitted here on the same kind of features. Prints a table and
 writes benchmarks/results/models.json. Budgets: one asset <= 1 ms p99, 50 assets <= 5 ms p99.
 """
@@ -186,9 +186,10 @@ def main() -> None:
     rng = np.random.default_rng(0)
     for rate in (1.0, 10.0):
         n = int(30 * rate)
-        ts = np.tile(np.arange(n) / rate, (5, 1))
-        xs = rng.normal(3.0, 0.3, (5, n))
-        rows.append(row(f"features, one asset (5 signals x {n} samples)", timed(lambda ts=ts, xs=xs: row_features(ts, xs),
+        k = len(profile.signals)
+        ts = np.tile(np.arange(n) / rate, (k, 1))
+        xs = rng.normal(3.0, 0.3, (k, n))
+        rows.append(row(f"features, one asset ({k} signals x {n} samples)", timed(lambda ts=ts, xs=xs: row_features(ts, xs),
                                                                                  args.repeat)))
     mean = np.asarray(ms.meta["anomaly"]["training_stats"]["mean"], dtype=np.float32).reshape(1, -1)
     rows.append(row("both models via ModelSet.evaluate, 1 row", timed(lambda: ms.evaluate(mean), args.repeat)))

@@ -1,4 +1,4 @@
-"""Load generator: N pumps x 5 signals as JSON on {prefix}/pump-K/telemetry, QoS 0, paced.
+"""Load generator: N pumps x 6 signals as JSON on {prefix}/pump-K/telemetry, QoS 0, paced.
 
     python benchmarks/loadgen.py --port P --assets 50 --rate 5000 --seconds 10 [--sentinel]
     python benchmarks/loadgen.py --port P --assets 50 --rate 0 --count 40000   # as fast as it can
@@ -19,7 +19,7 @@ import time
 
 import paho.mqtt.client as mqtt
 
-FMT = '{{"ts":{ts:.3f},"vibration":{v:.2f},"pressure":5.0,"temperature":55.0,"flow":60.0,"current":30.0}}'
+FMT = '{{"ts":{ts:.3f},"vibration":{v:.2f},"pressure":5.0,"temperature":55.0,"flow":60.0,"current":30.0,"suction_pressure":1.2}}'
 
 
 def main() -> None:

@@ -1,5 +1,5 @@
 """An OPC UA peer for the footprint and soak benchmarks: the simulator's asyncua server with
-pumps opc-1..opc-K (5 signals each), values written once a second until terminated.
+pumps opc-1..opc-K (the pump profile's 6 signals each), values written once a second until terminated.
 
     python benchmarks/peer_opcua.py --port P [--assets 1]
 
@@ -18,8 +18,8 @@ import time
 from edgegw.sim.fleet import Sample
 from edgegw.sim.opcua_server import OpcuaPumpServer
 
-SIGNALS = ("vibration", "pressure", "temperature", "flow", "current")
-BASE = {"vibration": 3.0, "pressure": 6.5, "temperature": 55.0, "flow": 60.0, "current": 35.0}
+SIGNALS = ("vibration", "pressure", "temperature", "flow", "current", "suction_pressure")
+BASE = {"vibration": 3.0, "pressure": 6.5, "temperature": 55.0, "flow": 60.0, "current": 35.0, "suction_pressure": 1.2}
 
 
 async def main() -> None:

@@ -65,8 +65,8 @@ def table(tag: str) -> str:
     if ing:
         ms = ing["max_sustained"]
         ok = "✅" if (ing.get("ratio_gateway_vs_aiomqtt") or 0) >= 0.7 else "❌"
-        rows.append((f"Ingest, highest rate with zero loss ({ing['assets']} pumps x 5 signals, JSON, QoS 0)",
-                     f"**{fmt(ms['gateway'], ' msg/s', 0)}** ({fmt(ms['gateway'] * 5, ' readings/s', 0)})",
+        rows.append((f"Ingest, highest rate with zero loss ({ing['assets']} pumps x 6 signals, JSON, QoS 0)",
+                     f"**{fmt(ms['gateway'], ' msg/s', 0)}** ({fmt(ms['gateway'] * 6, ' readings/s', 0)})",
                      f"bare aiomqtt {fmt(ms['aiomqtt'], '/s', 0)}"
                      + (f", bare paho {fmt(ms['paho'], '/s', 0)}" if "paho" in ms else " (paho: burst only)"),
                      f"{ok} {fmt(ing.get('ratio_gateway_vs_aiomqtt'))}x aiomqtt (target ≥ 0.7)"))
@@ -204,7 +204,7 @@ def plots(tag: str) -> list[Path]:
             if bad:
                 ax.plot(*zip(*bad, strict=True), "x", color="red", ms=9)
         ax.plot([0, top], [0, top], ":", color="grey", label="offered = handled")
-        ax.set_xlabel("offered load (msg/s, 5 signals each)")
+        ax.set_xlabel("offered load (msg/s, 6 signals each)")
         ax.set_ylabel("handled (msg/s)")
         ax.set_title("Sustained vs offered (x: not sustained)")
         save(fig, "ingest", ax)

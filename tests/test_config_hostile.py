@@ -99,7 +99,7 @@ CASES: dict[str, tuple[Callable[[str, Path], str], str]] = {
     "top_level_list": (lambda t, tmp: "- 1\n- 2\n", "the top level must be a mapping"),
     "window_memory": (lambda t, tmp: sub("window_s: 30", "window_s: 3600")(t, tmp).replace(
         "assets:\n", "assets:\n" + "".join(f"  - {{id: p{i}, profile: pump}}\n" for i in range(2000))),
-        "profiles.pump: 2004 asset(s) x 5 signal(s) x 3600 buckets"),
+        "profiles.pump: 2004 asset(s) x 6 signal(s) x 3600 buckets"),
 }
 
 

@@ -114,7 +114,7 @@ async def test_prometheus_endpoint_on_localhost(mosquitto: Broker) -> None:
             await asyncio.sleep(0.05)
         await publish(port, "health4/pump-1/t", [pump(3.0), "{"])
         for _ in range(100):
-            if gw.health.prometheus_port and gw.engine.readings_in >= 5 and gw.engine.rejected:
+            if gw.health.prometheus_port and gw.engine.readings_in >= 6 and gw.engine.rejected:
                 break
             await asyncio.sleep(0.1)
         await asyncio.sleep(1.2)  # the scrape view refreshes each second
@@ -122,7 +122,7 @@ async def test_prometheus_endpoint_on_localhost(mosquitto: Broker) -> None:
         text = await asyncio.to_thread(lambda: urllib.request.urlopen(url, timeout=5).read().decode())
         server = gw.health._prom_server
         assert server is not None and server.server_address[0] == "127.0.0.1"
-    assert "edgegw_readings_in_total 5.0" in text
+    assert "edgegw_readings_in_total 6.0" in text
     assert 'edgegw_rejected_total{reason="malformed_json"} 1.0' in text
     assert 'edgegw_connected{kind="source",name="mqtt-0"} 1.0' in text
     assert 'edgegw_connects_total{kind="source",name="mqtt-0"} 1.0' in text

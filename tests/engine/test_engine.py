@@ -10,7 +10,8 @@ from edgegw.engine.models import Verdict
 from edgegw.records import Alert, Severity
 from tests.helpers import EXAMPLE
 
-SIGNALS = {"vibration": 3.0, "pressure": 5.0, "temperature": 55.0, "flow": 60.0, "current": 30.0}
+SIGNALS = {"vibration": 3.0, "pressure": 5.0, "temperature": 55.0, "flow": 60.0, "current": 30.0,
+           "suction_pressure": 1.2}
 
 
 def make(*overrides: str) -> tuple[Engine, list[Alert], list[float]]:
@@ -58,7 +59,7 @@ def test_stale_raised_by_wall_clock_and_cleared_by_data() -> None:
     e.tick()
     stale = [a for a in alerts if a.kind == "stale"]
     assert {a.asset for a in stale} == {"pump-1", "pump-2", "pump-3", "pump-4"}
-    assert len(stale) == 20
+    assert len(stale) == 4 * len(SIGNALS)
     alerts.clear()
     e.tick()
     assert alerts == []  # no repeat while still stale
@@ -74,7 +75,7 @@ def test_hops_follow_event_time_and_batch_assets() -> None:
         for a in ("pump-1", "pump-2"):
             feed(e, a, 100 + i, 1)
         e.run_hops()
-    assert len(seen) == 4 and seen[-1] == ("pump", ["pump-1", "pump-2"], 60)
+    assert len(seen) == 4 and seen[-1] == ("pump", ["pump-1", "pump-2"], 12 * len(SIGNALS))
     assert e.hops == 8
 
 

@@ -68,7 +68,7 @@ def test_failure_risk_needs_an_unusual_window(features: tuple[np.ndarray, np.nda
 def test_profile_signal_order_may_differ(features: tuple[np.ndarray, np.ndarray]) -> None:
     x, _ = features
     ms = load_model_set(model_dir(), "pump", PROFILE)
-    order = ["current", "flow", "vibration", "temperature", "pressure"]
+    order = ["current", "suction_pressure", "flow", "vibration", "temperature", "pressure"]
     other = Profile(window_s=30, signals={s: {} for s in order})
     ms2 = load_model_set(model_dir(), "pump", other)
     cols = [feature_names(SIGNALS).index(n) for n in feature_names(order)]

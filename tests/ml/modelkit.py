@@ -11,7 +11,7 @@ from pathlib import Path
 from edgegw.cli import main as cli_main
 from edgegw.ml.synthetic import write_csv
 
-SIGNALS = ["vibration", "pressure", "temperature", "flow", "current"]
+SIGNALS = ["vibration", "pressure", "temperature", "flow", "current", "suction_pressure"]
 
 
 @functools.cache

@@ -141,7 +141,7 @@ def test_daemon_says_unknown_when_no_cause_is_confident(tmp_path: Path) -> None:
     assert fm["unknown_class"] == UNKNOWN and len(fm["calibration"]["bias"]) == 3
     fm["cause_threshold"] = 0.7
     (d / "model.json").write_text(json.dumps(meta))
-    sigs = ["vibration", "pressure", "temperature", "flow", "current"]
+    sigs = ["vibration", "pressure", "temperature", "flow", "current", "suction_pressure"]
     ms = load_model_set(d, "pump", Profile(window_s=30, signals={s: {} for s in sigs}))
     sure = ms.risk_evidence(np.array([0.1, 0.8, 0.1]), 0.9)
     assert sure["class"] == "bearing_wear" and sure["cause_share"] == pytest.approx(0.8 / 0.9, abs=1e-3)

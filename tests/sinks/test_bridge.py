@@ -23,8 +23,8 @@ from tests.conftest import free_port
 from tests.helpers import EXAMPLE, Collector, example_config, publish, pump, running_gateway
 
 AS_INVOKER = "user root\n"  # mosquitto started by root keeps root: it can then write its persistence under tmp_path
-NO_DELAYS = [f"profiles.pump.signals.{s}.{d}=0" for s in ("vibration", "pressure", "temperature", "flow", "current")
-             for d in ("on_delay_s", "off_delay_s")]
+PUMP_SIGNALS = ("vibration", "pressure", "temperature", "flow", "current", "suction_pressure")
+NO_DELAYS = [f"profiles.pump.signals.{s}.{d}=0" for s in PUMP_SIGNALS for d in ("on_delay_s", "off_delay_s")]
 
 
 def bridge_config(local_port: int, up_port: int, outbox: Path, *extra: str) -> GatewayConfig:

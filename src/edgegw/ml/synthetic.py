@@ -2,9 +2,10 @@
 
 Stands in for plant history where none is at hand (the shipped default model is trained on it
 until simulator history replaces it). Wide CSV: timestamp, vibration, pressure, temperature,
-flow, current, label. Normal operation follows a load cycle with slow random drift; faults
-are bearing wear (vibration, temperature and current creep up) and cavitation (pressure and
-flow drop, vibration turns spiky). Sampling is 1 Hz with jitter and the odd gap.
+flow, current, suction_pressure, label. Normal operation follows a load cycle with slow random
+drift; faults are bearing wear (vibration, temperature and current creep up) and cavitation
+(the suction pressure falls first, then pressure and flow drop and vibration turns spiky).
+Sampling is 1 Hz with jitter and the odd gap.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-SIGNALS = ("vibration", "pressure", "temperature", "flow", "current")
+SIGNALS = ("vibration", "pressure", "temperature", "flow", "current", "suction_pressure")
 FAULTS = ("bearing_wear", "cavitation")
 START = datetime(2026, 1, 5, 6, 0, 0, tzinfo=UTC).timestamp()
 
@@ -24,7 +25,7 @@ def pump_history(
     seconds: int, seed: int, faults: bool = True, episodes: list[tuple[str, int, int]] | None = None,
     gaps: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Timestamps (epoch s), values (n, 5) in SIGNALS order, and a label per row.
+    """Timestamps (epoch s), values (n, 6) in SIGNALS order, and a label per row.
 
     `episodes` places faults explicitly as (kind, start_s, end_s); otherwise, with `faults`, one
     episode every three hours after the first hour (histories longer than four hours).
@@ -40,6 +41,9 @@ def pump_history(
     current = 22 + 18 * load + rng.normal(0, 0.4, n)
     temperature = 48 + 10 * load + np.cumsum(rng.normal(0, 0.02, n)) * 0.05 + rng.normal(0, 0.2, n)
     vibration = 2.6 + 0.8 * load + np.abs(rng.normal(0, 0.15, n))
+    # its own stream, so the other signals stay what they were for a given seed
+    srng = np.random.default_rng([seed, 1])
+    suction = 1.2 + srng.normal(0, 0.01, n)
     labels = ["0"] * n
     if episodes is None:
         episodes = []
@@ -56,13 +60,14 @@ def pump_history(
             temperature[a:b] += 9 * ramp
             current[a:b] += 3 * ramp
         else:
+            suction[a:b] -= 0.7 * np.minimum(1.0, 1.5 * ramp)
             level = np.minimum(1.0, 3 * ramp)
             pressure[a:b] -= 1.2 * level + np.abs(rng.normal(0, 0.3, b - a)) * level
             flow[a:b] -= 8 * level
             spikes = rng.random(b - a) < 0.15 * level
             vibration[a:b] += spikes * rng.uniform(1.0, 4.0, b - a)
         labels[a:b] = [kind] * (b - a)
-    vals = np.stack([vibration, pressure, temperature, flow, current], axis=1)
+    vals = np.stack([vibration, pressure, temperature, flow, current, suction], axis=1)
     keep = np.ones(n, dtype=bool)
     for _ in range(max(1, n // 7200) if gaps else 0):  # a gap now and then, as historians have
         g = int(rng.integers(0, n))

@@ -31,7 +31,7 @@ DEFAULT_RAMP_S = {
     "bearing_wear": 60.0, "cavitation": 40.0, "impeller_imbalance": 0.0, "seal_leak": 30.0, "motor_overload": 40.0,
 }
 DEFAULT_SENSOR_S = 20.0
-# Severity at which a process fault shows in the five mapped signals; labels start there. Cavitation
+# Severity at which a process fault shows in the mapped signals; labels start there. Cavitation
 # first lowers the suction pressure, and the discharge pressure with it (the head holds until the
 # margin to vapour pressure is gone, near 0.45): a discharge pressure below the pump curve for the
 # flow is the developing fault, and is labelled as such.
