@@ -131,7 +131,7 @@ def ack_command(d: dict[str, Any], by: str, template: str = ACK_TOPIC) -> tuple[
 def render_table(rows: Sequence[dict[str, Any]], colour_on: bool, width: int = 120,
                  selected: int | None = None) -> list[str]:
     """The alarm table as lines of text; `selected` marks one row (the one `a` acknowledges)."""
-    head = f"{'SEVERITY':<9} {'SINCE':<8} {'ASSET':<10} {'KIND':<13} {'SOURCE':<12} MESSAGE"
+    head = f"{'SEVERITY':<9} {'SINCE':<8} {'ASSET':<10} {'KIND':<13} {'SOURCE':<16} MESSAGE"
     out = [f"{_DIM}{head}{_RESET}" if colour_on else head]
     if not rows:
         out.append("(no active alarms)")
@@ -143,7 +143,7 @@ def render_table(rows: Sequence[dict[str, Any]], colour_on: bool, width: int = 1
         mark = ("> " if i == selected else "  ") if selected is not None else ""
         line = mark + (
             f"{sev:<9} {clock_of(d.get('raised_at') or d.get('ts')):<8} {d.get('asset', '')!s:<10} "
-            f"{d.get('kind', '')!s:<13} {d.get('source', '')!s:<12} {msg}"
+            f"{d.get('kind', '')!s:<13} {d.get('source', '')!s:<16} {msg}"
         )
         out.append(colour(line[:width], sev, colour_on))
     return out
