@@ -2,6 +2,7 @@
 # One entry point for a fresh Debian / Raspberry Pi OS machine. No root needed for `demo`.
 #   ./edgegw.sh demo [ARGS]   create .venv, install edgegw with the demo extra, run `edgegw demo`
 #   ./edgegw.sh test [ARGS]   install test peers (mosquitto, libcoap) if missing, then run pytest
+#   ./edgegw.sh lint          ruff check, ruff format --check and mypy (what CI enforces)
 set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")"
 VENV=${EDGEGW_VENV:-.venv}
@@ -43,6 +44,11 @@ case "$cmd" in
     venv "dev,train,demo"
     export PATH="/usr/sbin:$PATH"
     exec "$VENV/bin/python" -m pytest "$@" ;;
+  lint)
+    venv "dev,train,demo"
+    "$VENV/bin/ruff" check src tests benchmarks
+    "$VENV/bin/ruff" format --check src tests benchmarks
+    exec "$VENV/bin/mypy" ;;
   *)
-    sed -n '2,4p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

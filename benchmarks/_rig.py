@@ -119,8 +119,13 @@ def assets(n: int) -> list[str]:
 
 
 def gateway_config(
-    workdir: Path, n_assets: int, *, instant_alarms: bool = True, metrics_s: float = 1.0,
-    mutate: Callable[[dict[str, Any]], None] | None = None, name: str = "gateway.yaml",
+    workdir: Path,
+    n_assets: int,
+    *,
+    instant_alarms: bool = True,
+    metrics_s: float = 1.0,
+    mutate: Callable[[dict[str, Any]], None] | None = None,
+    name: str = "gateway.yaml",
 ) -> Path:
     """config/example.yaml with n pumps (+ the probe asset), alarm delays 0, metrics every second."""
     d = yaml.safe_load(EXAMPLE.read_text())
@@ -219,13 +224,22 @@ class Watcher:
 class Gateway:
     """`edgegw run` as a child process; `ready_s` is spawn to retained online, on the watcher's clock."""
 
-    def __init__(self, cfg: Path, port: int, watcher: Watcher, workdir: Path, *extra: str,
-                 argv_prefix: list[str] | None = None, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        cfg: Path,
+        port: int,
+        watcher: Watcher,
+        workdir: Path,
+        *extra: str,
+        argv_prefix: list[str] | None = None,
+        timeout: float = 30.0,
+    ) -> None:
         self.log = workdir / f"{cfg.stem}.log"
         t0 = time.perf_counter()
         watcher.online_at = None
-        self.proc = spawn([*(argv_prefix or []), EDGEGW, "run", "-c", str(cfg), "--set", f"mqtt.port={port}", *extra],
-                          self.log, cwd=ROOT)
+        self.proc = spawn(
+            [*(argv_prefix or []), EDGEGW, "run", "-c", str(cfg), "--set", f"mqtt.port={port}", *extra], self.log, cwd=ROOT
+        )
         if not watcher.wait(lambda: watcher.online_at is not None or self.proc.poll() is not None, timeout):
             raise RuntimeError(f"gateway not online after {timeout} s: {self.log.read_text()[-800:]}")
         if watcher.online_at is None:
@@ -240,11 +254,32 @@ class Gateway:
         return stop(self.proc)
 
 
-def loadgen(port: int, n_assets: int, rate: float, seconds: float, *, prefix: str = "plant/pumps",
-            sentinel: bool = True, log: Path | None = None, pin: str | None = None) -> subprocess.Popen[bytes]:
+def loadgen(
+    port: int,
+    n_assets: int,
+    rate: float,
+    seconds: float,
+    *,
+    prefix: str = "plant/pumps",
+    sentinel: bool = True,
+    log: Path | None = None,
+    pin: str | None = None,
+) -> subprocess.Popen[bytes]:
     """Start the load generator; its last stdout line is a JSON summary."""
-    argv = [PY, str(HERE / "loadgen.py"), "--port", str(port), "--assets", str(n_assets), "--rate", str(rate),
-            "--seconds", str(seconds), "--prefix", prefix]
+    argv = [
+        PY,
+        str(HERE / "loadgen.py"),
+        "--port",
+        str(port),
+        "--assets",
+        str(n_assets),
+        "--rate",
+        str(rate),
+        "--seconds",
+        str(seconds),
+        "--prefix",
+        prefix,
+    ]
     if sentinel:
         argv.append("--sentinel")
     if pin:

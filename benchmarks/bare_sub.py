@@ -31,8 +31,10 @@ async def run_relay(port: int, prefix: str, relay: str, timeout: float) -> None:
     on a second connection as the gateway publishes alerts): the latency floor of this design."""
     import aiomqtt
 
-    async with aiomqtt.Client("127.0.0.1", port, socket_options=NODELAY) as pub, \
-            aiomqtt.Client("127.0.0.1", port, socket_options=NODELAY) as c:
+    async with (
+        aiomqtt.Client("127.0.0.1", port, socket_options=NODELAY) as pub,
+        aiomqtt.Client("127.0.0.1", port, socket_options=NODELAY) as c,
+    ):
         await c.subscribe(f"{prefix}/+/telemetry", qos=1)
         print("ready", flush=True)
         tasks = set()
@@ -60,8 +62,7 @@ class Runs:
     def on_message(self, topic: str, payload: bytes) -> None:
         if topic.endswith("/probe/telemetry"):
             if b'"vibration":12.5' in payload:
-                print(json.dumps({"count": self.count, "t_first": self.first, "t_sentinel": time.perf_counter()}),
-                      flush=True)
+                print(json.dumps({"count": self.count, "t_first": self.first, "t_sentinel": time.perf_counter()}), flush=True)
             self.count = 0
             self.first = None
             return

@@ -25,8 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _protocol_dir(arg: str | None) -> Path:
-    for d in (arg, os.environ.get("EDGEGW_BEARINGS"), ROOT.parent / "shared" / "acceptance",
-              Path("/work/shared/acceptance")):
+    for d in (arg, os.environ.get("EDGEGW_BEARINGS"), ROOT.parent / "shared" / "acceptance", Path("/work/shared/acceptance")):
         if d and (Path(d) / "bearings.py").is_file():
             return Path(d)
     sys.exit("bench_detection: no bearings.py protocol found: give --protocol DIR or set EDGEGW_BEARINGS")
@@ -43,16 +42,25 @@ def main(argv: list[str] | None = None) -> dict:
 
     edgegw = shlex.quote(str(Path(sys.executable).with_name("edgegw")))
     extra = args.train_args
-    cmd = ["sh", "-c", f"{edgegw} train --data {{train}} --out {{out}}.model {extra} >/dev/null && "
-           f"{edgegw} backtest --model {{out}}.model --data {{test}} --out {{out}} >/dev/null"]
+    cmd = [
+        "sh",
+        "-c",
+        f"{edgegw} train --data {{train}} --out {{out}}.model {extra} >/dev/null && "
+        f"{edgegw} backtest --model {{out}}.model --data {{test}} --out {{out}} >/dev/null",
+    ]
     print("reference: scikit-learn IsolationForest on standardised raw signals, 2 of 3 snapshots")
     ref = bearings.evaluate(None)
     print(f"edgegw: train {extra} (window from the data), backtest")
     got = bearings.evaluate(cmd)
     print(f"edgegw:    {bearings.summary(got)}")
     print(f"reference: {bearings.summary(ref)}")
-    res = {"train_args": extra, "edgegw": got, "reference": ref,
-           "edgegw_summary": bearings.summary(got), "reference_summary": bearings.summary(ref)}
+    res = {
+        "train_args": extra,
+        "edgegw": got,
+        "reference": ref,
+        "edgegw_summary": bearings.summary(got),
+        "reference_summary": bearings.summary(ref),
+    }
     print(f"wrote {write(args.name, res)}")
     return res
 

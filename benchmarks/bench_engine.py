@@ -75,7 +75,7 @@ def main() -> None:
     exact = []
     for _ in range(1000):
         s = time.perf_counter()
-        bucket_features(win.acc[:, :, :50 * K], np.full(50 * K, k_end), hop_s)
+        bucket_features(win.acc[:, :, : 50 * K], np.full(50 * K, k_end), hop_s)
         exact.append(time.perf_counter() - s)
     # the same from raw samples: 50 assets x K signals x 300 samples
     ts300 = np.tile(np.arange(300) * 0.1, (50 * K, 1))
@@ -95,12 +95,16 @@ def main() -> None:
         f"raw_features_50x{K}x300_us": {"p50": round(pct(raw, 50), 1), "p99": round(pct(raw, 99), 1)},
     }
     print("| figure | value |\n|---|---|")
-    print(f"| engine ingest (rules on, hops as due) | {res['ingest_readings_per_s']:,} readings/s "
-          f"({res['ingest_us_per_reading']} µs each) |")
-    for key, what in ((f"window_features_1x{K}_us", f"features as a hop computes them, 1 asset x {K} signals (bucket sum)"),
-                      (f"window_features_50x{K}_us", f"features from window parts, 50 assets x {K} signals"),
-                      (f"exact_bucket_sum_50x{K}x30_us", f"exact sum of the 30 buckets (signals out of step), 50 x {K}"),
-                      (f"raw_features_50x{K}x300_us", f"features from raw samples (reference), 50 x {K} x 300")):
+    print(
+        f"| engine ingest (rules on, hops as due) | {res['ingest_readings_per_s']:,} readings/s "
+        f"({res['ingest_us_per_reading']} µs each) |"
+    )
+    for key, what in (
+        (f"window_features_1x{K}_us", f"features as a hop computes them, 1 asset x {K} signals (bucket sum)"),
+        (f"window_features_50x{K}_us", f"features from window parts, 50 assets x {K} signals"),
+        (f"exact_bucket_sum_50x{K}x30_us", f"exact sum of the 30 buckets (signals out of step), 50 x {K}"),
+        (f"raw_features_50x{K}x300_us", f"features from raw samples (reference), 50 x {K} x 300"),
+    ):
         print(f"| {what} | p50 {res[key]['p50']} µs, p99 {res[key]['p99']} µs |")
     print(f"wrote {write('engine', res)}")
 

@@ -65,19 +65,28 @@ def import_times(reps: int, python: str = _rig.PY) -> dict[str, float]:
 def all_sources(opc_endpoint: str, coap_port: int) -> Any:
     def mutate(d: dict[str, Any]) -> None:
         d["assets"].append({"id": "opc-1", "profile": "pump"})
-        d["sources"].append({
-            "type": "opcua", "endpoint": opc_endpoint, "sampling_ms": 100, "publishing_ms": 500,
-            "nodes": [{"node": f"ns=2;s=opc-1.{s}", "asset": "opc-1", "signal": s} for s in SIGNALS],
-        })
-        d["sources"].append({"type": "coap", "mode": "server", "bind": "127.0.0.1", "port": coap_port,
-                             "path": "pumps/{asset}", "format": "senml"})
+        d["sources"].append(
+            {
+                "type": "opcua",
+                "endpoint": opc_endpoint,
+                "sampling_ms": 100,
+                "publishing_ms": 500,
+                "nodes": [{"node": f"ns=2;s=opc-1.{s}", "asset": "opc-1", "signal": s} for s in SIGNALS],
+            }
+        )
+        d["sources"].append(
+            {"type": "coap", "mode": "server", "bind": "127.0.0.1", "port": coap_port, "path": "pumps/{asset}", "format": "senml"}
+        )
 
     return mutate
 
 
 def bare_rss(port: int) -> float:
-    p = subprocess.Popen([_rig.PY, str(_rig.HERE / "bare_sub.py"), "--client", "aiomqtt", "--port", str(port),
-                          "--timeout", "60"], stdout=subprocess.PIPE, start_new_session=True)
+    p = subprocess.Popen(
+        [_rig.PY, str(_rig.HERE / "bare_sub.py"), "--client", "aiomqtt", "--port", str(port), "--timeout", "60"],
+        stdout=subprocess.PIPE,
+        start_new_session=True,
+    )
     assert p.stdout is not None
     p.stdout.readline()
     time.sleep(1.0)
@@ -106,10 +115,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     wd = _rig.workdir("footprint")
     broker = _rig.Broker(wd)
     opc_port = _rig.free_port()
-    peer = subprocess.Popen([_rig.PY, str(_rig.HERE / "peer_opcua.py"), "--port", str(opc_port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
-    res: dict[str, Any] = {"pinned": args.pin, "load_seconds": load_s, "runs": [],
-                           "install": args.venv or ""}  # "": this script's (development) venv
+    peer = subprocess.Popen(
+        [_rig.PY, str(_rig.HERE / "peer_opcua.py"), "--port", str(opc_port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    res: dict[str, Any] = {
+        "pinned": args.pin,
+        "load_seconds": load_s,
+        "runs": [],
+        "install": args.venv or "",
+    }  # "": this script's (development) venv
     try:
         assert peer.stdout is not None
         line = peer.stdout.readline().decode().split()
@@ -124,8 +141,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"bare aiomqtt subscriber RSS {res['bare_aiomqtt_rss_mb']} MB", flush=True)
         for n in [int(x) for x in args.assets.split(",")]:
             w = _rig.Watcher(broker.port)
-            cfg = _rig.gateway_config(wd, n, instant_alarms=False, mutate=all_sources(endpoint, _rig.free_port(
-                socket.SOCK_DGRAM)), name=f"footprint-{n}.yaml")
+            cfg = _rig.gateway_config(
+                wd,
+                n,
+                instant_alarms=False,
+                mutate=all_sources(endpoint, _rig.free_port(socket.SOCK_DGRAM)),
+                name=f"footprint-{n}.yaml",
+            )
             prefix = ["taskset", "-c", args.pin] if args.pin else None
             readies = []
             for _ in range(args.ready_runs - 1):  # extra starts, only for the READY figure
@@ -141,19 +163,31 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 _rig.loadgen_result(lg, load_s + 60)
                 m = w.next_metrics(5.0) or {}
                 loaded = gw.rss_mb()
-                row = {"assets_mqtt": n, "assets_total": n + 2, "sources": ["mqtt", "opcua", "coap(server)"],
-                       "ready_s": round(statistics.median(readies), 3), "ready_best_s": round(min(readies), 3),
-                       "ready_n": len(readies), "rss_idle_mb": round(idle, 1), "rss_loaded_mb": round(loaded, 1),
-                       "peak_rss_mb": m.get("peak_rss_mb"), "sources_connected": m.get("sources"),
-                       "readings_in": m.get("readings_in"), "hops": m.get("hops"),
-                       "windows_skipped": m.get("windows_skipped"), "hop_ms_p99": m.get("hop_ms_p99")}
+                row = {
+                    "assets_mqtt": n,
+                    "assets_total": n + 2,
+                    "sources": ["mqtt", "opcua", "coap(server)"],
+                    "ready_s": round(statistics.median(readies), 3),
+                    "ready_best_s": round(min(readies), 3),
+                    "ready_n": len(readies),
+                    "rss_idle_mb": round(idle, 1),
+                    "rss_loaded_mb": round(loaded, 1),
+                    "peak_rss_mb": m.get("peak_rss_mb"),
+                    "sources_connected": m.get("sources"),
+                    "readings_in": m.get("readings_in"),
+                    "hops": m.get("hops"),
+                    "windows_skipped": m.get("windows_skipped"),
+                    "hop_ms_p99": m.get("hop_ms_p99"),
+                }
             finally:
                 gw.close()
                 w.close()
             res["runs"].append(row)
-            print(f"{n:3d} pumps + OPC UA + CoAP: READY {row['ready_s']:.2f} s, RSS idle {row['rss_idle_mb']} MB, "
-                  f"loaded {row['rss_loaded_mb']} MB (peak {row['peak_rss_mb']}), sources {row['sources_connected']}",
-                  flush=True)
+            print(
+                f"{n:3d} pumps + OPC UA + CoAP: READY {row['ready_s']:.2f} s, RSS idle {row['rss_idle_mb']} MB, "
+                f"loaded {row['rss_loaded_mb']} MB (peak {row['peak_rss_mb']}), sources {row['sources_connected']}",
+                flush=True,
+            )
     finally:
         _rig.stop(peer)
         broker.close()

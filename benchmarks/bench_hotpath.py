@@ -83,8 +83,7 @@ def messages(n_assets: int, n: int) -> list[FakeMessage]:
     for i in range(n):
         k = i % n_assets
         ts = t0 + (i // n_assets) * 0.1
-        out.append(FakeMessage(f"plant/pumps/pump-{k + 1}/telemetry",
-                               FMT.format(ts=ts, v=3.0 + (i % 10) * 0.01).encode()))
+        out.append(FakeMessage(f"plant/pumps/pump-{k + 1}/telemetry", FMT.format(ts=ts, v=3.0 + (i % 10) * 0.01).encode()))
     return out
 
 
@@ -99,7 +98,7 @@ def run(n_assets: int, n: int, model: bool, profile: bool = False, chunk: int = 
     t0 = time.perf_counter()
     c0 = time.process_time()
     for i in range(0, n, chunk):
-        for m in msgs[i:i + chunk]:
+        for m in msgs[i : i + chunk]:
             on(m)
         loop.run_pending()
     cpu = time.process_time() - c0
@@ -108,8 +107,15 @@ def run(n_assets: int, n: int, model: bool, profile: bool = False, chunk: int = 
         prof.disable()
         pstats.Stats(prof).sort_stats("tottime").print_stats(18)
     assert eng.readings_in == 6 * n, (eng.readings_in, eng.rejected)
-    return {"assets": n_assets, "messages": n, "model": model, "us_per_message": round(cpu / n * 1e6, 2),
-            "messages_per_s_one_core": round(n / cpu), "wall_s": round(dt, 2), "hops": eng.hops}
+    return {
+        "assets": n_assets,
+        "messages": n,
+        "model": model,
+        "us_per_message": round(cpu / n * 1e6, 2),
+        "messages_per_s_one_core": round(n / cpu),
+        "wall_s": round(dt, 2),
+        "hops": eng.hops,
+    }
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -126,8 +132,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for model in (False, True):
         best = min((run(args.assets, n, model) for _ in range(args.repeat)), key=lambda r: r["us_per_message"])
         rows.append(best)
-        print(f"{args.assets} pumps, model {'on ' if model else 'off'}: {best['us_per_message']} us CPU per message "
-              f"({best['messages_per_s_one_core']:,} msg/s on one core, {best['hops']} asset-hops)", flush=True)
+        print(
+            f"{args.assets} pumps, model {'on ' if model else 'off'}: {best['us_per_message']} us CPU per message "
+            f"({best['messages_per_s_one_core']:,} msg/s on one core, {best['hops']} asset-hops)",
+            flush=True,
+        )
     if args.profile:
         run(args.assets, n, True, profile=True)
     res = {"rows": rows}

@@ -73,18 +73,25 @@ def fit_models(seed: int = 0) -> tuple[Any, Any, np.ndarray]:
     n = 1500
     ts = np.tile(np.arange(LENGTH) / 10.0, (n * K, 1))
     load = rng.uniform(0.6, 0.9, n).repeat(K)[:, None]
-    x = (BASE[np.tile(np.arange(K), n)][:, None] * (0.8 + 0.25 * load)
-         + SPREAD[np.tile(np.arange(K), n)][:, None] * rng.standard_normal((n * K, LENGTH)))
+    x = BASE[np.tile(np.arange(K), n)][:, None] * (0.8 + 0.25 * load) + SPREAD[np.tile(np.arange(K), n)][
+        :, None
+    ] * rng.standard_normal((n * K, LENGTH))
     feats = row_features(ts, x).reshape(n, K * N_FEATURES).astype(np.float32)
     keep = [i for i in range(feats.shape[1]) if i % N_FEATURES != N_FEATURES - 1]  # count is constant
     feats = feats[:, keep]
     labels = np.where(np.arange(n) % 7 == 0, "bearing_wear", np.where(np.arange(n) % 11 == 0, "cavitation", "0"))
     feats[labels == "bearing_wear", 0] += 1.0
     feats[labels == "cavitation", 12] -= 1.0
-    iso = Pipeline([("scale", StandardScaler()), ("whiten", PCA(whiten=True, n_components=0.999, random_state=seed)),
-                    ("iforest", IsolationForest(n_estimators=100, max_samples=256, random_state=seed))]).fit(feats)
-    clf = Pipeline([("hgb", HistGradientBoostingClassifier(max_iter=100, max_leaf_nodes=15, early_stopping=False,
-                                                           random_state=seed))]).fit(feats, labels)
+    iso = Pipeline(
+        [
+            ("scale", StandardScaler()),
+            ("whiten", PCA(whiten=True, n_components=0.999, random_state=seed)),
+            ("iforest", IsolationForest(n_estimators=100, max_samples=256, random_state=seed)),
+        ]
+    ).fit(feats)
+    clf = Pipeline(
+        [("hgb", HistGradientBoostingClassifier(max_iter=100, max_leaf_nodes=15, early_stopping=False, random_state=seed))]
+    ).fit(feats, labels)
     return iso, clf, np.asarray(keep)
 
 
@@ -98,10 +105,8 @@ def onnx_sessions(iso: Any, clf: Any, n_features: int) -> tuple[Any, Any]:
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.log_severity_level = 3
-    a = ort.InferenceSession(export.anomaly_onnx(iso, n_features).SerializeToString(), so,
-                             providers=["CPUExecutionProvider"])
-    f = ort.InferenceSession(export.classifier_onnx(clf, n_features).SerializeToString(), so,
-                             providers=["CPUExecutionProvider"])
+    a = ort.InferenceSession(export.anomaly_onnx(iso, n_features).SerializeToString(), so, providers=["CPUExecutionProvider"])
+    f = ort.InferenceSession(export.classifier_onnx(clf, n_features).SerializeToString(), so, providers=["CPUExecutionProvider"])
     return a, f
 
 
@@ -131,14 +136,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f_out = [o.name for o in f_sess.get_outputs() if "prob" in o.name] or [f_sess.get_outputs()[-1].name]
         for n in counts:
             ts = np.tile(np.arange(LENGTH) / 10.0, (n * K, 1))
-            x = BASE[np.tile(np.arange(K), n)][:, None] + SPREAD[np.tile(np.arange(K), n)][:, None] * \
-                rng.standard_normal((n * K, LENGTH))
+            x = BASE[np.tile(np.arange(K), n)][:, None] + SPREAD[np.tile(np.arange(K), n)][:, None] * rng.standard_normal(
+                (n * K, LENGTH)
+            )
 
             n_naive = min(n, 10) if args.quick else n  # quick: time 10 assets and scale (the loop is per asset)
 
             def naive(ts: np.ndarray = ts, x: np.ndarray = x, n: int = n_naive) -> None:
                 for k in range(n):
-                    f = naive_features(ts[k * K:(k + 1) * K], x[k * K:(k + 1) * K])[keep][None, :]
+                    f = naive_features(ts[k * K : (k + 1) * K], x[k * K : (k + 1) * K])[keep][None, :]
                     iso.score_samples(f)
                     clf.predict_proba(f)
 
@@ -152,21 +158,31 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 r_naive = {k: (round(v * n / n_naive, 1) if k.endswith("_us") else v) for k, v in r_naive.items()}
                 r_naive["scaled_from_assets"] = n_naive
             r_batch = row("batched", timed(batched, rep_fast, warm=20))
-            entry: dict[str, Any] = {"assets": n, "naive_sklearn_per_asset": r_naive, "batched_onnx": r_batch,
-                                     "speedup_p50": round(r_naive["p50_us"] / r_batch["p50_us"], 1)}
+            entry: dict[str, Any] = {
+                "assets": n,
+                "naive_sklearn_per_asset": r_naive,
+                "batched_onnx": r_batch,
+                "speedup_p50": round(r_naive["p50_us"] / r_batch["p50_us"], 1),
+            }
             if Path(args.model, "model.json").exists():
                 from bench_models import engine_hop  # normal operation, at the rate the model was trained on
 
                 meta = json.loads(Path(args.model, "model.json").read_text())
                 rate = float((meta.get("data") or {}).get("rate_hz") or 2.0)
                 samples, hot = engine_hop(n, rate, Path(args.model), max(50, rep_fast // (4 if n > 10 else 1)))
-                entry["engine_hop_shipped_model"] = {**row("engine", samples), "rows_above_threshold": round(hot, 4),
-                                                     "rate_hz": rate}
+                entry["engine_hop_shipped_model"] = {
+                    **row("engine", samples),
+                    "rows_above_threshold": round(hot, 4),
+                    "rate_hz": rate,
+                }
             res["rows"].append(entry)
             eh = entry.get("engine_hop_shipped_model", {})
-            print(f"{n:3d} assets: naive p50 {r_naive['p50_us']:>9,.0f} us | batched p50 {r_batch['p50_us']:>7,.0f} us "
-                  f"p99 {r_batch['p99_us']:>7,.0f} us | x{entry['speedup_p50']} | engine hop p50 "
-                  f"{eh.get('p50_us')} us p99 {eh.get('p99_us')} us", flush=True)
+            print(
+                f"{n:3d} assets: naive p50 {r_naive['p50_us']:>9,.0f} us | batched p50 {r_batch['p50_us']:>7,.0f} us "
+                f"p99 {r_batch['p99_us']:>7,.0f} us | x{entry['speedup_p50']} | engine hop p50 "
+                f"{eh.get('p50_us')} us p99 {eh.get('p99_us')} us",
+                flush=True,
+            )
     last = res["rows"][-1]
     res["speedup_at_max_assets"] = last["speedup_p50"]
     eh = last.get("engine_hop_shipped_model", {})

@@ -46,8 +46,7 @@ class BareSubscriber:
 
     def __init__(self, client: str, port: int, n_assets: int, pin: str | None) -> None:
         self.prefix = f"{_rig.BARE_PREFIX}/{client}"  # its own stream: the other bare client never sees it
-        argv = [_rig.PY, str(_rig.HERE / "bare_sub.py"), "--client", client, "--port", str(port),
-                "--prefix", self.prefix]
+        argv = [_rig.PY, str(_rig.HERE / "bare_sub.py"), "--client", client, "--port", str(port), "--prefix", self.prefix]
         if pin:
             argv = ["taskset", "-c", pin, *argv]
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, start_new_session=True)
@@ -71,10 +70,24 @@ class BareSubscriber:
         self.proc.wait()
 
 
-def _start_load(port: int, n_assets: int, rate: float, seconds: float, count: int | None, prefix: str,
-                pin: str | None) -> subprocess.Popen[bytes]:
-    argv = [_rig.PY, str(_rig.HERE / "loadgen.py"), "--port", str(port), "--assets", str(n_assets),
-            "--rate", str(rate), "--seconds", str(seconds), "--prefix", prefix, "--sentinel"]
+def _start_load(
+    port: int, n_assets: int, rate: float, seconds: float, count: int | None, prefix: str, pin: str | None
+) -> subprocess.Popen[bytes]:
+    argv = [
+        _rig.PY,
+        str(_rig.HERE / "loadgen.py"),
+        "--port",
+        str(port),
+        "--assets",
+        str(n_assets),
+        "--rate",
+        str(rate),
+        "--seconds",
+        str(seconds),
+        "--prefix",
+        prefix,
+        "--sentinel",
+    ]
     if count:
         argv += ["--count", str(count)]
     if pin:
@@ -87,21 +100,36 @@ def _figures(pub: dict[str, Any], received: int, t_done: float | None, seconds: 
     sent = int(pub["sent"])
     lost = sent - received
     if t_done is None:
-        return {"offered": rate, "sent": sent, "received": received, "lost": lost, "sustained": False,
-                "rate": 0.0, "lag_s": None, "pub_rate": round(pub["achieved_rate"])}
+        return {
+            "offered": rate,
+            "sent": sent,
+            "received": received,
+            "lost": lost,
+            "sustained": False,
+            "rate": 0.0,
+            "lag_s": None,
+            "pub_rate": round(pub["achieved_rate"]),
+        }
     lag = t_done - pub["t_flushed"]
     span = t_done - pub["t_first"]
     ok = lost == 0 and received / span >= 0.95 * pub["achieved_rate"]
-    return {"offered": rate, "sent": sent, "received": received, "lost": lost, "sustained": ok,
-            "rate": round(received / span), "lag_s": round(lag, 3), "pub_rate": round(pub["achieved_rate"])}
+    return {
+        "offered": rate,
+        "sent": sent,
+        "received": received,
+        "lost": lost,
+        "sustained": ok,
+        "rate": round(received / span),
+        "lag_s": round(lag, 3),
+        "pub_rate": round(pub["achieved_rate"]),
+    }
 
 
 class GatewayUnderTest:
     def __init__(self, wd: Path, broker: _rig.Broker, n_assets: int, pin: str | None) -> None:
         self.watcher = _rig.Watcher(broker.port)
         cfg = _rig.gateway_config(wd, n_assets)
-        self.gw = _rig.Gateway(cfg, broker.port, self.watcher, wd,
-                               argv_prefix=["taskset", "-c", pin] if pin else None)
+        self.gw = _rig.Gateway(cfg, broker.port, self.watcher, wd, argv_prefix=["taskset", "-c", pin] if pin else None)
         self.port = broker.port
         self.n_assets = n_assets
         self.pin = pin
@@ -125,7 +153,7 @@ class GatewayUnderTest:
             for t, d in reversed(w.alerts):
                 if t < t_start:
                     return None
-                if (d.get("asset") == _rig.PROBE and d.get("kind") == "threshold" and d.get("state") == "raised"):
+                if d.get("asset") == _rig.PROBE and d.get("kind") == "threshold" and d.get("state") == "raised":
                     return t
             return None
 
@@ -139,8 +167,13 @@ class GatewayUnderTest:
         rejected = after["rejected_total"] - before["rejected_total"]
         received = msgs - 2  # the probe's opening and closing messages
         fig = _figures(pub, received, t_done, seconds, rate)
-        fig.update(readings_in=readings, rejected=rejected, cpu_us_per_msg=round(cpu / max(msgs, 1) * 1e6, 1),
-                   hop_ms_p99=after.get("hop_ms_p99"), rss_mb=after.get("rss_mb"))
+        fig.update(
+            readings_in=readings,
+            rejected=rejected,
+            cpu_us_per_msg=round(cpu / max(msgs, 1) * 1e6, 1),
+            hop_ms_p99=after.get("hop_ms_p99"),
+            rss_mb=after.get("rss_mb"),
+        )
         if readings != 5 * msgs or rejected:  # every message carries 5 readings
             fig["sustained"] = False
         return fig
@@ -163,16 +196,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = ap.parse_args(argv)
     seconds = args.seconds or (2.5 if args.quick else 8.0)
     burst = args.burst or (6000 if args.quick else 40000)
-    steps = [float(s) for s in args.steps.split(",")] if args.steps else (
-        [0.6, 0.8, 0.95] if args.quick else [0.4, 0.55, 0.7, 0.8, 0.9, 1.0, 1.1, 1.25])
+    steps = (
+        [float(s) for s in args.steps.split(",")]
+        if args.steps
+        else ([0.6, 0.8, 0.95] if args.quick else [0.4, 0.55, 0.7, 0.8, 0.9, 1.0, 1.1, 1.25])
+    )
     wd = _rig.workdir("ingest")
     broker = _rig.Broker(wd)
     if args.pin:
         subprocess.run(["taskset", "-pc", args.pin, str(broker.proc.pid)], capture_output=True)
     gut = GatewayUnderTest(wd, broker, args.assets, args.pin)
     bare = {c: BareSubscriber(c, broker.port, args.assets, args.pin) for c in ("aiomqtt", "paho")}
-    res: dict[str, Any] = {"assets": args.assets, "signals_per_message": 5, "step_seconds": seconds,
-                           "burst_messages": burst, "pinned": args.pin}
+    res: dict[str, Any] = {
+        "assets": args.assets,
+        "signals_per_message": 5,
+        "step_seconds": seconds,
+        "burst_messages": burst,
+        "pinned": args.pin,
+    }
     try:
         bursts: dict[str, dict[str, Any]] = {}
         for c in CLIENTS:
@@ -181,16 +222,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             print(f"burst  {c:8s} {r['rate']:>8,} msg/s  lost {r['lost']}  (publisher {r['pub_rate']:,} msg/s)", flush=True)
         res["burst"] = bursts
         ceiling = bursts["aiomqtt"]["rate"]
-        clients = args.sweep_clients.split(",") if args.sweep_clients else (
-            ["aiomqtt", "gateway"] if args.quick else list(CLIENTS))
+        clients = (
+            args.sweep_clients.split(",") if args.sweep_clients else (["aiomqtt", "gateway"] if args.quick else list(CLIENTS))
+        )
         sweep: dict[str, list[dict[str, Any]]] = {c: [] for c in clients}
         for f in steps:
             rate = round(ceiling * f)
             for c in clients:
                 r = gut.run(rate, seconds, None) if c == "gateway" else bare[c].run(rate, seconds, None)
                 sweep[c].append(r)
-                print(f"offered {rate:>7,}/s  {c:8s} got {r['rate']:>7,}/s  lost {r['lost']:>5}  lag {r['lag_s']} s  "
-                      f"{'ok' if r['sustained'] else 'NOT sustained'}", flush=True)
+                print(
+                    f"offered {rate:>7,}/s  {c:8s} got {r['rate']:>7,}/s  lost {r['lost']:>5}  lag {r['lag_s']} s  "
+                    f"{'ok' if r['sustained'] else 'NOT sustained'}",
+                    flush=True,
+                )
         res["sweep"] = sweep
         best = {}
         for c in clients:
@@ -208,9 +253,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for b in bare.values():
             b.close()
         broker.close()
-    print(f"max sustained, zero loss: {', '.join(f'{c} {v:,}/s' for c, v in best.items())} "
-          f"-> gateway/aiomqtt {res['ratio_gateway_vs_aiomqtt']}; "
-          f"burst ratio {res['burst_ratio_gateway_vs_aiomqtt']}")
+    print(
+        f"max sustained, zero loss: {', '.join(f'{c} {v:,}/s' for c, v in best.items())} "
+        f"-> gateway/aiomqtt {res['ratio_gateway_vs_aiomqtt']}; "
+        f"burst ratio {res['burst_ratio_gateway_vs_aiomqtt']}"
+    )
     print(f"wrote {write(args.name, res)}")
     return res
 

@@ -119,20 +119,27 @@ def probe_level(w: _rig.Watcher, n: int, target: str) -> dict[str, Any]:
     return out
 
 
-def level(w: _rig.Watcher, port: int, n_assets: int, rate: float, probes: int, blocks: int,
-          pin: str | None) -> dict[str, Any]:
+def level(w: _rig.Watcher, port: int, n_assets: int, rate: float, probes: int, blocks: int, pin: str | None) -> dict[str, Any]:
     """Gateway and relay take turns, block by block, each under its own stream at `rate` (the
     other one idle then), so the box's noise falls on both alike and neither loads the other."""
-    acc: dict[str, dict[str, Any]] = {t: {"lat": [], "broker": [], "missed": 0, "sent": 0, "pub_rates": []}
-                                      for t in ("gateway", "relay")}
+    acc: dict[str, dict[str, Any]] = {
+        t: {"lat": [], "broker": [], "missed": 0, "sent": 0, "pub_rates": []} for t in ("gateway", "relay")
+    }
     per = max(1, probes // blocks)
     for _ in range(blocks):
         for target in ("gateway", "relay"):
             seconds = per * 0.06 + 2.0
             lg = None
             if rate > 0:
-                lg = _rig.loadgen(port, n_assets, rate, seconds, sentinel=False, pin=pin,
-                                  prefix="plant/pumps" if target == "gateway" else RELAY_PREFIX)
+                lg = _rig.loadgen(
+                    port,
+                    n_assets,
+                    rate,
+                    seconds,
+                    sentinel=False,
+                    pin=pin,
+                    prefix="plant/pumps" if target == "gateway" else RELAY_PREFIX,
+                )
                 time.sleep(0.7)  # load flowing before the first probe
             pr = probe_level(w, per, target)
             a = acc[target]
@@ -144,28 +151,39 @@ def level(w: _rig.Watcher, port: int, n_assets: int, rate: float, probes: int, b
                 a["sent"] += pub["sent"]
                 a["pub_rates"].append(pub["achieved_rate"])
     g, r = acc["gateway"], acc["relay"]
-    return {**summary(g["lat"]), "missed": g["missed"], "n": len(g["lat"]),
-            "achieved_pub_rate": round(float(np.mean(g["pub_rates"]))) if g["pub_rates"] else 0,
-            "messages_to_gateway": g["sent"],
-            "bare_aiomqtt_relay": {**summary(r["lat"]), "missed": r["missed"]},
-            "broker_round_trip": summary(g["broker"] + r["broker"]),
-            "samples_ms": [round(x, 3) for x in g["lat"]], "relay_samples_ms": [round(x, 3) for x in r["lat"]],
-            "broker_round_trip_samples_ms": [round(x, 3) for x in g["broker"] + r["broker"]]}
+    return {
+        **summary(g["lat"]),
+        "missed": g["missed"],
+        "n": len(g["lat"]),
+        "achieved_pub_rate": round(float(np.mean(g["pub_rates"]))) if g["pub_rates"] else 0,
+        "messages_to_gateway": g["sent"],
+        "bare_aiomqtt_relay": {**summary(r["lat"]), "missed": r["missed"]},
+        "broker_round_trip": summary(g["broker"] + r["broker"]),
+        "samples_ms": [round(x, 3) for x in g["lat"]],
+        "relay_samples_ms": [round(x, 3) for x in r["lat"]],
+        "broker_round_trip_samples_ms": [round(x, 3) for x in g["broker"] + r["broker"]],
+    }
 
 
 def show(label: str, row: dict[str, Any]) -> None:
     r, b = row["bare_aiomqtt_relay"], row["broker_round_trip"]
-    print(f"{label:16s} gateway p50 {row['p50']} p99 {row['p99']} max {row['max']} ms (missed {row['missed']}) | "
-          f"bare aiomqtt relay p50 {r['p50']} p99 {r['p99']} max {r['max']} ms | broker alone p50 {b['p50']} "
-          f"p99 {b['p99']} ms", flush=True)
+    print(
+        f"{label:16s} gateway p50 {row['p50']} p99 {row['p99']} max {row['max']} ms (missed {row['missed']}) | "
+        f"bare aiomqtt relay p50 {r['p50']} p99 {r['p99']} max {r['max']} ms | broker alone p50 {b['p50']} "
+        f"p99 {b['p99']} ms",
+        flush=True,
+    )
 
 
 def summary(lat: list[float]) -> dict[str, float | None]:
     if not lat:
         return {"p50": None, "p99": None, "max": None}
     a = np.asarray(lat)
-    return {"p50": round(float(np.percentile(a, 50)), 2), "p99": round(float(np.percentile(a, 99)), 2),
-            "max": round(float(a.max()), 2)}
+    return {
+        "p50": round(float(np.percentile(a, 50)), 2),
+        "p99": round(float(np.percentile(a, 99)), 2),
+        "max": round(float(a.max()), 2),
+    }
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -176,8 +194,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--probes", type=int, help="probes per level (default 200; quick 15)")
     ap.add_argument("--levels", default="0.1,0.5,0.9")
     ap.add_argument("--pin", help="taskset CPU list for gateway, broker and load, e.g. 0")
-    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="config override for the gateway (edgegw run --set), repeatable")
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config override for the gateway (edgegw run --set), repeatable",
+    )
     ap.add_argument("--name", default="latency")
     args = ap.parse_args(argv)
     rate = args.rate or default_rate()
@@ -187,20 +210,46 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     broker = _rig.Broker(wd)
     if args.pin:
         subprocess.run(["taskset", "-pc", args.pin, str(broker.proc.pid)], capture_output=True)
-    relay = subprocess.Popen([_rig.PY, str(_rig.HERE / "bare_sub.py"), "--client", "aiomqtt", "--port", str(broker.port),
-                              "--prefix", RELAY_PREFIX, "--relay", _rig.RELAY, "--timeout", "3600"],
-                             stdout=subprocess.PIPE, start_new_session=True)
+    relay = subprocess.Popen(
+        [
+            _rig.PY,
+            str(_rig.HERE / "bare_sub.py"),
+            "--client",
+            "aiomqtt",
+            "--port",
+            str(broker.port),
+            "--prefix",
+            RELAY_PREFIX,
+            "--relay",
+            _rig.RELAY,
+            "--timeout",
+            "3600",
+        ],
+        stdout=subprocess.PIPE,
+        start_new_session=True,
+    )
     assert relay.stdout is not None
     relay.stdout.readline()
     if args.pin:
         subprocess.run(["taskset", "-pc", args.pin, str(relay.pid)], capture_output=True)
     w = _rig.Watcher(broker.port)
-    gw = _rig.Gateway(_rig.gateway_config(wd, args.assets), broker.port, w, wd,
-                      *[x for kv in args.set for x in ("--set", kv)],
-                      argv_prefix=["taskset", "-c", args.pin] if args.pin else None)
+    gw = _rig.Gateway(
+        _rig.gateway_config(wd, args.assets),
+        broker.port,
+        w,
+        wd,
+        *[x for kv in args.set for x in ("--set", kv)],
+        argv_prefix=["taskset", "-c", args.pin] if args.pin else None,
+    )
     blocks = 1 if args.quick else 4
-    res: dict[str, Any] = {"assets": args.assets, "full_rate": rate, "probes_per_level": probes, "blocks": blocks,
-                           "pinned": args.pin, "levels": []}
+    res: dict[str, Any] = {
+        "assets": args.assets,
+        "full_rate": rate,
+        "probes_per_level": probes,
+        "blocks": blocks,
+        "pinned": args.pin,
+        "levels": [],
+    }
     try:
         time.sleep(1.0)
         res["idle"] = level(w, broker.port, args.assets, 0, max(10, probes // 4), 1, args.pin)
@@ -216,10 +265,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             for _, d in w.alerts[n_alerts:]:
                 k = f"{d.get('kind')}/{d.get('state')}"
                 kinds[k] = kinds.get(k, 0) + 1
-            row = {"level": f, "offered": round(r), **row,
-                   "messages_in": after.get("messages_in", 0) - before.get("messages_in", 0),
-                   "loop_lag_max_ms": (after.get("loop_lag_ms") or {}).get("max"),
-                   "hop_ms_p99": after.get("hop_ms_p99"), "alerts_seen": kinds}
+            row = {
+                "level": f,
+                "offered": round(r),
+                **row,
+                "messages_in": after.get("messages_in", 0) - before.get("messages_in", 0),
+                "loop_lag_max_ms": (after.get("loop_lag_ms") or {}).get("max"),
+                "hop_ms_p99": after.get("hop_ms_p99"),
+                "alerts_seen": kinds,
+            }
             res["levels"].append(row)
             show(f"{int(f * 100)} % ({round(r):,}/s)", row)
     finally:

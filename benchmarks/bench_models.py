@@ -140,33 +140,54 @@ def sklearn_side(repeat: int) -> list[dict[str, float | str | None]]:
         clf = failure_pipeline(used, 0).fit(x, labels)
         out.append(row("sklearn IsolationForest pipeline, 1 row", timed(lambda: iso.score_samples(one), repeat // 10)))
         compact = ort.InferenceSession(export.anomaly_onnx(iso, x.shape[1]).SerializeToString(), so)
-        out.append(row("onnxruntime compact IsolationForest (1 tree ensemble), 1 row",
-                       timed(lambda: compact.run(None, {"X": one}), repeat), 100.0))
-        served = ort.InferenceSession(am.add_envelope(export.compacted(export.anomaly_onnx(iso, x.shape[1]), x[:2000]),
-                                                      env).SerializeToString(), so)
-        out.append(row("onnxruntime served anomaly graph (compacted + envelope), 1 row",
-                       timed(lambda: served.run(None, {"X": one}), repeat), 100.0))
+        out.append(
+            row(
+                "onnxruntime compact IsolationForest (1 tree ensemble), 1 row",
+                timed(lambda: compact.run(None, {"X": one}), repeat),
+                100.0,
+            )
+        )
+        served = ort.InferenceSession(
+            am.add_envelope(export.compacted(export.anomaly_onnx(iso, x.shape[1]), x[:2000]), env).SerializeToString(), so
+        )
+        out.append(
+            row(
+                "onnxruntime served anomaly graph (compacted + envelope), 1 row",
+                timed(lambda: served.run(None, {"X": one}), repeat),
+                100.0,
+            )
+        )
         # skl2onnx's stock converter, for comparison
         alias = "SklearnIsolationForest"
-        update_registered_converter(IsolationForest, alias, calculate_isolation_forest_output_shapes,
-                                    convert_sklearn_isolation_forest, options={"score_samples": [True, False]})
+        update_registered_converter(
+            IsolationForest,
+            alias,
+            calculate_isolation_forest_output_shapes,
+            convert_sklearn_isolation_forest,
+            options={"score_samples": [True, False]},
+        )
         stock_proto = to_onnx(iso, one, target_opset=export.TARGET_OPSET)
         stock = ort.InferenceSession(stock_proto.SerializeToString(), so)
-        print(f"  (stock converter graph: {len(stock_proto.graph.node)} nodes; compact: "
-              f"{len(export.anomaly_onnx(iso, x.shape[1]).graph.node)})")
-        out.append(row("onnxruntime stock skl2onnx IsolationForest, 1 row", timed(lambda: stock.run(None, {"X": one}),
-                                                                                  repeat // 10)))
+        print(
+            f"  (stock converter graph: {len(stock_proto.graph.node)} nodes; compact: "
+            f"{len(export.anomaly_onnx(iso, x.shape[1]).graph.node)})"
+        )
+        out.append(
+            row("onnxruntime stock skl2onnx IsolationForest, 1 row", timed(lambda: stock.run(None, {"X": one}), repeat // 10))
+        )
         iforest_onnx.register()  # back to the compact converter
         out.append(row("sklearn HistGradientBoosting pipeline, 1 row", timed(lambda: clf.predict_proba(one), repeat // 10)))
         fsess = ort.InferenceSession(export.classifier_onnx(clf, x.shape[1]).SerializeToString(), so)
-        out.append(row("onnxruntime HistGradientBoosting, 1 row", timed(lambda: fsess.run(None, {"X": one}), repeat),
-                       100.0))
+        out.append(row("onnxruntime HistGradientBoosting, 1 row", timed(lambda: fsess.run(None, {"X": one}), repeat), 100.0))
         batch = x[:50]
         out.append(row("sklearn IsolationForest pipeline, 50 rows", timed(lambda: iso.score_samples(batch), repeat // 10)))
-        out.append(row("onnxruntime compact IsolationForest, 50 rows", timed(lambda: compact.run(None, {"X": batch}),
-                                                                            repeat)))
-        out.append(row("onnxruntime served anomaly graph (compacted + envelope), 50 rows",
-                       timed(lambda: served.run(None, {"X": batch}), repeat)))
+        out.append(row("onnxruntime compact IsolationForest, 50 rows", timed(lambda: compact.run(None, {"X": batch}), repeat)))
+        out.append(
+            row(
+                "onnxruntime served anomaly graph (compacted + envelope), 50 rows",
+                timed(lambda: served.run(None, {"X": batch}), repeat),
+            )
+        )
     return out
 
 
@@ -189,8 +210,9 @@ def main() -> None:
         k = len(profile.signals)
         ts = np.tile(np.arange(n) / rate, (k, 1))
         xs = rng.normal(3.0, 0.3, (k, n))
-        rows.append(row(f"features, one asset ({k} signals x {n} samples)", timed(lambda ts=ts, xs=xs: row_features(ts, xs),
-                                                                                 args.repeat)))
+        rows.append(
+            row(f"features, one asset ({k} signals x {n} samples)", timed(lambda ts=ts, xs=xs: row_features(ts, xs), args.repeat))
+        )
     mean = np.asarray(ms.meta["anomaly"]["training_stats"]["mean"], dtype=np.float32).reshape(1, -1)
     rows.append(row("both models via ModelSet.evaluate, 1 row", timed(lambda: ms.evaluate(mean), args.repeat)))
     hot = mean.copy()

@@ -82,8 +82,7 @@ async def opcua_peer(port: int, assets: int, interval_s: float) -> None:
         now = dt.datetime.now(dt.UTC)
         for j, nid in enumerate(nodeids):
             v = 3.0 + ((k + j) % 50) * 0.01  # always a change, never an alarm
-            await server.write_attribute_value(nid, ua.DataValue(ua.Variant(v, ua.VariantType.Double),
-                                                                 SourceTimestamp=now))
+            await server.write_attribute_value(nid, ua.DataValue(ua.Variant(v, ua.VariantType.Double), SourceTimestamp=now))
         if interval_s > 0:
             next_t += interval_s
             await asyncio.sleep(max(0.0, next_t - time.monotonic()))
@@ -128,14 +127,21 @@ async def coap_peer(port: int, resources: int, interval_s: float) -> None:
 def config(assets: int, source: dict[str, Any]) -> Any:
     from edgegw.config import GatewayConfig
 
-    signals = {"vibration": {"hi": 7.1, "hihi": 11.0}, "pressure": {"lo": 2.0}, "temperature": {"hi": 80},
-               "flow": {"lo": 5}, "current": {"hi": 45}}
-    return GatewayConfig.model_validate({
-        "profiles": {"pump": {"window_s": 30, "hop_s": 1, "max_rate_hz": 100, "signals": signals}},
-        "assets": [{"id": f"pump-{i}", "profile": "pump"} for i in range(assets)],
-        "sources": [source],
-        "rollups": {"enabled": False},
-    })
+    signals = {
+        "vibration": {"hi": 7.1, "hihi": 11.0},
+        "pressure": {"lo": 2.0},
+        "temperature": {"hi": 80},
+        "flow": {"lo": 5},
+        "current": {"hi": 45},
+    }
+    return GatewayConfig.model_validate(
+        {
+            "profiles": {"pump": {"window_s": 30, "hop_s": 1, "max_rate_hz": 100, "signals": signals}},
+            "assets": [{"id": f"pump-{i}", "profile": "pump"} for i in range(assets)],
+            "sources": [source],
+            "rollups": {"enabled": False},
+        }
+    )
 
 
 def spawn(*args: str) -> subprocess.Popen[str]:
@@ -148,8 +154,9 @@ def spawn(*args: str) -> subprocess.Popen[str]:
     return p
 
 
-async def measure(sources: list[Any], engine: Any, counter: Any, started: Any, warmup: float, seconds: float,
-                  peer: subprocess.Popen[str]) -> dict[str, Any]:
+async def measure(
+    sources: list[Any], engine: Any, counter: Any, started: Any, warmup: float, seconds: float, peer: subprocess.Popen[str]
+) -> dict[str, Any]:
     """Run the sources; after warm-up, count what reaches the engine and the CPU it costs."""
     tasks = [asyncio.create_task(s.run(), name=s.name) for s in sources]
     try:
@@ -186,8 +193,9 @@ async def measure(sources: list[Any], engine: Any, counter: Any, started: Any, w
     }
 
 
-async def bench_opcua(name: str, sampling_ms: float, publishing_ms: float, queue: int, write_interval_s: float,
-                      warmup: float, seconds: float) -> dict[str, Any]:
+async def bench_opcua(
+    name: str, sampling_ms: float, publishing_ms: float, queue: int, write_interval_s: float, warmup: float, seconds: float
+) -> dict[str, Any]:
     from edgegw.engine.engine import Engine
     from edgegw.intake import Intake
     from edgegw.sources.opcua import build
@@ -196,10 +204,16 @@ async def bench_opcua(name: str, sampling_ms: float, publishing_ms: float, queue
     port, assets = free_port(), 8
     peer = spawn("--peer", "opcua", "--port", str(port), "--assets", str(assets), "--interval", str(write_interval_s))
     try:
-        spec = {"type": "opcua", "endpoint": f"opc.tcp://127.0.0.1:{port}/pumps", "sampling_ms": sampling_ms,
-                "publishing_ms": publishing_ms, "queue_size": queue,
-                "nodes": [{"node": f"ns=2;s=pump-{i}.{s}", "asset": f"pump-{i}", "signal": s}
-                          for i in range(assets) for s in SIGNALS]}
+        spec = {
+            "type": "opcua",
+            "endpoint": f"opc.tcp://127.0.0.1:{port}/pumps",
+            "sampling_ms": sampling_ms,
+            "publishing_ms": publishing_ms,
+            "queue_size": queue,
+            "nodes": [
+                {"node": f"ns=2;s=pump-{i}.{s}", "asset": f"pump-{i}", "signal": s} for i in range(assets) for s in SIGNALS
+            ],
+        }
         cfg = config(assets, spec)
         alerts: list[Any] = []
         engine = Engine(cfg, alerts.append)
@@ -211,8 +225,15 @@ async def bench_opcua(name: str, sampling_ms: float, publishing_ms: float, queue
         peer.kill()
         peer.wait()
     offered = f"{len(SIGNALS) * assets / write_interval_s:.0f}/s" if write_interval_s > 0 else "as fast as possible"
-    return {"scenario": name, "items": len(SIGNALS) * assets, "sampling_ms": sampling_ms,
-            "publishing_ms": publishing_ms, "queue_size": queue, "offered": offered, **out}
+    return {
+        "scenario": name,
+        "items": len(SIGNALS) * assets,
+        "sampling_ms": sampling_ms,
+        "publishing_ms": publishing_ms,
+        "queue_size": queue,
+        "offered": offered,
+        **out,
+    }
 
 
 async def bench_coap(name: str, interval_s: float, warmup: float, seconds: float, resources: int = 8) -> dict[str, Any]:
@@ -224,8 +245,10 @@ async def bench_coap(name: str, interval_s: float, warmup: float, seconds: float
     port = free_port(socket.SOCK_DGRAM)
     peer = spawn("--peer", "coap", "--port", str(port), "--assets", str(resources), "--interval", str(interval_s))
     try:
-        specs = [{"type": "coap", "mode": "observe", "uri": f"coap://127.0.0.1:{port}/pumps/pump-{i}",
-                  "observe_timeout_s": 5} for i in range(resources)]
+        specs = [
+            {"type": "coap", "mode": "observe", "uri": f"coap://127.0.0.1:{port}/pumps/pump-{i}", "observe_timeout_s": 5}
+            for i in range(resources)
+        ]
         cfg = config(resources, specs[0])
         alerts: list[Any] = []
         engine = Engine(cfg, alerts.append)
@@ -233,15 +256,15 @@ async def bench_coap(name: str, interval_s: float, warmup: float, seconds: float
         from edgegw.config import CoapSource
 
         srcs = [build(CoapSource.model_validate(s), cfg, intake, f"coap-{i}") for i, s in enumerate(specs)]
-        out = await measure(srcs, engine, lambda: sum(s.notifications for s in srcs),
-                            lambda s: s.registrations > 0, warmup, seconds, peer)
+        out = await measure(
+            srcs, engine, lambda: sum(s.notifications for s in srcs), lambda s: s.registrations > 0, warmup, seconds, peer
+        )
         out["registrations"] = sum(s.registrations for s in srcs)
     finally:
         peer.kill()
         peer.wait()
     offered = f"{resources / interval_s:.0f}/s" if interval_s > 0 else "as fast as possible"
-    return {"scenario": name, "resources": resources, "values_per_notification": len(SIGNALS),
-            "offered": offered, **out}
+    return {"scenario": name, "resources": resources, "values_per_notification": len(SIGNALS), "offered": offered, **out}
 
 
 async def main_async(a: argparse.Namespace) -> None:
@@ -260,12 +283,18 @@ async def main_async(a: argparse.Namespace) -> None:
         results.append(await bench_coap("coap_observe_max", 0.0, a.warmup, a.seconds))
     print(f"{'scenario':24} {'events/s':>10} {'readings/s':>11} {'gw CPU %':>9} {'us/event':>9} {'peer CPU %':>11}")
     for r in results:
-        print(f"{r['scenario']:24} {r['events_per_s']:>10} {r['readings_per_s']:>11} "
-              f"{r['gateway_cpu_pct_of_one_core']:>9} {r['gateway_cpu_us_per_event']!s:>9} "
-              f"{r['peer_cpu_pct_of_one_core']:>11}")
-    path = write("opcua_coap", {"results": results,
-                                "note": "events: OPC UA data changes or CoAP notifications taken by the source; "
-                                        "readings: values the engine accepted"})
+        print(
+            f"{r['scenario']:24} {r['events_per_s']:>10} {r['readings_per_s']:>11} "
+            f"{r['gateway_cpu_pct_of_one_core']:>9} {r['gateway_cpu_us_per_event']!s:>9} "
+            f"{r['peer_cpu_pct_of_one_core']:>11}"
+        )
+    path = write(
+        "opcua_coap",
+        {
+            "results": results,
+            "note": "events: OPC UA data changes or CoAP notifications taken by the source; readings: values the engine accepted",
+        },
+    )
     print(f"wrote {path}")
 
 

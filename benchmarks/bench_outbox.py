@@ -35,12 +35,31 @@ MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 
 def rollup_payload(seq: int) -> bytes:
     """About the size of a real five-signal rollup."""
-    sig = {"count": 600, "mean": 3.1, "min": 2.2, "max": 4.9, "std": 0.4, "first_ts": "2026-01-01T00:00:00.000Z",
-           "last_ts": "2026-01-01T00:00:59.900Z", "last": 3.3}
-    return orjson.dumps({"id": f"{seq:032x}", "seq": seq, "gateway": "gw-bench", "site": "plant-a", "asset": "pump-1",
-                         "start": "2026-01-01T00:00:00.000Z", "end": "2026-01-01T00:01:00.000Z",
-                         "signals": {s: sig for s in ("vibration", "pressure", "temperature", "flow", "current")},
-                         "anomaly_max": 0.4, "anomaly_mean": 0.2, "alarms_raised": 0})
+    sig = {
+        "count": 600,
+        "mean": 3.1,
+        "min": 2.2,
+        "max": 4.9,
+        "std": 0.4,
+        "first_ts": "2026-01-01T00:00:00.000Z",
+        "last_ts": "2026-01-01T00:00:59.900Z",
+        "last": 3.3,
+    }
+    return orjson.dumps(
+        {
+            "id": f"{seq:032x}",
+            "seq": seq,
+            "gateway": "gw-bench",
+            "site": "plant-a",
+            "asset": "pump-1",
+            "start": "2026-01-01T00:00:00.000Z",
+            "end": "2026-01-01T00:01:00.000Z",
+            "signals": {s: sig for s in ("vibration", "pressure", "temperature", "flow", "current")},
+            "anomaly_max": 0.4,
+            "anomaly_mean": 0.2,
+            "alarms_raised": 0,
+        }
+    )
 
 
 def free_port() -> int:
@@ -87,10 +106,17 @@ def bench_writes(d: Path, n: int) -> dict[str, Any]:
 
 
 def bridge_cfg(port: int, db: Path, *extra: str) -> Any:
-    return load_config(EXAMPLE, [
-        "profiles.pump.model=null", "gateway.id=gw-bench", "upstream.host=127.0.0.1", f"upstream.port={port}",
-        f"upstream.outbox.path={db}", *extra,
-    ])
+    return load_config(
+        EXAMPLE,
+        [
+            "profiles.pump.model=null",
+            "gateway.id=gw-bench",
+            "upstream.host=127.0.0.1",
+            f"upstream.port={port}",
+            f"upstream.outbox.path={db}",
+            *extra,
+        ],
+    )
 
 
 async def bench_replay(d: Path, port: int, n: int, inflight: int, rate: float) -> dict[str, Any]:
@@ -103,8 +129,10 @@ async def bench_replay(d: Path, port: int, n: int, inflight: int, rate: float) -
     for _ in range(n):
         bridge.outbox.put(Kind.ROLLUP, "edge/gw-bench/rollups/plant-a/pump-1", payload, seq=seq.next())
     bridge.outbox.commit()
-    sub = subprocess.Popen(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(port), "-q", "1", "-t", "edge/+/rollups/#",
-                            "-C", str(n)], stdout=subprocess.DEVNULL)
+    sub = subprocess.Popen(
+        ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(port), "-q", "1", "-t", "edge/+/rollups/#", "-C", str(n)],
+        stdout=subprocess.DEVNULL,
+    )
     await asyncio.sleep(0.5)
     t0 = time.perf_counter()
     task = asyncio.create_task(bridge.run())
@@ -117,8 +145,13 @@ async def bench_replay(d: Path, port: int, n: int, inflight: int, rate: float) -
     await bridge.close(2.0)
     await asyncio.wait_for(task, 10)
     sub.kill()
-    return {"messages": n, "inflight": inflight, "acked_s": round(acked, 2), "acked_per_s": round(n / acked),
-            "delivered_to_consumer_s": round(delivered, 2)}
+    return {
+        "messages": n,
+        "inflight": inflight,
+        "acked_s": round(acked, 2),
+        "acked_per_s": round(n / acked),
+        "delivered_to_consumer_s": round(delivered, 2),
+    }
 
 
 async def bench_live(d: Path, port: int, n: int) -> dict[str, Any]:
@@ -180,11 +213,15 @@ def main() -> None:
     for w in res["window"]:
         print(f"  inflight {w['inflight']:>4}  {w['acked_per_s']:>9,} msg/s acknowledged")
     r = res["replay_100k"]
-    print(f"replay {r['messages']:,} queued: acknowledged in {r['acked_s']} s ({r['acked_per_s']:,} msg/s), "
-          f"all at the consumer in {r['delivered_to_consumer_s']} s")
+    print(
+        f"replay {r['messages']:,} queued: acknowledged in {r['acked_s']} s ({r['acked_per_s']:,} msg/s), "
+        f"all at the consumer in {r['delivered_to_consumer_s']} s"
+    )
     lv = res["live"]
-    print(f"live: {lv['messages']:,} written in {lv['written_s']} s, all acknowledged in {lv['acked_s']} s "
-          f"({lv['acked_per_s']:,} msg/s end to end)")
+    print(
+        f"live: {lv['messages']:,} written in {lv['written_s']} s, all acknowledged in {lv['acked_s']} s "
+        f"({lv['acked_per_s']:,} msg/s end to end)"
+    )
     print(f"at the default replay_rate of 500/s the same backlog takes {res['replay_at_default_rate_s']} s")
     print("results:", write("outbox", res))
 

@@ -67,10 +67,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         while lg.poll() is None:
             m = w.metrics[-1] if w.metrics else {}
             size = sum(p.stat().st_size for p in wd.glob("outbox.db*") if p.exists())
-            samples.append({"t": round(time.perf_counter() - t0, 2), "rss_mb": round(gw.rss_mb(), 2),
-                            "outbox_depth": m.get("outbox_depth"), "outbox_bytes": size,
-                            "local_queue": m.get("local_queue"), "loop_lag_max_ms": (m.get("loop_lag_ms") or {}).get("max"),
-                            "messages_in": m.get("messages_in")})
+            samples.append(
+                {
+                    "t": round(time.perf_counter() - t0, 2),
+                    "rss_mb": round(gw.rss_mb(), 2),
+                    "outbox_depth": m.get("outbox_depth"),
+                    "outbox_bytes": size,
+                    "local_queue": m.get("local_queue"),
+                    "loop_lag_max_ms": (m.get("loop_lag_ms") or {}).get("max"),
+                    "messages_in": m.get("messages_in"),
+                }
+            )
             time.sleep(2.0)
         pub = _rig.loadgen_result(lg, 60)
         time.sleep(1.5)
@@ -84,26 +91,33 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     half = [s for s in samples if s["t"] >= seconds / 2]
     rss_slope = slope_per_hour([s["t"] for s in half], [s["rss_mb"] for s in half])
     ob = [s for s in half if s["outbox_depth"] is not None]
-    res.update({
-        "achieved_pub_rate": round(pub["achieved_rate"]),
-        "messages_sent": pub["sent"], "messages_in": got, "lost": pub["sent"] - got,
-        "readings_in": after.get("readings_in", 0) - before.get("readings_in", 0),
-        "rejected": after.get("rejected_total", 0) - before.get("rejected_total", 0),
-        "rss_start_mb": samples[0]["rss_mb"] if samples else None,
-        "rss_end_mb": samples[-1]["rss_mb"] if samples else None,
-        "rss_slope_mb_per_h": None if rss_slope is None else round(rss_slope, 2),
-        "outbox_depth_max": max((s["outbox_depth"] or 0) for s in samples) if samples else None,
-        "outbox_depth_slope_per_h": (round(slope_per_hour([s["t"] for s in ob], [s["outbox_depth"] for s in ob]) or 0, 1)
-                                     if len(ob) >= 3 else None),
-        "outbox_bytes_end": samples[-1]["outbox_bytes"] if samples else None,
-        "loop_lag_max_ms": max((s["loop_lag_max_ms"] or 0) for s in samples) if samples else None,
-        "sinks": after.get("sinks"),
-        "samples": samples,
-    })
-    print(f"soak {seconds:.0f} s at {rate:,.0f} msg/s: lost {res['lost']} of {res['messages_sent']:,}, RSS "
-          f"{res['rss_start_mb']} -> {res['rss_end_mb']} MB (slope {res['rss_slope_mb_per_h']} MB/h over the 2nd half), "
-          f"outbox depth max {res['outbox_depth_max']} (slope {res['outbox_depth_slope_per_h']}/h), "
-          f"loop lag max {res['loop_lag_max_ms']} ms")
+    res.update(
+        {
+            "achieved_pub_rate": round(pub["achieved_rate"]),
+            "messages_sent": pub["sent"],
+            "messages_in": got,
+            "lost": pub["sent"] - got,
+            "readings_in": after.get("readings_in", 0) - before.get("readings_in", 0),
+            "rejected": after.get("rejected_total", 0) - before.get("rejected_total", 0),
+            "rss_start_mb": samples[0]["rss_mb"] if samples else None,
+            "rss_end_mb": samples[-1]["rss_mb"] if samples else None,
+            "rss_slope_mb_per_h": None if rss_slope is None else round(rss_slope, 2),
+            "outbox_depth_max": max((s["outbox_depth"] or 0) for s in samples) if samples else None,
+            "outbox_depth_slope_per_h": (
+                round(slope_per_hour([s["t"] for s in ob], [s["outbox_depth"] for s in ob]) or 0, 1) if len(ob) >= 3 else None
+            ),
+            "outbox_bytes_end": samples[-1]["outbox_bytes"] if samples else None,
+            "loop_lag_max_ms": max((s["loop_lag_max_ms"] or 0) for s in samples) if samples else None,
+            "sinks": after.get("sinks"),
+            "samples": samples,
+        }
+    )
+    print(
+        f"soak {seconds:.0f} s at {rate:,.0f} msg/s: lost {res['lost']} of {res['messages_sent']:,}, RSS "
+        f"{res['rss_start_mb']} -> {res['rss_end_mb']} MB (slope {res['rss_slope_mb_per_h']} MB/h over the 2nd half), "
+        f"outbox depth max {res['outbox_depth_max']} (slope {res['outbox_depth_slope_per_h']}/h), "
+        f"loop lag max {res['loop_lag_max_ms']} ms"
+    )
     print(f"wrote {write(args.name, res)}")
     return res
 

@@ -70,8 +70,19 @@ def main() -> None:
     time.sleep(0.2)
     c.loop_stop()
     c.disconnect()
-    print(json.dumps({"sent": total, "offered_rate": rate, "t_first": t0, "t_end": t_end, "t_flushed": t_flushed,
-                      "seconds": t_flushed - t0, "achieved_rate": total / max(t_flushed - t0, 1e-9)}))
+    print(
+        json.dumps(
+            {
+                "sent": total,
+                "offered_rate": rate,
+                "t_first": t0,
+                "t_end": t_end,
+                "t_flushed": t_flushed,
+                "seconds": t_flushed - t0,
+                "achieved_rate": total / max(t_flushed - t0, 1e-9),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -35,8 +35,7 @@ async def main() -> None:
     print(f"ready {srv.endpoint}", flush=True)
     while not stop.is_set():
         now = time.time()
-        samples = [Sample(a, now, {s: BASE[s] * (1 + random.uniform(-0.01, 0.01)) for s in SIGNALS}, "0")
-                   for a in names]
+        samples = [Sample(a, now, {s: BASE[s] * (1 + random.uniform(-0.01, 0.01)) for s in SIGNALS}, "0") for a in names]
         await srv.update(now, samples)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 1.0)

@@ -59,23 +59,30 @@ def fmt(v: Any, unit: str = "", digits: int = 1) -> str:
 
 def table(tag: str) -> str:
     sfx = f"-{tag}" if tag else ""
-    ing, lat, inf, hot, foot, soak = (load(n + sfx) for n in ("ingest", "latency", "inference", "hotpath", "footprint",
-                                                                "soak"))
+    ing, lat, inf, hot, foot, soak = (load(n + sfx) for n in ("ingest", "latency", "inference", "hotpath", "footprint", "soak"))
     rows: list[tuple[str, str, str, str]] = []
     if ing:
         ms = ing["max_sustained"]
         ok = "✅" if (ing.get("ratio_gateway_vs_aiomqtt") or 0) >= 0.7 else "❌"
-        rows.append((f"Ingest, highest rate with zero loss ({ing['assets']} pumps x 6 signals, JSON, QoS 0)",
-                     f"**{fmt(ms['gateway'], ' msg/s', 0)}** ({fmt(ms['gateway'] * 6, ' readings/s', 0)})",
-                     f"bare aiomqtt {fmt(ms['aiomqtt'], '/s', 0)}"
-                     + (f", bare paho {fmt(ms['paho'], '/s', 0)}" if "paho" in ms else " (paho: burst only)"),
-                     f"{ok} {fmt(ing.get('ratio_gateway_vs_aiomqtt'))}x aiomqtt (target ≥ 0.7)"))
+        rows.append(
+            (
+                f"Ingest, highest rate with zero loss ({ing['assets']} pumps x 6 signals, JSON, QoS 0)",
+                f"**{fmt(ms['gateway'], ' msg/s', 0)}** ({fmt(ms['gateway'] * 6, ' readings/s', 0)})",
+                f"bare aiomqtt {fmt(ms['aiomqtt'], '/s', 0)}"
+                + (f", bare paho {fmt(ms['paho'], '/s', 0)}" if "paho" in ms else " (paho: burst only)"),
+                f"{ok} {fmt(ing.get('ratio_gateway_vs_aiomqtt'))}x aiomqtt (target ≥ 0.7)",
+            )
+        )
         b = ing["burst"]
         ok = "✅" if (ing.get("burst_ratio_gateway_vs_aiomqtt") or 0) >= 0.7 else "❌"
-        rows.append((f"Ingest, burst of {ing['burst_messages']:,} drained (gateway: until the alert on the last reading)",
-                     f"**{fmt(b['gateway']['rate'], ' msg/s', 0)}**",
-                     f"bare aiomqtt {fmt(b['aiomqtt']['rate'], '/s', 0)}, bare paho {fmt(b['paho']['rate'], '/s', 0)}",
-                     f"{ok} {fmt(ing.get('burst_ratio_gateway_vs_aiomqtt'))}x aiomqtt"))
+        rows.append(
+            (
+                f"Ingest, burst of {ing['burst_messages']:,} drained (gateway: until the alert on the last reading)",
+                f"**{fmt(b['gateway']['rate'], ' msg/s', 0)}**",
+                f"bare aiomqtt {fmt(b['aiomqtt']['rate'], '/s', 0)}, bare paho {fmt(b['paho']['rate'], '/s', 0)}",
+                f"{ok} {fmt(ing.get('burst_ratio_gateway_vs_aiomqtt'))}x aiomqtt",
+            )
+        )
     if lat:
         for lv in lat["levels"]:
             pct = round(lv["level"] * 100)
@@ -84,12 +91,15 @@ def table(tag: str) -> str:
                 target = f"{'✅' if (lv['p99'] or 1e9) <= 10 else '❌'} p99 ≤ 10 ms"
             relay = lv.get("bare_aiomqtt_relay") or {}
             broker = lv.get("broker_round_trip") or {}
-            rows.append((f"Publish → alert at {pct} % load ({fmt(lv['offered'], ' msg/s', 0)}, {lv['n']} probes)",
-                         f"p50 **{fmt(lv['p50'], ' ms', 2)}**, p99 **{fmt(lv['p99'], ' ms', 2)}**, "
-                         f"max {fmt(lv['max'], ' ms', 1)}",
-                         f"bare aiomqtt relay on the same stream: p50 {fmt(relay.get('p50'), ' ms', 2)}, "
-                         f"p99 {fmt(relay.get('p99'), ' ms', 2)}; broker alone p99 {fmt(broker.get('p99'), ' ms', 2)}",
-                         target))
+            rows.append(
+                (
+                    f"Publish → alert at {pct} % load ({fmt(lv['offered'], ' msg/s', 0)}, {lv['n']} probes)",
+                    f"p50 **{fmt(lv['p50'], ' ms', 2)}**, p99 **{fmt(lv['p99'], ' ms', 2)}**, max {fmt(lv['max'], ' ms', 1)}",
+                    f"bare aiomqtt relay on the same stream: p50 {fmt(relay.get('p50'), ' ms', 2)}, "
+                    f"p99 {fmt(relay.get('p99'), ' ms', 2)}; broker alone p99 {fmt(broker.get('p99'), ' ms', 2)}",
+                    target,
+                )
+            )
     if inf:
         for r in inf["rows"]:
             eh = r.get("engine_hop_shipped_model") or {}
@@ -97,46 +107,72 @@ def table(tag: str) -> str:
             target = ""
             if last:
                 p99 = eh.get("p99_us") or r["batched_onnx"]["p99_us"]
-                target = (f"{'✅' if r['speedup_p50'] >= 50 else '❌'} ≥ 50x; "
-                          f"{'✅' if p99 <= 1000 else '❌'} ≤ 1 ms p99 (engine hop)")
-            rows.append((f"Features + both models, one hop, {r['assets']} asset(s)",
-                         f"batched onnxruntime p50 **{fmt(r['batched_onnx']['p50_us'], ' µs', 0)}**, p99 "
-                         f"{fmt(r['batched_onnx']['p99_us'], ' µs', 0)}; engine hop (shipped model, alarms, "
-                         f"{fmt(eh.get('rate_hz'), ' Hz', 0)}) p50 "
-                         f"{fmt(eh.get('p50_us'), ' µs', 0)}, p99 {fmt(eh.get('p99_us'), ' µs', 0)}",
-                         f"scikit-learn per asset p50 {fmt(r['naive_sklearn_per_asset']['p50_us'] / 1000, ' ms', 1)}",
-                         f"{fmt(r['speedup_p50'], 'x', 0)} {target}"))
+                target = (
+                    f"{'✅' if r['speedup_p50'] >= 50 else '❌'} ≥ 50x; {'✅' if p99 <= 1000 else '❌'} ≤ 1 ms p99 (engine hop)"
+                )
+            rows.append(
+                (
+                    f"Features + both models, one hop, {r['assets']} asset(s)",
+                    f"batched onnxruntime p50 **{fmt(r['batched_onnx']['p50_us'], ' µs', 0)}**, p99 "
+                    f"{fmt(r['batched_onnx']['p99_us'], ' µs', 0)}; engine hop (shipped model, alarms, "
+                    f"{fmt(eh.get('rate_hz'), ' Hz', 0)}) p50 "
+                    f"{fmt(eh.get('p50_us'), ' µs', 0)}, p99 {fmt(eh.get('p99_us'), ' µs', 0)}",
+                    f"scikit-learn per asset p50 {fmt(r['naive_sklearn_per_asset']['p50_us'] / 1000, ' ms', 1)}",
+                    f"{fmt(r['speedup_p50'], 'x', 0)} {target}",
+                )
+            )
     if hot:
         for r in hot["rows"]:
-            rows.append((f"Gateway CPU per message, no network ({r['assets']} pumps, model {'on' if r['model'] else 'off'})",
-                         f"**{fmt(r['us_per_message'], ' µs', 1)}** "
-                         f"({fmt(r['messages_per_s_one_core'], ' msg/s', 0)} on one core)",
-                         "", ""))
+            rows.append(
+                (
+                    f"Gateway CPU per message, no network ({r['assets']} pumps, model {'on' if r['model'] else 'off'})",
+                    f"**{fmt(r['us_per_message'], ' µs', 1)}** ({fmt(r['messages_per_s_one_core'], ' msg/s', 0)} on one core)",
+                    "",
+                    "",
+                )
+            )
     if foot:
         imp = foot.get("imports_s", {})
         for r in foot["runs"]:
             ok = "✅" if r["rss_loaded_mb"] <= 120 and r["ready_s"] <= 2 else "❌"
-            where = (f"install in `{foot['install']}`" if foot.get("install")
-                     else "development venv: demo and test tools installed too")
-            rows.append((f"Footprint, {r['assets_mqtt']} MQTT pump(s) + OPC UA source + CoAP server source ({where})",
-                         f"RSS **{fmt(r['rss_loaded_mb'], ' MB')}** loaded ({fmt(r['rss_idle_mb'], ' MB')} idle), "
-                         f"start → READY **{fmt(r['ready_s'], ' s', 2)}**"
-                         + (f" (median of {r['ready_n']}, best {fmt(r['ready_best_s'], ' s', 2)})" if r.get("ready_n") else ""),
-                         f"bare aiomqtt subscriber RSS {fmt(foot.get('bare_aiomqtt_rss_mb'), ' MB')}",
-                         f"{ok} ≤ 120 MB, ≤ 2 s"))
-        rows.append((f"Import time (fresh interpreter, best of {foot.get('import_reps', 3)})",
-                     f"`import edgegw.gateway` **{fmt(imp.get('import edgegw.gateway'), ' s', 2)}**; + onnxruntime "
-                     f"{fmt(imp.get('+ onnxruntime (a model configured)'), ' s', 2)}; + asyncua + aiocoap "
-                     f"{fmt(imp.get('+ aiocoap (a CoAP source)'), ' s', 2)}",
-                     f"`python -c pass` {fmt(imp.get('python -c pass'), ' s', 2)}", ""))
+            where = (
+                f"install in `{foot['install']}`"
+                if foot.get("install")
+                else "development venv: demo and test tools installed too"
+            )
+            rows.append(
+                (
+                    f"Footprint, {r['assets_mqtt']} MQTT pump(s) + OPC UA source + CoAP server source ({where})",
+                    f"RSS **{fmt(r['rss_loaded_mb'], ' MB')}** loaded ({fmt(r['rss_idle_mb'], ' MB')} idle), "
+                    f"start → READY **{fmt(r['ready_s'], ' s', 2)}**"
+                    + (f" (median of {r['ready_n']}, best {fmt(r['ready_best_s'], ' s', 2)})" if r.get("ready_n") else ""),
+                    f"bare aiomqtt subscriber RSS {fmt(foot.get('bare_aiomqtt_rss_mb'), ' MB')}",
+                    f"{ok} ≤ 120 MB, ≤ 2 s",
+                )
+            )
+        rows.append(
+            (
+                f"Import time (fresh interpreter, best of {foot.get('import_reps', 3)})",
+                f"`import edgegw.gateway` **{fmt(imp.get('import edgegw.gateway'), ' s', 2)}**; + onnxruntime "
+                f"{fmt(imp.get('+ onnxruntime (a model configured)'), ' s', 2)}; + asyncua + aiocoap "
+                f"{fmt(imp.get('+ aiocoap (a CoAP source)'), ' s', 2)}",
+                f"`python -c pass` {fmt(imp.get('python -c pass'), ' s', 2)}",
+                "",
+            )
+        )
     if soak:
         ok = "✅" if soak["lost"] == 0 else "❌"
-        rows.append((f"Soak, {soak['seconds']:.0f} s at {fmt(soak['offered_rate'], ' msg/s', 0)} (50 %), bridge + outbox on",
-                     f"lost **{soak['lost']}** of {soak['messages_sent']:,}; "
-                     f"RSS {soak['rss_start_mb']} → {soak['rss_end_mb']} MB "
-                     f"(2nd-half slope {fmt(soak['rss_slope_mb_per_h'], ' MB/h')}); outbox depth max "
-                     f"{soak['outbox_depth_max']}, file {fmt((soak['outbox_bytes_end'] or 0) / 1e6, ' MB', 2)}",
-                     f"loop lag max {fmt(soak['loop_lag_max_ms'], ' ms')}", f"{ok} zero loss"))
+        rows.append(
+            (
+                f"Soak, {soak['seconds']:.0f} s at {fmt(soak['offered_rate'], ' msg/s', 0)} (50 %), bridge + outbox on",
+                f"lost **{soak['lost']}** of {soak['messages_sent']:,}; "
+                f"RSS {soak['rss_start_mb']} → {soak['rss_end_mb']} MB "
+                f"(2nd-half slope {fmt(soak['rss_slope_mb_per_h'], ' MB/h')}); outbox depth max "
+                f"{soak['outbox_depth_max']}, file {fmt((soak['outbox_bytes_end'] or 0) / 1e6, ' MB', 2)}",
+                f"loop lag max {fmt(soak['loop_lag_max_ms'], ' ms')}",
+                f"{ok} zero loss",
+            )
+        )
     others = []
     if tag == "":
         eng = load("engine")
@@ -148,17 +184,24 @@ def table(tag: str) -> str:
         oc = load("opcua_coap")
         if oc:
             for r in oc.get("results", []):
-                others.append(f"{r['scenario']}: {fmt(r['readings_per_s'], ' readings/s', 0)} at "
-                              f"{fmt(r['gateway_cpu_pct_of_one_core'], ' % of a core')} (bench_opcua_coap.py)")
+                others.append(
+                    f"{r['scenario']}: {fmt(r['readings_per_s'], ' readings/s', 0)} at "
+                    f"{fmt(r['gateway_cpu_pct_of_one_core'], ' % of a core')} (bench_opcua_coap.py)"
+                )
         md = load("models")
         if md:
             others.append("models: see results/models.json (bench_models.py)")
     m = (ing or lat or foot or {}).get("machine") or machine()
     whens = sorted({d["machine"]["when"] for d in (ing, lat, inf, hot, foot, soak) if d and "machine" in d})
     when = whens[0] if len(whens) < 2 else f"{whens[0]} to {whens[-1]}"
-    out = [f"Measured {when} on {m.get('machine')}, {m.get('cpus')} CPUs, Python {m.get('python')}"
-           + (", pinned to one core (`taskset -c 0`)" if tag else "") + ". Every row's reference ran in the same run.",
-           "", "| what | edgegw | reference, same run | vs reference / target |", "|---|---|---|---|"]
+    out = [
+        f"Measured {when} on {m.get('machine')}, {m.get('cpus')} CPUs, Python {m.get('python')}"
+        + (", pinned to one core (`taskset -c 0`)" if tag else "")
+        + ". Every row's reference ran in the same run.",
+        "",
+        "| what | edgegw | reference, same run | vs reference / target |",
+        "|---|---|---|---|",
+    ]
     out += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
     if others:
         out += ["", "Other benchmarks (their own runs): " + "; ".join(others) + "."]
@@ -236,8 +279,7 @@ def plots(tag: str) -> list[Path]:
         ax.set_xlabel("s")
         ax.set_ylabel("MB")
         ax2 = ax.twinx()
-        ax2.plot([x["t"] for x in s], [(x["outbox_bytes"] or 0) / 1e6 for x in s], color="tab:orange",
-                 label="outbox file (MB)")
+        ax2.plot([x["t"] for x in s], [(x["outbox_bytes"] or 0) / 1e6 for x in s], color="tab:orange", label="outbox file (MB)")
         ax2.set_ylabel("outbox file MB")
         ax.set_title("Soak at 50 % load")
         fig.legend(loc="lower right")
@@ -253,8 +295,11 @@ def main() -> None:
     ap.add_argument("--only", help="comma-separated subset: ingest,latency,soak,inference,hotpath,footprint")
     ap.add_argument("--with-others", action="store_true", help="also run bench_engine/models/outbox/opcua_coap")
     ap.add_argument("--report-only", action="store_true", help="only rebuild the table and plots from JSON")
-    ap.add_argument("--venv", help="footprint of the edgegw installed in this venv, e.g. a production install "
-                                   "(python3 -m venv DIR && DIR/bin/pip install '.[opcua,coap]' paho-mqtt pyyaml)")
+    ap.add_argument(
+        "--venv",
+        help="footprint of the edgegw installed in this venv, e.g. a production install "
+        "(python3 -m venv DIR && DIR/bin/pip install '.[opcua,coap]' paho-mqtt pyyaml)",
+    )
     args = ap.parse_args()
     t0 = time.monotonic()
     sfx = f"-{args.tag}" if args.tag else ""
@@ -283,9 +328,14 @@ def main() -> None:
                 if (HERE / s).exists():
                     run(s)
     md = table(args.tag)
-    cmd = ("python benchmarks/run_all.py" + (" --quick" if args.quick else "") + (f" --tag {args.tag}" if args.tag else "")
-           + (f" --only {args.only}" if args.only else "") + (f" --venv {args.venv}" if args.venv else "")
-           + (" --report-only" if args.report_only else ""))
+    cmd = (
+        "python benchmarks/run_all.py"
+        + (" --quick" if args.quick else "")
+        + (f" --tag {args.tag}" if args.tag else "")
+        + (f" --only {args.only}" if args.only else "")
+        + (f" --venv {args.venv}" if args.venv else "")
+        + (" --report-only" if args.report_only else "")
+    )
     if args.tag == "pinned":
         cmd = "taskset -c 0 " + cmd
     made_by = [cmd]
@@ -296,9 +346,18 @@ def main() -> None:
             prev = first.removeprefix("<!-- made by: ").removesuffix(" -->")
             made_by = [prev] if prev.endswith(cmd) else [prev, cmd]
     (RESULTS / f"TABLE{sfx}.md").write_text(f"<!-- made by: {'; then '.join(dict.fromkeys(made_by))} -->\n{md}")
-    (RESULTS / f"summary{sfx}.json").write_text(json.dumps(
-        {"machine": machine(), "command": cmd, "affinity": sorted(os.sched_getaffinity(0)),
-         "seconds": round(time.monotonic() - t0), "table_md": md}, indent=2))
+    (RESULTS / f"summary{sfx}.json").write_text(
+        json.dumps(
+            {
+                "machine": machine(),
+                "command": cmd,
+                "affinity": sorted(os.sched_getaffinity(0)),
+                "seconds": round(time.monotonic() - t0),
+                "table_md": md,
+            },
+            indent=2,
+        )
+    )
     made = plots(args.tag)
     print("\n" + md)
     print(f"wrote {RESULTS / f'TABLE{sfx}.md'}, {', '.join(str(p.name) for p in made)} in {time.monotonic() - t0:.0f} s")

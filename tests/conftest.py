@@ -56,7 +56,8 @@ class Broker:
             pytest.skip("mosquitto is not installed (./edgegw.sh test installs it)")
         keep = (
             f"persistence true\npersistence_location {self.workdir}/\nautosave_interval 1\n"
-            if self.persist else "persistence false\n"
+            if self.persist
+            else "persistence false\n"
         )
         self.conf.write_text(
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\n"

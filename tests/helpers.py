@@ -118,7 +118,14 @@ async def publish(port: int, topic: str, payloads: list[bytes | str], qos: int =
 
 
 def pump(vibration: float = 3.0, ts: float | None = None, **over: float) -> str:
-    d = {"ts": ts if ts is not None else time.time(), "vibration": vibration, "pressure": 5.0,
-         "temperature": 55.0, "flow": 60.0, "current": 30.0, "suction_pressure": 1.2}
+    d = {
+        "ts": ts if ts is not None else time.time(),
+        "vibration": vibration,
+        "pressure": 5.0,
+        "temperature": 55.0,
+        "flow": 60.0,
+        "current": 30.0,
+        "suction_pressure": 1.2,
+    }
     d.update(over)
     return json.dumps(d)

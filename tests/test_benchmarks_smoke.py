@@ -19,8 +19,13 @@ RESULTS = BENCH / "results"
 def run_bench(script: str, name: str, *args: str, timeout: float = 90) -> dict:
     out = RESULTS / f"{name}.json"
     try:
-        r = subprocess.run([sys.executable, str(BENCH / script), "--name", name, *args], cwd=ROOT,
-                           capture_output=True, text=True, timeout=timeout)
+        r = subprocess.run(
+            [sys.executable, str(BENCH / script), "--name", name, *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
         return json.loads(out.read_text())
     finally:
@@ -35,8 +40,9 @@ def test_hotpath_bench_writes_json() -> None:
 
 @pytest.mark.skipif(not (shutil.which("mosquitto") or Path("/usr/sbin/mosquitto").exists()), reason="needs mosquitto")
 def test_ingest_bench_runs_the_three_subscribers() -> None:
-    d = run_bench("bench_ingest.py", "_smoke_ingest", "--burst", "1500", "--steps", "0.2", "--seconds", "1",
-                  "--assets", "5", timeout=120)
+    d = run_bench(
+        "bench_ingest.py", "_smoke_ingest", "--burst", "1500", "--steps", "0.2", "--seconds", "1", "--assets", "5", timeout=120
+    )
     assert set(d["burst"]) == {"aiomqtt", "paho", "gateway"}
     for client in ("aiomqtt", "paho", "gateway"):
         assert d["burst"][client]["lost"] == 0, d["burst"][client]

@@ -48,47 +48,81 @@ CASES: dict[str, tuple[Callable[[str, Path], str], str]] = {
     "window_huge": (sub("window_s: 30", "window_s: 1e9"), "profiles.pump.window_s: Input should be less than"),
     "hop_tiny": (sub("hop_s: 1", "hop_s: 1e-300"), "profiles.pump.hop_s: Input should be greater than"),
     "hi_nan": (sub("hi: 7.1", "hi: .nan"), "profiles.pump.signals.vibration.hi: Input should be a finite number"),
-    "range_inf": (sub("range: [0, 100]", "range: [0, .inf]"),
-                  "profiles.pump.signals.vibration.range.1: Input should be a finite"),
-    "too_many_buckets": (lambda t, tmp: sub("window_s: 30", "window_s: 3600")(t, tmp).replace("hop_s: 1", "hop_s: 0.5"),
-                         "profiles.pump: window_s / hop_s is 7,200 buckets"),
+    "range_inf": (
+        sub("range: [0, 100]", "range: [0, .inf]"),
+        "profiles.pump.signals.vibration.range.1: Input should be a finite",
+    ),
+    "too_many_buckets": (
+        lambda t, tmp: sub("window_s: 30", "window_s: 3600")(t, tmp).replace("hop_s: 1", "hop_s: 0.5"),
+        "profiles.pump: window_s / hop_s is 7,200 buckets",
+    ),
     "site_wildcard": (sub("site: plant-a", "site: 'a/#'"), "gateway.site: 'a/#': no '/', '+', '#'"),
     "gateway_id_wildcard": (sub("id: gw-pumphouse-1", "id: 'gw/a#+'"), "gateway.id: 'gw/a#+': no '/'"),
     "gateway_id_empty": (sub("id: gw-pumphouse-1", "id: ''"), "gateway.id: must not be empty"),
     "asset_plus": (sub("{{id: pump-4, profile: pump}}", "{{id: 'pump+4', profile: pump}}"), "assets.3.id: 'pump+4'"),
-    "alerts_topic_typo": (alerts_topic("alerts/{site}/{assett}/{kind}/{source}"),
-                          "alerts.topic: 'alerts/{site}/{assett}/{kind}/{source}': unknown placeholder {assett}"),
-    "alerts_topic_missing_source": (alerts_topic("alerts/{site}/{asset}/{kind}"),
-                                    "alerts.topic: 'alerts/{site}/{asset}/{kind}': needs {source}"),
-    "alerts_topic_wildcard": (alerts_topic("alerts/#/{asset}/{kind}/{source}"),
-                              "alerts.topic: 'alerts/#/{asset}/{kind}/{source}': no MQTT wildcards"),
+    "alerts_topic_typo": (
+        alerts_topic("alerts/{site}/{assett}/{kind}/{source}"),
+        "alerts.topic: 'alerts/{site}/{assett}/{kind}/{source}': unknown placeholder {assett}",
+    ),
+    "alerts_topic_missing_source": (
+        alerts_topic("alerts/{site}/{asset}/{kind}"),
+        "alerts.topic: 'alerts/{site}/{asset}/{kind}': needs {source}",
+    ),
+    "alerts_topic_wildcard": (
+        alerts_topic("alerts/#/{asset}/{kind}/{source}"),
+        "alerts.topic: 'alerts/#/{asset}/{kind}/{source}': no MQTT wildcards",
+    ),
     "alerts_topic_format_spec": (alerts_topic("alerts/{site}/{asset!r}/{kind}/{source}"), "unknown placeholder {asset!r}"),
-    "alerts_topic_brace": (alerts_topic("alerts/{site}/{asset}/{kind}/{source"),
-                           "alerts.topic: 'alerts/{site}/{asset}/{kind}/{source'"),
-    "rollups_topic_typo": (sub('topic: "rollups/{{site}}/{{asset}}"', 'topic: "rollups/{{site}}/{{pump}}"'),
-                           "rollups.topic: 'rollups/{site}/{pump}': unknown placeholder {pump}"),
-    "rollups_topic_no_asset": (sub('topic: "rollups/{{site}}/{{asset}}"', 'topic: "rollups/{{site}}"'),
-                               "rollups.topic: 'rollups/{site}': needs {asset}"),
+    "alerts_topic_brace": (
+        alerts_topic("alerts/{site}/{asset}/{kind}/{source"),
+        "alerts.topic: 'alerts/{site}/{asset}/{kind}/{source'",
+    ),
+    "rollups_topic_typo": (
+        sub('topic: "rollups/{{site}}/{{asset}}"', 'topic: "rollups/{{site}}/{{pump}}"'),
+        "rollups.topic: 'rollups/{site}/{pump}': unknown placeholder {pump}",
+    ),
+    "rollups_topic_no_asset": (
+        sub('topic: "rollups/{{site}}/{{asset}}"', 'topic: "rollups/{{site}}"'),
+        "rollups.topic: 'rollups/{site}': needs {asset}",
+    ),
     "outbox_max_inf": (upstream(box=", max_mb: .inf"), "upstream.outbox.max_mb: Input should be a finite number"),
-    "password_dev_zero": (sub("  # username: edgegw", "  username: edgegw\n  password_file: /dev/zero"),
-                          "mqtt.password_file: /dev/zero is not a regular file"),
-    "password_huge": (sub("  # username: edgegw", "  username: edgegw\n  password_file: {tmp}/huge"),
-                      "mqtt.password_file: {tmp}/huge is larger than 64 KiB"),
-    "ca_missing": (sub("  port: 1883\n", "  port: 1883\n  tls: {{ca_file: {tmp}/missing.pem}}\n"),
-                   "mqtt.tls.ca_file: cannot read {tmp}/missing.pem: No such file"),
-    "ca_device": (sub("  port: 1883\n", "  port: 1883\n  tls: {{ca_file: /dev/zero}}\n"),
-                  "mqtt.tls.ca_file: /dev/zero is not a regular file"),
-    "ca_not_pem": (sub("  port: 1883\n", "  port: 1883\n  tls: {{ca_file: {tmp}/huge}}\n"),
-                   "mqtt.tls: cannot build the TLS context"),
-    "upstream_readings_unknown": (lambda t, tmp: upstream()(t, tmp).replace("}}\n", "}, send: {readings: [nope]}}\n"),
-                                  "upstream.send.readings: no profile has signal(s) nope"),
-    "upstream_ca_missing": (lambda t, tmp: upstream()(t, tmp).replace("}}\n", f"}}, tls: {{ca_file: {tmp}/no-ca.pem}}}}\n"),
-                            "upstream.tls.ca_file: cannot read"),
-    "outbox_parent_is_file": (lambda t, tmp: upstream()(t, tmp).replace("/o.db", "/huge/o.db"),
-                              "upstream.outbox.path: cannot create or write"),
+    "password_dev_zero": (
+        sub("  # username: edgegw", "  username: edgegw\n  password_file: /dev/zero"),
+        "mqtt.password_file: /dev/zero is not a regular file",
+    ),
+    "password_huge": (
+        sub("  # username: edgegw", "  username: edgegw\n  password_file: {tmp}/huge"),
+        "mqtt.password_file: {tmp}/huge is larger than 64 KiB",
+    ),
+    "ca_missing": (
+        sub("  port: 1883\n", "  port: 1883\n  tls: {{ca_file: {tmp}/missing.pem}}\n"),
+        "mqtt.tls.ca_file: cannot read {tmp}/missing.pem: No such file",
+    ),
+    "ca_device": (
+        sub("  port: 1883\n", "  port: 1883\n  tls: {{ca_file: /dev/zero}}\n"),
+        "mqtt.tls.ca_file: /dev/zero is not a regular file",
+    ),
+    "ca_not_pem": (
+        sub("  port: 1883\n", "  port: 1883\n  tls: {{ca_file: {tmp}/huge}}\n"),
+        "mqtt.tls: cannot build the TLS context",
+    ),
+    "upstream_readings_unknown": (
+        lambda t, tmp: upstream()(t, tmp).replace("}}\n", "}, send: {readings: [nope]}}\n"),
+        "upstream.send.readings: no profile has signal(s) nope",
+    ),
+    "upstream_ca_missing": (
+        lambda t, tmp: upstream()(t, tmp).replace("}}\n", f"}}, tls: {{ca_file: {tmp}/no-ca.pem}}}}\n"),
+        "upstream.tls.ca_file: cannot read",
+    ),
+    "outbox_parent_is_file": (
+        lambda t, tmp: upstream()(t, tmp).replace("/o.db", "/huge/o.db"),
+        "upstream.outbox.path: cannot create or write",
+    ),
     "model_not_a_model": (sub("model: models/pump", "model: {tmp}"), "profiles.pump.model: {tmp}"),
-    "state_dir_missing": (sub("  site: plant-a", "  site: plant-a\n  state_dir: {tmp}/nowhere"),
-                          "gateway.state_dir: {tmp}/nowhere is not a writable directory"),
+    "state_dir_missing": (
+        sub("  site: plant-a", "  site: plant-a\n  state_dir: {tmp}/nowhere"),
+        "gateway.state_dir: {tmp}/nowhere is not a writable directory",
+    ),
     "too_deep": (lambda t, tmp: t + "x: " + "[" * 40 + "]" * 40 + "\n", "nested deeper than 32 levels"),
     "very_deep": (lambda t, tmp: t + "x: " + "[" * 1000 + "]" * 1000 + "\n", "nest"),
     "alias_bomb": (laughs, "more than 5,000,000 values once aliases are expanded"),
@@ -97,9 +131,12 @@ CASES: dict[str, tuple[Callable[[str, Path], str], str]] = {
     "two_documents": (lambda t, tmp: t + "---\na: 1\n", "more than one YAML document"),
     "unknown_tag": (sub("hop_s: 1", "hop_s: !!python/object 1"), "unsupported tag"),
     "top_level_list": (lambda t, tmp: "- 1\n- 2\n", "the top level must be a mapping"),
-    "window_memory": (lambda t, tmp: sub("window_s: 30", "window_s: 3600")(t, tmp).replace(
-        "assets:\n", "assets:\n" + "".join(f"  - {{id: p{i}, profile: pump}}\n" for i in range(2000))),
-        "profiles.pump: 2004 asset(s) x 6 signal(s) x 3600 buckets"),
+    "window_memory": (
+        lambda t, tmp: sub("window_s: 30", "window_s: 3600")(t, tmp).replace(
+            "assets:\n", "assets:\n" + "".join(f"  - {{id: p{i}, profile: pump}}\n" for i in range(2000))
+        ),
+        "profiles.pump: 2004 asset(s) x 6 signal(s) x 3600 buckets",
+    ),
 }
 
 
@@ -123,10 +160,13 @@ def test_hostile_config_same_verdict_from_check_and_run(case: str, tmp_path: Pat
     assert want.replace("{tmp}", str(tmp_path)) in problems[0], err
 
 
-@pytest.mark.parametrize("data, what", [
-    (EX.encode().replace(b"site: plant-a", b"site: plant-\xff"), ":6: not UTF-8 text (byte 0xff)"),
-    (b"a: 1\n\x00\n", "YAML syntax"),
-])
+@pytest.mark.parametrize(
+    "data, what",
+    [
+        (EX.encode().replace(b"site: plant-a", b"site: plant-\xff"), ":6: not UTF-8 text (byte 0xff)"),
+        (b"a: 1\n\x00\n", "YAML syntax"),
+    ],
+)
 def test_bytes_that_are_not_a_config(data: bytes, what: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     f = tmp_path / "c.yaml"
     f.write_bytes(data)
@@ -172,8 +212,10 @@ def test_upstream_protocol_5_as_a_number(tmp_path: Path, capsys: pytest.CaptureF
 def test_missing_source_library_is_one_line_and_78(tmp_path: Path) -> None:
     f = tmp_path / "c.yaml"
     f.write_text(EX.replace("sources:\n", "sources:\n  - {type: coap, mode: server, port: 5999}\n", 1))
-    code = ("import sys; sys.modules['aiocoap'] = None; from edgegw.cli import main; "
-            f"raise SystemExit(main([sys.argv[1], '-c', {str(f)!r}, '--set', 'mqtt.port=1']))")
+    code = (
+        "import sys; sys.modules['aiocoap'] = None; from edgegw.cli import main; "
+        f"raise SystemExit(main([sys.argv[1], '-c', {str(f)!r}, '--set', 'mqtt.port=1']))"
+    )
     for verb in ("check", "run"):
         r = subprocess.run([sys.executable, "-c", code, verb], capture_output=True, text=True, timeout=60)
         assert r.returncode == 78, r.stderr

@@ -49,8 +49,20 @@ async def test_hostile_input_never_stops_the_gateway(mosquitto: Broker) -> None:
     port = mosquitto.port
     cfg = example_config(port, "gateway.id=gw-e2e-2", "gateway.site=site-e2e-2", "profiles.pump.signals.vibration.on_delay_s=0")
     bad: list[bytes | str] = [
-        b"{", b"not json", b"", b"null", b"[]", b"[1,2,3]", b'"str"', b"1e999", b"NaN", b'{"ts": 1e20, "vibration": 3}',
-        b'{"vibration": {"nested": [1,2]}}', b"[" * 5000 + b"]" * 5000, os.urandom(2000), b"\xff\xfe\x00\x01",
+        b"{",
+        b"not json",
+        b"",
+        b"null",
+        b"[]",
+        b"[1,2,3]",
+        b'"str"',
+        b"1e999",
+        b"NaN",
+        b'{"ts": 1e20, "vibration": 3}',
+        b'{"vibration": {"nested": [1,2]}}',
+        b"[" * 5000 + b"]" * 5000,
+        os.urandom(2000),
+        b"\xff\xfe\x00\x01",
         json.dumps({"ts": time.time(), "vibration": 3, "junk": "x" * 70000}).encode(),
     ]
     async with Collector(port, "alerts/+/pump-1/#") as sub, running_gateway(cfg) as gw:
@@ -88,11 +100,28 @@ async def test_reconnects_after_broker_restart(broker_factory) -> None:  # type:
 def test_sigterm_publishes_offline_and_exits_0(mosquitto: Broker, tmp_path) -> None:  # type: ignore[no-untyped-def]
     from tests.helpers import EXAMPLE
 
-    sub = subprocess.Popen(["mosquitto_sub", "-p", str(mosquitto.port), "-t", "status/gw-e2e-4", "-v"],
-                           stdout=subprocess.PIPE, text=True)
-    gw = subprocess.Popen([sys.executable, "-m", "edgegw", "run", "-c", str(EXAMPLE), "--set", f"mqtt.port={mosquitto.port}",
-                           "--set", "gateway.id=gw-e2e-4", "--set", "profiles.pump.model=null"],
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    sub = subprocess.Popen(
+        ["mosquitto_sub", "-p", str(mosquitto.port), "-t", "status/gw-e2e-4", "-v"], stdout=subprocess.PIPE, text=True
+    )
+    gw = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "edgegw",
+            "run",
+            "-c",
+            str(EXAMPLE),
+            "--set",
+            f"mqtt.port={mosquitto.port}",
+            "--set",
+            "gateway.id=gw-e2e-4",
+            "--set",
+            "profiles.pump.model=null",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 20
         assert sub.stdout is not None

@@ -30,7 +30,11 @@ def _metrics(sub: Collector, gw_id: str) -> list[dict]:
 async def test_metrics_topic_carries_the_figures(mosquitto: Broker) -> None:
     port, gid = mosquitto.port, "gw-health-1"
     cfg = example_config(
-        port, f"gateway.id={gid}", f"gateway.site={gid}", "metrics.interval_s=1", "profiles.pump.signals.vibration.on_delay_s=0",
+        port,
+        f"gateway.id={gid}",
+        f"gateway.site={gid}",
+        "metrics.interval_s=1",
+        "profiles.pump.signals.vibration.on_delay_s=0",
         "sources.0.topic=health1/{asset}/telemetry",
     )
     async with Collector(port, f"status/{gid}/metrics") as sub, running_gateway(cfg) as gw:
@@ -78,8 +82,7 @@ async def test_loop_lag_sees_a_blocked_loop(mosquitto: Broker) -> None:
         assert gw.health.lag.worst_s >= 0.4
 
 
-async def test_status_line_goes_to_systemd_on_change(mosquitto: Broker, tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_status_line_goes_to_systemd_on_change(mosquitto: Broker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     sock_path = tmp_path / "notify.sock"
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
         s.bind(str(sock_path))
@@ -191,8 +194,14 @@ async def test_outbox_depth_while_upstream_is_down(mosquitto: Broker, tmp_path: 
 
     port, gid = mosquitto.port, "gw-health-6"
     cfg = example_config(
-        port, f"gateway.id={gid}", f"gateway.site={gid}", "metrics.interval_s=1", "profiles.pump.signals.vibration.on_delay_s=0",
-        "sources.0.topic=health6/{asset}/t", "upstream.host=127.0.0.1", f"upstream.port={free_port()}",
+        port,
+        f"gateway.id={gid}",
+        f"gateway.site={gid}",
+        "metrics.interval_s=1",
+        "profiles.pump.signals.vibration.on_delay_s=0",
+        "sources.0.topic=health6/{asset}/t",
+        "upstream.host=127.0.0.1",
+        f"upstream.port={free_port()}",
         f"upstream.outbox.path={tmp_path / 'outbox.db'}",
     )
     async with Collector(port, f"status/{gid}/metrics") as sub, running_gateway(cfg) as gw:

@@ -70,9 +70,17 @@ def test_install_upgrade_uninstall(tmp_path: Path, mosquitto: Broker) -> None:
     opt, etc = root / "opt" / "edgegw", root / "etc" / "edgegw"
     py = opt / "venv" / "bin" / "python"
     # the runtime only: onnxruntime yes, scikit-learn no
-    r = subprocess.run([str(py), "-c", "import onnxruntime, numpy, aiomqtt, edgegw.gateway\n"
-                        "import importlib.util as u; assert u.find_spec('sklearn') is None, 'sklearn installed'"],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [
+            str(py),
+            "-c",
+            "import onnxruntime, numpy, aiomqtt, edgegw.gateway\n"
+            "import importlib.util as u; assert u.find_spec('sklearn') is None, 'sklearn installed'",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     # scripts name the interpreter by its path on the target system
     assert (opt / "venv" / "bin" / "edgegw").read_text().splitlines()[0] == "#!/opt/edgegw/venv/bin/python"
@@ -87,16 +95,31 @@ def test_install_upgrade_uninstall(tmp_path: Path, mosquitto: Broker) -> None:
     if (ROOT / "models" / "pump").is_dir():
         assert not filecmp.dircmp(ROOT / "models" / "pump", opt / "models" / "pump").diff_files
         assert sorted(p.name for p in (ROOT / "models" / "pump").iterdir()) == sorted(
-            p.name for p in (opt / "models" / "pump").iterdir())
+            p.name for p in (opt / "models" / "pump").iterdir()
+        )
 
     # the installed daemon starts as the unit starts it: from WorkingDirectory=/opt/edgegw, where the
     # example's relative `model: models/pump` resolves, with the installed config
     r = subprocess.run([str(py), "-m", "edgegw", "check", "-c", str(etc / "edgegw.yaml")], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     log = ready_under_notify(
-        [str(py), "-m", "edgegw", "run", "-c", str(etc / "edgegw.yaml"), "--set", f"mqtt.port={mosquitto.port}",
-         "--set", "gateway.id=gw-install-test", "--set", "sources.0.topic=install/{asset}/t"],
-        cwd=opt, tmp=tmp_path)
+        [
+            str(py),
+            "-m",
+            "edgegw",
+            "run",
+            "-c",
+            str(etc / "edgegw.yaml"),
+            "--set",
+            f"mqtt.port={mosquitto.port}",
+            "--set",
+            "gateway.id=gw-install-test",
+            "--set",
+            "sources.0.topic=install/{asset}/t",
+        ],
+        cwd=opt,
+        tmp=tmp_path,
+    )
     if (ROOT / "models" / "pump").is_dir():
         assert '"models": ["pump"]' in log, log[-3000:]  # loaded from /opt/edgegw/models/pump
 
@@ -128,8 +151,12 @@ def test_install_upgrade_uninstall(tmp_path: Path, mosquitto: Broker) -> None:
 
 
 def test_install_refuses_the_training_extra(tmp_path: Path) -> None:
-    r = subprocess.run(["sh", str(SYSTEMD / "install.sh"), "--root", str(tmp_path), "--extras", "train"],
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        ["sh", str(SYSTEMD / "install.sh"), "--root", str(tmp_path), "--extras", "train"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 2 and "runtime only" in r.stderr
     assert not (tmp_path / "opt").exists()
 
@@ -162,4 +189,3 @@ def test_scripts_are_posix_sh() -> None:
     if shutil.which("dash"):
         r = subprocess.run(["dash", str(SYSTEMD / "install.sh"), "--help"], capture_output=True, text=True)
         assert r.returncode == 0 and "--root" in r.stdout, r.stderr
-

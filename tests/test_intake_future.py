@@ -82,8 +82,14 @@ def test_opcua_publish_is_counted_like_every_message() -> None:
 
     from edgegw.sources.opcua import build
 
-    cfg = load_config(EXAMPLE, ["profiles.pump.model=null", "sources=[{type: opcua, endpoint: 'opc.tcp://127.0.0.1:4840', "
-                                "nodes: [{node: 'ns=2;s=v', asset: pump-1, signal: vibration}]}]"])
+    cfg = load_config(
+        EXAMPLE,
+        [
+            "profiles.pump.model=null",
+            "sources=[{type: opcua, endpoint: 'opc.tcp://127.0.0.1:4840', "
+            "nodes: [{node: 'ns=2;s=v', asset: pump-1, signal: vibration}]}]",
+        ],
+    )
     _, intake, _, _ = rig()
     src = build(cfg.sources[0], cfg, intake, "opcua-0")  # type: ignore[arg-type]
     result = ua.PublishResult()

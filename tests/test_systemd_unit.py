@@ -54,8 +54,12 @@ def test_unit_promises(unit: dict[str, list[str]]) -> None:
     assert one["Service.WorkingDirectory"] == "/opt/edgegw"
     assert {"mqtt-password", "upstream-password"} <= set(unit["Service.LoadCredential"])
     for key, want in {
-        "DynamicUser": "yes", "ProtectSystem": "strict", "ProtectHome": "yes", "PrivateTmp": "yes",
-        "NoNewPrivileges": "yes", "SystemCallErrorNumber": "EPERM",
+        "DynamicUser": "yes",
+        "ProtectSystem": "strict",
+        "ProtectHome": "yes",
+        "PrivateTmp": "yes",
+        "NoNewPrivileges": "yes",
+        "SystemCallErrorNumber": "EPERM",
     }.items():
         assert one[f"Service.{key}"] == want, key
     assert set(one["Service.RestrictAddressFamilies"].split()) == {"AF_UNIX", "AF_INET", "AF_INET6"}
@@ -92,8 +96,9 @@ def test_systemd_analyze_security_exposure() -> None:
 
 def _command(unit: dict[str, list[str]], key: str, config: Path) -> list[str]:
     argv = shlex.split(unit[key][-1].lstrip("-"))
-    return [str(EDGEGW) if a == "/opt/edgegw/venv/bin/edgegw" else str(config) if a == "/etc/edgegw/edgegw.yaml" else a
-            for a in argv]
+    return [
+        str(EDGEGW) if a == "/opt/edgegw/venv/bin/edgegw" else str(config) if a == "/etc/edgegw/edgegw.yaml" else a for a in argv
+    ]
 
 
 def test_command_lines_and_exit_78(unit: dict[str, list[str]], tmp_path: Path) -> None:

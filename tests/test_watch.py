@@ -15,8 +15,20 @@ from edgegw.watch import AlarmBoard, host_port, render_table, watch
 
 
 def alert(asset: str, kind: str, source: str, state: str = "raised", severity: str = "warning", **ev: object) -> dict:
-    return {"id": "x", "seq": 1, "ts": "2026-11-23T02:00:00.000Z", "gateway": "gw", "site": "s", "asset": asset,
-            "kind": kind, "source": source, "state": state, "severity": severity, "message": f"{kind} {source}", **ev}
+    return {
+        "id": "x",
+        "seq": 1,
+        "ts": "2026-11-23T02:00:00.000Z",
+        "gateway": "gw",
+        "site": "s",
+        "asset": asset,
+        "kind": kind,
+        "source": source,
+        "state": state,
+        "severity": severity,
+        "message": f"{kind} {source}",
+        **ev,
+    }
 
 
 def test_board_follows_raise_escalate_clear_and_delete() -> None:
@@ -92,10 +104,38 @@ async def test_watch_learns_active_alarms_from_retained_messages(mosquitto) -> N
 
 def test_watch_command_prints_the_table(mosquitto) -> None:
     topic = "alerts/watchcmd/p5/threshold/pressure"
-    subprocess.run(["mosquitto_pub", "-p", str(mosquitto.port), "-t", topic, "-r", "-q", "1",
-                    "-m", json.dumps(alert("p5", "threshold", "pressure", severity="critical"))], check=True, timeout=10)
-    r = subprocess.run([sys.executable, "-m", "edgegw", "watch", "--broker", f"127.0.0.1:{mosquitto.port}",
-                        "--exit-after", "1.5", "alerts/watchcmd/#"], capture_output=True, text=True, timeout=30)
+    subprocess.run(
+        [
+            "mosquitto_pub",
+            "-p",
+            str(mosquitto.port),
+            "-t",
+            topic,
+            "-r",
+            "-q",
+            "1",
+            "-m",
+            json.dumps(alert("p5", "threshold", "pressure", severity="critical")),
+        ],
+        check=True,
+        timeout=10,
+    )
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edgegw",
+            "watch",
+            "--broker",
+            f"127.0.0.1:{mosquitto.port}",
+            "--exit-after",
+            "1.5",
+            "alerts/watchcmd/#",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     subprocess.run(["mosquitto_pub", "-p", str(mosquitto.port), "-t", topic, "-r", "-n"], check=True, timeout=10)
     assert r.returncode == 0, r.stderr
     assert "-- 1 active alarm(s)" in r.stdout

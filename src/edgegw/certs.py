@@ -40,9 +40,7 @@ def make_app_certificate(
     san: list[x509.GeneralName] = [x509.UniformResourceIdentifier(application_uri), x509.DNSName(host)]
     if host != "localhost":
         san.append(x509.DNSName("localhost"))
-    usage = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH] if server else [
-        ExtendedKeyUsageOID.CLIENT_AUTH
-    ]
+    usage = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH] if server else [ExtendedKeyUsageOID.CLIENT_AUTH]
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -55,8 +53,15 @@ def make_app_certificate(
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, content_commitment=True, key_encipherment=True, data_encipherment=True,
-                key_agreement=False, key_cert_sign=False, crl_sign=False, encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                content_commitment=True,
+                key_encipherment=True,
+                data_encipherment=True,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -70,9 +75,7 @@ def make_app_certificate(
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.DER))
     key_path.touch(mode=0o600)
     key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     return cert_path, key_path
 
@@ -80,9 +83,7 @@ def make_app_certificate(
 def application_uri_of(cert_path: str | Path) -> str | None:
     """The URI in a certificate's subjectAltName (DER or PEM), or None."""
     data = Path(cert_path).read_bytes()
-    cert = x509.load_pem_x509_certificate(data) if data.lstrip().startswith(b"-----") else (
-        x509.load_der_x509_certificate(data)
-    )
+    cert = x509.load_pem_x509_certificate(data) if data.lstrip().startswith(b"-----") else (x509.load_der_x509_certificate(data))
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:

@@ -59,8 +59,13 @@ __all__ = ["Gateway", "Sequencer", "load_models"]
 
 
 class Gateway:
-    def __init__(self, cfg: GatewayConfig, config_path: str | None = None,
-                 models: dict[str, ModelSet] | None = None, state_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        cfg: GatewayConfig,
+        config_path: str | None = None,
+        models: dict[str, ModelSet] | None = None,
+        state_dir: Path | None = None,
+    ) -> None:
         """`models` as the preflight loaded them (else loaded here); `state_dir` (default: the
         configured `gateway.state_dir`) keeps seq across restarts."""
         if state_dir is None and cfg.gateway.state_dir:
@@ -71,13 +76,17 @@ class Gateway:
         self.started = time.time()
         self.seq: Sequencer = DurableSequencer(state_dir / f"{cfg.gateway.id}.seq") if state_dir else Sequencer()
         if state_dir is None:
-            log.warning("no state directory: seq starts again at 1 (set gateway.state_dir)"
-                        if cfg.upstream is None else "no state directory: seq is kept by the outbox only")
+            log.warning(
+                "no state directory: seq starts again at 1 (set gateway.state_dir)"
+                if cfg.upstream is None
+                else "no state directory: seq is kept by the outbox only"
+            )
         self.alerts_raised = 0
         self.sink_errors: dict[str, int] = {}  # sink name -> alerts and rollups it raised on
         self._sink_log = RateLimitedLog(log)
-        self.engine = Engine(cfg, self._on_alert, models if models is not None else load_models(cfg, config_path),
-                             future_slack_s=FUTURE_SLACK_S)
+        self.engine = Engine(
+            cfg, self._on_alert, models if models is not None else load_models(cfg, config_path), future_slack_s=FUTURE_SLACK_S
+        )
         self.intake = Intake(self.engine, cfg.ingest)
         self.local = LocalSink(cfg)
         self.sinks: list[Sink] = [self.local]
@@ -122,8 +131,15 @@ class Gateway:
 
     def _sink_failed(self, sink: Sink, what: str, e: Exception) -> None:
         n = self.sink_errors[sink.name] = self.sink_errors.get(sink.name, 0) + 1
-        self._sink_log.error(f"sink:{sink.name}", "sink failed; the other sinks still got it", sink=sink.name,
-                             what=what, total=n, error=repr(e), exc_info=e)
+        self._sink_log.error(
+            f"sink:{sink.name}",
+            "sink failed; the other sinks still got it",
+            sink=sink.name,
+            what=what,
+            total=n,
+            error=repr(e),
+            exc_info=e,
+        )
 
     async def _rollups(self, start: float, end: float) -> None:
         """Hand the interval's rollups to the sinks a few at a time: encoding 50 of them at once
@@ -189,8 +205,13 @@ class Gateway:
                 health = tg.create_task(self.health.run(), name="health")
                 self.ready.set()
                 sdnotify.notify("READY=1", f"STATUS=running: {len(self.sources)} source(s), {len(self.engine.assets)} asset(s)")
-                log.info("gateway running", gateway=self.cfg.gateway.id, sources=len(self.sources),
-                         assets=len(self.engine.assets), models=sorted(self.engine.models))
+                log.info(
+                    "gateway running",
+                    gateway=self.cfg.gateway.id,
+                    sources=len(self.sources),
+                    assets=len(self.engine.assets),
+                    models=sorted(self.engine.models),
+                )
                 await stop.wait()
                 sdnotify.notify("STOPPING=1")
                 log.info("stopping")
@@ -209,7 +230,6 @@ class Gateway:
             if own_signals:
                 for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                     loop.remove_signal_handler(sig)
-
 
     def _restored(self, alarms: list[dict[str, Any]]) -> None:
         for d in alarms:

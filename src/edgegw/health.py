@@ -234,8 +234,9 @@ class Health:
             from prometheus_client import start_http_server
             from prometheus_client.registry import CollectorRegistry
         except ImportError:
-            log.error("prometheus endpoint configured but prometheus-client is not installed",
-                      hint="pip install 'edgegw[metrics]'")
+            log.error(
+                "prometheus endpoint configured but prometheus-client is not installed", hint="pip install 'edgegw[metrics]'"
+            )
             return
         registry = CollectorRegistry(auto_describe=False)
         registry.register(_PrometheusView(self))
@@ -273,16 +274,18 @@ class _PrometheusView:
         yield CounterMetricFamily("edgegw_messages_in", "Messages received from sources.", value=s["messages_in"])
         yield CounterMetricFamily("edgegw_bytes_in", "Payload bytes received from sources.", value=s["bytes_in"])
         yield CounterMetricFamily("edgegw_readings_in", "Values accepted into the engine.", value=s["readings_in"])
-        yield CounterMetricFamily("edgegw_clamped_future", "Readings stamped far ahead that took their arrival time.",
-                                  value=s["clamped_future"])
+        yield CounterMetricFamily(
+            "edgegw_clamped_future", "Readings stamped far ahead that took their arrival time.", value=s["clamped_future"]
+        )
         rej = CounterMetricFamily("edgegw_rejected", "Inputs dropped, by reason.", labels=["reason"])
         for reason, n in sorted(s["rejected"].items()):
             rej.add_metric([reason], n)
         yield rej
         yield CounterMetricFamily("edgegw_alerts_raised", "Alarms raised.", value=s["alerts_raised"])
         yield CounterMetricFamily("edgegw_hops", "Asset windows turned into features.", value=s["hops"])
-        hop = GaugeMetricFamily("edgegw_hop_seconds", "Hop duration (features + inference), recent quantiles.",
-                                labels=["quantile"])
+        hop = GaugeMetricFamily(
+            "edgegw_hop_seconds", "Hop duration (features + inference), recent quantiles.", labels=["quantile"]
+        )
         if s["hop_ms"]:
             hop.add_metric(["0.5"], s["hop_ms"]["p50"] / 1000)
             hop.add_metric(["0.99"], s["hop_ms"]["p99"] / 1000)
@@ -298,9 +301,11 @@ class _PrometheusView:
             conn.add_metric(["sink", name], float(d["connected"]))
         yield conn
         connects = CounterMetricFamily("edgegw_connects", "Connections made, per source and sink.", labels=["kind", "name"])
-        failures = CounterMetricFamily("edgegw_connection_failures",
-                                       "Connection attempts failed and connections lost, per source and sink.",
-                                       labels=["kind", "name"])
+        failures = CounterMetricFamily(
+            "edgegw_connection_failures",
+            "Connection attempts failed and connections lost, per source and sink.",
+            labels=["kind", "name"],
+        )
         for kind, parts in (("source", s["sources"]), ("sink", s["sinks"])):
             for name, d in sorted(parts.items()):
                 if "connects" in d:
@@ -320,4 +325,3 @@ class _PrometheusView:
         if s["outbox_depth"] is not None:
             yield GaugeMetricFamily("edgegw_outbox_depth", "Messages in the upstream outbox.", value=s["outbox_depth"])
         yield GaugeMetricFamily("edgegw_resident_memory_bytes", "Resident memory.", value=s["rss_mb"] * 2**20)
-

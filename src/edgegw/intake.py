@@ -50,8 +50,14 @@ class Intake:
         self.bytes_in += nbytes
 
     def _future(self, asset: str, signal: str, ts: float, taken: float) -> None:
-        self._log.warning("future", "reading stamped ahead of the clock: taken at its arrival", asset=asset,
-                          signal=signal, ahead_s=round(ts - taken, 3), total=self.engine.clamped_future)
+        self._log.warning(
+            "future",
+            "reading stamped ahead of the clock: taken at its arrival",
+            asset=asset,
+            signal=signal,
+            ahead_s=round(ts - taken, 3),
+            total=self.engine.clamped_future,
+        )
 
     def put(self, asset: str, signal: str, ts: float, value: float, quality: Quality = Quality.GOOD) -> None:
         self.engine.ingest(asset, signal, ts, value, quality)

@@ -27,8 +27,7 @@ def setup(level: str = "info", fmt: str = "auto") -> None:
         structlog.processors.StackInfoRenderer(),
     ]
     renderer: structlog.types.Processor = (
-        structlog.dev.ConsoleRenderer(exception_formatter=_no_locals()) if console
-        else structlog.processors.JSONRenderer()
+        structlog.dev.ConsoleRenderer(exception_formatter=_no_locals()) if console else structlog.processors.JSONRenderer()
     )
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],

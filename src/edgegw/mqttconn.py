@@ -97,20 +97,31 @@ class AckClient(aiomqtt.Client):
         self.disconnect_reason: ReasonCode | None = None  # what the last DISCONNECT (or paho) said
         self._acks: dict[int, asyncio.Future[int]] = {}
 
-    def _on_connect(self, client: paho.Client, userdata: Any, flags: paho.ConnectFlags, reason_code: ReasonCode,
-                    properties: Properties | None = None) -> None:
+    def _on_connect(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        flags: paho.ConnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None = None,
+    ) -> None:
         if properties is not None:
             self.receive_maximum = getattr(properties, "ReceiveMaximum", None)
             self.maximum_packet_size = getattr(properties, "MaximumPacketSize", None)
         super()._on_connect(client, userdata, flags, reason_code, properties)
 
-    def _on_disconnect(self, client: paho.Client, userdata: Any, flags: paho.DisconnectFlags, reason_code: ReasonCode,
-                       properties: Properties | None = None) -> None:
+    def _on_disconnect(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        flags: paho.DisconnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None = None,
+    ) -> None:
         self.disconnect_reason = reason_code
         super()._on_disconnect(client, userdata, flags, reason_code, properties)
 
-    def _on_publish(self, client: paho.Client, userdata: Any, mid: int, reason_code: ReasonCode,
-                    properties: Properties) -> None:
+    def _on_publish(self, client: paho.Client, userdata: Any, mid: int, reason_code: ReasonCode, properties: Properties) -> None:
         fut = self._acks.pop(mid, None)
         if fut is None:
             super()._on_publish(client, userdata, mid, reason_code, properties)

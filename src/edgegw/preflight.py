@@ -26,8 +26,11 @@ if TYPE_CHECKING:
 
 DEFAULT_STATE_DIR = "/var/lib/edgegw"
 # source type -> (its module, the extra that brings its libraries)
-SOURCE_MODULES = {"mqtt": ("edgegw.sources.mqtt", ""), "opcua": ("edgegw.sources.opcua", "opcua"),
-                  "coap": ("edgegw.sources.coap", "coap")}
+SOURCE_MODULES = {
+    "mqtt": ("edgegw.sources.mqtt", ""),
+    "opcua": ("edgegw.sources.opcua", "opcua"),
+    "coap": ("edgegw.sources.coap", "coap"),
+}
 
 
 @dataclass

@@ -94,18 +94,31 @@ class Link:
         self.disconnects[key] = self.disconnects.get(key, 0) + 1
 
     def stats(self) -> LinkStats:
-        return LinkStats(connected=self.connected, connects=self.connects, failures=self.failures,
-                         connected_since=self.connected_since, last_error=self.last_error,
-                         last_reason_code=self.last_reason_code, disconnects=dict(self.disconnects))
+        return LinkStats(
+            connected=self.connected,
+            connects=self.connects,
+            failures=self.failures,
+            connected_since=self.connected_since,
+            last_error=self.last_error,
+            last_reason_code=self.last_reason_code,
+            disconnects=dict(self.disconnects),
+        )
 
 
 Session = Callable[[Link], Awaitable[None]]
 
 
-async def supervise(link: Link, session: Session, backoff: Backoff, *,
-                    stopping: Callable[[], bool] = lambda: False, stop: asyncio.Event | None = None,
-                    expected: tuple[type[BaseException], ...] = (OSError,), healthy_after_s: float = 60.0,
-                    context: Callable[[], dict[str, Any]] | None = None) -> None:
+async def supervise(
+    link: Link,
+    session: Session,
+    backoff: Backoff,
+    *,
+    stopping: Callable[[], bool] = lambda: False,
+    stop: asyncio.Event | None = None,
+    expected: tuple[type[BaseException], ...] = (OSError,),
+    healthy_after_s: float = 60.0,
+    context: Callable[[], dict[str, Any]] | None = None,
+) -> None:
     """Run `session` until it returns while `stopping()` is true; retry every other ending.
 
     `expected` failures (a broker away, a refused connect) log one warning line each; anything
@@ -133,8 +146,15 @@ async def supervise(link: Link, session: Session, backoff: Backoff, *,
             backoff.reset()
         delay = backoff.next()
         extra = context() if context is not None else {}
-        fields = dict(link=link.name, at=link.where, error=link.last_error, reason=_reason_key(error),
-                      attempt=backoff.attempt, retry_in_s=round(delay, 2), **extra)
+        fields = dict(
+            link=link.name,
+            at=link.where,
+            error=link.last_error,
+            reason=_reason_key(error),
+            attempt=backoff.attempt,
+            retry_in_s=round(delay, 2),
+            **extra,
+        )
         if isinstance(error, expected):
             log.warning(f"{link.name} unavailable", **fields)
         else:

@@ -90,8 +90,7 @@ class DurableSequencer(Sequencer):
             finally:
                 os.close(dfd)
         except OSError as e:
-            self._errors.warning("write", "seq mark not saved: a crash now may reuse numbers",
-                                 path=str(self.path), error=str(e))
+            self._errors.warning("write", "seq mark not saved: a crash now may reuse numbers", path=str(self.path), error=str(e))
             return False
         return True
 

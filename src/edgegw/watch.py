@@ -128,8 +128,7 @@ def ack_command(d: dict[str, Any], by: str, template: str = ACK_TOPIC) -> tuple[
     return template.format(gateway=d.get("gateway", "")), orjson.dumps(body)
 
 
-def render_table(rows: Sequence[dict[str, Any]], colour_on: bool, width: int = 120,
-                 selected: int | None = None) -> list[str]:
+def render_table(rows: Sequence[dict[str, Any]], colour_on: bool, width: int = 120, selected: int | None = None) -> list[str]:
     """The alarm table as lines of text; `selected` marks one row (the one `a` acknowledges)."""
     head = f"{'SEVERITY':<9} {'SINCE':<8} {'ASSET':<10} {'KIND':<13} {'SOURCE':<16} MESSAGE"
     out = [f"{_DIM}{head}{_RESET}" if colour_on else head]
@@ -163,9 +162,16 @@ def event_line(ch: Change, colour_on: bool, when: str | None = None) -> str:
 
 
 async def watch(
-    host: str, port: int, topics: Sequence[str], out: TextIO, tty: bool, colour_on: bool,
-    stop: asyncio.Event | None = None, exit_after: float | None = None,
-    keys: asyncio.Queue[str] | None = None, user: str = "operator",
+    host: str,
+    port: int,
+    topics: Sequence[str],
+    out: TextIO,
+    tty: bool,
+    colour_on: bool,
+    stop: asyncio.Event | None = None,
+    exit_after: float | None = None,
+    keys: asyncio.Queue[str] | None = None,
+    user: str = "operator",
 ) -> AlarmBoard:
     """Follow the alarms until `stop` is set or `exit_after` seconds passed; return the final board.
     `keys` (terminal key presses) move the selection and acknowledge the selected alarm as `user`."""
@@ -291,8 +297,9 @@ def main(args: argparse.Namespace) -> int:
             loop.add_reader(fd, lambda: q.put_nowait(os.read(fd, 16).decode(errors="replace")))
             keys = q
         try:
-            return await watch(host, port, topics, sys.stdout, tty, args.colour and tty, stop, args.exit_after,
-                               keys=keys, user=getpass.getuser())
+            return await watch(
+                host, port, topics, sys.stdout, tty, args.colour and tty, stop, args.exit_after, keys=keys, user=getpass.getuser()
+            )
         finally:
             if keys is not None:
                 loop.remove_reader(sys.stdin.fileno())

@@ -10,8 +10,7 @@ from edgegw.engine.models import Verdict
 from edgegw.records import Alert, Severity
 from tests.helpers import EXAMPLE
 
-SIGNALS = {"vibration": 3.0, "pressure": 5.0, "temperature": 55.0, "flow": 60.0, "current": 30.0,
-           "suction_pressure": 1.2}
+SIGNALS = {"vibration": 3.0, "pressure": 5.0, "temperature": 55.0, "flow": 60.0, "current": 30.0, "suction_pressure": 1.2}
 
 
 def make(*overrides: str) -> tuple[Engine, list[Alert], list[float]]:
@@ -131,9 +130,16 @@ class ScriptedModel:
 def test_model_alarms_debounce_raise_clear_restore_and_roll_up() -> None:
     """A blip shorter than on_delay raises nothing; a held condition raises once and clears once
     after off_delay; a restored alarm clears; rollups carry the max and mean score."""
-    cfg = load_config(EXAMPLE, ["profiles.pump.model=null", "profiles.pump.model_alarms.on_delay_s=2",
-                                "profiles.pump.model_alarms.off_delay_s=2", "profiles.pump.window_s=2",
-                                "profiles.pump.hop_s=1"])
+    cfg = load_config(
+        EXAMPLE,
+        [
+            "profiles.pump.model=null",
+            "profiles.pump.model_alarms.on_delay_s=2",
+            "profiles.pump.model_alarms.off_delay_s=2",
+            "profiles.pump.window_s=2",
+            "profiles.pump.hop_s=1",
+        ],
+    )
     ids = [a.id for a in cfg.assets]
     hot = {"pump-1": 5.0}
     script = {1003.0: hot, 1005.0: hot, 1006.0: hot, 1007.0: hot, 1008.0: {"pump-1": 0.5}}
@@ -152,15 +158,15 @@ def test_model_alarms_debounce_raise_clear_restore_and_roll_up() -> None:
     # gone from 1008, cleared at 1010
     assert got == [(ids[1], "cleared", 1003.0), ("pump-1", "raised", 1007.0), ("pump-1", "cleared", 1010.0)]
     r = {x.asset: x for x in e.take_rollups(0, 60)}
-    assert r["pump-1"].anomaly_max == 5.0 and r["pump-1"].anomaly_mean == sum(
-        [0, 0, 5, 0, 5, 5, 5, 0.5, 0, 0, 0, 0]) / 12  # hops 1001 .. 1012
+    assert (
+        r["pump-1"].anomaly_max == 5.0 and r["pump-1"].anomaly_mean == sum([0, 0, 5, 0, 5, 5, 5, 0.5, 0, 0, 0, 0]) / 12
+    )  # hops 1001 .. 1012
     assert r[ids[1]].anomaly_max == 0.0
     assert e.take_rollups(60, 120)[0].anomaly_max is None
 
 
 def _scripted_run(overrides: list[str], delays: tuple[float, float] | None) -> list[tuple[str, str, float]]:
-    cfg = load_config(EXAMPLE, ["profiles.pump.model=null", "profiles.pump.window_s=2", "profiles.pump.hop_s=1",
-                                *overrides])
+    cfg = load_config(EXAMPLE, ["profiles.pump.model=null", "profiles.pump.window_s=2", "profiles.pump.hop_s=1", *overrides])
     ids = [a.id for a in cfg.assets]
     hot = {"pump-1": 5.0}
     model = ScriptedModel({1003.0: hot, 1005.0: hot, 1006.0: hot, 1007.0: hot, 1008.0: {"pump-1": 0.5}}, ids)
@@ -179,7 +185,10 @@ def test_model_alarm_delays_come_from_the_model_unless_the_profile_sets_them() -
     """The model's own delays (trained for its hop) apply when the profile leaves them unset; a
     profile that sets them wins; with neither, 3 and 10 hops."""
     assert _scripted_run([], (2.0, 2.0)) == [("pump-1", "raised", 1007.0), ("pump-1", "cleared", 1010.0)]
-    assert _scripted_run(["profiles.pump.model_alarms.on_delay_s=0", "profiles.pump.model_alarms.off_delay_s=0"],
-                         (2.0, 2.0)) == [("pump-1", "raised", 1003.0), ("pump-1", "cleared", 1004.0),
-                                         ("pump-1", "raised", 1005.0), ("pump-1", "cleared", 1008.0)]
+    assert _scripted_run(["profiles.pump.model_alarms.on_delay_s=0", "profiles.pump.model_alarms.off_delay_s=0"], (2.0, 2.0)) == [
+        ("pump-1", "raised", 1003.0),
+        ("pump-1", "cleared", 1004.0),
+        ("pump-1", "raised", 1005.0),
+        ("pump-1", "cleared", 1008.0),
+    ]
     assert _scripted_run([], None) == []  # 1005..1007 is shorter than 3 hops past its start

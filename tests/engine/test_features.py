@@ -28,8 +28,8 @@ def padded(windows: Sequence[tuple[np.ndarray, np.ndarray]], length: int | None 
     xs = np.full((len(windows), length), np.nan)
     for i, (t, x) in enumerate(windows):
         if len(x):
-            ts[i, length - len(x):] = t
-            xs[i, length - len(x):] = x
+            ts[i, length - len(x) :] = t
+            xs[i, length - len(x) :] = x
     return ts, xs
 
 
@@ -37,10 +37,18 @@ def reference(ts: np.ndarray, x: np.ndarray) -> dict[str, float]:
     mean, std = x.mean(), x.std()
     d = x - mean
     return {
-        "mean": mean, "std": std, "min": x.min(), "max": x.max(), "rms": np.sqrt((x**2).mean()),
-        "ptp": np.ptp(x), "slope": np.polyfit(ts, x, 1)[0], "skew": (d**3).mean() / std**3,
-        "kurtosis": (d**4).mean() / std**4 - 3, "crest": np.abs(d).max() / std,
-        "last": x[-1], "count": len(x),
+        "mean": mean,
+        "std": std,
+        "min": x.min(),
+        "max": x.max(),
+        "rms": np.sqrt((x**2).mean()),
+        "ptp": np.ptp(x),
+        "slope": np.polyfit(ts, x, 1)[0],
+        "skew": (d**3).mean() / std**3,
+        "kurtosis": (d**4).mean() / std**4 - 3,
+        "crest": np.abs(d).max() / std,
+        "last": x[-1],
+        "count": len(x),
     }
 
 
@@ -75,11 +83,19 @@ SIGNALS = ("vibration", "temperature", "flow", "sparse")
 
 
 def engine(window_s: float = 30, hop_s: float = 1, assets: Sequence[str] = ("p1", "p2")) -> Engine:
-    cfg = GatewayConfig.model_validate({
-        "profiles": {"pump": {"window_s": window_s, "hop_s": hop_s, "max_rate_hz": 2,  # no longer a cap
-                              "signals": {s: {} for s in SIGNALS}}},
-        "assets": [{"id": a, "profile": "pump"} for a in assets],
-    })
+    cfg = GatewayConfig.model_validate(
+        {
+            "profiles": {
+                "pump": {
+                    "window_s": window_s,
+                    "hop_s": hop_s,
+                    "max_rate_hz": 2,  # no longer a cap
+                    "signals": {s: {} for s in SIGNALS},
+                }
+            },
+            "assets": [{"id": a, "profile": "pump"} for a in assets],
+        }
+    )
     return Engine(cfg, lambda a: None, clock=lambda: 0.0)
 
 
@@ -88,7 +104,10 @@ def series(rng: np.random.Generator, t0: float, seconds: float) -> dict[str, tup
     temperature around 55 with a tiny spread, a signal that reports rarely."""
     out = {}
     for s, (rate, base, spread) in {
-        "vibration": (12.0, 3.0, 0.4), "temperature": (7.0, 55.0, 1e-4), "flow": (3.0, 60.0, 2.0), "sparse": (0.15, 1.0, 0.5),
+        "vibration": (12.0, 3.0, 0.4),
+        "temperature": (7.0, 55.0, 1e-4),
+        "flow": (3.0, 60.0, 2.0),
+        "sparse": (0.15, 1.0, 0.5),
     }.items():
         t = t0 + np.cumsum(rng.exponential(1.0 / rate, int(seconds * rate * 1.2)))
         t = t[t < t0 + seconds]
@@ -108,8 +127,12 @@ def replay(
     """Feed every value in time order, hops as due (with the between-hops window upkeep after
     each when `prepare`); return (asset, end, features) per hop and check each hop against
     row_features on the samples ingested so far inside its window."""
-    events = sorted((float(t), a, s, float(v)) for a, sigs in data.items() for s, (ts, xs) in sigs.items()
-                    for t, v in zip(ts, xs, strict=True))
+    events = sorted(
+        (float(t), a, s, float(v))
+        for a, sigs in data.items()
+        for s, (ts, xs) in sigs.items()
+        for t, v in zip(ts, xs, strict=True)
+    )
     seen: dict[tuple[str, str], list[tuple[float, float]]] = {(a, s): [] for a in data for s in SIGNALS}
     hops: list[tuple[str, float, np.ndarray]] = []
 
@@ -141,9 +164,7 @@ def assert_close(got: np.ndarray, ref: np.ndarray, where: str) -> None:
     bad = ~nan & ~np.isclose(got, ref, rtol=REL, atol=atol)
     if bad.any():
         names = feature_names(SIGNALS)
-        raise AssertionError(
-            f"{where}: " + ", ".join(f"{names[i]} {got[i]!r} != {ref[i]!r}" for i in np.flatnonzero(bad))
-        )
+        raise AssertionError(f"{where}: " + ", ".join(f"{names[i]} {got[i]!r} != {ref[i]!r}" for i in np.flatnonzero(bad)))
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -172,9 +193,17 @@ def test_streaming_with_a_fractional_hop(parts: bool) -> None:
 
 def test_flat_signal_and_single_sample(parts: bool) -> None:
     e = engine(assets=["p1"])
-    hops = replay(e, {"p1": {"vibration": (1767600000.0 + np.arange(0, 60, 0.1), np.full(600, 55.1)),
-                             "temperature": (np.array([1767600010.5]), np.array([40.0])),
-                             "flow": (np.array([]), np.array([])), "sparse": (np.array([]), np.array([]))}})
+    hops = replay(
+        e,
+        {
+            "p1": {
+                "vibration": (1767600000.0 + np.arange(0, 60, 0.1), np.full(600, 55.1)),
+                "temperature": (np.array([1767600010.5]), np.array([40.0])),
+                "flow": (np.array([]), np.array([])),
+                "sparse": (np.array([]), np.array([])),
+            }
+        },
+    )
     x = hops[-1][2].reshape(len(SIGNALS), N_FEATURES)
     f = dict(zip(FEATURES, x[0], strict=True))
     assert f["mean"] == pytest.approx(55.1) and f["std"] < 1e-12 and f["skew"] == 0 and f["kurtosis"] == 0
@@ -210,8 +239,7 @@ def test_a_step_with_tiny_noise_stays_exact_across_segments(parts: bool) -> None
     t = 1767600000.0 + np.arange(0, 150, 0.1) + rng.uniform(0, 0.05, 1500)
     x = np.where(t < 1767600047.35, 55.0, 1055.0) + 1e-4 * rng.standard_normal(1500)
     e = engine(assets=["p1"])
-    hops = replay(e, {"p1": {"vibration": (t, x), "temperature": (t[::3], 20.0 + 1e-4 * t[::3] - 1767600000e-4)}},
-                  prepare=True)
+    hops = replay(e, {"p1": {"vibration": (t, x), "temperature": (t[::3], 20.0 + 1e-4 * t[::3] - 1767600000e-4)}}, prepare=True)
     assert len(hops) > 140
     stds = [h[2][FEATURES.index("std")] for h in hops]
     assert max(stds) > 400 and 0 < stds[-1] < 2e-4  # the jump in the window, then gone

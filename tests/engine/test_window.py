@@ -30,10 +30,12 @@ def test_new_store_is_empty() -> None:
 
 
 def make(window_s: float = 5, hop_s: float = 1) -> tuple[Engine, list[np.ndarray]]:
-    cfg = GatewayConfig.model_validate({
-        "profiles": {"p": {"window_s": window_s, "hop_s": hop_s, "signals": {"v": {}}}},
-        "assets": [{"id": "a", "profile": "p"}, {"id": "b", "profile": "p"}],
-    })
+    cfg = GatewayConfig.model_validate(
+        {
+            "profiles": {"p": {"window_s": window_s, "hop_s": hop_s, "signals": {"v": {}}}},
+            "assets": [{"id": "a", "profile": "p"}, {"id": "b", "profile": "p"}],
+        }
+    )
     e = Engine(cfg, lambda a: None, clock=lambda: 0.0)
     rows: list[np.ndarray] = []  # asset a's feature rows, hop by hop
     e.hop_observer = lambda p, ids, ends, x, v: rows.extend(x[i].copy() for i, a in enumerate(ids) if a == "a")
@@ -68,10 +70,12 @@ def test_a_bucket_leaves_the_window_with_what_it_held(parts: bool) -> None:
 
 
 def test_assets_due_apart_and_a_signal_ahead_of_the_hop(parts: bool) -> None:
-    cfg = GatewayConfig.model_validate({
-        "profiles": {"p": {"window_s": 5, "hop_s": 1, "signals": {"u": {}, "v": {}}}},
-        "assets": [{"id": i, "profile": "p"} for i in ("a", "b", "c")],
-    })
+    cfg = GatewayConfig.model_validate(
+        {
+            "profiles": {"p": {"window_s": 5, "hop_s": 1, "signals": {"u": {}, "v": {}}}},
+            "assets": [{"id": i, "profile": "p"} for i in ("a", "b", "c")],
+        }
+    )
     e = Engine(cfg, lambda a: None, clock=lambda: 0.0)
     got: dict[str, list[np.ndarray]] = {}
     e.hop_observer = lambda p, ids, ends, x, v: [got.setdefault(a, []).append(x[i].copy()) for i, a in enumerate(ids)]
@@ -89,6 +93,6 @@ def test_assets_due_apart_and_a_signal_ahead_of_the_hop(parts: bool) -> None:
     for t in (106.5, 107.5):
         e.ingest("a", "v", t, 5.0)
     e.run_hops()
-    u, v = got["a"][-1][: len(FEATURES)], got["a"][-1][len(FEATURES):]
+    u, v = got["a"][-1][: len(FEATURES)], got["a"][-1][len(FEATURES) :]
     assert (u[count], u[FEATURES.index("mean")]) == (5, 103.0)  # buckets 101 .. 105
     assert (v[count], v[FEATURES.index("mean")]) == (4, 1.0)  # 102 .. 105: 106 is masked out, 101 gone

@@ -23,7 +23,9 @@ def workdir() -> Path:
 def history_csv() -> Path:
     """2 h of normal history with one labelled bearing-wear and one cavitation episode."""
     return write_csv(
-        workdir() / "train.csv", 7200, seed=11,
+        workdir() / "train.csv",
+        7200,
+        seed=11,
         episodes=[("bearing_wear", 2400, 3600), ("cavitation", 5000, 6000)],
     )
 

@@ -76,8 +76,7 @@ def test_exported_graph_adds_the_envelope_term(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("interval", "window", "hop"),
-    [(0.1, 30, 1), (1.0, 30, 1), (5.0, 150, 5), (60.0, 1800, 60), (300.0, 3600, 300), (600.0, 3600, 600),
-     (3600.0, 21600, 3600)],
+    [(0.1, 30, 1), (1.0, 30, 1), (5.0, 150, 5), (60.0, 1800, 60), (300.0, 3600, 300), (600.0, 3600, 600), (3600.0, 21600, 3600)],
 )
 def test_window_follows_the_sampling_interval(interval: float, window: float, hop: float) -> None:
     assert derived_window(interval) == (window, hop)
@@ -108,8 +107,7 @@ def test_train_derives_window_from_ten_minute_samples_and_refuses_too_sparse_win
     meta = json.loads((out / "model.json").read_text())
     assert (meta["window_s"], meta["hop_s"]) == (3600, 600)
     assert meta["model_alarms"]["on_hops"] == 6 and meta["model_alarms"]["on_delay_s"] == 3600
-    assert cli_main(["train", "--data", str(data), "--out", str(out), "--on-hops", "2", "--off-hops", "4",
-                     "--trees", "10"]) == 0
+    assert cli_main(["train", "--data", str(data), "--out", str(out), "--on-hops", "2", "--off-hops", "4", "--trees", "10"]) == 0
     ma = json.loads((out / "model.json").read_text())["model_alarms"]
     assert (ma["on_hops"], ma["off_hops"], ma["off_delay_s"]) == (2, 4, 2400)
     assert cli_main(["train", "--data", str(data), "--out", str(out), "--window-s", "30", "--hop-s", "1"]) == 1

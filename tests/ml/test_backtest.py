@@ -69,7 +69,16 @@ def test_backtest_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str
 def test_plot(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     png = tmp_path / "run.png"
-    argv = ["backtest", "--model", str(model_dir()), "--data", str(fault_csv()), "--out", str(tmp_path / "o.csv"),
-            "--plot", str(png)]
+    argv = [
+        "backtest",
+        "--model",
+        str(model_dir()),
+        "--data",
+        str(fault_csv()),
+        "--out",
+        str(tmp_path / "o.csv"),
+        "--plot",
+        str(png),
+    ]
     assert cli_main(argv) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -26,8 +26,7 @@ def _rows(n: int, rng: np.random.Generator, load: np.ndarray | None = None) -> n
     """Engine-like feature rows of a pump: every signal's level follows one load, plus noise."""
     load = rng.uniform(-1, 1, n) if load is None else load
     x = np.zeros((n, len(NAMES)))
-    level = {"vibration": 2.2 + 0.3 * load, "pressure": 4.5 - 0.9 * load, "flow": 60 + 9 * load,
-             "current": 30 + 5 * load}
+    level = {"vibration": 2.2 + 0.3 * load, "pressure": 4.5 - 0.9 * load, "flow": 60 + 9 * load, "current": 30 + 5 * load}
     for s, v in level.items():
         c = {f: NAMES.index(f"{s}.{f}") for f in ("mean", "last", "std", "slope", "skew", "kurtosis", "count")}
         x[:, c["mean"]] = v * (1 + 0.003 * rng.standard_normal(n))
@@ -49,8 +48,7 @@ def _history(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndar
     twice each, on different assets, the second episode later in time."""
     rng = np.random.default_rng(seed)
     xs, labels, assets, ends = [], [], [], []
-    episodes = {"a": [("leak", 200, 300)], "b": [("overload", 400, 500), ("leak", 1100, 1200)],
-                "c": [("overload", 900, 1000)]}
+    episodes = {"a": [("leak", 200, 300)], "b": [("overload", 400, 500), ("leak", 1100, 1200)], "c": [("overload", 900, 1000)]}
     for a, eps in episodes.items():
         x = _rows(1500, rng)
         lab = np.array(["0"] * 1500, dtype=object)
@@ -99,7 +97,8 @@ def test_holdout_is_each_class_latest_episode_in_time() -> None:
     held = holdout(label, assets, ends, np.zeros(len(label), dtype=bool))
     # asset "c" sorts after "b", but b's leak (t 1100) and c's overload (t 900) are the latest ones
     assert set(np.flatnonzero(held)) == set(np.flatnonzero((assets == "b") & (label == "leak"))) | set(
-        np.flatnonzero((assets == "c") & (label == "overload")))
+        np.flatnonzero((assets == "c") & (label == "overload"))
+    )
 
 
 @pytest.fixture(scope="module")

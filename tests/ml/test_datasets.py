@@ -19,14 +19,21 @@ def _write(tmp_path: Path, name: str, text: str) -> Path:
 
 
 def test_wide_csv_with_gaps_junk_and_labels(tmp_path: Path) -> None:
-    p = _write(tmp_path, "pump.csv", "\n".join([
-        "timestamp,vibration,pressure,label,note",
-        "2026-01-05 06:00:00,3.1,6.5,0,x",
-        "2026-01-05 06:00:00.7,3.2,,0,x",      # irregular; pressure missing
-        "2026-01-05 06:00:02,n/a,6.4,normal,x",  # junk cell
-        "2026-01-05 06:10:00,3.3,6.3,bearing_wear,x",  # a 10-minute gap
-        "not a time,1,1,0,x",
-    ]) + "\n")
+    p = _write(
+        tmp_path,
+        "pump.csv",
+        "\n".join(
+            [
+                "timestamp,vibration,pressure,label,note",
+                "2026-01-05 06:00:00,3.1,6.5,0,x",
+                "2026-01-05 06:00:00.7,3.2,,0,x",  # irregular; pressure missing
+                "2026-01-05 06:00:02,n/a,6.4,normal,x",  # junk cell
+                "2026-01-05 06:10:00,3.3,6.3,bearing_wear,x",  # a 10-minute gap
+                "not a time,1,1,0,x",
+            ]
+        )
+        + "\n",
+    )
     h = read_history([p])
     assert h.signals == ["vibration", "pressure"]  # numeric columns only, not label or text
     assert h.assets == ["pump"]
@@ -39,13 +46,20 @@ def test_wide_csv_with_gaps_junk_and_labels(tmp_path: Path) -> None:
 
 
 def test_long_form_merges_values_of_one_time(tmp_path: Path) -> None:
-    p = _write(tmp_path, "long.csv", "\n".join([
-        "ts;asset;signal;value",
-        "1767592800;pump-2;flow;60",
-        "1767592800;pump-1;flow;70",
-        "1767592800;pump-1;current;30",
-        "1767592801;pump-1;flow;71",
-    ]) + "\n")
+    p = _write(
+        tmp_path,
+        "long.csv",
+        "\n".join(
+            [
+                "ts;asset;signal;value",
+                "1767592800;pump-2;flow;60",
+                "1767592800;pump-1;flow;70",
+                "1767592800;pump-1;current;30",
+                "1767592801;pump-1;flow;71",
+            ]
+        )
+        + "\n",
+    )
     h = read_history([p])
     assert sorted(h.assets) == ["pump-1", "pump-2"]
     assert h.signals == ["flow", "current"]

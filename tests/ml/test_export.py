@@ -90,12 +90,14 @@ USED = [0, 1, 2, 3, 5, 8, 9, 10, 11, 13, 14, 15]
 
 def _anomaly_pipeline(train: np.ndarray) -> Pipeline:
     """The shape `edgegw train` exports: select columns, standardise, whiten, isolation forest."""
-    return Pipeline([
-        ("select", ColumnTransformer([("used", "passthrough", USED)])),
-        ("scale", StandardScaler()),
-        ("whiten", PCA(n_components=10, whiten=True, svd_solver="full")),
-        ("iforest", IsolationForest(n_estimators=50, random_state=0)),
-    ]).fit(train)
+    return Pipeline(
+        [
+            ("select", ColumnTransformer([("used", "passthrough", USED)])),
+            ("scale", StandardScaler()),
+            ("whiten", PCA(n_components=10, whiten=True, svd_solver="full")),
+            ("iforest", IsolationForest(n_estimators=50, random_state=0)),
+        ]
+    ).fit(train)
 
 
 def test_anomaly_pipeline_parity() -> None:
@@ -150,8 +152,12 @@ def test_compact_graphs_score_the_same_with_fewer_nodes() -> None:
     np.testing.assert_allclose(scores.ravel()[~moved], model.decision_function(test)[~moved], atol=TOL)
 
     y = np.where(train[:, 0] > 1.0, "bearing_wear", np.where(train[:, 1] < -1.0, "cavitation", "0"))
-    clf = Pipeline([("select", ColumnTransformer([("used", "passthrough", USED)])),
-                    ("clf", HistGradientBoostingClassifier(max_iter=40, early_stopping=False, random_state=0))]).fit(train, y)
+    clf = Pipeline(
+        [
+            ("select", ColumnTransformer([("used", "passthrough", USED)])),
+            ("clf", HistGradientBoostingClassifier(max_iter=40, early_stopping=False, random_state=0)),
+        ]
+    ).fit(train, y)
     small = export.compacted(export.classifier_onnx(clf, train.shape[1]), train)
     assert [n.op_type for n in small.graph.node] == ["TreeEnsembleClassifier"]
     label, probs = _session(small).run(None, {"X": test})

@@ -71,8 +71,7 @@ def test_profile_from_config(tmp_path: Path) -> None:
     cfg = tmp_path / "gw.yaml"
     cfg.write_text(CONFIG)
     out = tmp_path / "m"
-    argv = ["train", "--data", str(history_csv()), "--out", str(out), "-c", str(cfg), "--profile", "pump",
-            "--trees", "20"]
+    argv = ["train", "--data", str(history_csv()), "--out", str(out), "-c", str(cfg), "--profile", "pump", "--trees", "20"]
     assert cli_main(argv) == 0
     meta = json.loads((out / "model.json").read_text())
     assert meta["name"] == "pump" and meta["signals"] == ["vibration", "temperature", "current"]

@@ -143,11 +143,21 @@ def notify_config(tmp_path: Path, broker_port: int, section: Any, *overrides: st
     f = tmp_path / "gw.yaml"
     f.write_text(EXAMPLE.read_text() + f"\nnotify: {json.dumps(section)}\n")
     base = unique_gateway(broker_port)
-    return load_config(f, [f"mqtt.port={broker_port}", "profiles.pump.model=null",
-                           f"gateway.id={base.gateway.id}", f"gateway.site={base.gateway.site}",
-                           *[f"profiles.pump.signals.{s}.{d}=0" for s in ("vibration", "pressure", "temperature",
-                                                                           "flow", "current")
-                             for d in ("on_delay_s", "off_delay_s")], *overrides])
+    return load_config(
+        f,
+        [
+            f"mqtt.port={broker_port}",
+            "profiles.pump.model=null",
+            f"gateway.id={base.gateway.id}",
+            f"gateway.site={base.gateway.site}",
+            *[
+                f"profiles.pump.signals.{s}.{d}=0"
+                for s in ("vibration", "pressure", "temperature", "flow", "current")
+                for d in ("on_delay_s", "off_delay_s")
+            ],
+            *overrides,
+        ],
+    )
 
 
 async def until(pred: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
@@ -161,16 +171,28 @@ async def until(pred: Callable[[], Any], timeout: float = 10.0, what: str = "con
 
 
 def stale(asset: str, signal: str) -> Alert:
-    a = Alert(asset, "stale", signal, AlertState.RAISED, Severity.WARNING, time.time(),
-              {"signal": signal, "silent_s": 12.0, "limit": 10.0}, f"{signal} silent for 12.0 s")
+    a = Alert(
+        asset,
+        "stale",
+        signal,
+        AlertState.RAISED,
+        Severity.WARNING,
+        time.time(),
+        {"signal": signal, "silent_s": 12.0, "limit": 10.0},
+        f"{signal} silent for 12.0 s",
+    )
     a.id, a.gateway, a.site = uuid.uuid4().hex, "gw-pacing", "plant"
     return a
 
 
 @contextlib.asynccontextmanager
 async def notifier(tmp_path: Path, target: dict[str, Any]) -> AsyncIterator[Notifier]:
-    section = {"state_dir": str(tmp_path / "state"), "commands": {"enabled": False}, "journal": {"enabled": False},
-               "targets": [target]}
+    section = {
+        "state_dir": str(tmp_path / "state"),
+        "commands": {"enabled": False},
+        "journal": {"enabled": False},
+        "targets": [target],
+    }
     n = Notifier(notify_config(tmp_path, 1883, section))
     task = asyncio.create_task(n.run())
     try:
@@ -181,5 +203,10 @@ async def notifier(tmp_path: Path, target: dict[str, Any]) -> AsyncIterator[Noti
 
 
 def email_target(smtp: Smtp, **kw: Any) -> dict[str, Any]:
-    return {"type": "email", "smtp": {"host": "127.0.0.1", "port": smtp.port}, "from": "gw@plant.example",
-            "to": ["ops@plant.example"], **kw}
+    return {
+        "type": "email",
+        "smtp": {"host": "127.0.0.1", "port": smtp.port},
+        "from": "gw@plant.example",
+        "to": ["ops@plant.example"],
+        **kw,
+    }

@@ -28,8 +28,11 @@ def replies(col: Collector) -> list[dict[str, Any]]:
 
 async def test_ack_shelve_and_malformed_commands(mosquitto, tmp_path: Path) -> None:
     hook = Hook()
-    section = {"state_dir": str(tmp_path / "state"), "journal": {"flush_s": 0.2},
-               "targets": [{"type": "webhook", "url": hook.url}]}
+    section = {
+        "state_dir": str(tmp_path / "state"),
+        "journal": {"flush_s": 0.2},
+        "targets": [{"type": "webhook", "url": hook.url}],
+    }
     cfg = notify_config(tmp_path, mosquitto.port, section)
     gw_id, site = cfg.gateway.id, cfg.gateway.site
     base = f"cmd/{gw_id}/alarms"
@@ -40,13 +43,16 @@ async def test_ack_shelve_and_malformed_commands(mosquitto, tmp_path: Path) -> N
             await publish(port, "plant/pumps/pump-1/telemetry", [pump(8.0, ts=t)])
             await until(lambda: hook.accepted(), what="pump-1's raise notified")
 
-            bad = [("ack", b"not json"), ("ack", b'{"asset": "pump-1", "kind": "threshold", "source": "vibration"}'),
-                   ("ack", b'{"asset": "pump-9", "kind": "threshold", "source": "vibration", "by": "ann"}'),
-                   ("ack", b'{"asset": "pump-2", "kind": "threshold", "source": "vibration", "by": "ann"}'),
-                   ("reboot", b'{"asset": "pump-1"}'),
-                   ("shelve", b'{"asset": "pump-2", "kind": "threshold", "source": "vibration", "by": "ann"}'),
-                   ("shelve", b'{"asset": "pump-2", "kind": "threshold", "source": "speed", "by": "ann", "duration_s": 5}'),
-                   ("ack", f'{{"asset": "{gw_id}", "kind": "threshold", "source": "x", "by": "ann"}}'.encode())]
+            bad = [
+                ("ack", b"not json"),
+                ("ack", b'{"asset": "pump-1", "kind": "threshold", "source": "vibration"}'),
+                ("ack", b'{"asset": "pump-9", "kind": "threshold", "source": "vibration", "by": "ann"}'),
+                ("ack", b'{"asset": "pump-2", "kind": "threshold", "source": "vibration", "by": "ann"}'),
+                ("reboot", b'{"asset": "pump-1"}'),
+                ("shelve", b'{"asset": "pump-2", "kind": "threshold", "source": "vibration", "by": "ann"}'),
+                ("shelve", b'{"asset": "pump-2", "kind": "threshold", "source": "speed", "by": "ann", "duration_s": 5}'),
+                ("ack", f'{{"asset": "{gw_id}", "kind": "threshold", "source": "x", "by": "ann"}}'.encode()),
+            ]
             for name, payload in bad:
                 await command(port, f"{base}/{name}", payload)
             got = await col.wait(lambda c: len(replies(c)) >= len(bad) and replies(c))
@@ -58,8 +64,14 @@ async def test_ack_shelve_and_malformed_commands(mosquitto, tmp_path: Path) -> N
             assert "has no signal 'speed'" in reasons[6][2] and "no active alarm" in reasons[7][2]
             assert not [d for d in col.alerts(asset="pump-1") if "acked_by" in d]  # nothing changed
 
-            ack = {"asset": "pump-1", "kind": "threshold", "source": "vibration", "by": "ann", "note": "on it",
-                   "request_id": "r1"}
+            ack = {
+                "asset": "pump-1",
+                "kind": "threshold",
+                "source": "vibration",
+                "by": "ann",
+                "note": "on it",
+                "request_id": "r1",
+            }
             await command(port, f"{base}/ack", json.dumps(ack))
             acked = await col.wait(lambda c: [d for d in c.alerts(asset="pump-1") if "acked_by" in d])
             assert acked[0]["acked_by"] == "ann" and acked[0]["acked_at"] and acked[0]["state"] == "raised"
@@ -82,16 +94,29 @@ async def test_ack_shelve_and_malformed_commands(mosquitto, tmp_path: Path) -> N
         hook.close()
     entries = read(tmp_path / "state" / "alarms.db", parse_since("1h"))
     events = [(e["event"], e["asset"], e["by"]) for e in entries]
-    for want in [("raised", "pump-1", ""), ("acked", "pump-1", "ann"), ("shelved", "pump-2", "bob"),
-                 ("raised", "pump-2", ""), ("shelf_expired", "pump-2", "")]:
+    for want in [
+        ("raised", "pump-1", ""),
+        ("acked", "pump-1", "ann"),
+        ("shelved", "pump-2", "bob"),
+        ("raised", "pump-2", ""),
+        ("shelf_expired", "pump-2", ""),
+    ]:
         assert want in events, events
-    r = subprocess.run([sys.executable, "-m", "edgegw", "alarms", "--journal", str(tmp_path / "state" / "alarms.db"),
-                        "--since", "24h", "--csv"], capture_output=True, text=True, check=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "edgegw", "alarms", "--journal", str(tmp_path / "state" / "alarms.db"), "--since", "24h", "--csv"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     lines = r.stdout.splitlines()
     assert lines[0].startswith("ts,event,asset,kind,source,severity,by,note")
     assert any(",acked,pump-1,threshold,vibration,warning,ann,on it," in line for line in lines), lines
-    r = subprocess.run([sys.executable, "-m", "edgegw", "alarms", "--journal", str(tmp_path / "state" / "alarms.db")],
-                       capture_output=True, text=True, check=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "edgegw", "alarms", "--journal", str(tmp_path / "state" / "alarms.db")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "shelved" in r.stdout and "entries" in r.stdout.splitlines()[-1]
 
 

@@ -13,9 +13,14 @@ from tests.notify.peers import notify_config
 
 
 def test_short_form_is_the_targets_with_defaults(tmp_path: Path) -> None:
-    cfg = notify_config(tmp_path, 1883, [
-        {"type": "email", "smtp": {"host": "mail.example.net", "ssl": True}, "from": "gw@x.example", "to": ["a@x.example"]},
-        {"type": "webhook", "url": "https://ntfy.example.net/pumps"}])
+    cfg = notify_config(
+        tmp_path,
+        1883,
+        [
+            {"type": "email", "smtp": {"host": "mail.example.net", "ssl": True}, "from": "gw@x.example", "to": ["a@x.example"]},
+            {"type": "webhook", "url": "https://ntfy.example.net/pumps"},
+        ],
+    )
     n = cfg.notify
     assert n is not None
     assert [t.name for t in n.targets] == ["email-0", "webhook-1"]
@@ -29,23 +34,41 @@ def test_short_form_is_the_targets_with_defaults(tmp_path: Path) -> None:
 def test_secrets_come_from_files(tmp_path: Path) -> None:
     (tmp_path / "url").write_text("https://hooks.slack.com/triggers/T0/123/abc\n")
     (tmp_path / "auth").write_text("Bearer xyz\n")
-    cfg = notify_config(tmp_path, 1883, {"state_dir": str(tmp_path), "targets": [
-        {"type": "webhook", "name": "slack", "url_file": str(tmp_path / "url"),
-         "header_files": {"Authorization": str(tmp_path / "auth")}}]})
+    cfg = notify_config(
+        tmp_path,
+        1883,
+        {
+            "state_dir": str(tmp_path),
+            "targets": [
+                {
+                    "type": "webhook",
+                    "name": "slack",
+                    "url_file": str(tmp_path / "url"),
+                    "header_files": {"Authorization": str(tmp_path / "auth")},
+                }
+            ],
+        },
+    )
     t = cfg.notify.targets[0]  # type: ignore[union-attr]
     assert t.url.get_secret_value().endswith("/abc") and t.headers["Authorization"] == "Bearer xyz"  # type: ignore[union-attr]
     assert "abc" not in repr(cfg.notify)
 
 
-@pytest.mark.parametrize(("target", "field", "what"), [
-    ({"type": "email", "smtp": {"host": "h"}, "from": "gw@x.example"}, "notify.targets.0.to", "Field required"),
-    ({"type": "email", "smtp": {"host": "h", "ssl": True, "starttls": True}, "from": "gw@x.example", "to": ["a@b.c"]},
-     "notify.targets.0.smtp", "ssl or starttls"),
-    ({"type": "webhook", "url": "ftp://x"}, "notify.targets.0", "http:// or https://"),
-    ({"type": "webhook"}, "notify.targets.0", "url or url_file is required"),
-    ({"type": "pager", "url": "x"}, "notify.targets.0", "does not match any of the expected tags"),
-    ({"type": "webhook", "url": "http://x", "min_severity": "loud"}, "notify.targets.0.min_severity", "Input should be"),
-])
+@pytest.mark.parametrize(
+    ("target", "field", "what"),
+    [
+        ({"type": "email", "smtp": {"host": "h"}, "from": "gw@x.example"}, "notify.targets.0.to", "Field required"),
+        (
+            {"type": "email", "smtp": {"host": "h", "ssl": True, "starttls": True}, "from": "gw@x.example", "to": ["a@b.c"]},
+            "notify.targets.0.smtp",
+            "ssl or starttls",
+        ),
+        ({"type": "webhook", "url": "ftp://x"}, "notify.targets.0", "http:// or https://"),
+        ({"type": "webhook"}, "notify.targets.0", "url or url_file is required"),
+        ({"type": "pager", "url": "x"}, "notify.targets.0", "does not match any of the expected tags"),
+        ({"type": "webhook", "url": "http://x", "min_severity": "loud"}, "notify.targets.0.min_severity", "Input should be"),
+    ],
+)
 def test_bad_target_names_line_and_field(tmp_path: Path, target: dict, field: str, what: str) -> None:
     with pytest.raises(ConfigError) as e:
         notify_config(tmp_path, 1883, [target])
@@ -55,14 +78,19 @@ def test_bad_target_names_line_and_field(tmp_path: Path, target: dict, field: st
 
 def test_duplicate_names_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as e:
-        notify_config(tmp_path, 1883, [{"type": "webhook", "url": "http://a", "name": "x"},
-                                        {"type": "webhook", "url": "http://b", "name": "x"}])
+        notify_config(
+            tmp_path,
+            1883,
+            [{"type": "webhook", "url": "http://a", "name": "x"}, {"type": "webhook", "url": "http://b", "name": "x"}],
+        )
     assert "duplicate target name 'x'" in e.value.problems[0]
 
 
 def test_daemon_imports_no_delivery_library_without_notify() -> None:
-    code = ("import sys, edgegw.gateway, edgegw.cli, edgegw.config; "
-            "print(','.join(m for m in ('aiosmtplib', 'httpx', 'aiosmtpd') if m in sys.modules))")
+    code = (
+        "import sys, edgegw.gateway, edgegw.cli, edgegw.config; "
+        "print(','.join(m for m in ('aiosmtplib', 'httpx', 'aiosmtpd') if m in sys.modules))"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert r.stdout.strip() == ""
 

@@ -21,15 +21,31 @@ from tests.notify.peers import Smtp, email_target, notifier, stale, unique_gatew
 
 def _config(tmp_path: Path, broker_port: int, smtp_port: int) -> list[str]:
     """`edgegw run` arguments for the example config with one email target and no alarm delays."""
-    section = {"state_dir": str(tmp_path / "state"), "journal": {"flush_s": 0.2}, "targets": [
-        {"type": "email", "smtp": {"host": "127.0.0.1", "port": smtp_port}, "from": "gw@plant.example",
-         "to": ["ops@plant.example"], "digest_s": 0, "retry_max_s": 1}]}
+    section = {
+        "state_dir": str(tmp_path / "state"),
+        "journal": {"flush_s": 0.2},
+        "targets": [
+            {
+                "type": "email",
+                "smtp": {"host": "127.0.0.1", "port": smtp_port},
+                "from": "gw@plant.example",
+                "to": ["ops@plant.example"],
+                "digest_s": 0,
+                "retry_max_s": 1,
+            }
+        ],
+    }
     f = tmp_path / "gw.yaml"
     f.write_text(EXAMPLE.read_text() + f"\nnotify: {json.dumps(section)}\n")
     base = unique_gateway(broker_port)
-    sets = [f"mqtt.port={broker_port}", "profiles.pump.model=null", f"gateway.id={base.gateway.id}",
-            f"gateway.site={base.gateway.site}", "log.format=json",
-            *[f"profiles.pump.signals.vibration.{d}=0" for d in ("on_delay_s", "off_delay_s")]]
+    sets = [
+        f"mqtt.port={broker_port}",
+        "profiles.pump.model=null",
+        f"gateway.id={base.gateway.id}",
+        f"gateway.site={base.gateway.site}",
+        "log.format=json",
+        *[f"profiles.pump.signals.vibration.{d}=0" for d in ("on_delay_s", "off_delay_s")],
+    ]
     return [sys.executable, "-m", "edgegw", "run", "-c", str(f), *[a for s in sets for a in ("--set", s)]]
 
 
@@ -40,8 +56,11 @@ def _start(argv: list[str], log: Path) -> subprocess.Popen[bytes]:
 
 async def _subscribed(log: Path, starts: int) -> None:
     """The gateway's MQTT source has subscribed (`starts` times in this log): telemetry now arrives."""
-    await until(lambda: log.exists() and log.read_text().count('"event": "subscribed"') >= starts, 20,
-                what=f"the gateway subscribed; log: {log.read_text()[-300:] if log.exists() else ''}")
+    await until(
+        lambda: log.exists() and log.read_text().count('"event": "subscribed"') >= starts,
+        20,
+        what=f"the gateway subscribed; log: {log.read_text()[-300:] if log.exists() else ''}",
+    )
 
 
 def _queued(db: Path) -> int:

@@ -28,10 +28,18 @@ def hook():
 
 
 async def test_threshold_alarm_arrives_by_email_and_webhook(mosquitto, tmp_path: Path, smtp: Smtp, hook: Hook) -> None:
-    section = {"state_dir": str(tmp_path / "state"), "targets": [
-        {"type": "email", "smtp": {"host": "127.0.0.1", "port": smtp.port}, "from": "gw@plant.example",
-         "to": ["ops@plant.example"]},
-        {"type": "webhook", "url": hook.url}]}
+    section = {
+        "state_dir": str(tmp_path / "state"),
+        "targets": [
+            {
+                "type": "email",
+                "smtp": {"host": "127.0.0.1", "port": smtp.port},
+                "from": "gw@plant.example",
+                "to": ["ops@plant.example"],
+            },
+            {"type": "webhook", "url": hook.url},
+        ],
+    }
     cfg = notify_config(tmp_path, mosquitto.port, section)
     site = cfg.gateway.site
     async with Collector(mosquitto.port, f"alerts/{site}/#") as col, running_gateway(cfg):
@@ -52,13 +60,26 @@ async def test_threshold_alarm_arrives_by_email_and_webhook(mosquitto, tmp_path:
 
 
 async def test_smtp_outage_waits_on_disk_and_is_delivered_in_order(mosquitto, tmp_path: Path, smtp: Smtp) -> None:
-    section = {"state_dir": str(tmp_path / "state"), "targets": [
-        {"type": "email", "smtp": {"host": "127.0.0.1", "port": smtp.port}, "from": "gw@plant.example",
-         "to": ["ops@plant.example"], "digest_s": 0, "retry_max_s": 1, "alarm_after_s": 0.5}]}
+    section = {
+        "state_dir": str(tmp_path / "state"),
+        "targets": [
+            {
+                "type": "email",
+                "smtp": {"host": "127.0.0.1", "port": smtp.port},
+                "from": "gw@plant.example",
+                "to": ["ops@plant.example"],
+                "digest_s": 0,
+                "retry_max_s": 1,
+                "alarm_after_s": 0.5,
+            }
+        ],
+    }
     cfg = notify_config(tmp_path, mosquitto.port, section)
     smtp.stop()
-    async with Collector(mosquitto.port, f"alerts/{cfg.gateway.site}/#", f"status/{cfg.gateway.id}/#") as col, \
-            running_gateway(cfg) as gw:
+    async with (
+        Collector(mosquitto.port, f"alerts/{cfg.gateway.site}/#", f"status/{cfg.gateway.id}/#") as col,
+        running_gateway(cfg) as gw,
+    ):
         await publish(mosquitto.port, "plant/pumps/pump-2/telemetry", [pump(12.5)])
         await publish(mosquitto.port, "plant/pumps/pump-3/telemetry", [pump(8.0)])
         failing = await col.wait(lambda c: c.alerts(asset=cfg.gateway.id, kind="notify_failed", state="raised"))
@@ -77,8 +98,10 @@ async def test_smtp_outage_waits_on_disk_and_is_delivered_in_order(mosquitto, tm
 async def test_webhook_500_then_200_is_retried_and_delivered_once(mosquitto, tmp_path: Path) -> None:
     hook = Hook([500, 500, 200])
     try:
-        section = {"state_dir": str(tmp_path / "state"), "targets": [
-            {"type": "webhook", "url": hook.url, "retry_max_s": 1, "headers": {"Authorization": "Bearer t0k"}}]}
+        section = {
+            "state_dir": str(tmp_path / "state"),
+            "targets": [{"type": "webhook", "url": hook.url, "retry_max_s": 1, "headers": {"Authorization": "Bearer t0k"}}],
+        }
         cfg = notify_config(tmp_path, mosquitto.port, section)
         async with running_gateway(cfg) as gw:
             await publish(mosquitto.port, "plant/pumps/pump-4/telemetry", [pump(8.0)])
@@ -94,8 +117,11 @@ async def test_webhook_500_then_200_is_retried_and_delivered_once(mosquitto, tmp
 
 
 async def test_min_severity_filters_and_clear_follows_its_raise(mosquitto, tmp_path: Path, hook: Hook) -> None:
-    section = {"state_dir": str(tmp_path / "state"), "journal": {"flush_s": 0.2}, "targets": [
-        {"type": "webhook", "url": hook.url, "min_severity": "critical", "assets": ["pump-[12]"]}]}
+    section = {
+        "state_dir": str(tmp_path / "state"),
+        "journal": {"flush_s": 0.2},
+        "targets": [{"type": "webhook", "url": hook.url, "min_severity": "critical", "assets": ["pump-[12]"]}],
+    }
     cfg = notify_config(tmp_path, mosquitto.port, section)
     async with Collector(mosquitto.port, f"alerts/{cfg.gateway.site}/#") as col, running_gateway(cfg):
         t = time.time()
@@ -117,8 +143,10 @@ async def test_min_severity_filters_and_clear_follows_its_raise(mosquitto, tmp_p
 async def test_a_refused_alarm_goes_to_the_dead_letters_and_the_queue_moves_on(mosquitto, tmp_path: Path) -> None:
     hook = Hook(refuse=b'"pump-3"')
     try:
-        section = {"state_dir": str(tmp_path / "state"), "targets": [
-            {"type": "webhook", "url": hook.url, "digest_s": 0.5, "retry_max_s": 1}]}
+        section = {
+            "state_dir": str(tmp_path / "state"),
+            "targets": [{"type": "webhook", "url": hook.url, "digest_s": 0.5, "retry_max_s": 1}],
+        }
         cfg = notify_config(tmp_path, mosquitto.port, section)
         async with running_gateway(cfg) as gw:
             t = time.time()

@@ -44,8 +44,12 @@ def test_retention_by_age_and_by_size(tmp_path: Path) -> None:
 def test_shelves_survive_a_restart(tmp_path: Path) -> None:
     j = Journal(tmp_path / "alarms.db", JournalConfig())
     until = time.time() + 600
-    j.close({("pump-1", "threshold", "vibration"): (until, "ann", "bearing swap"),
-             ("pump-2", "stale", "flow"): (time.time() - 1, "bob", "")})
+    j.close(
+        {
+            ("pump-1", "threshold", "vibration"): (until, "ann", "bearing swap"),
+            ("pump-2", "stale", "flow"): (time.time() - 1, "bob", ""),
+        }
+    )
     again = Journal(tmp_path / "alarms.db", JournalConfig())
     assert again.load_shelves() == {("pump-1", "threshold", "vibration"): (until, "ann", "bearing swap")}
     again.close({})

@@ -20,8 +20,9 @@ def smtp():
 
 async def test_burst_of_twenty_is_one_alarm_then_one_digest(tmp_path: Path, smtp: Smtp) -> None:
     async with notifier(tmp_path, email_target(smtp, digest_s=0.5)) as n:
-        burst = [stale(f"pump-{i % 4 + 1}", s) for i, s in enumerate(["vibration", "pressure", "temperature",
-                                                                       "flow", "current"] * 4)]
+        burst = [
+            stale(f"pump-{i % 4 + 1}", s) for i, s in enumerate(["vibration", "pressure", "temperature", "flow", "current"] * 4)
+        ]
         for a in burst:
             n.alert(a)
         await until(lambda: len(smtp.box.messages) >= 2, what="two emails")
@@ -40,8 +41,9 @@ async def test_burst_of_twenty_is_one_alarm_then_one_digest(tmp_path: Path, smtp
     assert late.id in alone["Message-ID"]
 
 
-async def test_rate_cap_holds_alarms_and_sends_them_as_one_digest(tmp_path: Path, smtp: Smtp,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_rate_cap_holds_alarms_and_sends_them_as_one_digest(
+    tmp_path: Path, smtp: Smtp, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(delivery, "RATE_WINDOW_S", 1.5)  # "per hour", shortened
     async with notifier(tmp_path, email_target(smtp, digest_s=0, max_per_hour=2)) as n:
         alarms = [stale("pump-2", s) for s in ("vibration", "pressure", "temperature", "flow", "current")]

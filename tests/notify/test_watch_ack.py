@@ -18,8 +18,19 @@ async def test_watch_acks_the_selected_alarm(mosquitto, tmp_path: Path) -> None:
         await publish(mosquitto.port, "plant/pumps/pump-1/telemetry", [pump(8.0, temperature=85.0)])
         keys: asyncio.Queue[str] = asyncio.Queue()
         out, stop = io.StringIO(), asyncio.Event()
-        task = asyncio.create_task(watch("127.0.0.1", mosquitto.port, [f"alerts/{site}/#"], out, tty=True,
-                                         colour_on=False, stop=stop, keys=keys, user="ann"))
+        task = asyncio.create_task(
+            watch(
+                "127.0.0.1",
+                mosquitto.port,
+                [f"alerts/{site}/#"],
+                out,
+                tty=True,
+                colour_on=False,
+                stop=stop,
+                keys=keys,
+                user="ann",
+            )
+        )
         await until(lambda: "2 active" in out.getvalue(), what="both alarms on the board")
         for k in ("j", "j", "\x1b[A", "a"):  # down past the end, back up to the first row, acknowledge
             keys.put_nowait(k)

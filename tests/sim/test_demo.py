@@ -20,7 +20,13 @@ async def test_short_demo_catches_the_injected_faults(tmp_path: Path) -> None:
     port = free_port()
     assert not broker_reachable("127.0.0.1", port)
     args = argparse.Namespace(
-        duration=48.0, seed=1, summary=None, config=str(EXAMPLE), set=[f"mqtt.port={port}"], rate=2.0, colour=False,
+        duration=48.0,
+        seed=1,
+        summary=None,
+        config=str(EXAMPLE),
+        set=[f"mqtt.port={port}"],
+        rate=2.0,
+        colour=False,
     )
     out = io.StringIO()
     score, facts = await run_demo(args, out)
@@ -100,7 +106,12 @@ async def test_embedded_broker_keeps_and_deletes_retained_messages() -> None:
 async def test_demo_uses_a_broker_that_answers(broker_factory) -> None:
     broker = broker_factory()
     args = argparse.Namespace(
-        duration=16.0, seed=2, summary=None, config=str(EXAMPLE), set=[f"mqtt.port={broker.port}"], rate=2.0,
+        duration=16.0,
+        seed=2,
+        summary=None,
+        config=str(EXAMPLE),
+        set=[f"mqtt.port={broker.port}"],
+        rate=2.0,
         colour=False,
     )
     out = io.StringIO()

@@ -36,9 +36,7 @@ async def test_gateway_reads_the_simulator_over_opcua_and_coap(mosquitto, tmp_pa
     coap = CoapPumpServer(["simcoap-1"], coap_port)
     await ua.start()
     await coap.start()
-    nodes = "\n".join(
-        f"      - {{node: 'ns=2;s=simua-1.{s}', asset: simua-1, signal: {s}}}" for s in SIGNALS
-    )
+    nodes = "\n".join(f"      - {{node: 'ns=2;s=simua-1.{s}', asset: simua-1, signal: {s}}}" for s in SIGNALS)
     cfg_file = tmp_path / "live.yaml"
     cfg_file.write_text(f"""
 gateway: {{id: gw-simlive, site: simlive}}
@@ -103,4 +101,3 @@ assets:
         collector.cancel()
         await coap.stop()
         await ua.stop()
-

@@ -149,8 +149,12 @@ def test_history_csv_reads_back_as_training_data(tmp_path: Path) -> None:
     from edgegw.sim.faults import make_fault
 
     f = tmp_path / "h.csv"
-    fleet = Fleet(["p1", "p2"], [make_fault("p1", "dropout", 10, duration_s=5, signal="flow"),
-                                 make_fault("p2", "motor_overload", 20, 10)], seed=3, rate_hz=2)
+    fleet = Fleet(
+        ["p1", "p2"],
+        [make_fault("p1", "dropout", 10, duration_s=5, signal="flow"), make_fault("p2", "motor_overload", 20, 10)],
+        seed=3,
+        rate_hz=2,
+    )
     rows = write_history(f, fleet, 60, start_ts=1767225600.0)
     assert rows == 240
     lines = f.read_text().splitlines()
@@ -177,13 +181,30 @@ def test_simulate_command_writes_history(tmp_path: Path, argv: list[str], capsys
 def test_simulate_command_publishes_over_mqtt(mosquitto) -> None:
     sub = subprocess.Popen(
         ["mosquitto_sub", "-p", str(mosquitto.port), "-t", "simcli/+/telemetry", "-C", "6", "-W", "30", "-v"],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     time.sleep(0.3)
     r = subprocess.run(
-        [sys.executable, "-m", "edgegw", "simulate", "--broker", f"127.0.0.1:{mosquitto.port}", "--topic",
-         "simcli/{asset}/telemetry", "--assets", "cli-a,cli-b", "--duration", "3", "--rate", "2"],
-        capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "edgegw",
+            "simulate",
+            "--broker",
+            f"127.0.0.1:{mosquitto.port}",
+            "--topic",
+            "simcli/{asset}/telemetry",
+            "--assets",
+            "cli-a,cli-b",
+            "--duration",
+            "3",
+            "--rate",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     lines = sub.communicate(timeout=30)[0].splitlines()
     assert r.returncode == 0, r.stderr

@@ -29,16 +29,24 @@ NO_DELAYS = [f"profiles.pump.signals.{s}.{d}=0" for s in PUMP_SIGNALS for d in (
 
 def bridge_config(local_port: int, up_port: int, outbox: Path, *extra: str) -> GatewayConfig:
     return example_config(  # a site of its own: retained alarms stay out of other tests' topics
-        local_port, "gateway.id=gw-bridge", "gateway.site=site-bridge", "upstream.host=127.0.0.1",
-        f"upstream.port={up_port}", f"upstream.outbox.path={outbox}", "upstream.outbox.commit_ms=50", *NO_DELAYS, *extra,
+        local_port,
+        "gateway.id=gw-bridge",
+        "gateway.site=site-bridge",
+        "upstream.host=127.0.0.1",
+        f"upstream.port={up_port}",
+        f"upstream.outbox.path={outbox}",
+        "upstream.outbox.commit_ms=50",
+        *NO_DELAYS,
+        *extra,
     )
 
 
 class Observer:
     """An upstream consumer with a persistent session that reconnects by itself (as a cloud one would)."""
 
-    def __init__(self, port: int, topic: str = "edge/#", ident: str = "observer", shared: bool = False,
-                 auth: tuple[str, str] | None = None) -> None:
+    def __init__(
+        self, port: int, topic: str = "edge/#", ident: str = "observer", shared: bool = False, auth: tuple[str, str] | None = None
+    ) -> None:
         self.port, self.topic, self.ident, self.shared = port, topic, ident, shared
         self.auth = {"username": auth[0], "password": auth[1]} if auth else {}
         self.messages: list[tuple[str, dict[str, Any]]] = []
@@ -103,8 +111,7 @@ def first_arrivals(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 async def test_outage_everything_arrives_in_order_without_seq_gaps(mosquitto, broker_factory, tmp_path: Path) -> None:
     up = broker_factory(persist=True, extra_conf=AS_INVOKER)
     cfg = bridge_config(mosquitto.port, up.port, tmp_path / "outbox.db", "rollups.interval_s=1")
-    async with Observer(up.port) as obs, Collector(mosquitto.port, "alerts/#", "rollups/#") as local, \
-            running_gateway(cfg) as gw:
+    async with Observer(up.port) as obs, Collector(mosquitto.port, "alerts/#", "rollups/#") as local, running_gateway(cfg) as gw:
         bridge = gw.sinks[-1]
         await publish(mosquitto.port, "plant/pumps/pump-1/telemetry", cycles("pump-1", 160))
         await obs.wait(lambda o: len(o.records("/alerts/")) >= 4)
@@ -137,8 +144,18 @@ EDGEGW = Path(sys.executable).parent / "edgegw"
 
 
 def start_daemon(tmp_path: Path, name: str, *sets: str) -> subprocess.Popen[bytes]:
-    argv = [str(EDGEGW), "run", "-c", str(EXAMPLE), "--set", "profiles.pump.model=null", "--set", "log.format=json",
-            "--set", "gateway.site=site-daemons"]
+    argv = [
+        str(EDGEGW),
+        "run",
+        "-c",
+        str(EXAMPLE),
+        "--set",
+        "profiles.pump.model=null",
+        "--set",
+        "log.format=json",
+        "--set",
+        "gateway.site=site-daemons",
+    ]
     for s in (*NO_DELAYS, *sets):
         argv += ["--set", s]
     with open(tmp_path / f"{name}.log", "ab") as out:
@@ -164,8 +181,14 @@ async def test_sigkill_with_unacknowledged_messages_then_all_arrive(mosquitto, b
     up_port = free_port()  # nothing listens yet: the uplink is down from the start
     gw_id = "gw-kill9"
     ob = tmp_path / "outbox.db"
-    sets = (f"gateway.id={gw_id}", f"mqtt.port={mosquitto.port}", "upstream.host=127.0.0.1",
-            f"upstream.port={up_port}", f"upstream.outbox.path={ob}", "upstream.protocol=3.1.1")
+    sets = (
+        f"gateway.id={gw_id}",
+        f"mqtt.port={mosquitto.port}",
+        "upstream.host=127.0.0.1",
+        f"upstream.port={up_port}",
+        f"upstream.outbox.path={ob}",
+        "upstream.protocol=3.1.1",
+    )
     async with Collector(mosquitto.port, "alerts/+/kill9-pump/#", f"status/{gw_id}") as local:
         gw = start_daemon(tmp_path, "gw1", *sets, "assets.0.id=kill9-pump")
         try:
@@ -184,8 +207,7 @@ async def test_sigkill_with_unacknowledged_messages_then_all_arrive(mosquitto, b
             gw = start_daemon(tmp_path, "gw2", *sets, "assets.0.id=kill9-pump")
             try:
                 await obs.wait(lambda o: ids <= {d["id"] for d in o.records("/alerts/")}, 30)
-                await publish(mosquitto.port, "plant/pumps/kill9-pump/telemetry",
-                              cycles("kill9-pump", 80, time.time() + 100))
+                await publish(mosquitto.port, "plant/pumps/kill9-pump/telemetry", cycles("kill9-pump", 80, time.time() + 100))
                 await obs.wait(lambda o: len({d["id"] for d in o.records("/alerts/")}) >= len(ids) + 2, 30)
             finally:
                 gw.terminate()
@@ -201,8 +223,15 @@ async def test_sigkill_with_unacknowledged_messages_then_all_arrive(mosquitto, b
 
 async def test_outbox_full_drops_rollups_keeps_alerts_and_says_so(mosquitto, tmp_path: Path, broker_factory) -> None:
     up_port = free_port()
-    cfg = bridge_config(mosquitto.port, up_port, tmp_path / "outbox.db", "gateway.id=gw-full", "rollups.interval_s=1",
-                        "upstream.outbox.max_mb=0.012", "assets.0.id=full-pump")
+    cfg = bridge_config(
+        mosquitto.port,
+        up_port,
+        tmp_path / "outbox.db",
+        "gateway.id=gw-full",
+        "rollups.interval_s=1",
+        "upstream.outbox.max_mb=0.012",
+        "assets.0.id=full-pump",
+    )
     async with Collector(mosquitto.port, "alerts/site-bridge/#") as local, running_gateway(cfg) as gw:
         bridge = gw.sinks[-1]
         bridge.backoff.cap = 1.0  # the broker comes back mid-test: retry within a second, not up to 30 s
@@ -239,11 +268,19 @@ async def test_fleet_three_gateways_one_shared_subscription_group(mosquitto, bro
         local = await stack.enter_async_context(Collector(mosquitto.port, "alerts/#", "status/#"))
         try:
             for i in range(3):
-                gws.append(start_daemon(
-                    tmp_path, f"gw{i}", f"gateway.id=gw-fleet-{i}", f"mqtt.port={mosquitto.port}",
-                    "upstream.host=127.0.0.1", f"upstream.port={up.port}", f"upstream.outbox.path={tmp_path}/ob{i}.db",
-                    f"assets.0.id=fleet-{i}", "rollups.enabled=false",
-                ))
+                gws.append(
+                    start_daemon(
+                        tmp_path,
+                        f"gw{i}",
+                        f"gateway.id=gw-fleet-{i}",
+                        f"mqtt.port={mosquitto.port}",
+                        "upstream.host=127.0.0.1",
+                        f"upstream.port={up.port}",
+                        f"upstream.outbox.path={tmp_path}/ob{i}.db",
+                        f"assets.0.id=fleet-{i}",
+                        "rollups.enabled=false",
+                    )
+                )
             await subscribed(*(tmp_path / f"gw{i}.log" for i in range(3)), timeout=30)
             for i in range(3):
                 await publish(mosquitto.port, f"plant/pumps/fleet-{i}/telemetry", cycles(f"fleet-{i}", 160))
@@ -270,13 +307,24 @@ async def test_fleet_three_gateways_one_shared_subscription_group(mosquitto, bro
 
 async def test_decimated_readings_and_choice_of_kinds(mosquitto, broker_factory, tmp_path: Path) -> None:
     up = broker_factory()
-    cfg = bridge_config(mosquitto.port, up.port, tmp_path / "outbox.db", "gateway.id=gw-readings",
-                        "assets.0.id=read-pump", "upstream.send.readings=[vibration, flow]",
-                        "upstream.send.readings_every_s=1", "upstream.send.alerts=false", "rollups.interval_s=1")
+    cfg = bridge_config(
+        mosquitto.port,
+        up.port,
+        tmp_path / "outbox.db",
+        "gateway.id=gw-readings",
+        "assets.0.id=read-pump",
+        "upstream.send.readings=[vibration, flow]",
+        "upstream.send.readings_every_s=1",
+        "upstream.send.alerts=false",
+        "rollups.interval_s=1",
+    )
     async with Observer(up.port, ident="readings-observer") as obs, running_gateway(cfg):
         t = time.time()
-        await publish(mosquitto.port, "plant/pumps/read-pump/telemetry",
-                      [pump(12.5 + i * 0.01, ts=t + i * 0.1, flow=60.0 + i) for i in range(50)])
+        await publish(
+            mosquitto.port,
+            "plant/pumps/read-pump/telemetry",
+            [pump(12.5 + i * 0.01, ts=t + i * 0.1, flow=60.0 + i) for i in range(50)],
+        )
         await obs.wait(lambda o: any(d["value"] == 109.0 for d in o.records("/readings/site-bridge/read-pump/flow")))
         await obs.wait(lambda o: o.records("/rollups/site-bridge/read-pump"))
         n = len(obs.records("/readings/"))
@@ -308,8 +356,11 @@ async def test_corrupt_outbox_is_moved_aside_reported_and_cleared(mosquitto, bro
     ob = tmp_path / "outbox.db"
     ob.write_bytes(b"\x00garbage, not SQLite\x00" * 500)
     cfg = bridge_config(mosquitto.port, up.port, ob, "gateway.id=gw-corrupt", "rollups.enabled=false")
-    async with Observer(up.port, ident="corrupt-observer") as obs, \
-            Collector(mosquitto.port, "alerts/site-bridge/gw-corrupt/#") as local, running_gateway(cfg):
+    async with (
+        Observer(up.port, ident="corrupt-observer") as obs,
+        Collector(mosquitto.port, "alerts/site-bridge/gw-corrupt/#") as local,
+        running_gateway(cfg),
+    ):
         raised = await local.wait(lambda c: c.alerts(kind="outbox_corrupt", state="raised"), 10)
         assert "moved aside" in raised[0]["problem"]
         await local.wait(lambda c: c.alerts(kind="outbox_corrupt", state="cleared"), 10)
@@ -364,9 +415,18 @@ async def test_live_messages_overtake_a_rate_limited_backlog(broker_factory, tmp
         task = asyncio.create_task(bridge.run())
         try:
             await obs.wait(lambda o: len(o.messages) >= 5, 10)  # the replay is under way
-            live = Alert(asset="pump-1", kind="threshold", source="vibration", state=AlertState.RAISED,
-                         severity=Severity.CRITICAL, ts=time.time(), id="live-one", seq=seq.next(),
-                         gateway="gw-pumphouse-1", site="plant-a")
+            live = Alert(
+                asset="pump-1",
+                kind="threshold",
+                source="vibration",
+                state=AlertState.RAISED,
+                severity=Severity.CRITICAL,
+                ts=time.time(),
+                id="live-one",
+                seq=seq.next(),
+                gateway="gw-pumphouse-1",
+                site="plant-a",
+            )
             bridge.alert(live)
             await obs.wait(lambda o: any(d.get("id") == "live-one" for d in o.records("/alerts/")), 10)
             replayed_before_live = len(obs.records("/rollups/"))

@@ -30,8 +30,9 @@ from cryptography.x509.oid import NameOID  # noqa: E402
 
 def _write(path: Path, key: Any, cert: Any) -> None:
     path.with_suffix(".pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    path.with_suffix(".key").write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    path.with_suffix(".key").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     for p in (path.with_suffix(".pem"), path.with_suffix(".key")):
         p.chmod(0o644)  # mosquitto may drop to its own user
 
@@ -41,24 +42,47 @@ def make_pki(d: Path) -> dict[str, Path]:
     now = dt.datetime.now(dt.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "edgegw test CA")])
-    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
-          .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(hours=1))
-          .not_valid_after(now + dt.timedelta(days=2))
-          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-          .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
-                                       key_encipherment=False, data_encipherment=False, key_agreement=False,
-                                       encipher_only=False, decipher_only=False), critical=True)
-          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-          .sign(ca_key, hashes.SHA256()))
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(days=2))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
     _write(d / "ca", ca_key, ca)
 
     def leaf(name: str, san: list[Any] | None) -> None:
         key = ec.generate_private_key(ec.SECP256R1())
-        b = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
-             .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
-             .not_valid_before(now - dt.timedelta(hours=1)).not_valid_after(now + dt.timedelta(days=1))
-             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False))
+        b = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+            .issuer_name(ca_name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(hours=1))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        )
         if san:
             b = b.add_extension(x509.SubjectAlternativeName(san), critical=False)
         _write(d / name, key, b.sign(ca_key, hashes.SHA256()))
@@ -68,20 +92,30 @@ def make_pki(d: Path) -> dict[str, Path]:
     leaf("server", [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")])
     leaf("client", None)
     return {n: d / f"{n}.{ext}" for n in ("ca", "server", "client") for ext in ("pem",)} | {
-        "server_key": d / "server.key", "client_key": d / "client.key"}
+        "server_key": d / "server.key",
+        "client_key": d / "client.key",
+    }
 
 
 def tls_broker(broker_factory: Any, pki: dict[str, Path], *, mtls: bool) -> tuple[Any, int]:
     """TLS on the fixture's listener; a second, plaintext listener for the observing consumer."""
     plain = free_port()
-    conf = (f"{AS_INVOKER}cafile {pki['ca']}\ncertfile {pki['server']}\nkeyfile {pki['server_key']}\n"
-            f"require_certificate {'true' if mtls else 'false'}\nlistener {plain} 127.0.0.1\n")
+    conf = (
+        f"{AS_INVOKER}cafile {pki['ca']}\ncertfile {pki['server']}\nkeyfile {pki['server_key']}\n"
+        f"require_certificate {'true' if mtls else 'false'}\nlistener {plain} 127.0.0.1\n"
+    )
     return broker_factory(extra_conf=conf), plain
 
 
 def upstream_cfg(tmp_path: Path, port: int, *extra: str) -> GatewayConfig:
-    return example_config(1883, "gateway.id=gw-tls", "upstream.host=127.0.0.1", f"upstream.port={port}",
-                          f"upstream.outbox.path={tmp_path}/outbox-{time.monotonic_ns()}.db", *extra)
+    return example_config(
+        1883,
+        "gateway.id=gw-tls",
+        "upstream.host=127.0.0.1",
+        f"upstream.port={port}",
+        f"upstream.outbox.path={tmp_path}/outbox-{time.monotonic_ns()}.db",
+        *extra,
+    )
 
 
 @contextlib.asynccontextmanager
@@ -96,8 +130,15 @@ async def running_bridge(cfg: GatewayConfig) -> AsyncIterator[Bridge]:
 
 
 def an_alert(seq: Sequencer) -> Alert:
-    a = Alert(asset="p1", kind="threshold", source="vibration", state=AlertState.RAISED,
-              severity=Severity.WARNING, ts=time.time(), evidence={"value": 12.0})
+    a = Alert(
+        asset="p1",
+        kind="threshold",
+        source="vibration",
+        state=AlertState.RAISED,
+        severity=Severity.WARNING,
+        ts=time.time(),
+        evidence={"value": 12.0},
+    )
     a.id, a.seq, a.gateway, a.site = os.urandom(8).hex(), seq.next(), "gw-tls", "plant-a"
     return a
 
@@ -123,16 +164,24 @@ async def test_tls_refused_without_the_ca_works_with_it(broker_factory, pki, tmp
     async with running_bridge(upstream_cfg(tmp_path, broker.port, "upstream.tls_enabled=true")) as b:
         await until(lambda: b.link.last_error and "CERTIFICATE_VERIFY_FAILED" in b.link.last_error)
         assert not b.connected and b.link.connects == 0, "the system store does not know the test CA"
-    async with Observer(plain, ident="tls-observer") as obs, \
-            running_bridge(upstream_cfg(tmp_path, broker.port, f"upstream.tls.ca_file={pki['ca']}")) as b:
+    async with (
+        Observer(plain, ident="tls-observer") as obs,
+        running_bridge(upstream_cfg(tmp_path, broker.port, f"upstream.tls.ca_file={pki['ca']}")) as b,
+    ):
         await until(lambda: b.connected)
         a = an_alert(b.seq)  # type: ignore[arg-type]
         b.alert(a)
         await obs.wait(lambda o: any(d["id"] == a.id for d in o.records()), 10)
     # the broker's certificate names 127.0.0.1, not this name: hostname verification refuses it
-    async with running_bridge(example_config(
-            1883, "upstream.host=localhost.localdomain", f"upstream.port={broker.port}",
-            f"upstream.tls.ca_file={pki['ca']}", f"upstream.outbox.path={tmp_path}/h.db")) as b:
+    async with running_bridge(
+        example_config(
+            1883,
+            "upstream.host=localhost.localdomain",
+            f"upstream.port={broker.port}",
+            f"upstream.tls.ca_file={pki['ca']}",
+            f"upstream.outbox.path={tmp_path}/h.db",
+        )
+    ) as b:
         await until(lambda: b.link.last_error is not None)
         assert not b.connected
 
@@ -142,9 +191,18 @@ async def test_mtls_client_certificate(broker_factory, pki, tmp_path: Path) -> N
     async with running_bridge(upstream_cfg(tmp_path, broker.port, f"upstream.tls.ca_file={pki['ca']}")) as b:
         await until(lambda: b.link.last_error is not None)
         assert not b.connected, "the broker wants a client certificate"
-    async with Observer(plain, ident="mtls-observer") as obs, running_bridge(upstream_cfg(
-            tmp_path, broker.port, f"upstream.tls.ca_file={pki['ca']}", f"upstream.tls.cert_file={pki['client']}",
-            f"upstream.tls.key_file={pki['client_key']}")) as b:
+    async with (
+        Observer(plain, ident="mtls-observer") as obs,
+        running_bridge(
+            upstream_cfg(
+                tmp_path,
+                broker.port,
+                f"upstream.tls.ca_file={pki['ca']}",
+                f"upstream.tls.cert_file={pki['client']}",
+                f"upstream.tls.key_file={pki['client_key']}",
+            )
+        ) as b,
+    ):
         await until(lambda: b.connected)
         a = an_alert(b.seq)  # type: ignore[arg-type]
         b.alert(a)
@@ -170,14 +228,21 @@ async def test_upstream_password_never_logged(mosquitto, broker_factory, tmp_pat
     broker = broker_factory(extra_conf=f"{AS_INVOKER}allow_anonymous false\npassword_file {pw}\n")
     secret = tmp_path / "upstream-password"
     secret.write_text(right + "\n")
-    common = ("gateway.id=gw-secret", f"mqtt.port={mosquitto.port}", "upstream.host=127.0.0.1",
-              f"upstream.port={broker.port}", "upstream.username=gw-secret", "log.level=debug",
-              "assets.0.id=secret-pump")
+    common = (
+        "gateway.id=gw-secret",
+        f"mqtt.port={mosquitto.port}",
+        "upstream.host=127.0.0.1",
+        f"upstream.port={broker.port}",
+        "upstream.username=gw-secret",
+        "log.level=debug",
+        "assets.0.id=secret-pump",
+    )
     env_before = os.environ.get("EDGEGW_TEST_UP_PW")
     os.environ["EDGEGW_TEST_UP_PW"] = wrong
     try:
-        gw = start_daemon(tmp_path, "wrong", *common, "upstream.password=${EDGEGW_TEST_UP_PW}",
-                          f"upstream.outbox.path={tmp_path}/a.db")
+        gw = start_daemon(
+            tmp_path, "wrong", *common, "upstream.password=${EDGEGW_TEST_UP_PW}", f"upstream.outbox.path={tmp_path}/a.db"
+        )
         try:
             await until(lambda: "upstream unavailable" in (tmp_path / "wrong.log").read_text(), 20)
         finally:
@@ -189,11 +254,11 @@ async def test_upstream_password_never_logged(mosquitto, broker_factory, tmp_pat
         else:
             os.environ["EDGEGW_TEST_UP_PW"] = env_before
     async with Observer(broker.port, ident="secret-observer", auth=("cloud", "cloud-pw")) as obs:
-        gw = start_daemon(tmp_path, "right", *common, f"upstream.password_file={secret}",
-                          f"upstream.outbox.path={tmp_path}/b.db")
+        gw = start_daemon(tmp_path, "right", *common, f"upstream.password_file={secret}", f"upstream.outbox.path={tmp_path}/b.db")
         try:
-            await until(lambda: all(e in (tmp_path / "right.log").read_text()
-                                    for e in ("upstream connected", '"subscribed"')), 20)
+            await until(
+                lambda: all(e in (tmp_path / "right.log").read_text() for e in ("upstream connected", '"subscribed"')), 20
+            )
             await publish(mosquitto.port, "plant/pumps/secret-pump/telemetry", cycles("secret-pump", 80))
             await obs.wait(lambda o: len([d for d in o.records("/alerts/") if d["kind"] == "threshold"]) >= 2, 20)
         finally:

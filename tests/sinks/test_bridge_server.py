@@ -37,9 +37,20 @@ class Gateway:
         self.bridge.alert(a)
 
     def alert(self, asset: str, n: int) -> Alert:
-        a = Alert(asset=asset, kind="threshold", source="vibration", state=AlertState.RAISED,
-                  severity=Severity.WARNING, ts=time.time(), evidence={"value": 12.5}, message="vibration high",
-                  id=f"{asset[:12]}-{n}", seq=self.seq.next(), gateway="gw-bridge", site="site-bridge")
+        a = Alert(
+            asset=asset,
+            kind="threshold",
+            source="vibration",
+            state=AlertState.RAISED,
+            severity=Severity.WARNING,
+            ts=time.time(),
+            evidence={"value": 12.5},
+            message="vibration high",
+            id=f"{asset[:12]}-{n}",
+            seq=self.seq.next(),
+            gateway="gw-bridge",
+            site="site-bridge",
+        )
         self.bridge.alert(a)
         return a
 
@@ -91,8 +102,9 @@ async def test_packet_size_and_receive_maximum_are_honoured(broker_factory, tmp_
     assert gw.bridge.stats()["dead_lettered"]["alert"] == 1
 
 
-async def test_refused_publishes_stay_queued_until_the_acl_is_lifted(broker_factory, tmp_path: Path,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_refused_publishes_stay_queued_until_the_acl_is_lifted(
+    broker_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """An ACL refuses the alert topics (PUBACK 0x87): nothing is deleted from the outbox as delivered,
     each is offered again on the same connection, an upstream_refused alarm is raised; with the ACL
     lifted everything arrives and it clears."""
@@ -136,8 +148,9 @@ class Lines:
         return lambda event, *args, **kw: self.events.append(event)
 
 
-async def test_ten_thousand_failed_connects_then_everything_arrives(broker_factory, tmp_path: Path,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_ten_thousand_failed_connects_then_everything_arrives(
+    broker_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A long outage in accelerated time: a backoff of a few hundred microseconds stands for the 30 s
     cap, so 10,000 consecutive failures (more than three days at the cap) pass in seconds. The bridge
     keeps trying and delivers everything when the broker comes back."""
@@ -166,8 +179,9 @@ async def test_ten_thousand_failed_connects_then_everything_arrives(broker_facto
     assert gw.bridge.link.disconnects.get("refused", 0) >= 10_000
 
 
-async def test_a_message_nobody_subscribes_to_waits_for_a_subscriber(broker_factory, tmp_path: Path,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_message_nobody_subscribes_to_waits_for_a_subscriber(
+    broker_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """PUBACK 0x10 (no matching subscribers: the message reached no one, e.g. the broker restarted
     without persistence and the consumer has not subscribed again yet) keeps the message queued."""
     monkeypatch.setattr(bridge_module, "REFUSED_RETRY_FIRST_S", 0.2)

@@ -26,10 +26,36 @@ async def test_alert_overtakes_queued_rollups_and_metrics(mosquitto) -> None:
         r = Rollup(f"pump-{i}", now - 60, now, {"vibration": SignalStats()}, gateway=gw, site=site, seq=i + 1)
         sink.rollup(r)
         sink.publish(f"status/{gw}/metrics", b"{}")
-    sink.alert(Alert("pump-7", "threshold", "vibration", AlertState.RAISED, Severity.WARNING, now,
-                     {"value": 12.5}, "vibration high", gateway=gw, site=site, seq=201))
-    sink.alert(Alert("pump-7", "threshold", "vibration", AlertState.CLEARED, Severity.INFO, now + 1,
-                     {"value": 3.0}, "cleared", gateway=gw, site=site, seq=202))
+    sink.alert(
+        Alert(
+            "pump-7",
+            "threshold",
+            "vibration",
+            AlertState.RAISED,
+            Severity.WARNING,
+            now,
+            {"value": 12.5},
+            "vibration high",
+            gateway=gw,
+            site=site,
+            seq=201,
+        )
+    )
+    sink.alert(
+        Alert(
+            "pump-7",
+            "threshold",
+            "vibration",
+            AlertState.CLEARED,
+            Severity.INFO,
+            now + 1,
+            {"value": 3.0},
+            "cleared",
+            gateway=gw,
+            site=site,
+            seq=202,
+        )
+    )
     async with Collector(mosquitto.port, f"alerts/{site}/#", f"rollups/{site}/#", f"status/{gw}/#") as col:
         task = asyncio.create_task(sink.run())
         await col.wait(lambda c: len([m for m in c.messages if m[0].startswith("rollups/")]) == 200)
@@ -56,8 +82,19 @@ async def test_restored_alarm_clears_when_the_local_broker_comes_late(broker_fac
     cfg = example_config(b.port, *NO_DELAYS)
     gid, site = cfg.gateway.id, cfg.gateway.site
     topic = f"alerts/{site}/pump-1/threshold/vibration"
-    before = {"id": "old", "seq": 7, "gateway": gid, "site": site, "asset": "pump-1", "kind": "threshold",
-              "source": "vibration", "state": "raised", "severity": "warning", "level": "hi", "value": 12.5}
+    before = {
+        "id": "old",
+        "seq": 7,
+        "gateway": gid,
+        "site": site,
+        "asset": "pump-1",
+        "kind": "threshold",
+        "source": "vibration",
+        "state": "raised",
+        "severity": "warning",
+        "level": "hi",
+        "value": 12.5,
+    }
     async with aiomqtt.Client("127.0.0.1", b.port) as c:
         await c.publish(topic, json.dumps(before).encode(), qos=1, retain=True)
     b.stop()
@@ -93,14 +130,40 @@ def test_a_full_queue_drops_rollups_before_any_alert() -> None:
     now = time.time()
     gw, site = cfg.gateway.id, cfg.gateway.site
     for i in range(3):
-        sink.alert(Alert(f"pump-{i}", "threshold", "vibration", AlertState.RAISED, Severity.WARNING, now,
-                         {"value": 12.5}, "vibration high", gateway=gw, site=site, seq=i + 1))
+        sink.alert(
+            Alert(
+                f"pump-{i}",
+                "threshold",
+                "vibration",
+                AlertState.RAISED,
+                Severity.WARNING,
+                now,
+                {"value": 12.5},
+                "vibration high",
+                gateway=gw,
+                site=site,
+                seq=i + 1,
+            )
+        )
     for i in range(20):
         sink.rollup(Rollup(f"pump-{i}", now - 60, now, {"vibration": SignalStats()}, gateway=gw, site=site, seq=100 + i))
     assert sink.depth == 10 and sink.dropped == 13 and sink.dropped_alerts == 0
     for i in range(12):
-        sink.alert(Alert(f"pump-{i}", "stale", "flow", AlertState.RAISED, Severity.WARNING, now,
-                         {}, "silent", gateway=gw, site=site, seq=200 + i))
+        sink.alert(
+            Alert(
+                f"pump-{i}",
+                "stale",
+                "flow",
+                AlertState.RAISED,
+                Severity.WARNING,
+                now,
+                {},
+                "silent",
+                gateway=gw,
+                site=site,
+                seq=200 + i,
+            )
+        )
     assert sink.depth == 10 and sink.dropped_alerts == 5  # 7 rollups went first, then the oldest alerts
     assert sink.stats()["dropped_alerts"] == 5 and sink.stats()["queued"] == 10
 
@@ -123,15 +186,23 @@ async def test_close_delivers_what_is_queued_within_its_timeout(mosquitto, tmp_p
         sink = LocalSink(cfg)
         now = time.time()
         for i in range(300):
-            sink.rollup(Rollup(f"pump-{i}", now - 60, now, {"vibration": SignalStats()}, gateway=cfg.gateway.id,
-                               site=cfg.gateway.site, seq=i + 1))
+            sink.rollup(
+                Rollup(
+                    f"pump-{i}",
+                    now - 60,
+                    now,
+                    {"vibration": SignalStats()},
+                    gateway=cfg.gateway.id,
+                    site=cfg.gateway.site,
+                    seq=i + 1,
+                )
+            )
         task = asyncio.create_task(sink.run())
         await asyncio.sleep(0)  # running
         await sink.close(10)
         assert task.done() and sink.depth == 0 and sink.published >= 300
 
-        for s in (LocalSink(example_config(hole)),
-                  Bridge(bridge_config(1883, hole, tmp_path / "o.db"), Sequencer())):
+        for s in (LocalSink(example_config(hole)), Bridge(bridge_config(1883, hole, tmp_path / "o.db"), Sequencer())):
             task = asyncio.create_task(s.run())
             await asyncio.sleep(0.2)  # connecting: the server takes the CONNECT and never answers
             await s.close(0.3)

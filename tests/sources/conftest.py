@@ -77,12 +77,8 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
 
     d = tmp_path_factory.mktemp("pki")
     cc, ck = make_app_certificate(d / "client.der", d / "client.pem", "urn:test:edgegw")
-    sc, sk = make_app_certificate(
-        d / "server.der", d / "server.pem", "urn:test:pumps", server=True
-    )
-    oc, ok = make_app_certificate(
-        d / "other.der", d / "other.pem", "urn:test:pumps", server=True
-    )
+    sc, sk = make_app_certificate(d / "server.der", d / "server.pem", "urn:test:pumps", server=True)
+    oc, ok = make_app_certificate(d / "other.der", d / "other.pem", "urn:test:pumps", server=True)
     return Certs(cc, ck, sc, sk, oc, ok)
 
 
@@ -157,17 +153,20 @@ class OpcuaPumpServer:
             await self.server.stop()
             self.server = None
 
-    async def write(self, asset: str, signal: str, value: float, *, bad: bool = False,
-                    source_ts: dt.datetime | None = None) -> None:
+    async def write(
+        self, asset: str, signal: str, value: float, *, bad: bool = False, source_ts: dt.datetime | None = None
+    ) -> None:
         from asyncua import ua
 
         var = self.vars[f"{asset}.{signal}"]
         if bad:
-            dv = ua.DataValue(StatusCode=ua.StatusCode(ua.StatusCodes.BadSensorFailure),
-                              SourceTimestamp=source_ts or dt.datetime.now(dt.UTC))
+            dv = ua.DataValue(
+                StatusCode=ua.StatusCode(ua.StatusCodes.BadSensorFailure), SourceTimestamp=source_ts or dt.datetime.now(dt.UTC)
+            )
         else:
-            dv = ua.DataValue(ua.Variant(float(value), ua.VariantType.Double),
-                              SourceTimestamp=source_ts or dt.datetime.now(dt.UTC))
+            dv = ua.DataValue(
+                ua.Variant(float(value), ua.VariantType.Double), SourceTimestamp=source_ts or dt.datetime.now(dt.UTC)
+            )
         await self.server.write_attribute_value(var.nodeid, dv)
 
 
@@ -176,9 +175,13 @@ async def opcua_server_factory() -> AsyncIterator[Callable[..., Any]]:
     """opcua_server_factory(assets, secure=None, users=None, port=None, policies=...) -> started server."""
     made: list[OpcuaPumpServer] = []
 
-    async def make(assets: tuple[str, ...] = ("pump-1",), secure: Certs | None = None,
-                   users: dict[str, str] | None = None, port: int | None = None,
-                   policies: tuple[str, ...] = ("Basic256Sha256_SignAndEncrypt",)) -> OpcuaPumpServer:
+    async def make(
+        assets: tuple[str, ...] = ("pump-1",),
+        secure: Certs | None = None,
+        users: dict[str, str] | None = None,
+        port: int | None = None,
+        policies: tuple[str, ...] = ("Basic256Sha256_SignAndEncrypt",),
+    ) -> OpcuaPumpServer:
         s = OpcuaPumpServer(port or free_port(), assets, secure, users, policies)
         made.append(s)
         return await s.start()

@@ -27,11 +27,13 @@ COAP_CLIENT = shutil.which("coap-client-notls") or shutil.which("coap-client")
 
 
 def config(source: dict[str, Any], assets: tuple[str, ...] = ("pump-4",)) -> GatewayConfig:
-    return GatewayConfig.model_validate({
-        "profiles": {"pump": {"signals": {"vibration": {"hi": 7.1}, "pressure": {}, "temperature": {}}}},
-        "assets": [{"id": a, "profile": "pump"} for a in assets],
-        "sources": [source],
-    })
+    return GatewayConfig.model_validate(
+        {
+            "profiles": {"pump": {"signals": {"vibration": {"hi": 7.1}, "pressure": {}, "temperature": {}}}},
+            "assets": [{"id": a, "profile": "pump"} for a in assets],
+            "sources": [source],
+        }
+    )
 
 
 @contextlib.asynccontextmanager
@@ -56,7 +58,10 @@ def server_spec(port: int, **over: Any) -> dict[str, Any]:
 async def coap_client(*args: str) -> str:
     """Run libcoap's command-line client; its stdout+stderr (the response code on errors)."""
     p = await asyncio.create_subprocess_exec(
-        COAP_CLIENT, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT  # type: ignore[arg-type]
+        COAP_CLIENT,
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,  # type: ignore[arg-type]
     )
     out, _ = await asyncio.wait_for(p.communicate(), 20)
     return out.decode(errors="replace")
@@ -67,8 +72,7 @@ async def test_libcoap_client_posts_senml_and_gets_204_or_400() -> None:
     port = free_port(socket.SOCK_DGRAM)
     async with running(server_spec(port)) as (_, rec):
         uri = f"coap://127.0.0.1:{port}/pumps/pump-4"
-        pack = [{"bn": "pump-4/", "bt": time.time(), "n": "vibration", "u": "mm/s", "v": 12.5},
-                {"n": "pressure", "v": 5.0}]
+        pack = [{"bn": "pump-4/", "bt": time.time(), "n": "vibration", "u": "mm/s", "v": 12.5}, {"n": "pressure", "v": 5.0}]
         out = await coap_client("-v", "6", "-m", "post", "-t", "110", "-e", json.dumps(pack), uri)
         assert "2.04" in out, out
         assert [v for _, v, _ in rec.of("pump-4", "vibration")] == [12.5]
@@ -120,8 +124,15 @@ async def test_content_formats_and_oversized_payloads() -> None:
 
 async def test_observe_reregisters_after_device_restart(coap_device_factory: Any) -> None:
     device = await coap_device_factory(("pump-4",))
-    spec = {"type": "coap", "mode": "observe", "uri": f"coap://127.0.0.1:{device.port}/pumps/pump-4",
-            "observe_timeout_s": 1.5, "poll_s": 0.2, "reobserve_s": 1, "request_timeout_s": 1}
+    spec = {
+        "type": "coap",
+        "mode": "observe",
+        "uri": f"coap://127.0.0.1:{device.port}/pumps/pump-4",
+        "observe_timeout_s": 1.5,
+        "poll_s": 0.2,
+        "reobserve_s": 1,
+        "request_timeout_s": 1,
+    }
     async with running(spec) as (src, rec):
         await wait_until(lambda: src.registrations == 1, what="observing")
         for i in range(3):
@@ -137,8 +148,14 @@ async def test_observe_reregisters_after_device_restart(coap_device_factory: Any
 
 async def test_observe_falls_back_to_polling_a_resource_without_observe(coap_device_factory: Any) -> None:
     device = await coap_device_factory(("pump-4",))
-    spec = {"type": "coap", "mode": "observe", "uri": f"coap://127.0.0.1:{device.port}/plain/pump-4",
-            "poll_s": 0.05, "reobserve_s": 60, "request_timeout_s": 1}
+    spec = {
+        "type": "coap",
+        "mode": "observe",
+        "uri": f"coap://127.0.0.1:{device.port}/plain/pump-4",
+        "poll_s": 0.05,
+        "reobserve_s": 60,
+        "request_timeout_s": 1,
+    }
     async with running(spec) as (src, rec):
         device.notify("pump-4", senml("pump-4", vibration=5.5))
         await wait_until(lambda: src.polls >= 3, what="polling")
@@ -176,9 +193,13 @@ async def test_gateway_coap_endpoint_raises_alert_from_libcoap_posts(mosquitto: 
         uri = f"coap://127.0.0.1:{port}/pumps/pump-4"
         t = time.time()
         for i in range(3):
-            pack = [{"bn": "pump-4/", "bt": t + i * 0.1, "n": "vibration", "u": "mm/s", "v": 12.5},
-                    {"n": "pressure", "v": 5.0}, {"n": "temperature", "v": 55.0}, {"n": "flow", "v": 60.0},
-                    {"n": "current", "v": 30.0}]
+            pack = [
+                {"bn": "pump-4/", "bt": t + i * 0.1, "n": "vibration", "u": "mm/s", "v": 12.5},
+                {"n": "pressure", "v": 5.0},
+                {"n": "temperature", "v": 55.0},
+                {"n": "flow", "v": 60.0},
+                {"n": "current", "v": 30.0},
+            ]
             out = await coap_client("-m", "post", "-t", "110", "-e", json.dumps(pack), uri)
             assert "4." not in out and "5." not in out, out
         got = await alerts.wait(lambda c: c.alerts(asset="pump-4", kind="threshold", state="raised"))

@@ -23,11 +23,13 @@ pytest.importorskip("asyncua")
 
 
 def config(source: dict[str, Any], assets: tuple[str, ...] = ("pump-1",)) -> GatewayConfig:
-    return GatewayConfig.model_validate({
-        "profiles": {"pump": {"signals": {"vibration": {"hi": 7.1}, "pressure": {}}}},
-        "assets": [{"id": a, "profile": "pump"} for a in assets],
-        "sources": [source],
-    })
+    return GatewayConfig.model_validate(
+        {
+            "profiles": {"pump": {"signals": {"vibration": {"hi": 7.1}, "pressure": {}}}},
+            "assets": [{"id": a, "profile": "pump"} for a in assets],
+            "sources": [source],
+        }
+    )
 
 
 def opcua_spec(endpoint: str, **over: Any) -> dict[str, Any]:
@@ -141,9 +143,7 @@ def secure_spec(endpoint: str, certs: Certs, **sec: Any) -> dict[str, Any]:
     return opcua_spec(endpoint, security=security)
 
 
-async def test_basic256sha256_sign_and_encrypt_with_user(
-    opcua_server_factory: Any, certs: Certs, tmp_path: Path
-) -> None:
+async def test_basic256sha256_sign_and_encrypt_with_user(opcua_server_factory: Any, certs: Certs, tmp_path: Path) -> None:
     server = await opcua_server_factory(secure=certs, users={"gateway": "s3cret"})
     pw = tmp_path / "opcua-password"
     pw.write_text("s3cret\n")
@@ -155,9 +155,7 @@ async def test_basic256sha256_sign_and_encrypt_with_user(
         await wait_until(lambda: any(v == 7.75 for _, v, _ in rec.of("pump-1", "vibration")))
 
 
-async def test_wrong_password_and_wrong_server_certificate_are_refused(
-    opcua_server_factory: Any, certs: Certs
-) -> None:
+async def test_wrong_password_and_wrong_server_certificate_are_refused(opcua_server_factory: Any, certs: Certs) -> None:
     server = await opcua_server_factory(secure=certs, users={"gateway": "s3cret"})
     wrong_pw = secure_spec(server.endpoint, certs)
     wrong_pw.update(username="gateway", password="nope")
@@ -200,7 +198,8 @@ async def test_gateway_secure_opcua_alerts_and_survives_server_restart(
     spec = secure_spec(server.endpoint, certs)
     spec["nodes"] = [
         {"node": f"ns=2;s={a}.{s}", "asset": a, "signal": s}
-        for a in ("pump-1", "pump-2") for s in ("vibration", "pressure", "temperature", "flow", "current")
+        for a in ("pump-1", "pump-2")
+        for s in ("vibration", "pressure", "temperature", "flow", "current")
     ]
     cfg = example_config(mosquitto.port, "profiles.pump.signals.vibration.on_delay_s=0")
     cfg.sources.append(OpcuaSource.model_validate(spec))
@@ -230,9 +229,7 @@ OPENSSL_RECIPE = (  # the README's recipe, word for word apart from the file nam
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not installed")
-async def test_openssl_recipe_client_certificate_works(
-    opcua_server_factory: Any, certs: Certs, tmp_path: Path
-) -> None:
+async def test_openssl_recipe_client_certificate_works(opcua_server_factory: Any, certs: Certs, tmp_path: Path) -> None:
     cert, key = tmp_path / "client-cert.pem", tmp_path / "client-key.pem"
     subprocess.run(OPENSSL_RECIPE.format(key=key, cert=cert).split(), check=True, capture_output=True)
     server = await opcua_server_factory(secure=certs)
@@ -255,8 +252,10 @@ async def test_a_silent_endpoint_does_not_hold_up_another(opcua_server_factory: 
     silent_port = silent.sockets[0].getsockname()[1]
     server = await opcua_server_factory()
     try:
-        async with running(opcua_spec(f"opc.tcp://127.0.0.1:{silent_port}/hung")) as (hung, _), \
-                running(opcua_spec(server.endpoint)) as (src, rec):
+        async with (
+            running(opcua_spec(f"opc.tcp://127.0.0.1:{silent_port}/hung")) as (hung, _),
+            running(opcua_spec(server.endpoint)) as (src, rec),
+        ):
             await wait_until(lambda: src.connected, what="live endpoint subscribed")
             await server.write("pump-1", "vibration", 3.25)
             await wait_until(lambda: any(v == 3.25 for _, v, _ in rec.of("pump-1", "vibration")))
@@ -267,14 +266,15 @@ async def test_a_silent_endpoint_does_not_hold_up_another(opcua_server_factory: 
         await silent.wait_closed()
 
 
-@pytest.mark.parametrize(("policy", "mode"), [
-    ("Aes128_Sha256_RsaOaep", "SignAndEncrypt"),
-    ("Aes256_Sha256_RsaPss", "SignAndEncrypt"),
-    ("Basic256Sha256", "Sign"),
-])
-async def test_other_security_policies_and_modes(
-    opcua_server_factory: Any, certs: Certs, policy: str, mode: str
-) -> None:
+@pytest.mark.parametrize(
+    ("policy", "mode"),
+    [
+        ("Aes128_Sha256_RsaOaep", "SignAndEncrypt"),
+        ("Aes256_Sha256_RsaPss", "SignAndEncrypt"),
+        ("Basic256Sha256", "Sign"),
+    ],
+)
+async def test_other_security_policies_and_modes(opcua_server_factory: Any, certs: Certs, policy: str, mode: str) -> None:
     server_policy = f"{policy.replace('_', '')}_{mode}"  # Aes128_Sha256_RsaOaep -> Aes128Sha256RsaOaep_...
     server = await opcua_server_factory(secure=certs, policies=(server_policy,))
     async with running(secure_spec(server.endpoint, certs, policy=policy, mode=mode)) as (src, rec):

@@ -35,8 +35,9 @@ def test_json_object_dotted_path_and_array() -> None:
     dec = JsonDecoder(FIELDS, TimestampSpec(field="ts", unit="ms"), intake)
     now = time.time()
     dec.decode(json.dumps({"ts": now * 1000, "vibration": 3.5, "v": {"L1": 31.0}}).encode(), "pump-1", now)
-    dec.decode(json.dumps([{"ts": now * 1000 + 100, "pressure": 4.0}, {"ts": now * 1000 + 200, "pressure": 4.5}]).encode(),
-               "pump-1", now)
+    dec.decode(
+        json.dumps([{"ts": now * 1000 + 100, "pressure": 4.0}, {"ts": now * 1000 + 200, "pressure": 4.5}]).encode(), "pump-1", now
+    )
     assert last(intake, "pump-1", "vibration") == pytest.approx((now, 3.5))
     assert last(intake, "pump-1", "current")[1] == 31.0
     assert last(intake, "pump-1", "pressure") == pytest.approx((now + 0.2, 4.5))
@@ -47,7 +48,8 @@ def test_iso_and_receive_time() -> None:
     intake, _ = make()
     t = datetime(2026, 1, 5, 6, tzinfo=UTC).timestamp()
     JsonDecoder(FIELDS, TimestampSpec(field="t", unit="iso"), intake).decode(
-        b'{"t": "2026-01-05T06:00:00Z", "vibration": 1}', "pump-2", t + 10)
+        b'{"t": "2026-01-05T06:00:00Z", "vibration": 1}', "pump-2", t + 10
+    )
     assert last(intake, "pump-2", "vibration") == (t, 1.0)
     JsonDecoder(FIELDS, TimestampSpec(), intake).decode(b'{"vibration": 2}', "pump-3", 1767600500.0)
     assert last(intake, "pump-3", "vibration") == (1767600500.0, 2.0)
@@ -56,14 +58,25 @@ def test_iso_and_receive_time() -> None:
 @pytest.mark.parametrize(
     ("payload", "reason"),
     [
-        (b"{", "malformed_json"), (b"not json", "malformed_json"), (b"", "malformed_json"),
-        (b"[" * 5000 + b"]" * 5000, "malformed_json"), (b'{"vibration": NaN}', "malformed_json"),
-        (b"null", "wrong_type"), (b"[1,2]", "wrong_type"), (b'"s"', "wrong_type"), (b"[]", "wrong_type"),
-        (b'{"ts": "yesterday", "vibration": 3}', "bad_timestamp"), (b'{"ts": 1e20, "vibration": 3}', "bad_timestamp"),
-        (b'{"ts": -5, "vibration": 3}', "bad_timestamp"), (b'{"vibration": 3}', "missing_timestamp"),
-        (b'{"ts": NOW, "vibration": "high"}', "wrong_type"), (b'{"ts": NOW, "vibration": true}', "wrong_type"),
-        (b'{"ts": NOW, "vibration": {"n": [1]}}', "wrong_type"), (b'{"ts": NOW, "other": 1}', "no_fields"),
-        (b'{"ts": NOW, "vibration": 1e308}', "bad_value"), (b'{"ts": 1000000000, "vibration": 3}', "too_old"),
+        (b"{", "malformed_json"),
+        (b"not json", "malformed_json"),
+        (b"", "malformed_json"),
+        (b"[" * 5000 + b"]" * 5000, "malformed_json"),
+        (b'{"vibration": NaN}', "malformed_json"),
+        (b"null", "wrong_type"),
+        (b"[1,2]", "wrong_type"),
+        (b'"s"', "wrong_type"),
+        (b"[]", "wrong_type"),
+        (b'{"ts": "yesterday", "vibration": 3}', "bad_timestamp"),
+        (b'{"ts": 1e20, "vibration": 3}', "bad_timestamp"),
+        (b'{"ts": -5, "vibration": 3}', "bad_timestamp"),
+        (b'{"vibration": 3}', "missing_timestamp"),
+        (b'{"ts": NOW, "vibration": "high"}', "wrong_type"),
+        (b'{"ts": NOW, "vibration": true}', "wrong_type"),
+        (b'{"ts": NOW, "vibration": {"n": [1]}}', "wrong_type"),
+        (b'{"ts": NOW, "other": 1}', "no_fields"),
+        (b'{"ts": NOW, "vibration": 1e308}', "bad_value"),
+        (b'{"ts": 1000000000, "vibration": 3}', "too_old"),
     ],
 )
 def test_bad_json_is_counted_by_reason(payload: bytes, reason: str) -> None:

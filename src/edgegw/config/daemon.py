@@ -13,7 +13,9 @@ class IngestConfig(Base):
     max_payload_bytes: int = Field(65536, ge=64, le=2**24, description="Larger messages are dropped.")
     max_future_s: float = Field(300.0, ge=0, le=86400, description="Event times further ahead of the clock are dropped.")
     max_age_s: float = Field(
-        2 * 365 * 86400.0, gt=0, le=100 * 365 * 86400.0,
+        2 * 365 * 86400.0,
+        gt=0,
+        le=100 * 365 * 86400.0,
         description="Event times older than this are dropped (history replays allowed).",
     )
 
@@ -23,7 +25,9 @@ class MetricsConfig(Base):
 
     interval_s: float = Field(10.0, ge=1, le=86400, description="Self-metrics period on status/{gateway}/metrics.")
     prometheus_port: int | None = Field(
-        None, ge=0, le=65535,
+        None,
+        ge=0,
+        le=65535,
         description="Serve Prometheus /metrics on this port (needs edgegw[metrics]); off when unset, 0: any free port.",
     )
     prometheus_bind: str = Field(

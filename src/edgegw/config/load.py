@@ -31,8 +31,9 @@ _NAMED = re.compile(r"^([A-Za-z_]\w*(?:\.[\w-]+)*): (.*)$", re.DOTALL)
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-def _substitute(node: Any, path: tuple[Any, ...], problems: list[tuple[tuple[Any, ...], str]],
-                seen: set[int] | None = None) -> Any:
+def _substitute(
+    node: Any, path: tuple[Any, ...], problems: list[tuple[tuple[Any, ...], str]], seen: set[int] | None = None
+) -> Any:
     """Replace ${VAR} and ${VAR:-default} in every string, in place; unknown variables are problems.
     A container shared through an alias is visited once."""
     seen = set() if seen is None else seen
@@ -212,16 +213,19 @@ def _deprecated(root: dict[Any, Any]) -> list[tuple[tuple[Any, ...], str]]:
     for pattern, advice in DEPRECATED.items():
         nodes: list[tuple[tuple[Any, ...], Any]] = [((), root)]
         for part in pattern[:-1]:
-            nodes = [((*p, k), v) for p, n in nodes if isinstance(n, dict)
-                     for k, v in n.items() if part is None or k == part]
+            nodes = [((*p, k), v) for p, n in nodes if isinstance(n, dict) for k, v in n.items() if part is None or k == part]
         out += [((*p, pattern[-1]), advice) for p, n in nodes if isinstance(n, dict) and pattern[-1] in n]
     return out
 
 
 def _is_tag(loc: tuple[Any, ...], i: int) -> bool:
     """A discriminated union adds the type to error paths: sources.0.mqtt.topic, notify.targets.0.email.to."""
-    return (i >= 2 and loc[i - 2] in ("sources", "targets") and isinstance(loc[i - 1], int)
-            and loc[i] in ("mqtt", "opcua", "coap", "email", "webhook"))
+    return (
+        i >= 2
+        and loc[i - 2] in ("sources", "targets")
+        and isinstance(loc[i - 1], int)
+        and loc[i] in ("mqtt", "opcua", "coap", "email", "webhook")
+    )
 
 
 def resolve_path(p: str, config_file: str | os.PathLike[str] | None = None) -> Path:

@@ -50,24 +50,33 @@ def _needs(module: str, what: str) -> None:
 class TargetBase(Base):
     """What every target has: its name, what it takes, how it paces and retries."""
 
-    name: str = Field("", pattern=r"^[A-Za-z0-9_.-]*$",
-                      description="Names the target in metrics, logs and its queue file; default <type>-<index>.")
+    name: str = Field(
+        "",
+        pattern=r"^[A-Za-z0-9_.-]*$",
+        description="Names the target in metrics, logs and its queue file; default <type>-<index>.",
+    )
     min_severity: Literal["info", "warning", "critical"] = Field(
-        "warning", description="Raises below this severity are not sent (a clear follows its raise).")
+        "warning", description="Raises below this severity are not sent (a clear follows its raise)."
+    )
     assets: list[str] = Field(default_factory=list, description="Only these assets (shell patterns); empty: all.")
     kinds: list[str] = Field(default_factory=list, description="Only these alarm kinds; empty: all.")
     on_clear: bool = Field(True, description="Also send when an alarm clears.")
     digest_s: float = Field(
-        5.0, ge=0, le=3600,
+        5.0,
+        ge=0,
+        le=3600,
         description="The first alarm after a quiet spell goes at once; what follows within this window goes "
-        "as one digest. 0: one message per alarm.")
+        "as one digest. 0: one message per alarm.",
+    )
     max_per_hour: int | None = Field(
-        60, ge=1, description="Rate cap: more messages than this per hour are held and sent as one digest later.")
+        60, ge=1, description="Rate cap: more messages than this per hour are held and sent as one digest later."
+    )
     max_batch: int = Field(100, ge=1, le=1000, description="Most alarms in one digest.")
     timeout_s: float = Field(20.0, gt=0, description="One delivery attempt gives up after this long.")
     retry_max_s: float = Field(30.0, ge=1, description="Cap of the retry backoff while the peer is unreachable.")
     alarm_after_s: float = Field(
-        120.0, gt=0, description="Failing this long raises the gateway alarm notify_failed (asset = gateway id).")
+        120.0, gt=0, description="Failing this long raises the gateway alarm notify_failed (asset = gateway id)."
+    )
     max_mb: float = Field(16, gt=0, description="Cap of the target's queue on disk; beyond it the oldest go.")
 
     @property
@@ -79,8 +88,7 @@ class TargetBase(Base):
 class SmtpServer(Base):
     host: str = Field(description="SMTP server.")
     port: int | None = Field(None, ge=1, le=65535, description="Default 465 with ssl, 587 with starttls, else 25.")
-    starttls: bool | None = Field(
-        None, description="true: require STARTTLS; false: never; unset: when the server offers it.")
+    starttls: bool | None = Field(None, description="true: require STARTTLS; false: never; unset: when the server offers it.")
     ssl: bool = Field(False, description="Implicit TLS from the first byte (SMTPS, port 465).")
     ca_file: str | None = Field(None, description="CA bundle to verify the server; omitted: the system store.")
     username: str | None = None
@@ -131,12 +139,16 @@ class WebhookTarget(TargetBase):
     url_file: str | None = Field(None, description="File holding the URL.")
     headers: dict[str, str] = Field(default_factory=dict, description="Extra headers; values may use ${ENV}.")
     header_files: dict[str, str] = Field(
-        default_factory=dict, description="Header name -> file holding its value (e.g. Authorization).")
+        default_factory=dict, description="Header name -> file holding its value (e.g. Authorization)."
+    )
     ca_file: str | None = Field(None, description="CA bundle to verify an https server; omitted: the system store.")
     digest_s: float = Field(
-        0.0, ge=0, le=3600,
+        0.0,
+        ge=0,
+        le=3600,
         description="0 (default): one POST per alarm whose body is the alert JSON as published on MQTT; "
-        "above 0, a digest is a JSON array of alerts.")
+        "above 0, a digest is a JSON array of alerts.",
+    )
 
     @model_validator(mode="after")
     def _url(self) -> WebhookTarget:
@@ -173,16 +185,16 @@ class JournalConfig(Base):
     path: str | None = Field(None, description="SQLite file; default <state_dir>/alarms.db.")
     retention_days: float = Field(90, gt=0, description="Entries older than this are deleted.")
     max_mb: float = Field(16, gt=0, description="Beyond this size the oldest entries go first.")
-    flush_s: float = Field(
-        10.0, ge=0.1, le=600, description="Entries are written in one batch this often (SD-card friendly).")
+    flush_s: float = Field(10.0, ge=0.1, le=600, description="Entries are written in one batch this often (SD-card friendly).")
 
 
 class CommandsConfig(Base):
     """Acknowledge and shelve over MQTT on the local broker."""
 
     enabled: bool = True
-    topic: str = Field("cmd/{gateway}/alarms", description="Commands arrive on <topic>/ack, /shelve, /unshelve; "
-                       "replies go to <topic>/response.")
+    topic: str = Field(
+        "cmd/{gateway}/alarms", description="Commands arrive on <topic>/ack, /shelve, /unshelve; replies go to <topic>/response."
+    )
     max_shelve_s: float = Field(7 * 86400.0, gt=0, description="Longest shelf a command may ask for.")
 
     @model_validator(mode="after")
@@ -200,8 +212,10 @@ class NotifyConfig(Base):
     """The whole section. A bare list is the targets with every other setting at its default."""
 
     state_dir: str | None = Field(
-        None, description="Where the target queues and the journal live; default: the gateway's state directory "
-        "(gateway.state_dir, $STATE_DIRECTORY, /var/lib/edgegw).")
+        None,
+        description="Where the target queues and the journal live; default: the gateway's state directory "
+        "(gateway.state_dir, $STATE_DIRECTORY, /var/lib/edgegw).",
+    )
     targets: list[Target] = Field(default_factory=list)
     journal: JournalConfig = Field(default_factory=JournalConfig)
     commands: CommandsConfig = Field(default_factory=CommandsConfig)

@@ -58,9 +58,7 @@ class AlertsConfig(Base):
 
 
 class RollupsConfig(Base):
-    interval_s: float = Field(
-        60.0, ge=1, le=86400, description="Aggregation interval, aligned to wall-clock boundaries."
-    )
+    interval_s: float = Field(60.0, ge=1, le=86400, description="Aggregation interval, aligned to wall-clock boundaries.")
     topic: str = Field("rollups/{site}/{asset}", description="Rollup topic template: {asset}, {site}, {gateway}.")
     enabled: bool = True
 

@@ -42,17 +42,19 @@ MAX_BUCKETS = 3600
 
 class Profile(Base):
     window_s: float = Field(
-        30.0, gt=0, le=86400,
+        30.0,
+        gt=0,
+        le=86400,
         description="Feature window length; a whole multiple of hop_s (the window is window_s/hop_s hops).",
     )
     hop_s: float = Field(
         1.0, ge=0.01, le=3600, description="How often features and models run per asset; windows end on multiples of it."
     )
-    stale_after_s: float = Field(
-        10.0, gt=0, le=7 * 86400, description="A signal silent this long (wall clock) raises stale."
-    )
+    stale_after_s: float = Field(10.0, gt=0, le=7 * 86400, description="A signal silent this long (wall clock) raises stale.")
     max_rate_hz: float = Field(
-        10.0, gt=0, le=10000,
+        10.0,
+        gt=0,
+        le=10000,
         description="Expected highest sample rate per signal. Accepted for compatibility; it no longer limits "
         "the window, which holds every sample of the last window_s.",
     )
@@ -67,8 +69,7 @@ class Profile(Base):
         hops = self.window_s / self.hop_s
         if abs(hops - round(hops)) > 1e-9 * hops:
             raise ValueError(
-                f"window_s ({self.window_s:g}) must be a whole multiple of hop_s ({self.hop_s:g}): "
-                "a window is made of whole hops"
+                f"window_s ({self.window_s:g}) must be a whole multiple of hop_s ({self.hop_s:g}): a window is made of whole hops"
             )
         if self.buckets > MAX_BUCKETS:
             raise ValueError(

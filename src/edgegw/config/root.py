@@ -23,7 +23,8 @@ class GatewayInfo(Base):
     id: TopicName = Field(default_factory=socket.gethostname, description="Gateway id, used in topics and alerts.")
     site: TopicName = Field("default", description="Site name, used in topics and alerts.")
     state_dir: str | None = Field(
-        None, description="Directory for what must survive a restart (the seq mark). Default: $STATE_DIRECTORY "
+        None,
+        description="Directory for what must survive a restart (the seq mark). Default: $STATE_DIRECTORY "
         "(systemd StateDirectory=), else /var/lib/edgegw when it exists; without one, seq is not kept.",
     )
 
@@ -66,8 +67,9 @@ class GatewayConfig(Base):
         per_profile: dict[str, int] = dict.fromkeys(self.profiles, 0)
         for a in self.assets:
             per_profile[a.profile] += 1
-        need = {name: n * len(p.signals) * p.buckets * _WINDOW_BYTES
-                for name, p in self.profiles.items() for n in [per_profile[name]]}
+        need = {
+            name: n * len(p.signals) * p.buckets * _WINDOW_BYTES for name, p in self.profiles.items() for n in [per_profile[name]]
+        }
         if sum(need.values()) > WINDOW_MEMORY_MAX:
             name = max(need, key=lambda k: need[k])
             p = self.profiles[name]

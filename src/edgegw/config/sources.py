@@ -138,22 +138,19 @@ class OpcuaSource(SecretHolder):
 class CoapSource(Base):
     type: Literal["coap"]
     mode: Literal["observe", "poll", "server"] = Field(
-        "observe", description="observe: RFC 7641 observation (polls while it fails); poll: GET every poll_s; "
-        "server: devices POST/PUT readings to this gateway."
+        "observe",
+        description="observe: RFC 7641 observation (polls while it fails); poll: GET every poll_s; "
+        "server: devices POST/PUT readings to this gateway.",
     )
     uri: str | None = Field(None, description="Resource URI for observe/poll modes (coap:// over UDP).")
     asset: str | None = Field(None, description="Asset of the resource (observe/poll); default: last path segment.")
     bind: str = Field("127.0.0.1", description="Server mode: address to listen on.")
     port: int = Field(5683, ge=1, le=65535, description="Server mode: UDP port.")
-    path: str = Field(
-        "pumps/{asset}", description="Server mode: resource path template with {asset} and optionally {signal}."
-    )
+    path: str = Field("pumps/{asset}", description="Server mode: resource path template with {asset} and optionally {signal}.")
     format: Literal["json", "senml", "number"] = Field(
         "senml", description="Payload format assumed when a message has no Content-Format option."
     )
-    fields: dict[str, str] = Field(
-        default_factory=dict, description="JSON field -> signal (json); SenML name -> signal (senml)."
-    )
+    fields: dict[str, str] = Field(default_factory=dict, description="JSON field -> signal (json); SenML name -> signal (senml).")
     timestamp: TimestampSpec = Field(default_factory=TimestampSpec, description="Event time in JSON payloads.")
     signal: str | None = Field(None, description="Signal for plain-number payloads without {signal} in path.")
     poll_s: float = Field(5.0, gt=0, le=86400, description="Polling interval, and observe fallback.")

@@ -25,9 +25,20 @@ _INT = re.compile(r"^[-+]?[0-9][0-9_]*$")
 _INT_OCT = re.compile(r"^0o[0-7]+$")
 _INT_HEX = re.compile(r"^0x[0-9a-fA-F]+$")
 _FLOAT = re.compile(r"^[-+]?(?:\.[0-9]+|[0-9][0-9_]*(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9]+)?$")
-_SPECIAL = {".inf": float("inf"), ".Inf": float("inf"), ".INF": float("inf"), "+.inf": float("inf"),
-            "+.Inf": float("inf"), "+.INF": float("inf"), "-.inf": float("-inf"), "-.Inf": float("-inf"),
-            "-.INF": float("-inf"), ".nan": float("nan"), ".NaN": float("nan"), ".NAN": float("nan")}
+_SPECIAL = {
+    ".inf": float("inf"),
+    ".Inf": float("inf"),
+    ".INF": float("inf"),
+    "+.inf": float("inf"),
+    "+.Inf": float("inf"),
+    "+.INF": float("inf"),
+    "-.inf": float("-inf"),
+    "-.Inf": float("-inf"),
+    "-.INF": float("-inf"),
+    ".nan": float("nan"),
+    ".NaN": float("nan"),
+    ".NAN": float("nan"),
+}
 _STR_TAGS = {"!", "tag:yaml.org,2002:str"}
 
 
@@ -75,8 +86,12 @@ def _scalar(e: ev.ScalarEvent) -> Any:
     value = plain_scalar(e.value)
     if tag is None:
         return value
-    want = {"tag:yaml.org,2002:int": int, "tag:yaml.org,2002:float": float, "tag:yaml.org,2002:bool": bool,
-            "tag:yaml.org,2002:null": type(None)}.get(tag)
+    want = {
+        "tag:yaml.org,2002:int": int,
+        "tag:yaml.org,2002:float": float,
+        "tag:yaml.org,2002:bool": bool,
+        "tag:yaml.org,2002:null": type(None),
+    }.get(tag)
     if want is None:
         raise TreeError(_line(e), f"unsupported tag {tag}")
     if want is float and isinstance(value, int):
@@ -126,8 +141,13 @@ def load(text: str, lines: dict[tuple[Any, ...], int] | None = None) -> Any:
                 if stack:
                     top = stack[-1]
                     top.nodes += 1
-                    if lines is None and top.key is not _NO_KEY and type(top.value) is dict and top.key != _MERGE \
-                            and top.key not in top.value:
+                    if (
+                        lines is None
+                        and top.key is not _NO_KEY
+                        and type(top.value) is dict
+                        and top.key != _MERGE
+                        and top.key not in top.value
+                    ):
                         top.value[top.key] = node  # the common case, inline: a key's scalar value
                         top.key = _NO_KEY
                     else:
@@ -161,8 +181,11 @@ def load(text: str, lines: dict[tuple[Any, ...], int] | None = None) -> Any:
                 if len(stack) >= MAX_DEPTH:
                     raise TreeError(_line(e), f"nested deeper than {MAX_DEPTH} levels")
                 total += 1
-                path = (*stack[-1].path, stack[-1].key if isinstance(stack[-1].value, dict) else len(stack[-1].value)) \
-                    if stack and lines is not None else ()
+                path = (
+                    (*stack[-1].path, stack[-1].key if isinstance(stack[-1].value, dict) else len(stack[-1].value))
+                    if stack and lines is not None
+                    else ()
+                )
                 value: Any = {} if isinstance(e, ev.MappingStartEvent) else []
                 if stack and lines is not None:
                     lines.setdefault(path, _line(e) if stack[-1].key is _NO_KEY else stack[-1].key_line)

@@ -41,9 +41,44 @@ class SignalState:
     """
 
     __slots__ = (
-        "acc", "b", "bucket_end", "c", "folds", "hc", "head", "hk", "hmn", "hmx", "hop_s", "hsums", "k", "kcur",
-        "last_seen", "last_ts", "last_value", "last_value_ts", "mn", "mx", "n", "n_buckets", "name", "quality",
-        "range_hi", "range_lo", "row", "rule", "s1", "s2", "s3", "s4", "sd", "st", "stale", "stats", "stt", "threshold",
+        "acc",
+        "b",
+        "bucket_end",
+        "c",
+        "folds",
+        "hc",
+        "head",
+        "hk",
+        "hmn",
+        "hmx",
+        "hop_s",
+        "hsums",
+        "k",
+        "kcur",
+        "last_seen",
+        "last_ts",
+        "last_value",
+        "last_value_ts",
+        "mn",
+        "mx",
+        "n",
+        "n_buckets",
+        "name",
+        "quality",
+        "range_hi",
+        "range_lo",
+        "row",
+        "rule",
+        "s1",
+        "s2",
+        "s3",
+        "s4",
+        "sd",
+        "st",
+        "stale",
+        "stats",
+        "stt",
+        "threshold",
     )
 
     def __init__(self, name: str, spec: Any, win: window.Windows, row: int, now: float) -> None:
@@ -104,8 +139,19 @@ class SignalState:
     def bucket(self) -> tuple[float, ...]:
         """The current bucket, in window.FIELDS order."""
         return (
-            self.s3, self.s2, self.n, self.s1, self.st, self.s4, self.stt, self.sd, self.c, float(self.k),
-            self.mn, self.mx, self.last_value,
+            self.s3,
+            self.s2,
+            self.n,
+            self.s1,
+            self.st,
+            self.s4,
+            self.stt,
+            self.sd,
+            self.c,
+            float(self.k),
+            self.mn,
+            self.mx,
+            self.last_value,
         )
 
     def fold(self) -> None:
@@ -128,8 +174,20 @@ class SignalState:
 
 class AssetState:
     __slots__ = (
-        "alarms_raised", "due", "first_ts", "id", "index", "model_alarms", "next_hop",
-        "next_k", "profile", "profile_name", "ps", "signal_list", "signal_names", "signals",
+        "alarms_raised",
+        "due",
+        "first_ts",
+        "id",
+        "index",
+        "model_alarms",
+        "next_hop",
+        "next_k",
+        "profile",
+        "profile_name",
+        "ps",
+        "signal_list",
+        "signal_names",
+        "signals",
     )
 
     def __init__(self, asset_id: str, profile_name: str, profile: Profile, ps: ProfileState, index: int, now: float) -> None:
@@ -140,9 +198,7 @@ class AssetState:
         self.index = index  # within its profile: its signals are store rows index * n_signals + j
         self.signal_names = list(profile.signals)
         ns = len(self.signal_names)
-        self.signal_list = [
-            SignalState(n, s, ps.win, index * ns + j, now) for j, (n, s) in enumerate(profile.signals.items())
-        ]
+        self.signal_list = [SignalState(n, s, ps.win, index * ns + j, now) for j, (n, s) in enumerate(profile.signals.items())]
         self.signals = {s.name: s for s in self.signal_list}
         self.next_hop = -math.inf  # set by the first reading
         self.next_k = 0
@@ -161,14 +217,11 @@ class ProfileState:
     and touches Python objects only where a condition differs from its alarm or a change is
     pending) and the anomaly scores of the rollup interval."""
 
-    __slots__ = ("active", "assets", "first_ts", "hop_k", "n_signals", "pending", "score_max", "score_n",
-                 "score_sum", "win")
+    __slots__ = ("active", "assets", "first_ts", "hop_k", "n_signals", "pending", "score_max", "score_n", "score_sum", "win")
 
     def __init__(self, profile: Profile, n_assets: int) -> None:
         self.n_signals = len(profile.signals)
-        self.win = window.Windows(
-            n_assets * self.n_signals, window.n_buckets(profile.window_s, profile.hop_s), profile.hop_s
-        )
+        self.win = window.Windows(n_assets * self.n_signals, window.n_buckets(profile.window_s, profile.hop_s), profile.hop_s)
         self.assets: list[AssetState] = []  # by index
         self.hop_k = np.zeros(n_assets)
         self.first_ts = np.full(n_assets, math.inf)
@@ -252,9 +305,7 @@ class Engine:
         qd = s.quality
         q = qd.update(ts, 1 if bad else 0) if bad or qd.active or qd.since is not None else None  # else a no-op
         if q is not None:
-            self._transition(
-                a, "quality", signal, q, ts, {"signal": signal, "value": _num(value), "range": _range(s)}
-            )
+            self._transition(a, "quality", signal, q, ts, {"signal": signal, "value": _num(value), "range": _range(s)})
         if bad:
             self.reject("bad_value")
             return
@@ -305,8 +356,11 @@ class Engine:
     def _threshold_alert(self, a: AssetState, s: SignalState, lvl: int, prev: int, ts: float, value: float) -> None:
         shown = lvl or prev  # a clear reports the limit it fell back under
         ev: dict[str, Any] = {
-            "signal": s.name, "value": value, "unit": s.rule.unit,
-            "limit": s.rule.limit(shown), "level": LEVEL_NAMES[shown],
+            "signal": s.name,
+            "value": value,
+            "unit": s.rule.unit,
+            "limit": s.rule.limit(shown),
+            "level": LEVEL_NAMES[shown],
         }
         self._transition(a, "threshold", s.name, lvl, ts, ev)
 
@@ -433,7 +487,12 @@ class Engine:
             self.hop_observer(pname, [a.id for a in assets], ends, x, verdicts)
 
     def _model_alarms(
-        self, ps: ProfileState, index: np.ndarray, ends: np.ndarray, sc: Scores, model: ModelSet,
+        self,
+        ps: ProfileState,
+        index: np.ndarray,
+        ends: np.ndarray,
+        sc: Scores,
+        model: ModelSet,
         delays: tuple[float, float],
     ) -> None:
         """One hop's scores (row r: the asset of index[r], its window ending at ends[r]) into the
@@ -491,7 +550,10 @@ class Engine:
             raised, a.alarms_raised = a.alarms_raised, 0
             out.append(
                 Rollup(
-                    a.id, start, end, stats,
+                    a.id,
+                    start,
+                    end,
+                    stats,
                     anomaly_max=float(ps.score_max[i]) if n else None,
                     anomaly_mean=float(ps.score_sum[i] / n) if n else None,
                     alarms_raised=raised,
@@ -519,6 +581,8 @@ def model_delays(profile: Profile, model: ModelSet) -> tuple[float, float]:
     own = getattr(model, "delays", None)
     on, off = own if own is not None else (DEFAULT_ON_HOPS * profile.hop_s, DEFAULT_OFF_HOPS * profile.hop_s)
     return (on if ma.on_delay_s is None else ma.on_delay_s, off if ma.off_delay_s is None else ma.off_delay_s)
+
+
 _KIND_SEVERITY = {
     "stale": Severity.WARNING,
     "quality": Severity.WARNING,

@@ -26,7 +26,18 @@ import numpy as np
 from edgegw.engine import window as w
 
 FEATURES: tuple[str, ...] = (
-    "mean", "std", "min", "max", "rms", "ptp", "slope", "skew", "kurtosis", "crest", "last", "count",
+    "mean",
+    "std",
+    "min",
+    "max",
+    "rms",
+    "ptp",
+    "slope",
+    "skew",
+    "kurtosis",
+    "crest",
+    "last",
+    "count",
 )
 N_FEATURES = len(FEATURES)
 _EPS = 1e-12
@@ -77,9 +88,7 @@ def row_features(ts: np.ndarray, x: np.ndarray) -> np.ndarray:
     sxx = np.einsum("ij,ij->i", t0, t0) - nz * tm * tm
     slope = np.where(sxx > _EPS, np.einsum("ij,ij->i", t0, d) / np.where(sxx > _EPS, sxx, 1.0), 0.0)
     last = x[:, -1]
-    out = np.stack(
-        [mean, std, mn, mx, rms, mx - mn, slope, skew, kurt, crest, last, n.astype(np.float64)], axis=1
-    )
+    out = np.stack([mean, std, mn, mx, rms, mx - mn, slope, skew, kurt, crest, last, n.astype(np.float64)], axis=1)
     out[n == 0, :-1] = np.nan
     return out
 
@@ -142,9 +151,7 @@ def _parts_features(win: w.Windows, rows: np.ndarray, kc: np.ndarray, seg: np.nd
     return bucket_features(parts, None, win.hop_s, last=parts[w.LAST, newest, np.arange(len(rows))])
 
 
-def bucket_features(
-    block: np.ndarray, k_end: np.ndarray | None, hop_s: float, last: np.ndarray | None = None
-) -> np.ndarray:
+def bucket_features(block: np.ndarray, k_end: np.ndarray | None, hop_s: float, last: np.ndarray | None = None) -> np.ndarray:
     """Features of each row's window from bucket records: an (R, N_FEATURES) array.
 
     `block` is (len(window.FIELDS), B, R): a gather of the store (row r's window is the buckets
@@ -178,8 +185,8 @@ def bucket_features(
     f -= k_new * hop_s  # ... minus the newest bucket's b: exact (Sterbenz) ...
     f -= (np.einsum("br,br->r", n, f) + tot[w.ST]) / nz  # ... minus the mean time relative to it
     p = _scratch(n_b, rows)
-    np.multiply(sums[w.S3:w.ST + 1], delta, out=p[0:5])  # d S3, d S2, n d, d S1, d St
-    np.multiply(sums[w.N:w.ST + 1], f, out=p[5:8])  # n f, f S1, f St
+    np.multiply(sums[w.S3 : w.ST + 1], delta, out=p[0:5])  # d S3, d S2, n d, d S1, d St
+    np.multiply(sums[w.N : w.ST + 1], f, out=p[5:8])  # n f, f S1, f St
     np.multiply(p[1:4], delta, out=p[8:11])  # d^2 S2, n d^2, d^2 S1
     np.multiply(p[9:11], delta, out=p[11:13])  # n d^3, d^3 S1
     np.multiply(p[11], delta, out=p[13])  # n d^4
@@ -212,8 +219,7 @@ def bucket_features(
 def _combine() -> np.ndarray:
     """Coefficients taking [plain sums (window.FIELDS[:N_SUMS]); the 16 product sums] to
     [M2, M3, M4, sum u, sum u^2, sum u (x - mean)]."""
-    prod = ("dS3", "dS2", "nd", "dS1", "dSt", "nf", "fS1", "fSt", "d2S2", "nd2", "d2S1", "nd3", "d3S1", "nd4",
-            "nf2", "nfd")
+    prod = ("dS3", "dS2", "nd", "dS1", "dSt", "nf", "fS1", "fSt", "d2S2", "nd2", "d2S1", "nd3", "d3S1", "nd4", "nf2", "nfd")
     cols = list(w.FIELDS[: w.N_SUMS]) + list(prod)
     rows = [
         {"s2": 1, "dS1": 2, "nd2": 1},

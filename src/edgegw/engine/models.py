@@ -269,8 +269,12 @@ class OnnxModelSet:
         c = int(self._fault_idx[np.argmax(pf)])
         share = float(probs[c]) / max(float(pf.sum()), 1e-12)
         cls = self.classes[c] if share >= self._cause_threshold else self._unknown
-        return {"class": cls, "probability": round(p_fault, 4), "class_probability": round(float(probs[c]), 4),
-                "cause_share": round(share, 4)}
+        return {
+            "class": cls,
+            "probability": round(p_fault, 4),
+            "class_probability": round(float(probs[c]), 4),
+            "cause_share": round(share, 4),
+        }
 
     def _explain(self, z: np.ndarray, order: np.ndarray) -> dict[str, Any]:
         """The strongest deviations, one entry per signal first (a signal other than the top one is

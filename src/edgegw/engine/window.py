@@ -94,7 +94,17 @@ class Windows:
     """One profile's window state: the bucket store, the segment heads and the tail table."""
 
     __slots__ = (
-        "acc", "exact_rows", "head", "hop_s", "kcur", "n_buckets", "next_k_end", "parts", "signals", "tail", "tail_ok",
+        "acc",
+        "exact_rows",
+        "head",
+        "hop_s",
+        "kcur",
+        "n_buckets",
+        "next_k_end",
+        "parts",
+        "signals",
+        "tail",
+        "tail_ok",
         "tail_seg",
     )
 

@@ -37,7 +37,7 @@ def calibration_split(assets: np.ndarray, normal: np.ndarray, share: float = CAL
         idx = np.flatnonzero((assets == a) & normal)
         n = round(len(idx) * share)
         if n:
-            held[idx[len(idx) - n:]] = True
+            held[idx[len(idx) - n :]] = True
     return held
 
 
@@ -73,8 +73,9 @@ def kept_components(z: np.ndarray, ratio: float = MIN_EIGEN_RATIO) -> int:
     return max(1, int((eig >= eig[0] * ratio).sum()))
 
 
-def pipeline(used: list[int], center: np.ndarray, scale: np.ndarray, n_components: int, trees: int,
-             max_samples: int, seed: int) -> Any:
+def pipeline(
+    used: list[int], center: np.ndarray, scale: np.ndarray, n_components: int, trees: int, max_samples: int, seed: int
+) -> Any:
     """Select the used feature columns, robust-scale, principal axes, isolation forest."""
     from sklearn.compose import ColumnTransformer
     from sklearn.decomposition import PCA
@@ -83,12 +84,14 @@ def pipeline(used: list[int], center: np.ndarray, scale: np.ndarray, n_component
     from sklearn.preprocessing import RobustScaler
 
     scaler = RobustScaler()  # fitted by Pipeline.fit, then given our floored scale below
-    pipe = Pipeline([
-        ("select", ColumnTransformer([("used", "passthrough", used)])),
-        ("scale", scaler),
-        ("axes", PCA(n_components=n_components, whiten=True, svd_solver="full", random_state=seed)),
-        ("iforest", IsolationForest(n_estimators=trees, max_samples=max_samples, random_state=seed)),
-    ])
+    pipe = Pipeline(
+        [
+            ("select", ColumnTransformer([("used", "passthrough", used)])),
+            ("scale", scaler),
+            ("axes", PCA(n_components=n_components, whiten=True, svd_solver="full", random_state=seed)),
+            ("iforest", IsolationForest(n_estimators=trees, max_samples=max_samples, random_state=seed)),
+        ]
+    )
     pipe.robust_center, pipe.robust_scale = center, scale
     return pipe
 
@@ -137,8 +140,9 @@ class Envelope:
         return {"lo": self.lo.tolist(), "hi": self.hi.tolist(), "width": self.width.tolist(), "margin": self.margin}
 
 
-def fit_relations(x: np.ndarray, names: list[str], signals: list[str], center: np.ndarray,
-                  scale: np.ndarray) -> dict[str, Any] | None:
+def fit_relations(
+    x: np.ndarray, names: list[str], signals: list[str], center: np.ndarray, scale: np.ndarray
+) -> dict[str, Any] | None:
     """Pairwise relations of the signals' window means on normal windows, in robust units: signal j
     against a straight line in signal i (slope[i, j], intercept[i, j]), with the robust spread of
     what the line leaves. The daemon names a signal whose relation broke by the median of its
@@ -162,8 +166,12 @@ def fit_relations(x: np.ndarray, names: list[str], signals: list[str], center: n
             r = z[:, j] - a * z[:, i] - intercept[i, j]
             q1, q3 = np.percentile(r, [25, 75])
             spread[i, j] = max((q3 - q1) / 1.349, 0.05)
-    return {"features": [names[c] for c in cols], "slope": slope.tolist(), "intercept": intercept.tolist(),
-            "spread": spread.tolist()}
+    return {
+        "features": [names[c] for c in cols],
+        "slope": slope.tolist(),
+        "intercept": intercept.tolist(),
+        "spread": spread.tolist(),
+    }
 
 
 def score(pipe: Any, env: Envelope, x: np.ndarray) -> np.ndarray:

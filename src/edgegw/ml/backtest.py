@@ -31,8 +31,11 @@ MODEL_KINDS = ("anomaly", "failure_risk")
 def configure(parser: argparse.ArgumentParser) -> None:
     src = parser.add_argument_group("what to replay through")
     src.add_argument("-c", "--config", metavar="FILE", help="gateway config: profiles, limits, model, delays")
-    src.add_argument("--asset", metavar="ID", help="with -c: the config asset the data belongs to "
-                     "(default: assets named in the data, else the config's first asset)")
+    src.add_argument(
+        "--asset",
+        metavar="ID",
+        help="with -c: the config asset the data belongs to (default: assets named in the data, else the config's first asset)",
+    )
     src.add_argument("--model", metavar="DIR", help="model directory; alone, signals and window come from its metadata")
     parser.add_argument("--data", action="append", required=True, metavar="FILE", help="history CSV/Parquet; repeatable")
     parser.add_argument("--out", required=True, metavar="FILE", help="CSV: one row per input timestamp (and asset)")
@@ -108,9 +111,12 @@ def _model_profile(directory: Path, rate_hz: float) -> tuple[str, Profile]:
         units = meta.get("units") or {}
         alarms = {k: v for k, v in (meta.get("model_alarms") or {}).items() if k == "failure_threshold"}
         p = Profile(
-            window_s=float(meta["window_s"]), hop_s=float(meta.get("hop_s", 1.0)),
-            max_rate_hz=max(1.0, float(math.ceil(rate_hz))), model=str(directory),
-            model_alarms=alarms, signals={s: {"unit": units.get(s)} for s in meta["signals"]},
+            window_s=float(meta["window_s"]),
+            hop_s=float(meta.get("hop_s", 1.0)),
+            max_rate_hz=max(1.0, float(math.ceil(rate_hz))),
+            model=str(directory),
+            model_alarms=alarms,
+            signals={s: {"unit": units.get(s)} for s in meta["signals"]},
         )
     except (KeyError, TypeError, ValueError) as e:
         raise ModelError(f"{side}: incomplete model description: {e}") from None
@@ -119,8 +125,10 @@ def _model_profile(directory: Path, rate_hz: float) -> tuple[str, Profile]:
 
 def _setup(args: argparse.Namespace) -> Setup:
     read = {
-        "delimiter": args.delimiter, "timestamp_column": args.timestamp_column,
-        "timestamp_format": args.timestamp_format, "timestamp_unit": args.timestamp_unit,
+        "delimiter": args.delimiter,
+        "timestamp_column": args.timestamp_column,
+        "timestamp_format": args.timestamp_format,
+        "timestamp_unit": args.timestamp_unit,
         "label_column": args.label_column,
     }
     if not args.config:
@@ -171,12 +179,14 @@ def run(setup: Setup) -> Result:
     h = setup.history
     n = len(h)
     res = Result(
-        score=np.full(n, np.nan), anomaly=np.zeros(n, dtype=np.int8), failure_p=np.full(n, np.nan),
-        failure=np.zeros(n, dtype=np.int8), threshold=np.zeros(n, dtype=np.int8),
+        score=np.full(n, np.nan),
+        anomaly=np.zeros(n, dtype=np.int8),
+        failure_p=np.full(n, np.nan),
+        failure=np.zeros(n, dtype=np.int8),
+        threshold=np.zeros(n, dtype=np.int8),
     )
     engine_ids = sorted(set(setup.asset_ids))
-    state = {a: {"anomaly": 0, "failure_risk": 0, "score": math.nan, "failure_p": math.nan, "thr": set()}
-             for a in engine_ids}
+    state = {a: {"anomaly": 0, "failure_risk": 0, "score": math.nan, "failure_p": math.nan, "thr": set()} for a in engine_ids}
 
     def emit(alert: Alert) -> None:
         res.alerts.append(alert)
@@ -232,10 +242,18 @@ def write_csv(path: Path, h: History, res: Result) -> None:
         w = csv.writer(f)
         w.writerow(COLUMNS)
         assets = h.assets
-        for i, (text, a, s, an, p, fa, th) in enumerate(zip(
-            h.ts_text, h.asset.tolist(), res.score.tolist(), res.anomaly.tolist(), res.failure_p.tolist(),
-            res.failure.tolist(), res.threshold.tolist(), strict=True,
-        )):
+        for i, (text, a, s, an, p, fa, th) in enumerate(
+            zip(
+                h.ts_text,
+                h.asset.tolist(),
+                res.score.tolist(),
+                res.anomaly.tolist(),
+                res.failure_p.tolist(),
+                res.failure.tolist(),
+                res.threshold.tolist(),
+                strict=True,
+            )
+        ):
             del i
             w.writerow((text, assets[a], _fmt(s), an, _fmt(p), fa, th))
 
@@ -308,8 +326,10 @@ def summary(setup: Setup, res: Result, took: float) -> str:
             if len(hit):
                 found += 1
                 leads.append(t1 - h.ts[rows[hit[0]]])
-                how = (f"detected after {h.ts[rows[hit[0]]] - t0:.0f} s, {_hours(leads[-1])} before its end, "
-                       f"{alarm[rows].mean():.0%} of its rows in alarm")
+                how = (
+                    f"detected after {h.ts[rows[hit[0]]] - t0:.0f} s, {_hours(leads[-1])} before its end, "
+                    f"{alarm[rows].mean():.0%} of its rows in alarm"
+                )
             else:
                 how = "missed"
             assert labels is not None
@@ -319,26 +339,34 @@ def summary(setup: Setup, res: Result, took: float) -> str:
     in_alarm = float((dt * alarm).sum())
     if labels is None:
         days = float(dt.sum()) / 86400
-        lines.append(f"model alarm episodes: {n_eps} in {days:.2f} days ({n_eps / max(days, 1e-9):.2f} per day); "
-                     "no labels to tell right from false")
+        lines.append(
+            f"model alarm episodes: {n_eps} in {days:.2f} days ({n_eps / max(days, 1e-9):.2f} per day); "
+            "no labels to tell right from false"
+        )
         return "\n".join(lines)
     normal_days = float(dt[~fault].sum()) / 86400
     right_time = float((dt * (alarm & fault)).sum())
     n_faults = sum(len(_episodes(fault[h.asset == k])) for k in range(len(h.assets)))
     lead = f", lead before the fault's end {min(leads) / 3600:.2f}-{max(leads) / 3600:.2f} h" if leads else ""
     lines.append(f"faults detected: {found}/{n_faults}{lead}")
-    lines.append(f"false alarms: {false_eps} episodes in {normal_days:.2f} normal days "
-                 f"({false_eps / max(normal_days, 1e-9):.2f} per day)")
-    lines.append(f"correct time in alarm: {right_time / in_alarm:.1%} of {_hours(in_alarm)} in alarm was during faults"
-                 if in_alarm else "correct time in alarm: never in alarm")
+    lines.append(
+        f"false alarms: {false_eps} episodes in {normal_days:.2f} normal days ({false_eps / max(normal_days, 1e-9):.2f} per day)"
+    )
+    lines.append(
+        f"correct time in alarm: {right_time / in_alarm:.1%} of {_hours(in_alarm)} in alarm was during faults"
+        if in_alarm
+        else "correct time in alarm: never in alarm"
+    )
     tp = int((alarm & fault).sum())
     fp = int((alarm & ~fault).sum())
     fn = int((~alarm & fault).sum())
     prec = tp / (tp + fp) if tp + fp else 0.0
     rec = tp / (tp + fn) if tp + fn else 0.0
     f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
-    lines.append(f"model alarms vs labels (rows): precision {prec:.3f} recall {rec:.3f} F1 {f1:.3f} "
-                 f"false-alarm rate {fp / max(int((~fault).sum()), 1):.2%}")
+    lines.append(
+        f"model alarms vs labels (rows): precision {prec:.3f} recall {rec:.3f} F1 {f1:.3f} "
+        f"false-alarm rate {fp / max(int((~fault).sum()), 1):.2%}"
+    )
     return "\n".join(lines)
 
 

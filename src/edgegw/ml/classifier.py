@@ -93,13 +93,18 @@ def fit_relations(x_normal: np.ndarray, names: list[str], signals: list[str]) ->
     offset = np.zeros(n_lin)
     s, p = len(signals), len(pairs)
     for b, (w, c) in enumerate(blocks):
-        weights[b * s:(b + 1) * s, b * p:(b + 1) * p] = w
-        offset[b * p:(b + 1) * p] = c
-    weights[2 * s:, 2 * p:] = np.eye(len(shape))
+        weights[b * s : (b + 1) * s, b * p : (b + 1) * p] = w
+        offset[b * p : (b + 1) * p] = c
+    weights[2 * s :, 2 * p :] = np.eye(len(shape))
     out_names += [f"{sig}.std/mean" for sig in signals]
     return Relations(
-        names=out_names, value_cols=np.array(value_cols, dtype=np.int64), weights=weights, offset=offset,
-        std_cols=std_cols, mean_cols=mean_cols, floor=0.01 * sd + _EPS,
+        names=out_names,
+        value_cols=np.array(value_cols, dtype=np.int64),
+        weights=weights,
+        offset=offset,
+        std_cols=std_cols,
+        mean_cols=mean_cols,
+        floor=0.01 * sd + _EPS,
     )
 
 
@@ -109,11 +114,22 @@ def failure_pipeline(used: list[int], seed: int) -> Any:
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.pipeline import Pipeline
 
-    return Pipeline([
-        ("select", ColumnTransformer([("used", "passthrough", used)])),
-        ("hgb", HistGradientBoostingClassifier(max_iter=100, max_leaf_nodes=15, learning_rate=0.1,
-                                               early_stopping=False, class_weight="balanced", random_state=seed)),
-    ])
+    return Pipeline(
+        [
+            ("select", ColumnTransformer([("used", "passthrough", used)])),
+            (
+                "hgb",
+                HistGradientBoostingClassifier(
+                    max_iter=100,
+                    max_leaf_nodes=15,
+                    learning_rate=0.1,
+                    early_stopping=False,
+                    class_weight="balanced",
+                    random_state=seed,
+                ),
+            ),
+        ]
+    )
 
 
 @dataclass(slots=True)
@@ -200,14 +216,21 @@ def holdout(label: np.ndarray, assets: np.ndarray, ends: np.ndarray, normal_held
             held[runs[-1]] = True
         elif runs:
             r = runs[0]
-            held[r[int(len(r) * 0.7):]] = True
+            held[r[int(len(r) * 0.7) :]] = True
     return held
 
 
 def fit_classifier(
-    x: np.ndarray, label: np.ndarray, assets: np.ndarray, ends: np.ndarray, normal_held: np.ndarray,
-    names: list[str], signals: list[str], seed: int,
-    served: Callable[[np.ndarray], np.ndarray] | None = None, risk_threshold: float = 0.5,
+    x: np.ndarray,
+    label: np.ndarray,
+    assets: np.ndarray,
+    ends: np.ndarray,
+    normal_held: np.ndarray,
+    names: list[str],
+    signals: list[str],
+    seed: int,
+    served: Callable[[np.ndarray], np.ndarray] | None = None,
+    risk_threshold: float = 0.5,
 ) -> FailureClassifier:
     """Fit on all but the held-out episodes (see `holdout`), calibrate and score on those.
 
@@ -259,13 +282,17 @@ def fit_classifier(
     else:
         clf.cause_threshold = CAUSE_THRESHOLDS[-1]
     named = alarm & (share >= clf.cause_threshold)
-    clf.report.append(f"  calibrated on {int(cal.sum())} held-out windows (temperature {clf.temperature:.2f}); "
-                      f"cause named at a share of the fault probability >= {clf.cause_threshold:.2f}, else {UNKNOWN}")
+    clf.report.append(
+        f"  calibrated on {int(cal.sum())} held-out windows (temperature {clf.temperature:.2f}); "
+        f"cause named at a share of the fault probability >= {clf.cause_threshold:.2f}, else {UNKNOWN}"
+    )
     for c, pi, ri, fi, ni in zip(faults, p, r, f1, n, strict=True):
         k = classes.index(c)
         rows = y == k
         right = float((named & rows & (top == k)).sum()) / max(int(rows.sum()), 1)
         unknown = float((alarm & rows & (share < clf.cause_threshold)).sum()) / max(int(rows.sum()), 1)
-        clf.report.append(f"  {c}: precision {pi:.2f} recall {ri:.2f} F1 {fi:.2f} ({ni} held-out windows); "
-                          f"alarm names it {right:.0%}, says {UNKNOWN} {unknown:.0%}")
+        clf.report.append(
+            f"  {c}: precision {pi:.2f} recall {ri:.2f} F1 {fi:.2f} ({ni} held-out windows); "
+            f"alarm names it {right:.0%}, says {UNKNOWN} {unknown:.0%}"
+        )
     return clf

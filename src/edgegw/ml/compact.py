@@ -33,8 +33,11 @@ def compact(proto: onnx.ModelProto) -> onnx.ModelProto:
     if len(dim) != 2 or not dim[1].dim_value:
         return proto
     n_in = dim[1].dim_value
-    consts = {i.name: numpy_helper.to_array(i).astype(np.float64) for i in g.initializer
-              if i.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.INT64)}
+    consts = {
+        i.name: numpy_helper.to_array(i).astype(np.float64)
+        for i in g.initializer
+        if i.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.INT64)
+    }
     affine: dict[str, tuple[np.ndarray, np.ndarray]] = {x: (np.eye(n_in), np.zeros(n_in))}
     center = np.zeros(n_in)  # subtracted from the input first: the first Scaler's offsets, per input column
     select: dict[str, np.ndarray] = {}  # outputs that are plain column selections of the input
@@ -61,12 +64,16 @@ def compact(proto: onnx.ModelProto) -> onnx.ModelProto:
             w, b = affine[n.input[0]]
             z = n.input[0]
             # (x - center) W + b: centring first keeps float32 exact for a temperature of 57 +- 0.1
-            inits += [numpy_helper.from_array(center.astype(np.float32), z + "_center"),
-                      numpy_helper.from_array(w.astype(np.float32), z + "_W"),
-                      numpy_helper.from_array((b + center @ w).astype(np.float32), z + "_b")]
-            nodes += [helper.make_node("Sub", [x, z + "_center"], [z + "_xc"], name=z + "_center"),
-                      helper.make_node("MatMul", [z + "_xc", z + "_W"], [z + "_xw"], name=z + "_matmul"),
-                      helper.make_node("Add", [z + "_xw", z + "_b"], [z + "_folded"], name=z + "_add")]
+            inits += [
+                numpy_helper.from_array(center.astype(np.float32), z + "_center"),
+                numpy_helper.from_array(w.astype(np.float32), z + "_W"),
+                numpy_helper.from_array((b + center @ w).astype(np.float32), z + "_b"),
+            ]
+            nodes += [
+                helper.make_node("Sub", [x, z + "_center"], [z + "_xc"], name=z + "_center"),
+                helper.make_node("MatMul", [z + "_xc", z + "_W"], [z + "_xw"], name=z + "_matmul"),
+                helper.make_node("Add", [z + "_xw", z + "_b"], [z + "_folded"], name=z + "_add"),
+            ]
             n.input[0] = z + "_folded"  # the steps that made z are left without a user: pruned
         nodes.append(n)
     _fold_scalar_mul(nodes, consts)

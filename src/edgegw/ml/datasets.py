@@ -58,10 +58,16 @@ class History:
         m = self.asset == k
         idx = np.flatnonzero(m)
         return History(
-            signals=self.signals, assets=[asset], ts=self.ts[m], asset=np.zeros(len(idx), dtype=np.int64),
-            values=self.values[m], ts_text=[self.ts_text[i] for i in idx],
+            signals=self.signals,
+            assets=[asset],
+            ts=self.ts[m],
+            asset=np.zeros(len(idx), dtype=np.int64),
+            values=self.values[m],
+            ts_text=[self.ts_text[i] for i in idx],
             labels=[self.labels[i] for i in idx] if self.labels is not None else None,
-            fingerprint=self.fingerprint, files=self.files, bad_cells=self.bad_cells,
+            fingerprint=self.fingerprint,
+            files=self.files,
+            bad_cells=self.bad_cells,
         )
 
     def rate_hz(self) -> float:

@@ -39,7 +39,10 @@ def anomaly_onnx(model: Any, n_features: int) -> onnx.ModelProto:
     iforest_onnx.register()
     x = np.zeros((1, n_features), dtype=np.float32)
     return to_onnx(
-        model, x, target_opset=TARGET_OPSET, options={id(_last_step(model)): {"score_samples": True}},
+        model,
+        x,
+        target_opset=TARGET_OPSET,
+        options={id(_last_step(model)): {"score_samples": True}},
         naming="anomaly_",
     )
 
@@ -48,7 +51,10 @@ def classifier_onnx(model: Any, n_features: int) -> onnx.ModelProto:
     """A classifier with outputs label and probabilities (a plain (n, n_classes) tensor)."""
     x = np.zeros((1, n_features), dtype=np.float32)
     return to_onnx(
-        model, x, target_opset=TARGET_OPSET, options={id(_last_step(model)): {"zipmap": False}},
+        model,
+        x,
+        target_opset=TARGET_OPSET,
+        options={id(_last_step(model)): {"zipmap": False}},
         naming="failure_",
     )
 
@@ -68,10 +74,14 @@ def failure_onnx(clf: FailureClassifier, n_features: int) -> onnx.ModelProto:
         return numpy_helper.from_array(np.asarray(value, dtype=dtype), name)
 
     inits = [
-        const("rel_value_cols", rel.value_cols, np.int64), const("rel_weights", rel.weights),
-        const("rel_offset", rel.offset), const("rel_std_cols", rel.std_cols, np.int64),
-        const("rel_mean_cols", rel.mean_cols, np.int64), const("rel_floor", rel.floor),
-        const("cal_min", np.array(1e-7)), const("cal_inv_t", np.array(1.0 / clf.temperature)),
+        const("rel_value_cols", rel.value_cols, np.int64),
+        const("rel_weights", rel.weights),
+        const("rel_offset", rel.offset),
+        const("rel_std_cols", rel.std_cols, np.int64),
+        const("rel_mean_cols", rel.mean_cols, np.int64),
+        const("rel_floor", rel.floor),
+        const("cal_min", np.array(1e-7)),
+        const("cal_inv_t", np.array(1.0 / clf.temperature)),
         const("cal_bias", clf.bias),
     ]
     tree = onnx.NodeProto()
@@ -97,7 +107,8 @@ def failure_onnx(clf: FailureClassifier, n_features: int) -> onnx.ModelProto:
         helper.make_node("Softmax", ["cal_logits"], ["probabilities"], axis=1),
     ]
     graph = helper.make_graph(
-        nodes, "edgegw_failure",
+        nodes,
+        "edgegw_failure",
         [helper.make_tensor_value_info("X", onnx.TensorProto.FLOAT, [None, n_features])],
         [helper.make_tensor_value_info("probabilities", onnx.TensorProto.FLOAT, [None, len(clf.classes)])],
         inits,
@@ -138,8 +149,11 @@ def compacted(proto: onnx.ModelProto, x: np.ndarray, atol: float = 1e-5, max_mov
 def attach_metadata(proto: onnx.ModelProto, meta: dict[str, Any], version: str) -> None:
     """Store the metadata in the file itself: `edgegw` (JSON) plus a few flat keys for tools."""
     del proto.metadata_props[:]
-    for k, v in (("edgegw", json.dumps(meta, sort_keys=True)), ("edgegw.version", version),
-                 ("edgegw.kind", str(meta.get("kind", "")))):
+    for k, v in (
+        ("edgegw", json.dumps(meta, sort_keys=True)),
+        ("edgegw.version", version),
+        ("edgegw.kind", str(meta.get("kind", ""))),
+    ):
         p = proto.metadata_props.add()
         p.key, p.value = k, v
     proto.producer_name = "edgegw"

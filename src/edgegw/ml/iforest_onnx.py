@@ -54,10 +54,19 @@ def _node_depths(left: np.ndarray, right: np.ndarray) -> np.ndarray:
 def forest_attributes(model: IsolationForest, dtype: type = np.float32) -> dict[str, Any]:
     """TreeEnsembleRegressor attributes: splits remapped to input columns, leaves = path lengths."""
     attrs: dict[str, list[Any]] = {
-        k: [] for k in (
-            "nodes_treeids", "nodes_nodeids", "nodes_featureids", "nodes_modes", "nodes_values",
-            "nodes_truenodeids", "nodes_falsenodeids", "target_treeids", "target_nodeids",
-            "target_ids", "target_weights",
+        k: []
+        for k in (
+            "nodes_treeids",
+            "nodes_nodeids",
+            "nodes_featureids",
+            "nodes_modes",
+            "nodes_values",
+            "nodes_truenodeids",
+            "nodes_falsenodeids",
+            "target_treeids",
+            "target_nodeids",
+            "target_ids",
+            "target_weights",
         )
     }
     for t, (est, feats) in enumerate(zip(model.estimators_, model.estimators_features_, strict=True)):
@@ -108,9 +117,16 @@ def convert_isolation_forest(scope: Any, operator: Any, container: Any) -> None:
     attrs = forest_attributes(model, dtype)
     total = scope.get_unique_variable_name("path_length_sum")
     container.add_node(
-        "TreeEnsembleRegressor", [x], [total], op_domain="ai.onnx.ml", op_version=3,
+        "TreeEnsembleRegressor",
+        [x],
+        [total],
+        op_domain="ai.onnx.ml",
+        op_version=3,
         name=scope.get_unique_operator_name("IsolationForestPaths"),
-        n_targets=1, aggregate_function="SUM", post_transform="NONE", **attrs,
+        n_targets=1,
+        aggregate_function="SUM",
+        post_transform="NONE",
+        **attrs,
     )
     if proto == TensorProto.DOUBLE:
         t64 = scope.get_unique_variable_name("path_length_sum64")
@@ -132,7 +148,9 @@ def convert_isolation_forest(scope: Any, operator: Any, container: Any) -> None:
     container.add_node("Less", [dec, const("zero", [0.0])], [less], name=scope.get_unique_operator_name("Less"))
     lab = operator.outputs[0].full_name
     container.add_node(
-        "Where", [less, const("minus_one", [-1], np.int64), const("one", [1], np.int64)], [lab],
+        "Where",
+        [less, const("minus_one", [-1], np.int64), const("one", [1], np.int64)],
+        [lab],
         name=scope.get_unique_operator_name("Where"),
     )
 
@@ -153,7 +171,10 @@ def _init(arr: np.ndarray) -> tuple[int, list[int], Any]:
 def register() -> None:
     """Make skl2onnx use the compact converter for every IsolationForest it meets."""
     update_registered_converter(
-        IsolationForest, ALIAS, isolation_forest_shapes, convert_isolation_forest,
+        IsolationForest,
+        ALIAS,
+        isolation_forest_shapes,
+        convert_isolation_forest,
         options={"score_samples": [True, False]},
     )
 

@@ -40,9 +40,7 @@ def replay(
     """
     names = history.signals
     ingest = engine.ingest
-    known = [
-        [j for j, s in enumerate(names) if s in engine.assets[a].signals] for a in asset_ids
-    ]
+    known = [[j for j, s in enumerate(names) if s in engine.assets[a].signals] for a in asset_ids]
     ts = history.ts.tolist()
     aidx = history.asset.tolist()
     vals = history.values.tolist()

@@ -22,7 +22,10 @@ START = datetime(2026, 1, 5, 6, 0, 0, tzinfo=UTC).timestamp()
 
 
 def pump_history(
-    seconds: int, seed: int, faults: bool = True, episodes: list[tuple[str, int, int]] | None = None,
+    seconds: int,
+    seed: int,
+    faults: bool = True,
+    episodes: list[tuple[str, int, int]] | None = None,
     gaps: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Timestamps (epoch s), values (n, 6) in SIGNALS order, and a label per row.
@@ -77,8 +80,12 @@ def pump_history(
 
 
 def write_csv(
-    path: str | Path, seconds: int, seed: int, faults: bool = True,
-    episodes: list[tuple[str, int, int]] | None = None, gaps: bool = True,
+    path: str | Path,
+    seconds: int,
+    seed: int,
+    faults: bool = True,
+    episodes: list[tuple[str, int, int]] | None = None,
+    gaps: bool = True,
 ) -> Path:
     """Write pump_history() as a wide CSV with ISO timestamps (UTC, no zone, as historians export)."""
     ts, vals, labels = pump_history(seconds, seed, faults, episodes, gaps)

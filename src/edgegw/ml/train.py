@@ -43,43 +43,70 @@ ON_HOPS, OFF_HOPS = 3, 10  # delays for dense windows (3 s / 10 s at 1 s hops)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", action="append", default=[], metavar="FILE",
-                        help="historian CSV (wide or long form) or Parquet; repeatable")
+    parser.add_argument(
+        "--data", action="append", default=[], metavar="FILE", help="historian CSV (wide or long form) or Parquet; repeatable"
+    )
     parser.add_argument("--out", required=True, metavar="DIR", help="model directory to write")
     parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same data: same model)")
     parser.add_argument("-c", "--config", metavar="FILE", help="take window, hop and signals from this config")
     parser.add_argument("--profile", metavar="NAME", help="profile of --config (default: the only one)")
-    parser.add_argument("--window-s", type=float, help="feature window in seconds (default: from the sampling "
-                        f"interval: {WINDOW_SAMPLES} samples, or an hour but at least {MIN_WINDOW_SAMPLES} samples "
-                        "for slow data; 30 s at 1 Hz)")
+    parser.add_argument(
+        "--window-s",
+        type=float,
+        help="feature window in seconds (default: from the sampling "
+        f"interval: {WINDOW_SAMPLES} samples, or an hour but at least {MIN_WINDOW_SAMPLES} samples "
+        "for slow data; 30 s at 1 Hz)",
+    )
     parser.add_argument("--hop-s", type=float, help="hop between windows (default: the sampling interval, at least 1 s)")
-    parser.add_argument("--on-hops", type=int, help=f"model alarm raises after its condition held this many hops "
-                        f"(default {ON_HOPS}; a sparse window's length in hops)")
-    parser.add_argument("--off-hops", type=int, help=f"... and clears after it was gone this many (default {OFF_HOPS}; "
-                        "a sparse window's length)")
-    parser.add_argument("--envelope-margin", type=float, default=am.ENVELOPE_MARGIN,
-                        help="range widths beyond what training saw before a feature raises the score on its own "
-                        f"(default {am.ENVELOPE_MARGIN})")
+    parser.add_argument(
+        "--on-hops",
+        type=int,
+        help=f"model alarm raises after its condition held this many hops (default {ON_HOPS}; a sparse window's length in hops)",
+    )
+    parser.add_argument(
+        "--off-hops", type=int, help=f"... and clears after it was gone this many (default {OFF_HOPS}; a sparse window's length)"
+    )
+    parser.add_argument(
+        "--envelope-margin",
+        type=float,
+        default=am.ENVELOPE_MARGIN,
+        help=f"range widths beyond what training saw before a feature raises the score on its own (default {am.ENVELOPE_MARGIN})",
+    )
     parser.add_argument("--signals", help="comma-separated signal columns (default: every numeric column)")
-    parser.add_argument("--label-column", help="column marking fault periods: 0 normal, else a fault class "
-                        "(default: a column named 'label' if present)")
+    parser.add_argument(
+        "--label-column",
+        help="column marking fault periods: 0 normal, else a fault class (default: a column named 'label' if present)",
+    )
     parser.add_argument("--no-labels", action="store_true", help="ignore any label column")
     parser.add_argument("--delimiter", help="CSV delimiter (default: sniffed)")
     parser.add_argument("--timestamp-column", help="timestamp column (default: 'timestamp', 'time', ... or the first)")
     parser.add_argument("--timestamp-format", help="strptime format (default: ISO 8601 or epoch numbers)")
-    parser.add_argument("--timestamp-unit", choices=["s", "ms", "us", "ns"], default="s",
-                        help="unit of numeric timestamps (default s)")
+    parser.add_argument(
+        "--timestamp-unit", choices=["s", "ms", "us", "ns"], default="s", help="unit of numeric timestamps (default s)"
+    )
     parser.add_argument("--asset", help="asset name for wide files without an 'asset' column")
     parser.add_argument("--name", help="model name (default: the profile name, else 'model')")
-    parser.add_argument("--false-alarm-rate", type=float, default=0.005,
-                        help="share of held-out normal windows above the anomaly threshold (default 0.005)")
-    parser.add_argument("--features", default=",".join(DEFAULT_FEATURES),
-                        help=f"per-signal features the anomaly model uses (default: {','.join(DEFAULT_FEATURES)})")
+    parser.add_argument(
+        "--false-alarm-rate",
+        type=float,
+        default=0.005,
+        help="share of held-out normal windows above the anomaly threshold (default 0.005)",
+    )
+    parser.add_argument(
+        "--features",
+        default=",".join(DEFAULT_FEATURES),
+        help=f"per-signal features the anomaly model uses (default: {','.join(DEFAULT_FEATURES)})",
+    )
     parser.add_argument("--trees", type=int, default=100, help="isolation trees (default 100)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="CPU threads for fitting (default 1: on a small shared box more threads only contend)")
-    parser.add_argument("--synthetic", type=int, metavar="SECONDS",
-                        help="train on a generated pump history of this length instead of --data")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="CPU threads for fitting (default 1: on a small shared box more threads only contend)",
+    )
+    parser.add_argument(
+        "--synthetic", type=int, metavar="SECONDS", help="train on a generated pump history of this length instead of --data"
+    )
     parser.add_argument("--save-data", metavar="FILE", help="with --synthetic: also keep the generated CSV here")
 
 
@@ -145,8 +172,9 @@ def check_density(window_s: float, interval_s: float) -> None:
         )
 
 
-def _profile(args: argparse.Namespace, history_signals: list[str] | None, interval_s: float | None = None
-             ) -> tuple[str, Profile, dict[str, Any]]:
+def _profile(
+    args: argparse.Namespace, history_signals: list[str] | None, interval_s: float | None = None
+) -> tuple[str, Profile, dict[str, Any]]:
     """The profile to train for, and the model alarm defaults to store with the model."""
     if args.config:
         cfg = load_config(args.config)
@@ -177,8 +205,7 @@ def _profile(args: argparse.Namespace, history_signals: list[str] | None, interv
     return args.name or "model", p, p.model_alarms.model_dump()
 
 
-def _model_alarms(args: argparse.Namespace, profile: Profile, interval_s: float,
-                  base: dict[str, Any]) -> dict[str, Any]:
+def _model_alarms(args: argparse.Namespace, profile: Profile, interval_s: float, base: dict[str, Any]) -> dict[str, Any]:
     """The model's alarm delays in hops (from --on-hops/--off-hops, else the config profile's,
     else default_delays) and in seconds at the profile's hop, with the failure threshold."""
     on, off = default_delays(profile.window_s, profile.hop_s, interval_s)
@@ -190,8 +217,13 @@ def _model_alarms(args: argparse.Namespace, profile: Profile, interval_s: float,
     off = off if args.off_hops is None else args.off_hops
     if on < 0 or off < 0:
         raise TrainError("--on-hops and --off-hops must be >= 0")
-    return {"on_hops": on, "off_hops": off, "on_delay_s": on * profile.hop_s, "off_delay_s": off * profile.hop_s,
-            "failure_threshold": base["failure_threshold"]}
+    return {
+        "on_hops": on,
+        "off_hops": off,
+        "on_delay_s": on * profile.hop_s,
+        "off_delay_s": off * profile.hop_s,
+        "failure_threshold": base["failure_threshold"],
+    }
 
 
 def _read(args: argparse.Namespace, signals: list[str] | None) -> History:
@@ -205,9 +237,14 @@ def _read(args: argparse.Namespace, signals: list[str] | None) -> History:
     if not paths:
         raise TrainError("no data: give --data FILE (or --synthetic SECONDS)")
     h = read_history(
-        paths, delimiter=args.delimiter, timestamp_column=args.timestamp_column,
-        timestamp_format=args.timestamp_format, timestamp_unit=args.timestamp_unit,
-        signals=signals, label_column=args.label_column, asset=args.asset,
+        paths,
+        delimiter=args.delimiter,
+        timestamp_column=args.timestamp_column,
+        timestamp_format=args.timestamp_format,
+        timestamp_unit=args.timestamp_unit,
+        signals=signals,
+        label_column=args.label_column,
+        asset=args.asset,
     )
     if args.no_labels:
         h.labels = None
@@ -261,8 +298,12 @@ def _versions() -> dict[str, str]:
     from edgegw import __version__
 
     return {
-        "edgegw": __version__, "numpy": np.__version__, "scikit-learn": sklearn.__version__,
-        "skl2onnx": skl2onnx.__version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__,
+        "edgegw": __version__,
+        "numpy": np.__version__,
+        "scikit-learn": sklearn.__version__,
+        "skl2onnx": skl2onnx.__version__,
+        "onnx": onnx.__version__,
+        "onnxruntime": onnxruntime.__version__,
         "python": platform.python_version(),
     }
 
@@ -325,8 +366,9 @@ def train(args: argparse.Namespace) -> str:
     std = xf.std(axis=0)
     center, scale = am.robust_scale(xf)
     n_comp = am.kept_components(((xf - center) / scale)[:, used])
-    anomaly = am.fit(am.pipeline(used, center[used], scale[used], n_comp, args.trees, min(256, len(xf)), args.seed),
-                     xf.astype(np.float32))
+    anomaly = am.fit(
+        am.pipeline(used, center[used], scale[used], n_comp, args.trees, min(256, len(xf)), args.seed), xf.astype(np.float32)
+    )
     envelope = am.Envelope.of(xf, used, scale[used], args.envelope_margin)
     cal_scores = am.score(anomaly, envelope, x[cal_rows])
     far = args.false_alarm_rate
@@ -335,26 +377,49 @@ def train(args: argparse.Namespace) -> str:
     held_alarm = 0.0
     for a in np.unique(assets[cal_rows]):
         m = cal_rows & (assets == a)
-        held_alarm += _debounced_share(am.score(anomaly, envelope, x[m]) > threshold, ends[m],
-                                       alarm_defaults["on_delay_s"], alarm_defaults["off_delay_s"]) * m.sum()
+        held_alarm += (
+            _debounced_share(
+                am.score(anomaly, envelope, x[m]) > threshold,
+                ends[m],
+                alarm_defaults["on_delay_s"],
+                alarm_defaults["off_delay_s"],
+            )
+            * m.sum()
+        )
     held_alarm /= max(int(cal_rows.sum()), 1)
 
     classes = sorted(set(label.tolist()))
     failure = None
     if h.labels is not None and len(classes) > 1:
         gate = float(np.quantile(cal_scores, GATE_QUANTILE))
-        failure = fit_classifier(x, label, assets, ends, held, names, signals, args.seed,
-                                 served=lambda rows: am.score(anomaly, envelope, rows) >= gate,
-                                 risk_threshold=alarm_defaults["failure_threshold"])
+        failure = fit_classifier(
+            x,
+            label,
+            assets,
+            ends,
+            held,
+            names,
+            signals,
+            args.seed,
+            served=lambda rows: am.score(anomaly, envelope, rows) >= gate,
+            risk_threshold=alarm_defaults["failure_threshold"],
+        )
 
     # ------------------------------------------------------------------ export
     units = {s: profile.signals[s].unit for s in signals}
-    params = {"features": kinds, "trees": args.trees, "false_alarm_rate": far, "seed": args.seed,
-              "window_s": profile.window_s, "hop_s": profile.hop_s, "signals": signals,
-              "envelope_margin": args.envelope_margin, "model_alarms": alarm_defaults}
+    params = {
+        "features": kinds,
+        "trees": args.trees,
+        "false_alarm_rate": far,
+        "seed": args.seed,
+        "window_s": profile.window_s,
+        "hop_s": profile.hop_s,
+        "signals": signals,
+        "envelope_margin": args.envelope_margin,
+        "model_alarms": alarm_defaults,
+    }
     probe = x[cal_rows][:4000].astype(np.float32)  # the compact graphs must give the same numbers here
-    protos = {export.ANOMALY_FILE: am.add_envelope(export.compacted(export.anomaly_onnx(anomaly, len(names)), probe),
-                                                   envelope)}
+    protos = {export.ANOMALY_FILE: am.add_envelope(export.compacted(export.anomaly_onnx(anomaly, len(names)), probe), envelope)}
     if failure is not None:
         protos[export.FAILURE_FILE] = export.failure_onnx(failure, len(names))
     # the version names the content: same data, settings and graphs, same version
@@ -363,21 +428,29 @@ def train(args: argparse.Namespace) -> str:
         digest.update(proto.graph.SerializeToString())
     version = f"{name}-{digest.hexdigest()[:12]}"
     common: dict[str, Any] = {
-        "format": FORMAT, "name": name, "version": version,
-        "signals": signals, "units": units,
-        "window_s": profile.window_s, "hop_s": profile.hop_s,
+        "format": FORMAT,
+        "name": name,
+        "version": version,
+        "signals": signals,
+        "units": units,
+        "window_s": profile.window_s,
+        "hop_s": profile.hop_s,
         "feature_names": names,
     }
     anomaly_meta = {
-        **common, "kind": "anomaly", "file": export.ANOMALY_FILE,
+        **common,
+        "kind": "anomaly",
+        "file": export.ANOMALY_FILE,
         "score": "isolation forest score 2^(-E[h]/c(n)) in (0, 1] plus the envelope term e/(1+e) in [0, 1), "
-                 "e = range widths beyond the fitted envelope past the margin; higher is more unusual",
-        "output": am.OUTPUT, "score_sign": 1.0,
-        "threshold": threshold, "false_alarm_target": far, "heldout_false_alarm": held_rate,
+        "e = range widths beyond the fitted envelope past the margin; higher is more unusual",
+        "output": am.OUTPUT,
+        "score_sign": 1.0,
+        "threshold": threshold,
+        "false_alarm_target": far,
+        "heldout_false_alarm": held_rate,
         "min_samples": dict(zip(signals, min_samples.tolist(), strict=True)),
         "features_used": [names[i] for i in used],
-        "training_stats": {"mean": mean.tolist(), "std": std.tolist(), "center": center.tolist(),
-                           "scale": scale.tolist()},
+        "training_stats": {"mean": mean.tolist(), "std": std.tolist(), "center": center.tolist(), "scale": scale.tolist()},
         "envelope": envelope.to_meta(),
         "relations": am.fit_relations(xf, names, signals, center, scale),
     }
@@ -385,8 +458,12 @@ def train(args: argparse.Namespace) -> str:
     failure_meta = None
     if failure is not None:
         failure_meta = {
-            **common, "kind": "failure_risk", "file": export.FAILURE_FILE, "output": "probabilities",
-            "classes": failure.classes, "normal_class": "0",
+            **common,
+            "kind": "failure_risk",
+            "file": export.FAILURE_FILE,
+            "output": "probabilities",
+            "classes": failure.classes,
+            "normal_class": "0",
             "threshold": alarm_defaults["failure_threshold"],
             # a fault class is named only for windows that are also somewhat unusual: a classifier
             # that saw few machines must not call a healthy machine it never saw faulty
@@ -399,10 +476,19 @@ def train(args: argparse.Namespace) -> str:
         "anomaly": {k: v for k, v in anomaly_meta.items() if k not in common},
         "failure_risk": {k: v for k, v in failure_meta.items() if k not in common} if failure_meta else None,
         "model_alarms": alarm_defaults,
-        "data": {"fingerprint": h.fingerprint, "files": [Path(f).name for f in h.files], "rows": len(h),
-                 "assets": h.assets, "rate_hz": round(rate, 3), "interval_s": interval, "windows": len(x),
-                 "normal_windows_fit": int(fit_rows.sum()), "normal_windows_heldout": int(cal_rows.sum()),
-                 "labelled": h.labels is not None, "classes": classes},
+        "data": {
+            "fingerprint": h.fingerprint,
+            "files": [Path(f).name for f in h.files],
+            "rows": len(h),
+            "assets": h.assets,
+            "rate_hz": round(rate, 3),
+            "interval_s": interval,
+            "windows": len(x),
+            "normal_windows_fit": int(fit_rows.sum()),
+            "normal_windows_heldout": int(cal_rows.sum()),
+            "labelled": h.labels is not None,
+            "classes": classes,
+        },
         "params": params,
         "library_versions": _versions(),
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -425,8 +511,7 @@ def train(args: argparse.Namespace) -> str:
         f"  anomaly: IsolationForest on {len(used)} features ({n_comp} principal axes) + envelope "
         f"(margin {envelope.margin:g} widths), threshold {threshold:.4f} (latest {am.CALIBRATION_SHARE:.0%} of "
         "normal windows)",
-        f"  held-out normal windows above threshold: {held_rate:.2%} (target {far:.2%}); "
-        f"in alarm after delays: {held_alarm:.2%}",
+        f"  held-out normal windows above threshold: {held_rate:.2%} (target {far:.2%}); in alarm after delays: {held_alarm:.2%}",
     ]
     if failure is not None:
         lines.append(f"  failure_risk: relations + HistGradientBoosting over classes {classes}")

@@ -52,9 +52,14 @@ class QueueBusy(Exception):
 class TargetQueue:
     """Written from the event loop (`put`, `commit`), drained by `run()`."""
 
-    def __init__(self, target: TargetBase, path: Path, make_sender: Callable[[], Sender],
-                 on_failing: Callable[[TargetQueue, bool], None],
-                 settle: Callable[[], Awaitable[None]] | None = None) -> None:
+    def __init__(
+        self,
+        target: TargetBase,
+        path: Path,
+        make_sender: Callable[[], Sender],
+        on_failing: Callable[[TargetQueue, bool], None],
+        settle: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self.target = target
         self.name = target.name
         self.make_sender = make_sender
@@ -213,8 +218,9 @@ class TargetQueue:
         else:
             self.outbox.dead_letter(rows[0].id, reason)
             self._after = max(self._after, rows[0].id)
-            log.error("notification refused by the peer; kept as a dead letter", target=self.name, error=reason,
-                      alert_id=rows[0].topic)
+            log.error(
+                "notification refused by the peer; kept as a dead letter", target=self.name, error=reason, alert_id=rows[0].topic
+            )
         if "batch" in self.outbox.meta:
             self.outbox.set_meta("batch", None)
         self.outbox.commit()
@@ -225,8 +231,9 @@ class TargetQueue:
         now = time.time()
         if self.failing_since is None:
             self.failing_since = now
-        _rl.warning(f"fail:{self.name}", "notification not delivered; retrying", target=self.name,
-                    error=error, queued=self.outbox.count)
+        _rl.warning(
+            f"fail:{self.name}", "notification not delivered; retrying", target=self.name, error=error, queued=self.outbox.count
+        )
         if self.alarm_raised_at is None and now - self.failing_since >= self.target.alarm_after_s:
             self.on_failing(self, True)
 
@@ -264,8 +271,16 @@ class TargetQueue:
         return self.outbox.count
 
     def stats(self) -> dict[str, Any]:
-        return {"queued": self.outbox.count, "sent": self.sent, "sent_alerts": self.sent_alerts,
-                "attempts": self.attempts, "failures": self.failures, "failing": self.failing_since is not None,
-                "last_error": self.last_error, "durable": not self.outbox.in_memory,
-                "dropped": self.outbox.dropped["alert"], "unstored": len(self.outbox.unstored),
-                "dead_lettered": self.outbox.dead_lettered["alert"]}
+        return {
+            "queued": self.outbox.count,
+            "sent": self.sent,
+            "sent_alerts": self.sent_alerts,
+            "attempts": self.attempts,
+            "failures": self.failures,
+            "failing": self.failing_since is not None,
+            "last_error": self.last_error,
+            "durable": not self.outbox.in_memory,
+            "dropped": self.outbox.dropped["alert"],
+            "unstored": len(self.outbox.unstored),
+            "dead_lettered": self.outbox.dead_lettered["alert"],
+        }

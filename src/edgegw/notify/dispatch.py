@@ -60,10 +60,20 @@ def _epoch(text: Any) -> float:
 def alert_from_dict(d: dict[str, Any]) -> Alert:
     """An alert read back from the broker (a retained raise) as the object the gateway made."""
     ev = {k: v for k, v in d.items() if k not in _BASE_FIELDS}
-    a = Alert(str(d.get("asset", "")), str(d.get("kind", "")), str(d.get("source", "")), AlertState.RAISED,
-              Severity(d.get("severity", "warning")), _epoch(d.get("ts")), ev, str(d.get("message", "")),
-              id=str(d.get("id", "")), seq=int(d.get("seq", 0)), gateway=str(d.get("gateway", "")),
-              site=str(d.get("site", "")))
+    a = Alert(
+        str(d.get("asset", "")),
+        str(d.get("kind", "")),
+        str(d.get("source", "")),
+        AlertState.RAISED,
+        Severity(d.get("severity", "warning")),
+        _epoch(d.get("ts")),
+        ev,
+        str(d.get("message", "")),
+        id=str(d.get("id", "")),
+        seq=int(d.get("seq", 0)),
+        gateway=str(d.get("gateway", "")),
+        site=str(d.get("site", "")),
+    )
     if d.get("raised_at"):
         a.raised_at = _epoch(d["raised_at"])
     return a
@@ -86,8 +96,9 @@ class Notifier:
         self.queues: list[TargetQueue] = []
         try:
             for t in self.ncfg.targets:
-                self.queues.append(TargetQueue(t, queue_file(self.folder, t), functools.partial(_sender, t, gw),
-                                               self._failing, self.settle))
+                self.queues.append(
+                    TargetQueue(t, queue_file(self.folder, t), functools.partial(_sender, t, gw), self._failing, self.settle)
+                )
         except QueueBusy as e:
             raise ConfigError([f"notify.state_dir: {e}"]) from None
         self.journal = Journal(self.journal_path, self.ncfg.journal) if self.ncfg.journal.enabled else None
@@ -130,8 +141,7 @@ class Notifier:
             return  # the ack itself is journalled by the command
         payload = orjson.dumps(alert.to_dict())  # the alert exactly as published on MQTT
         if self.journal is not None:
-            self.journal.record(str(alert.state), alert.asset, alert.kind, alert.source, str(alert.severity),
-                                detail=payload)
+            self.journal.record(str(alert.state), alert.asset, alert.kind, alert.source, str(alert.severity), detail=payload)
         shelved = self._shelved(key)
         for q in self.queues:
             if alert.state == AlertState.RAISED:
@@ -205,19 +215,35 @@ class Notifier:
 
     def _failing(self, q: TargetQueue, failing: bool) -> None:
         gw = self.cfg.gateway.id
-        ev = {"target": q.name, "type": getattr(q.target, "type", ""), "queued": q.outbox.count,
-              "where": q.where}
+        ev = {"target": q.name, "type": getattr(q.target, "type", ""), "queued": q.outbox.count, "where": q.where}
         if failing:
             now = time.time()
             q.set_alarm(now)
             ev.update(error=q.last_error, failing_since=iso(q.failing_since or now))
-            a = Alert(gw, FAILED_KIND, q.name, AlertState.RAISED, Severity.WARNING, now, ev,
-                      f"notifications to {q.name} ({q.where}) failing: {q.last_error}")
+            a = Alert(
+                gw,
+                FAILED_KIND,
+                q.name,
+                AlertState.RAISED,
+                Severity.WARNING,
+                now,
+                ev,
+                f"notifications to {q.name} ({q.where}) failing: {q.last_error}",
+            )
         else:
             raised, now = q.alarm_raised_at, time.time()
             q.set_alarm(None)
-            a = Alert(gw, FAILED_KIND, q.name, AlertState.CLEARED, Severity.INFO, now, ev,
-                      f"notifications to {q.name} delivered again", raised_at=raised)
+            a = Alert(
+                gw,
+                FAILED_KIND,
+                q.name,
+                AlertState.CLEARED,
+                Severity.INFO,
+                now,
+                ev,
+                f"notifications to {q.name} delivered again",
+                raised_at=raised,
+            )
         self._emit(a)
 
     def _emit(self, a: Alert) -> None:
@@ -247,8 +273,11 @@ class Notifier:
         kinds = ("threshold", "stale", "quality", "anomaly", "failure_risk")
         if c.asset in self._assets and c.kind not in kinds:
             return f"unknown kind {c.kind!r} (one of {', '.join(kinds)})"
-        if (c.asset in self._assets and c.kind in ("threshold", "stale", "quality")
-                and c.source not in self._assets[c.asset].signals):
+        if (
+            c.asset in self._assets
+            and c.kind in ("threshold", "stale", "quality")
+            and c.source not in self._assets[c.asset].signals
+        ):
             return f"asset {c.asset!r} has no signal {c.source!r}"
         return None
 
@@ -329,8 +358,12 @@ class Notifier:
         if self.commands is not None:
             jobs.append(("notify:commands", self.commands.run))
         tasks = [asyncio.create_task(self._keep(name, job), name=name) for name, job in jobs]
-        log.info("notifications running", targets=[f"{q.name} ({q.where})" for q in self.queues],
-                 queued=self.depth, journal=str(self.journal_path) if self.journal else None)
+        log.info(
+            "notifications running",
+            targets=[f"{q.name} ({q.where})" for q in self.queues],
+            queued=self.depth,
+            journal=str(self.journal_path) if self.journal else None,
+        )
         try:
             await self._closing.wait()
             self._flush()
@@ -353,8 +386,12 @@ class Notifier:
         self._closing.set()
 
     def stats(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"queued_total": self.queued, "suppressed": dict(self.suppressed),
-                               "targets": {q.name: q.stats() for q in self.queues}, "shelved": len(self.shelves)}
+        out: dict[str, Any] = {
+            "queued_total": self.queued,
+            "suppressed": dict(self.suppressed),
+            "targets": {q.name: q.stats() for q in self.queues},
+            "shelved": len(self.shelves),
+        }
         if self.journal is not None:
             out["journal"] = self.journal.stats()
         if self.commands is not None:

@@ -29,8 +29,13 @@ class EmailSender:
         t, s = self.target, self.target.smtp
         alerts: list[dict[str, Any]] = [orjson.loads(p) for p in payloads]
         msg = message.email(alerts, t.from_, t.to, t.subject_prefix, self.gateway)
-        kw: dict[str, Any] = {"hostname": s.host, "port": s.port_or_default, "timeout": t.timeout_s,
-                              "use_tls": s.ssl, "start_tls": False if s.ssl else s.starttls}
+        kw: dict[str, Any] = {
+            "hostname": s.host,
+            "port": s.port_or_default,
+            "timeout": t.timeout_s,
+            "use_tls": s.ssl,
+            "start_tls": False if s.ssl else s.starttls,
+        }
         if self._tls is not None:
             kw["tls_context"] = self._tls
         if s.username:

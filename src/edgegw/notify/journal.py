@@ -87,8 +87,18 @@ class Journal:
         except (OSError, sqlite3.Error) as e:
             log.error("alarm journal unavailable; alarms are not journalled", path=str(path), error=str(e))
 
-    def record(self, event: str, asset: str, kind: str, source: str, severity: str = "", by: str = "",
-               note: str = "", detail: dict[str, Any] | bytes | None = None, ts: float | None = None) -> None:
+    def record(
+        self,
+        event: str,
+        asset: str,
+        kind: str,
+        source: str,
+        severity: str = "",
+        by: str = "",
+        note: str = "",
+        detail: dict[str, Any] | bytes | None = None,
+        ts: float | None = None,
+    ) -> None:
         """One entry; `detail` is JSON (the alert as published) or a dict made JSON here."""
         text = detail.decode() if isinstance(detail, bytes) else orjson.dumps(detail or {}).decode()
         self._buf.append((time.time() if ts is None else ts, event, asset, kind, source, severity, by, note, text))
@@ -97,8 +107,9 @@ class Journal:
         if self._db is None:
             return {}
         with self._lock:
-            rows = self._db.execute("SELECT asset, kind, source, until, by, note FROM shelves WHERE until > ?",
-                                    (time.time(),)).fetchall()
+            rows = self._db.execute(
+                "SELECT asset, kind, source, until, by, note FROM shelves WHERE until > ?", (time.time(),)
+            ).fetchall()
         return {(r[0], r[1], r[2]): (float(r[3]), r[4], r[5]) for r in rows}
 
     async def run(self, shelves: dict[Key, Shelf]) -> None:
@@ -126,13 +137,12 @@ class Journal:
             db = self._db
             try:
                 db.execute("BEGIN")
-                db.executemany(f"INSERT INTO journal ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})",
-                               batch)
+                db.executemany(f"INSERT INTO journal ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})", batch)
                 db.execute("DELETE FROM shelves")
-                db.executemany("INSERT INTO shelves VALUES (?, ?, ?, ?, ?, ?)",
-                               [(*k, *v) for k, v in shelves.items()])
-                self.deleted += db.execute("DELETE FROM journal WHERE ts < ?",
-                                           (time.time() - self.cfg.retention_days * 86400,)).rowcount
+                db.executemany("INSERT INTO shelves VALUES (?, ?, ?, ?, ?, ?)", [(*k, *v) for k, v in shelves.items()])
+                self.deleted += db.execute(
+                    "DELETE FROM journal WHERE ts < ?", (time.time() - self.cfg.retention_days * 86400,)
+                ).rowcount
                 self._trim(db)
                 db.execute("COMMIT")
                 self.written += len(batch)
@@ -154,8 +164,9 @@ class Journal:
             n = db.execute("SELECT count(*) FROM journal").fetchone()[0]
             if used <= cap or n == 0:
                 return
-            self.deleted += db.execute("DELETE FROM journal WHERE id IN (SELECT id FROM journal ORDER BY id LIMIT ?)",
-                                       (max(1, n // 5),)).rowcount
+            self.deleted += db.execute(
+                "DELETE FROM journal WHERE id IN (SELECT id FROM journal ORDER BY id LIMIT ?)", (max(1, n // 5),)
+            ).rowcount
 
     def stats(self) -> dict[str, Any]:
         return {"written": self.written, "buffered": len(self._buf), "deleted": self.deleted, "errors": self.errors}
@@ -209,8 +220,10 @@ def write_csv(entries: Iterable[dict[str, Any]], out: Any) -> None:
 def write_table(entries: list[dict[str, Any]], out: Any) -> None:
     out.write(f"{'TIME (UTC)':<20} {'EVENT':<13} {'SEVERITY':<8} {'ASSET':<12} {'KIND':<13} {'SOURCE':<12} {'BY':<10} WHAT\n")
     for e in entries:
-        out.write(f"{_when(e['ts']):<20} {e['event']:<13} {e['severity']:<8} {e['asset']:<12} {e['kind']:<13} "
-                  f"{e['source']:<12} {e['by']:<10} {_what(e)}\n")
+        out.write(
+            f"{_when(e['ts']):<20} {e['event']:<13} {e['severity']:<8} {e['asset']:<12} {e['kind']:<13} "
+            f"{e['source']:<12} {e['by']:<10} {_what(e)}\n"
+        )
     out.write(f"-- {len(entries)} entr{'y' if len(entries) == 1 else 'ies'}\n")
 
 
@@ -220,8 +233,11 @@ def write_table(entries: list[dict[str, Any]], out: Any) -> None:
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("-c", "--config", help="the gateway's config (finds the journal under notify.state_dir)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
-    p.add_argument("--journal", metavar="FILE",
-                   help="the journal file itself (default $STATE_DIRECTORY/alarms.db, else /var/lib/edgegw/alarms.db)")
+    p.add_argument(
+        "--journal",
+        metavar="FILE",
+        help="the journal file itself (default $STATE_DIRECTORY/alarms.db, else /var/lib/edgegw/alarms.db)",
+    )
     p.add_argument("--since", default="24h", help="how far back: 24h, 30m, 7d, or an ISO 8601 time (default 24h)")
     p.add_argument("--csv", action="store_true", help="CSV on stdout instead of a table")
 
@@ -238,8 +254,10 @@ def main(args: argparse.Namespace) -> int:
             print("\n".join(e.problems), file=sys.stderr)
             return EX_CONFIG
         if cfg.notify is None or not cfg.notify.journal.enabled:
-            print(f"edgegw alarms: {args.config} keeps no alarm journal (no notify section, or journal.enabled false)",
-                  file=sys.stderr)
+            print(
+                f"edgegw alarms: {args.config} keeps no alarm journal (no notify section, or journal.enabled false)",
+                file=sys.stderr,
+            )
             return 1
         from edgegw.preflight import state_dir_of
 

@@ -36,8 +36,11 @@ def about(d: dict[str, Any]) -> str:
 
 def facts(d: dict[str, Any]) -> list[tuple[str, str]]:
     """(label, text) lines describing one alarm, in reading order."""
-    out = [("Asset", str(d.get("asset", "?"))), ("Alarm", f"{d.get('kind', '?')} on {about(d)}"),
-           ("State", f"{d.get('state', '?')} ({d.get('severity', '?')})")]
+    out = [
+        ("Asset", str(d.get("asset", "?"))),
+        ("Alarm", f"{d.get('kind', '?')} on {about(d)}"),
+        ("State", f"{d.get('state', '?')} ({d.get('severity', '?')})"),
+    ]
     unit = f" {d['unit']}" if d.get("unit") else ""
     if "value" in d:
         lim = f", limit {_num(d['limit'])}{unit}" + (f" ({d['level']})" if d.get("level") else "") if "limit" in d else ""
@@ -51,9 +54,17 @@ def facts(d: dict[str, Any]) -> list[tuple[str, str]]:
         out.append(("Likely fault", f"{d['class']} (probability {_num(d.get('probability', '?'))})"))
     top = d.get("top")
     if isinstance(top, list) and top:
-        out.append(("Top signals", ", ".join(
-            f"{t.get('signal', '?')} ({t.get('feature', '?')}, z {_num(t.get('z', '?'))})" if isinstance(t, dict) else str(t)
-            for t in top)))
+        out.append(
+            (
+                "Top signals",
+                ", ".join(
+                    f"{t.get('signal', '?')} ({t.get('feature', '?')}, z {_num(t.get('z', '?'))})"
+                    if isinstance(t, dict)
+                    else str(t)
+                    for t in top
+                ),
+            )
+        )
     since = d.get("raised_at") if d.get("state") == "cleared" else d.get("ts")
     out.append(("Since" if d.get("state") != "cleared" else "Raised at", str(since or d.get("ts", "?"))))
     if d.get("state") == "cleared":
@@ -94,13 +105,13 @@ _COLOUR = {"critical": "#b00020", "warning": "#b26a00", "info": "#1f6f43"}
 
 def html_body(alerts: list[dict[str, Any]]) -> str:
     e = html.escape
-    out = ["<html><body style=\"font-family: sans-serif\">"]
+    out = ['<html><body style="font-family: sans-serif">']
     if len(alerts) > 1:
         out.append(f"<p>{len(alerts)} alarm changes, oldest first.</p>")
     for d in alerts:
         colour = _COLOUR.get(str(d.get("severity")), "#333")
-        out.append(f"<h3 style=\"color: {colour}\">{e(headline(d))}</h3><table cellpadding=\"3\">")
-        out += [f"<tr><th align=\"left\">{e(label)}</th><td>{e(text)}</td></tr>" for label, text in facts(d)]
+        out.append(f'<h3 style="color: {colour}">{e(headline(d))}</h3><table cellpadding="3">')
+        out += [f'<tr><th align="left">{e(label)}</th><td>{e(text)}</td></tr>' for label, text in facts(d)]
         out.append("</table>")
     out.append("</body></html>")
     return "\n".join(out)

@@ -35,9 +35,11 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--duration", type=float, help="seconds to run (live: default forever; --csv: default 3600)")
     p.add_argument("--seed", type=int, default=0, help="random seed: same seed, same history (default 0)")
     p.add_argument(
-        "--fault", action="append", default=[], metavar="SPEC",
-        help="ASSET:MODE@START[,ramp=S][,for=S][,signal=NAME], e.g. pump-1:bearing_wear@60,ramp=90; "
-        f"modes: {', '.join(MODES)}",
+        "--fault",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help=f"ASSET:MODE@START[,ramp=S][,for=S][,signal=NAME], e.g. pump-1:bearing_wear@60,ramp=90; modes: {', '.join(MODES)}",
     )
     p.add_argument("--random-faults", type=int, default=0, metavar="N", help="inject N faults at random times")
     p.add_argument("--broker", metavar="HOST:PORT", help="publish JSON telemetry to this MQTT broker")
@@ -66,8 +68,7 @@ def main(args: argparse.Namespace) -> int:
         print("edgegw simulate: nothing to do: give --broker, --opcua-port, --coap-port or --csv", file=sys.stderr)
         return 2
     if live and args.csv:
-        print("edgegw simulate: --csv writes history offline; run it without --broker/--opcua-port/--coap-port",
-              file=sys.stderr)
+        print("edgegw simulate: --csv writes history offline; run it without --broker/--opcua-port/--coap-port", file=sys.stderr)
         return 2
     duration = args.duration if args.duration is not None else (3600.0 if args.csv else None)
     try:
@@ -84,8 +85,10 @@ def main(args: argparse.Namespace) -> int:
         start = datetime.fromisoformat(args.start.replace("Z", "+00:00")).timestamp()
         t0 = time.perf_counter()
         rows = write_history(args.csv, fleet, duration or 3600.0, start)
-        print(f"wrote {rows} rows ({len(fleet.assets)} pumps x {duration:g} s at {args.rate:g} Hz) to {args.csv} "
-              f"in {time.perf_counter() - t0:.1f} s")
+        print(
+            f"wrote {rows} rows ({len(fleet.assets)} pumps x {duration:g} s at {args.rate:g} Hz) to {args.csv} "
+            f"in {time.perf_counter() - t0:.1f} s"
+        )
         return 0
     return asyncio.run(_live(args, fleet, duration, broker))
 
@@ -134,8 +137,11 @@ async def _live(args: argparse.Namespace, fleet: Fleet, duration: float | None, 
                 print(f"{iso(ts)}  fault injected: {f.describe()}", flush=True)
 
     outputs.append(announce)
-    print(f"simulating {len(fleet.assets)} pumps at {args.rate:g} Hz, seed {args.seed}"
-          f"{f' for {duration:g} s' if duration else ' (Ctrl-C to stop)'}", flush=True)
+    print(
+        f"simulating {len(fleet.assets)} pumps at {args.rate:g} Hz, seed {args.seed}"
+        f"{f' for {duration:g} s' if duration else ' (Ctrl-C to stop)'}",
+        flush=True,
+    )
     try:
         await clock.run(stop)
         if publisher is not None:
@@ -149,6 +155,8 @@ async def _live(args: argparse.Namespace, fleet: Fleet, duration: float | None, 
         for close in closers:
             await close()
     if publisher is not None:
-        print(f"MQTT: {publisher.sent} messages sent, {publisher.dropped} dropped"
-              f"{f' (last error: {publisher.last_error})' if publisher.last_error else ''}")
+        print(
+            f"MQTT: {publisher.sent} messages sent, {publisher.dropped} dropped"
+            f"{f' (last error: {publisher.last_error})' if publisher.last_error else ''}"
+        )
     return 0

@@ -104,8 +104,10 @@ class Display:
     def alert(self, ch: Change, received: float, caught: FaultRecord | None) -> None:
         self.line(event_line(ch, self.colour, self.stamp(received) + " "))
         if caught is not None:
-            self.line(f"{self.stamp(received)}  CAUGHT    {caught.asset} {caught.mode} after {caught.delay_s:.1f} s "
-                      f"({caught.detected_by})")
+            self.line(
+                f"{self.stamp(received)}  CAUGHT    {caught.asset} {caught.mode} after {caught.delay_s:.1f} s "
+                f"({caught.detected_by})"
+            )
 
     def draw(self) -> None:
         if not self.tty:

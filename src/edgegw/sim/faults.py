@@ -28,7 +28,11 @@ NORMAL = "normal"
 
 # Default development time (process) or duration (sensor) of each mode, seconds.
 DEFAULT_RAMP_S = {
-    "bearing_wear": 60.0, "cavitation": 40.0, "impeller_imbalance": 0.0, "seal_leak": 30.0, "motor_overload": 40.0,
+    "bearing_wear": 60.0,
+    "cavitation": 40.0,
+    "impeller_imbalance": 0.0,
+    "seal_leak": 30.0,
+    "motor_overload": 40.0,
 }
 DEFAULT_SENSOR_S = 20.0
 # Severity at which a process fault shows in the mapped signals; labels start there. Cavitation
@@ -74,15 +78,25 @@ class Fault:
 
 
 def make_fault(
-    asset: str, mode: str, start_s: float, ramp_s: float | None = None,
-    duration_s: float | None = None, signal: str | None = None,
+    asset: str,
+    mode: str,
+    start_s: float,
+    ramp_s: float | None = None,
+    duration_s: float | None = None,
+    signal: str | None = None,
 ) -> Fault:
     """A fault with the mode's defaults filled in; raises ValueError for an unknown mode."""
     if mode not in MODES:
         raise ValueError(f"unknown fault mode {mode!r} (one of {', '.join(MODES)})")
     if mode in SENSOR_MODES:
-        return Fault(asset, mode, start_s, 0.0, DEFAULT_SENSOR_S if duration_s is None else duration_s,
-                     signal or DEFAULT_SENSOR_SIGNAL[mode])
+        return Fault(
+            asset,
+            mode,
+            start_s,
+            0.0,
+            DEFAULT_SENSOR_S if duration_s is None else duration_s,
+            signal or DEFAULT_SENSOR_SIGNAL[mode],
+        )
     if signal is not None:
         raise ValueError(f"{mode} is a process fault: it takes no signal")
     return Fault(asset, mode, start_s, DEFAULT_RAMP_S[mode] if ramp_s is None else ramp_s, duration_s)
@@ -111,7 +125,11 @@ def parse_fault(text: str) -> Fault:
 
 
 def random_faults(
-    assets: list[str], n: int, duration_s: float, rng: np.random.Generator, warmup_s: float = 60.0,
+    assets: list[str],
+    n: int,
+    duration_s: float,
+    rng: np.random.Generator,
+    warmup_s: float = 60.0,
     modes: tuple[str, ...] = MODES,
 ) -> list[Fault]:
     """n faults at random times (after warm-up), at most one per asset at a time, seeded."""

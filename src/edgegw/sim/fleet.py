@@ -33,7 +33,11 @@ class Fleet:
     """Pumps, their faults, and the simulation clock (seconds since start, `1/rate_hz` per step)."""
 
     def __init__(
-        self, assets: Sequence[str], faults: Sequence[Fault] = (), seed: int = 0, rate_hz: float = 2.0,
+        self,
+        assets: Sequence[str],
+        faults: Sequence[Fault] = (),
+        seed: int = 0,
+        rate_hz: float = 2.0,
         spec: PumpSpec | None = None,
     ) -> None:
         if rate_hz <= 0:

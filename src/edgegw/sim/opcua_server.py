@@ -23,8 +23,13 @@ NAMESPACE = "urn:edgegw:sim:pumps"
 # UNECE Recommendation 20 codes of the simulator's units, as OPC UA EUInformation wants them.
 _UNECE = {"mm/s": "C16", "bar": "BAR", "degC": "CEL", "m3/h": "MQH", "A": "AMP"}
 _EU_RANGE = {
-    "vibration": (0.0, 50.0), "pressure": (-1.0, 16.0), "temperature": (-20.0, 150.0), "flow": (0.0, 150.0),
-    "current": (0.0, 100.0), "suction_pressure": (-1.0, 10.0), "motor_temperature": (-20.0, 180.0),
+    "vibration": (0.0, 50.0),
+    "pressure": (-1.0, 16.0),
+    "temperature": (-20.0, 150.0),
+    "flow": (0.0, 150.0),
+    "current": (0.0, 100.0),
+    "suction_pressure": (-1.0, 10.0),
+    "motor_temperature": (-20.0, 180.0),
 }
 
 
@@ -46,16 +51,15 @@ def node_id(asset: str, signal: str, ns: int = 2) -> str:
     return f"ns={ns};s={asset}.{signal}"
 
 
-
 def _node(name: str, ns: int) -> ua.NodeId:
     """A string NodeId in our namespace (asyncua types its arguments as its own int/str subclasses)."""
     return ua.NodeId(ua.String(name), ua.Int16(ns))
 
+
 class OpcuaPumpServer:
     """Start with `await start()`, feed with `await update(ts, samples)`, end with `await stop()`."""
 
-    def __init__(self, assets: Sequence[str], port: int, host: str = "127.0.0.1",
-                 signals: Sequence[str] = REPORTED) -> None:
+    def __init__(self, assets: Sequence[str], port: int, host: str = "127.0.0.1", signals: Sequence[str] = REPORTED) -> None:
         self.assets = list(assets)
         self.signals = list(signals)
         self.endpoint = f"opc.tcp://{host}:{port}/pumps"
@@ -79,11 +83,15 @@ class OpcuaPumpServer:
                 unit = SIGNALS[sig][0]
                 nid = _node(f"{asset}.{sig}", self.ns)
                 var = await obj.add_variable(nid, ua.QualifiedName(sig, self.ns), 0.0, ua.VariantType.Double)
-                await var.add_property(_node(f"{asset}.{sig}.EngineeringUnits", self.ns),
-                                       ua.QualifiedName("EngineeringUnits", 0), eu_information(unit))
+                await var.add_property(
+                    _node(f"{asset}.{sig}.EngineeringUnits", self.ns),
+                    ua.QualifiedName("EngineeringUnits", 0),
+                    eu_information(unit),
+                )
                 lo, hi = _EU_RANGE.get(sig, (0.0, 100.0))
-                await var.add_property(_node(f"{asset}.{sig}.EURange", self.ns),
-                                       ua.QualifiedName("EURange", 0), ua.Range(Low=lo, High=hi))
+                await var.add_property(
+                    _node(f"{asset}.{sig}.EURange", self.ns), ua.QualifiedName("EURange", 0), ua.Range(Low=lo, High=hi)
+                )
                 self._nodes[(asset, sig)] = nid
         await self.server.start()
 
@@ -95,8 +103,11 @@ class OpcuaPumpServer:
                 nid = self._nodes.get((s.asset, sig))
                 if nid is None:
                     continue
-                dv = ua.DataValue(ua.Variant(float(v), ua.VariantType.Double), SourceTimestamp=cast(ua.DateTime, when),
-                                  ServerTimestamp=cast(ua.DateTime, now))
+                dv = ua.DataValue(
+                    ua.Variant(float(v), ua.VariantType.Double),
+                    SourceTimestamp=cast(ua.DateTime, when),
+                    ServerTimestamp=cast(ua.DateTime, now),
+                )
                 await self.server.write_attribute_value(nid, dv)
         self.updates += 1
 

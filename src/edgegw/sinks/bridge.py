@@ -90,8 +90,14 @@ class SeqSource(Protocol):
 class Bridge:
     """The upstream sink. Synchronous intake (into the outbox), one connection task."""
 
-    def __init__(self, cfg: GatewayConfig, seq: SeqSource, on_alert: Callable[[Alert], None] | None = None,
-                 outbox: Outbox | None = None, engine: Engine | None = None) -> None:
+    def __init__(
+        self,
+        cfg: GatewayConfig,
+        seq: SeqSource,
+        on_alert: Callable[[Alert], None] | None = None,
+        outbox: Outbox | None = None,
+        engine: Engine | None = None,
+    ) -> None:
         up = cfg.upstream
         assert up is not None
         self.name = "upstream"
@@ -176,8 +182,9 @@ class Bridge:
         msg_id = self.outbox.put(kind, topic, payload, seq)
         if msg_id:
             self._commit()
-            self._undeliverable(Row(msg_id, topic, payload), f"packet of {size} bytes, the server takes at most {limit}",
-                                0x95, at_once=True)
+            self._undeliverable(
+                Row(msg_id, topic, payload), f"packet of {size} bytes, the server takes at most {limit}", 0x95, at_once=True
+            )
         return True
 
     def _gone(self) -> bool:
@@ -203,8 +210,17 @@ class Bridge:
                 if t <= self._reading_sent.get(key, float("-inf")):
                     continue
                 self._reading_sent[key] = t
-                payload = orjson.dumps({"gateway": gw, "site": site, "asset": asset.id, "signal": name, "ts": iso(t),
-                                        "value": v, "unit": asset.profile.signals[name].unit})
+                payload = orjson.dumps(
+                    {
+                        "gateway": gw,
+                        "site": site,
+                        "asset": asset.id,
+                        "signal": name,
+                        "ts": iso(t),
+                        "value": v,
+                        "unit": asset.profile.signals[name].unit,
+                    }
+                )
                 self.outbox.put(Kind.READING, f"{self.prefix}/readings/{site}/{asset.id}/{name}", payload)
                 n += 1
         if n:
@@ -233,10 +249,17 @@ class Bridge:
 
     # ------------------------------------------------------------------ self alerts
 
-    def _gateway_alert(self, kind: str, message: str, evidence: dict[str, Any],
-                       state: AlertState = AlertState.RAISED) -> Alert:
-        return Alert(asset=self.cfg.gateway.id, kind=kind, source="upstream", state=state,
-                     severity=Severity.WARNING, ts=time.time(), evidence=evidence, message=message)
+    def _gateway_alert(self, kind: str, message: str, evidence: dict[str, Any], state: AlertState = AlertState.RAISED) -> Alert:
+        return Alert(
+            asset=self.cfg.gateway.id,
+            kind=kind,
+            source="upstream",
+            state=state,
+            severity=Severity.WARNING,
+            ts=time.time(),
+            evidence=evidence,
+            message=message,
+        )
 
     def _emit(self, alert: Alert) -> None:
         if self.on_alert is not None:
@@ -275,32 +298,52 @@ class Bridge:
 
     def _dropped(self, kind: Kind, n: int) -> None:
         """The size cap hit: counted by the outbox; outbox_full is raised on the first drop."""
-        self._raise("outbox_full", f"upstream outbox full ({self.up.outbox.max_mb:g} MB): oldest {kind.name.lower()}s dropped",
-                    {"dropped": dict(self.outbox.dropped), "max_mb": self.up.outbox.max_mb})
+        self._raise(
+            "outbox_full",
+            f"upstream outbox full ({self.up.outbox.max_mb:g} MB): oldest {kind.name.lower()}s dropped",
+            {"dropped": dict(self.outbox.dropped), "max_mb": self.up.outbox.max_mb},
+        )
 
     def _housekeeping_alerts(self) -> None:
         ob = self.outbox
         if ob.space_short or ob.unstored:
-            self._raise("outbox_disk_full",
-                        f"no room on disk for the upstream outbox ({ob.path}): {ob.last_write_error}; "
-                        f"{len(ob.unstored)} message(s) held in memory until it can write again",
-                        {"path": ob.path, "error": ob.last_write_error, "held_in_memory": len(ob.unstored),
-                         "write_errors": ob.write_errors})
+            self._raise(
+                "outbox_disk_full",
+                f"no room on disk for the upstream outbox ({ob.path}): {ob.last_write_error}; "
+                f"{len(ob.unstored)} message(s) held in memory until it can write again",
+                {
+                    "path": ob.path,
+                    "error": ob.last_write_error,
+                    "held_in_memory": len(ob.unstored),
+                    "write_errors": ob.write_errors,
+                },
+            )
         elif "outbox_disk_full" in self._active:
-            self._clear("outbox_disk_full", "the upstream outbox writes again; nothing held in memory",
-                        {"path": ob.path, "write_errors": ob.write_errors, "lost": ob.lost_unstored})
+            self._clear(
+                "outbox_disk_full",
+                "the upstream outbox writes again; nothing held in memory",
+                {"path": ob.path, "write_errors": ob.write_errors, "lost": ob.lost_unstored},
+            )
         if "outbox_full" in self._active and self.outbox.bytes < self.outbox.max_bytes // 2:
-            self._clear("outbox_full", "upstream outbox below half full again",
-                        {"dropped": dict(self.outbox.dropped), "max_mb": self.up.outbox.max_mb})
+            self._clear(
+                "outbox_full",
+                "upstream outbox below half full again",
+                {"dropped": dict(self.outbox.dropped), "max_mb": self.up.outbox.max_mb},
+            )
         if "outbox_corrupt" in self._active and self.connected and self.outbox.count == 0:
             self._clear("outbox_corrupt", "the fresh outbox delivered its backlog", {})
-        if "upstream_refused" in self._active and all(
-                r.code == NO_MATCHING_SUBSCRIBERS for r in self._refused.values()):
-            self._clear("upstream_refused", "upstream broker takes the refused messages again (or they were moved "
-                        "aside)", {"refused": dict(self.refusals), "dead_lettered": dict(self.outbox.dead_lettered)})
+        if "upstream_refused" in self._active and all(r.code == NO_MATCHING_SUBSCRIBERS for r in self._refused.values()):
+            self._clear(
+                "upstream_refused",
+                "upstream broker takes the refused messages again (or they were moved aside)",
+                {"refused": dict(self.refusals), "dead_lettered": dict(self.outbox.dead_lettered)},
+            )
         if "outbox_dead_letter" in self._active and time.monotonic() - self._last_dead_letter >= DEAD_LETTER_QUIET_S:
-            self._clear("outbox_dead_letter", f"no undeliverable message for {DEAD_LETTER_QUIET_S:.0f} s",
-                        {"dead_lettered": dict(self.outbox.dead_lettered)})
+            self._clear(
+                "outbox_dead_letter",
+                f"no undeliverable message for {DEAD_LETTER_QUIET_S:.0f} s",
+                {"dead_lettered": dict(self.outbox.dead_lettered)},
+            )
 
     # ------------------------------------------------------------------ running
 
@@ -308,7 +351,10 @@ class Bridge:
         up = self.up
         v5 = str(up.protocol) == "5"
         kw: dict[str, Any] = {
-            "hostname": up.host, "port": up.port, "keepalive": up.keepalive_s, "timeout": 10,
+            "hostname": up.host,
+            "port": up.port,
+            "keepalive": up.keepalive_s,
+            "timeout": 10,
             "identifier": up.client_id or f"edgegw-{self.cfg.gateway.id}-up",
             "protocol": aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
             "will": aiomqtt.Will(self.status_topic, b"offline", qos=1, retain=True),
@@ -338,14 +384,22 @@ class Bridge:
         if self.up.username and not self.up.use_tls and not _loopback(self.up.host):
             log.warning("upstream credentials go without TLS", host=self.up.host)
         if str(self.up.protocol) != "5":
-            log.info("upstream speaks MQTT 3.1.1: a publish the broker refuses cannot be told from a delivered one "
-                     "(use protocol 5)")
+            log.info(
+                "upstream speaks MQTT 3.1.1: a publish the broker refuses cannot be told from a delivered one (use protocol 5)"
+            )
         helpers = [asyncio.create_task(self._keep(), name="upstream:outbox")]
         if self.up.send.readings and self.engine is not None:
             helpers.append(asyncio.create_task(self._sample(), name="upstream:readings"))
         try:
-            await supervise(self.link, self._session, self.backoff, stopping=lambda: self._closing, stop=self._closed,
-                            expected=(aiomqtt.MqttError, OSError), context=lambda: {"queued": self.outbox.count})
+            await supervise(
+                self.link,
+                self._session,
+                self.backoff,
+                stopping=lambda: self._closing,
+                stop=self._closed,
+                expected=(aiomqtt.MqttError, OSError),
+                context=lambda: {"queued": self.outbox.count},
+            )
         finally:
             for t in helpers:
                 t.cancel()
@@ -372,10 +426,10 @@ class Bridge:
         """One connection: online status, then the outbox until the connection ends or the bridge closes."""
         async with self._client() as client:
             await client.publish(self.status_topic, b"online", qos=1, retain=True)
-            self.server_limits = {"receive_maximum": client.receive_maximum,
-                                  "maximum_packet_size": client.maximum_packet_size}
-            link.up(tls=self.up.use_tls, queued=self.outbox.count,
-                    **{k: v for k, v in self.server_limits.items() if v is not None})
+            self.server_limits = {"receive_maximum": client.receive_maximum, "maximum_packet_size": client.maximum_packet_size}
+            link.up(
+                tls=self.up.use_tls, queued=self.outbox.count, **{k: v for k, v in self.server_limits.items() if v is not None}
+            )
             if not await until_disconnect(client, self._feed(client, link)):
                 raise aiomqtt.MqttError("upstream connection ended")
             with contextlib.suppress(aiomqtt.MqttError):
@@ -503,12 +557,20 @@ class Bridge:
         r.attempts += 1
         r.due = now + min(REFUSED_RETRY_CAP_S, REFUSED_RETRY_FIRST_S * 2.0 ** min(r.attempts - 1, 16))
         heapq.heappush(self._retry_heap, (r.due, row.id))
-        self._rl.warning("refused", "upstream broker refused a message; kept and retried", topic=_short(row.topic),
-                         reason_code=f"0x{code:02x}", reason=name, refused_messages=len(self._refused),
-                         retry_in_s=round(r.due - now, 1))
-        self._raise("upstream_refused",
-                    f"upstream broker refuses messages (0x{code:02x} {name}), e.g. {_short(row.topic)}: "
-                    "kept in the outbox and retried", {"reason_code": code, "reason": name, "topic": _short(row.topic)})
+        self._rl.warning(
+            "refused",
+            "upstream broker refused a message; kept and retried",
+            topic=_short(row.topic),
+            reason_code=f"0x{code:02x}",
+            reason=name,
+            refused_messages=len(self._refused),
+            retry_in_s=round(r.due - now, 1),
+        )
+        self._raise(
+            "upstream_refused",
+            f"upstream broker refuses messages (0x{code:02x} {name}), e.g. {_short(row.topic)}: kept in the outbox and retried",
+            {"reason_code": code, "reason": name, "topic": _short(row.topic)},
+        )
         self._wake.set()
 
     def _unheard(self, row: Row) -> None:
@@ -523,8 +585,13 @@ class Bridge:
         r.attempts += 1
         r.due = now + min(REFUSED_RETRY_CAP_S, REFUSED_RETRY_FIRST_S * 2.0 ** min(r.attempts - 1, 16))
         heapq.heappush(self._retry_heap, (r.due, row.id))
-        self._rl.warning("unheard", "upstream broker has no subscriber for a message; kept and offered again",
-                         topic=_short(row.topic), unheard=self.unheard, retry_in_s=round(r.due - now, 1))
+        self._rl.warning(
+            "unheard",
+            "upstream broker has no subscriber for a message; kept and offered again",
+            topic=_short(row.topic),
+            unheard=self.unheard,
+            retry_in_s=round(r.due - now, 1),
+        )
         self._wake.set()
 
     def _retry_due(self) -> Row | None:
@@ -560,12 +627,26 @@ class Bridge:
             return
         self._last_dead_letter = time.monotonic()
         what = f"{kind.name.lower()} {_short(row.topic)}"
-        self._rl.warning("dead", "upstream message undeliverable; moved to the dead-letter table", message=what,
-                         reason=reason, reason_code=None if code is None else f"0x{code:02x}",
-                         dead_lettered=dict(self.outbox.dead_lettered))
-        self._raise("outbox_dead_letter", f"upstream cannot take a message, moved aside (dead letter): {what}: {reason}",
-                    {"topic": _short(row.topic), "message_kind": kind.name.lower(), "reason": reason,
-                     "reason_code": code, "dead_lettered": dict(self.outbox.dead_lettered)}, at_once)
+        self._rl.warning(
+            "dead",
+            "upstream message undeliverable; moved to the dead-letter table",
+            message=what,
+            reason=reason,
+            reason_code=None if code is None else f"0x{code:02x}",
+            dead_lettered=dict(self.outbox.dead_lettered),
+        )
+        self._raise(
+            "outbox_dead_letter",
+            f"upstream cannot take a message, moved aside (dead letter): {what}: {reason}",
+            {
+                "topic": _short(row.topic),
+                "message_kind": kind.name.lower(),
+                "reason": reason,
+                "reason_code": code,
+                "dead_lettered": dict(self.outbox.dead_lettered),
+            },
+            at_once,
+        )
 
     async def close(self, timeout: float = 2.0) -> None:
         """Stop taking work; what is unacknowledged stays in the outbox for the next start.
@@ -585,10 +666,16 @@ class Bridge:
         return self.link.connected
 
     def stats(self) -> BridgeStats:
-        return BridgeStats(**self.link.stats(), **self.outbox.stats(), published=self.published,
-                           replayed=self.replayed, refused=dict(self.refusals), refused_pending=len(self._refused),
-                           unheard=self.unheard,
-                           server_limits=dict(self.server_limits))
+        return BridgeStats(
+            **self.link.stats(),
+            **self.outbox.stats(),
+            published=self.published,
+            replayed=self.replayed,
+            refused=dict(self.refusals),
+            refused_pending=len(self._refused),
+            unheard=self.unheard,
+            server_limits=dict(self.server_limits),
+        )
 
 
 def _loopback(host: str) -> bool:
@@ -598,7 +685,8 @@ def _loopback(host: str) -> bool:
         return host == "localhost"
 
 
-def build(cfg: GatewayConfig, seq: SeqSource, on_alert: Callable[[Alert], None] | None = None,
-          engine: Engine | None = None) -> Bridge:
+def build(
+    cfg: GatewayConfig, seq: SeqSource, on_alert: Callable[[Alert], None] | None = None, engine: Engine | None = None
+) -> Bridge:
     """The gateway's bridge: `on_alert` raises its own alerts through the gateway, `engine` feeds readings."""
     return Bridge(cfg, seq, on_alert, engine=engine)

@@ -32,7 +32,10 @@ _TOPIC_UNSAFE = str.maketrans({"/": "_", "+": "_", "#": "_"})
 
 def alert_topic(template: str, alert: Alert) -> str:
     return template.format(
-        site=alert.site, gateway=alert.gateway, asset=alert.asset, kind=alert.kind,
+        site=alert.site,
+        gateway=alert.gateway,
+        asset=alert.asset,
+        kind=alert.kind,
         source=alert.source.translate(_TOPIC_UNSAFE),
     )
 
@@ -96,13 +99,19 @@ class LocalSink:
         self.dropped += 1
         if self._bulk:
             self._bulk.popleft()
-            self._rl.warning("drop-bulk", "local queue full: oldest rollup or metrics dropped", dropped=self.dropped,
-                             queued=self.depth)
+            self._rl.warning(
+                "drop-bulk", "local queue full: oldest rollup or metrics dropped", dropped=self.dropped, queued=self.depth
+            )
             return
         topic = self._urgent.popleft()[0]  # only alerts are left: the oldest goes, loudly
         self.dropped_alerts += 1
-        self._rl.warning("drop-alert", "local queue full of alerts: oldest alert dropped", topic=topic,
-                         dropped_alerts=self.dropped_alerts, queued=self.depth)
+        self._rl.warning(
+            "drop-alert",
+            "local queue full of alerts: oldest alert dropped",
+            topic=topic,
+            dropped_alerts=self.dropped_alerts,
+            queued=self.depth,
+        )
 
     def alert(self, alert: Alert) -> None:
         a = self.cfg.alerts
@@ -130,8 +139,13 @@ class LocalSink:
         return len(self._urgent) + len(self._bulk)
 
     def stats(self) -> LocalStats:
-        return LocalStats(**self.link.stats(), published=self.published, queued=self.depth, dropped=self.dropped,
-                          dropped_alerts=self.dropped_alerts)
+        return LocalStats(
+            **self.link.stats(),
+            published=self.published,
+            queued=self.depth,
+            dropped=self.dropped,
+            dropped_alerts=self.dropped_alerts,
+        )
 
     # -- connection
 
@@ -157,8 +171,7 @@ class LocalSink:
             try:
                 m = await asyncio.wait_for(anext(messages), RESTORE_QUIET_S)
             except TimeoutError:
-                log.warning("restore marker did not come back; retained alarms read until a quiet second",
-                            retained=len(got))
+                log.warning("restore marker did not come back; retained alarms read until a quiet second", retained=len(got))
                 break
             if m.topic.value == marker:
                 break
@@ -180,15 +193,23 @@ class LocalSink:
 
     async def run(self) -> None:
         self._task = asyncio.current_task()
-        await supervise(self.link, self._session, self.backoff, stopping=lambda: self._closing, stop=self._stop,
-                        expected=(aiomqtt.MqttError, OSError), context=lambda: {"queued": self.depth})
+        await supervise(
+            self.link,
+            self._session,
+            self.backoff,
+            stopping=lambda: self._closing,
+            stop=self._stop,
+            expected=(aiomqtt.MqttError, OSError),
+            context=lambda: {"queued": self.depth},
+        )
 
     async def _session(self, link: Link) -> None:
         b = self.cfg.mqtt
         will = aiomqtt.Will(self.status_topic, b"offline", qos=1, retain=True)
         ident = f"{b.client_id or 'edgegw-' + self.cfg.gateway.id}-pub"
-        async with AckClient(**client_kwargs(b), identifier=ident, will=will, socket_options=NODELAY,
-                             max_queued_outgoing_messages=0) as client:
+        async with AckClient(
+            **client_kwargs(b), identifier=ident, will=will, socket_options=NODELAY, max_queued_outgoing_messages=0
+        ) as client:
             if not self.restore_done:
                 await self._restore(client)
             await client.publish(self.status_topic, b"online", qos=1, retain=True)

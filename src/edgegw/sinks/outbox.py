@@ -57,6 +57,7 @@ def reserve_bytes(max_bytes: int) -> int:
     """Headroom kept on the partition for the outbox's own use: 1/8 of the cap, 128 KiB to 4 MiB."""
     return max(128 << 10, min(4 << 20, max_bytes // 8))
 
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY,
@@ -138,8 +139,7 @@ def _boot_id() -> str:
 class Outbox:
     """Single-writer SQLite queue, used from the event loop thread; `sync()` may run in a worker thread."""
 
-    def __init__(self, path: str | os.PathLike[str], max_bytes: int,
-                 on_drop: Callable[[Kind, int], None] | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str], max_bytes: int, on_drop: Callable[[Kind, int], None] | None = None) -> None:
         self.path = str(path)
         self.max_bytes = max_bytes
         self.on_drop = on_drop
@@ -230,8 +230,7 @@ class Outbox:
                     os.replace(self.path + suffix, aside + suffix)
             self.problems.append(f"outbox {self.path} unreadable ({e}); moved aside to {aside}")
             self._seq_unknown = True
-            log.error("outbox unreadable; moved aside, starting a fresh one", path=self.path, moved_to=aside,
-                      error=str(e))
+            log.error("outbox unreadable; moved aside, starting a fresh one", path=self.path, moved_to=aside, error=str(e))
             return self._connect(self.path)
         except (OSError, sqlite3.Error) as e2:
             return self._memory(f"outbox {self.path} unreadable ({e}) and could not be replaced ({e2})")
@@ -284,16 +283,14 @@ class Outbox:
             # The machine went down hard: up to commit_ms of records may be gone, some maybe delivered.
             self.seq_skipped = SEQ_SKIP_AFTER_POWER_LOSS
             self.seq_hwm += SEQ_SKIP_AFTER_POWER_LOSS
-            log.warning("unclean reboot since the last run: seq continues after a gap",
-                        skipped=SEQ_SKIP_AFTER_POWER_LOSS)
+            log.warning("unclean reboot since the last run: seq continues after a gap", skipped=SEQ_SKIP_AFTER_POWER_LOSS)
         if self._seq_unknown:
             # Never reuse a number: continue from the clock in milliseconds (a visible jump).
             self._seq_unknown = False
             self.seq_hwm = max(self.seq_hwm, int(time.time() * 1000))
             log.warning("seq high-water mark unknown: continuing from the clock", seq=self.seq_hwm)
         self._begin()
-        db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
-                       [("boot", boot), ("clean", 0), ("seq", self.seq_hwm)])
+        db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", [("boot", boot), ("clean", 0), ("seq", self.seq_hwm)])
         self.commit()
 
     # ------------------------------------------------------------------ writing
@@ -364,15 +361,18 @@ class Outbox:
         """Move an undeliverable message out of the queue into `dead_letter`; its kind, None if gone."""
         try:
             self._begin()
-            row = self._db.execute("DELETE FROM outbox WHERE id = ? RETURNING kind, size, topic, payload",
-                                   (msg_id,)).fetchone()
+            row = self._db.execute("DELETE FROM outbox WHERE id = ? RETURNING kind, size, topic, payload", (msg_id,)).fetchone()
             if row is None:
                 return None
             kind, size, topic, payload = row
-            self._db.execute("INSERT OR REPLACE INTO dead_letter VALUES (?, ?, ?, ?, ?, ?)",
-                             (msg_id, kind, topic, payload, reason, time.time()))
-            self._db.execute("DELETE FROM dead_letter WHERE id <= (SELECT id FROM dead_letter ORDER BY id DESC "
-                             "LIMIT 1 OFFSET ?)", (DEAD_LETTER_KEEP,))
+            self._db.execute(
+                "INSERT OR REPLACE INTO dead_letter VALUES (?, ?, ?, ?, ?, ?)",
+                (msg_id, kind, topic, payload, reason, time.time()),
+            )
+            self._db.execute(
+                "DELETE FROM dead_letter WHERE id <= (SELECT id FROM dead_letter ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                (DEAD_LETTER_KEEP,),
+            )
         except sqlite3.Error as e:
             self._write_failed(e)
             return None
@@ -387,8 +387,7 @@ class Outbox:
         if not ids:
             return []
         marks = ",".join("?" * len(ids))
-        rows = self._db.execute(f"SELECT id, topic, payload FROM outbox WHERE id IN ({marks}) ORDER BY id",
-                                ids).fetchall()
+        rows = self._db.execute(f"SELECT id, topic, payload FROM outbox WHERE id IN ({marks}) ORDER BY id", ids).fetchall()
         return [Row(r[0], r[1], bytes(r[2])) for r in rows if r[0] <= self.committed_id]
 
     def commit(self) -> bool:
@@ -422,6 +421,7 @@ class Outbox:
         def insert() -> None:
             self._begin()
             self._db.execute("INSERT INTO outbox VALUES (?, ?, ?, ?, ?)", (self.last_id, int(kind), size, topic, payload))
+
         return self._retry(insert)
 
     def _space_freed(self, e: sqlite3.Error) -> bool:
@@ -473,8 +473,14 @@ class Outbox:
             else:
                 self.lost_unstored += 1
         self._pending.clear()
-        self._rl.warning("write", "outbox write failed; messages held in memory until it works again", error=str(e),
-                         held=len(self.unstored), lost=self.lost_unstored, write_errors=self.write_errors)
+        self._rl.warning(
+            "write",
+            "outbox write failed; messages held in memory until it works again",
+            error=str(e),
+            held=len(self.unstored),
+            lost=self.lost_unstored,
+            write_errors=self.write_errors,
+        )
         self.last_id = self.committed_id
         if _corrupt(e):
             self._replace(e)
@@ -617,8 +623,18 @@ class Outbox:
     # ------------------------------------------------------------------ reporting
 
     def stats(self) -> OutboxStats:
-        return OutboxStats(queued=self.count, bytes=self.bytes, max_bytes=self.max_bytes, written=self.put_count,
-                           acked=self.acked, dropped=dict(self.dropped), dead_lettered=dict(self.dead_lettered),
-                           write_errors=self.write_errors, lost_to_damage=self.lost_to_damage,
-                           durable=not self.in_memory, space_short=self.space_short,
-                           held_in_memory=len(self.unstored), lost_unstored=self.lost_unstored)
+        return OutboxStats(
+            queued=self.count,
+            bytes=self.bytes,
+            max_bytes=self.max_bytes,
+            written=self.put_count,
+            acked=self.acked,
+            dropped=dict(self.dropped),
+            dead_lettered=dict(self.dead_lettered),
+            write_errors=self.write_errors,
+            lost_to_damage=self.lost_to_damage,
+            durable=not self.in_memory,
+            space_short=self.space_short,
+            held_in_memory=len(self.unstored),
+            lost_unstored=self.lost_unstored,
+        )

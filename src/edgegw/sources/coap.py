@@ -205,8 +205,7 @@ class CoapTelemetrySource:
         self.assets = {a.id for a in cfg.assets}
 
     def stats(self) -> CoapStats:
-        st = CoapStats(**self.link.stats(), notifications=self.notifications, registrations=self.registrations,
-                       polls=self.polls)
+        st = CoapStats(**self.link.stats(), notifications=self.notifications, registrations=self.registrations, polls=self.polls)
         st["connected"] = self.connected  # serving, observing, or the last poll answered
         return st
 
@@ -295,8 +294,13 @@ class CoapTelemetrySource:
             return "failed"
         self._take(first)
         if first.opt.observe is None or not first.code.is_successful():
-            log.info("resource not observable, polling", source=self.name, uri=self.spec.uri, code=str(first.code),
-                     next_try_s=self.spec.reobserve_s)
+            log.info(
+                "resource not observable, polling",
+                source=self.name,
+                uri=self.spec.uri,
+                code=str(first.code),
+                next_try_s=self.spec.reobserve_s,
+            )
             return "not_observable"
         self.connected = True
         self.registrations += 1

@@ -267,12 +267,20 @@ class OpcuaTelemetrySource:
                     created += 1
                 else:
                     n = spec.nodes[req.RequestedParameters.ClientHandle - 1]
-                    log.warning("opcua monitored item refused", source=self.name, node=n.node or n.browse_path,
-                                status=r.StatusCode.name)
+                    log.warning(
+                        "opcua monitored item refused", source=self.name, node=n.node or n.browse_path, status=r.StatusCode.name
+                    )
                     self.intake.reject("opcua_item_refused", source=self.name)
         self.items_created += created
-        log.info("opcua subscribed", source=self.name, endpoint=spec.endpoint, items=created, of=len(spec.nodes),
-                 publishing_ms=res.RevisedPublishingInterval, keepalive_s=round(keepalive_s, 2))
+        log.info(
+            "opcua subscribed",
+            source=self.name,
+            endpoint=spec.endpoint,
+            items=created,
+            of=len(spec.nodes),
+            publishing_ms=res.RevisedPublishingInterval,
+            keepalive_s=round(keepalive_s, 2),
+        )
         return 2 * keepalive_s + spec.timeout_s
 
 
