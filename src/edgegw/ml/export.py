@@ -18,6 +18,7 @@ from onnx import helper, numpy_helper
 from skl2onnx import to_onnx
 from sklearn.pipeline import Pipeline
 
+from edgegw.engine.modelmeta import ANOMALY_FILE, FAILURE_FILE, META_FILE, ModelMeta, dumps
 from edgegw.ml import iforest_onnx
 from edgegw.ml.compact import compact
 
@@ -25,9 +26,6 @@ if TYPE_CHECKING:
     from edgegw.ml.classifier import FailureClassifier
 
 TARGET_OPSET = {"": 17, "ai.onnx.ml": 3}
-META_FILE = "model.json"
-ANOMALY_FILE = "anomaly.onnx"
-FAILURE_FILE = "failure.onnx"
 
 
 def _last_step(model: Any) -> Any:
@@ -160,9 +158,16 @@ def attach_metadata(proto: onnx.ModelProto, meta: dict[str, Any], version: str) 
     proto.doc_string = f"edgegw {meta.get('kind', '')} model {version}"
 
 
-def write_model_dir(out: Path, meta: dict[str, Any], protos: dict[str, onnx.ModelProto]) -> list[Path]:
-    """Write the ONNX files and then model.json (last, so a half-written directory never loads)."""
+def write_model_dir(out: Path, meta: ModelMeta, protos: dict[str, onnx.ModelProto]) -> list[Path]:
+    """Write the ONNX files, each with its metadata, and then model.json (last, so a half-written
+    directory never loads). Model files of another training that this one lacks are removed."""
     out.mkdir(parents=True, exist_ok=True)
+    for section in (meta.anomaly, meta.failure_risk):
+        if section is not None:
+            attach_metadata(protos[section.file], meta.file_meta(section.kind), meta.version)
+    for stale in (ANOMALY_FILE, FAILURE_FILE):
+        if stale not in protos:
+            (out / stale).unlink(missing_ok=True)
     written = []
     for fname, proto in protos.items():
         onnx.checker.check_model(proto)
@@ -173,7 +178,7 @@ def write_model_dir(out: Path, meta: dict[str, Any], protos: dict[str, onnx.Mode
         written.append(path)
     side = out / META_FILE
     tmp = side.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(meta, indent=1, sort_keys=False) + "\n")
+    tmp.write_text(dumps(meta))
     tmp.replace(side)
     written.append(side)
     return written
