@@ -32,29 +32,21 @@ def _last_step(model: Any) -> Any:
     return model.steps[-1][1] if isinstance(model, Pipeline) else model
 
 
+def _to_onnx(model: Any, n_features: int, options: dict[str, Any], naming: str) -> onnx.ModelProto:
+    """skl2onnx's conversion of model over float32 rows of n_features, `options` for its last step."""
+    x = np.zeros((1, n_features), dtype=np.float32)
+    return to_onnx(model, x, target_opset=TARGET_OPSET, options={id(_last_step(model)): options}, naming=naming)
+
+
 def anomaly_onnx(model: Any, n_features: int) -> onnx.ModelProto:
     """IsolationForest (alone or at the end of a pipeline) with outputs label, scores, score_samples."""
     iforest_onnx.register()
-    x = np.zeros((1, n_features), dtype=np.float32)
-    return to_onnx(
-        model,
-        x,
-        target_opset=TARGET_OPSET,
-        options={id(_last_step(model)): {"score_samples": True}},
-        naming="anomaly_",
-    )
+    return _to_onnx(model, n_features, {"score_samples": True}, "anomaly_")
 
 
 def classifier_onnx(model: Any, n_features: int) -> onnx.ModelProto:
     """A classifier with outputs label and probabilities (a plain (n, n_classes) tensor)."""
-    x = np.zeros((1, n_features), dtype=np.float32)
-    return to_onnx(
-        model,
-        x,
-        target_opset=TARGET_OPSET,
-        options={id(_last_step(model)): {"zipmap": False}},
-        naming="failure_",
-    )
+    return _to_onnx(model, n_features, {"zipmap": False}, "failure_")
 
 
 def failure_onnx(clf: FailureClassifier, n_features: int) -> onnx.ModelProto:
