@@ -515,12 +515,22 @@ def _gate(fit: AnomalyFit) -> float:
     return float(np.quantile(fit.cal_scores, GATE_QUANTILE))
 
 
+def _graphs(w: Windows, fit: AnomalyFit, failure: FailureClassifier | None) -> dict[str, Any]:
+    """The ONNX graphs by file name: the compacted anomaly graph with its envelope, and the classifier's."""
+    from edgegw.ml import export
+
+    probe = w.x[w.cal_rows][:4000].astype(np.float32)  # the compact graphs must give the same numbers here
+    anomaly_graph = export.compacted(export.anomaly_onnx(fit.model, len(w.names)), probe)
+    protos = {ANOMALY_FILE: am.add_envelope(anomaly_graph, fit.envelope)}
+    if failure is not None:
+        protos[FAILURE_FILE] = export.failure_onnx(failure, len(w.names))
+    return protos
+
+
 def _model(
     args: argparse.Namespace, plan: Plan, w: Windows, fit: AnomalyFit, failure: FailureClassifier | None
 ) -> tuple[ModelMeta, dict[str, Any]]:
     """The ONNX graphs and the metadata that describes them; the version names their content."""
-    from edgegw.ml import export
-
     h, profile, signals, names = plan.history, plan.profile, plan.signals, w.names
     params = {
         "features": fit.kinds,
@@ -533,11 +543,7 @@ def _model(
         "envelope_margin": args.envelope_margin,
         "model_alarms": plan.alarms,
     }
-    probe = w.x[w.cal_rows][:4000].astype(np.float32)  # the compact graphs must give the same numbers here
-    anomaly_graph = export.compacted(export.anomaly_onnx(fit.model, len(names)), probe)
-    protos = {ANOMALY_FILE: am.add_envelope(anomaly_graph, fit.envelope)}
-    if failure is not None:
-        protos[FAILURE_FILE] = export.failure_onnx(failure, len(names))
+    protos = _graphs(w, fit, failure)
     # the version names the content: same data, settings and graphs, same version
     digest = hashlib.sha256(json.dumps([h.fingerprint, params], sort_keys=True).encode())
     for proto in protos.values():
@@ -557,22 +563,7 @@ def _model(
         envelope=fit.envelope.to_meta(),
         relations=Relations(**fit.relations) if fit.relations else None,
     )
-    failure_meta = None
-    if failure is not None:
-        fm = failure.meta()
-        failure_meta = FailureMeta(
-            file=FAILURE_FILE,
-            output="probabilities",
-            classes=failure.classes,
-            normal_class="0",
-            threshold=plan.alarms["failure_threshold"],
-            anomaly_gate=_gate(fit),
-            features=fm.pop("features"),
-            calibration=fm.pop("calibration"),
-            cause_threshold=fm.pop("cause_threshold"),
-            unknown_class=fm.pop("unknown_class"),
-            extra=fm,
-        )
+    failure_meta = None if failure is None else _failure_meta(failure, plan, fit)
     meta = ModelMeta(
         name=plan.name,
         version=f"{plan.name}-{digest.hexdigest()[:12]}",
@@ -602,6 +593,23 @@ def _model(
         trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
     return meta, protos
+
+
+def _failure_meta(failure: FailureClassifier, plan: Plan, fit: AnomalyFit) -> FailureMeta:
+    fm = failure.meta()
+    return FailureMeta(
+        file=FAILURE_FILE,
+        output="probabilities",
+        classes=failure.classes,
+        normal_class="0",
+        threshold=plan.alarms["failure_threshold"],
+        anomaly_gate=_gate(fit),
+        features=fm.pop("features"),
+        calibration=fm.pop("calibration"),
+        cause_threshold=fm.pop("cause_threshold"),
+        unknown_class=fm.pop("unknown_class"),
+        extra=fm,
+    )
 
 
 def _report(
