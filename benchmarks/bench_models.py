@@ -213,7 +213,7 @@ def main() -> None:
         rows.append(
             row(f"features, one asset ({k} signals x {n} samples)", timed(lambda ts=ts, xs=xs: row_features(ts, xs), args.repeat))
         )
-    mean = np.asarray(ms.meta["anomaly"]["training_stats"]["mean"], dtype=np.float32).reshape(1, -1)
+    mean = np.asarray(ms.meta.anomaly.training_stats.mean, dtype=np.float32).reshape(1, -1)
     rows.append(row("both models via ModelSet.evaluate, 1 row", timed(lambda: ms.evaluate(mean), args.repeat)))
     hot = mean.copy()
     hot[0, names.index("vibration.mean")] += 50

@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from edgegw import sdnotify
-from edgegw.config import EX_CONFIG, ConfigError, GatewayConfig, resolve_path
+from edgegw.config import EX_CONFIG, ConfigError, GatewayConfig
 from edgegw.engine.engine import Engine
-from edgegw.engine.models import ModelError, ModelSet
+from edgegw.engine.models import ModelError, ModelSet, load_profile_models
 from edgegw.health import Health
 from edgegw.intake import FUTURE_SLACK_S, Intake
 from edgegw.ratelimit import RateLimitedLog
@@ -42,17 +42,11 @@ ROLLUP_CHUNK = 8  # rollups encoded per loop turn at the top of an interval
 
 def load_models(cfg: GatewayConfig, config_path: str | None) -> dict[str, ModelSet]:
     """Model sets per profile; ModelError names the profile and what is wrong."""
-    out: dict[str, ModelSet] = {}
-    for name, profile in cfg.profiles.items():
-        if profile.model:
-            from edgegw.engine.models import load_model_set
-
-            path = resolve_path(profile.model, config_path)
-            try:
-                out[name] = load_model_set(path, name, profile)
-            except ModelError as e:
-                raise ModelError(f"profiles.{name}.model ({path}): {e}") from None
-    return out
+    models, failed = load_profile_models(cfg.profiles, config_path)
+    if failed:
+        name, path, e = failed[0]
+        raise ModelError(f"profiles.{name}.model ({path}): {e}")
+    return models
 
 
 __all__ = ["Gateway", "Sequencer", "load_models"]

@@ -60,18 +60,11 @@ def prepare(path: str, overrides: Sequence[str] = ()) -> Prepared:
 
 
 def _models(cfg: GatewayConfig, path: str, problems: list[tuple[tuple[Any, ...], str]]) -> dict[str, ModelSet]:
-    from edgegw.config import resolve_path
-    from edgegw.engine.models import ModelError, load_model_set
+    from edgegw.engine.models import load_profile_models
 
-    out: dict[str, ModelSet] = {}
-    for name, profile in cfg.profiles.items():
-        if profile.model:
-            where = resolve_path(profile.model, path)
-            try:
-                out[name] = load_model_set(where, name, profile)
-            except ModelError as e:
-                problems.append((("profiles", name, "model"), f"{where}: {e}"))
-    return out
+    models, failed = load_profile_models(cfg.profiles, path)
+    problems += [(("profiles", name, "model"), f"{where}: {e}") for name, where, e in failed]
+    return models
 
 
 def _tls(cfg: GatewayConfig, problems: list[tuple[tuple[Any, ...], str]]) -> None:

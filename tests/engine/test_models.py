@@ -59,7 +59,7 @@ def test_failure_risk_needs_an_unusual_window(features: tuple[np.ndarray, np.nda
     x, _ = features
     ms = load_model_set(model_dir(), "pump", PROFILE)
     rows = [r for r in ms.evaluate(x.astype(np.float32)) if r]
-    gate = ms.meta["failure_risk"]["anomaly_gate"]
+    gate = ms.meta.failure_risk.anomaly_gate
     assert 0 < gate < ms.threshold
     assert all(r[0].score >= gate for r in rows if r[1].condition)
     assert any(r[1].condition for r in rows)

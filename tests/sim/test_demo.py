@@ -7,6 +7,7 @@ import argparse
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import aiomqtt
 
@@ -16,12 +17,11 @@ from edgegw.sim.scorecard import FaultRecord, Scorecard
 from tests.conftest import EXAMPLE, free_port
 
 
-async def test_short_demo_catches_the_injected_faults(tmp_path: Path) -> None:
-    port = free_port()
-    assert not broker_reachable("127.0.0.1", port)
+async def _demo(duration: float, seed: int, port: int) -> tuple[Scorecard, dict[str, Any], str]:
+    """Run the demo on the example config with its broker at port: (scorecard, facts, what it printed)."""
     args = argparse.Namespace(
-        duration=48.0,
-        seed=1,
+        duration=duration,
+        seed=seed,
         summary=None,
         config=str(EXAMPLE),
         set=[f"mqtt.port={port}"],
@@ -30,7 +30,13 @@ async def test_short_demo_catches_the_injected_faults(tmp_path: Path) -> None:
     )
     out = io.StringIO()
     score, facts = await run_demo(args, out)
-    text = out.getvalue()
+    return score, facts, out.getvalue()
+
+
+async def test_short_demo_catches_the_injected_faults(tmp_path: Path) -> None:
+    port = free_port()
+    assert not broker_reachable("127.0.0.1", port)
+    score, facts, text = await _demo(48.0, 1, port)
     assert f"embedded broker (amqtt) on 127.0.0.1:{port}" in text
     assert facts["messages_sent"] > 300 and facts["messages_dropped"] == 0
     summary = score.summary()
@@ -105,17 +111,7 @@ async def test_embedded_broker_keeps_and_deletes_retained_messages() -> None:
 
 async def test_demo_uses_a_broker_that_answers(broker_factory) -> None:
     broker = broker_factory()
-    args = argparse.Namespace(
-        duration=16.0,
-        seed=2,
-        summary=None,
-        config=str(EXAMPLE),
-        set=[f"mqtt.port={broker.port}"],
-        rate=2.0,
-        colour=False,
-    )
-    out = io.StringIO()
-    score, facts = await run_demo(args, out)
+    score, facts, text = await _demo(16.0, 2, broker.port)
     assert facts["broker"] == f"broker at 127.0.0.1:{broker.port}"
     assert facts["messages_sent"] > 100
-    assert any(f.detected_at is not None for f in score.faults), out.getvalue()
+    assert any(f.detected_at is not None for f in score.faults), text

@@ -570,7 +570,8 @@ class Engine:
             self.ingest(asset, signal, ts, value)
 
 
-MODEL_KINDS = ("anomaly", "failure_risk")  # the model alarms, in ProfileState's row order
+from edgegw.engine.modelmeta import MODEL_KINDS  # noqa: E402 - the model alarms, in ProfileState's row order
+
 DEFAULT_ON_HOPS, DEFAULT_OFF_HOPS = 3, 10  # model alarm delays when neither profile nor model sets them
 
 

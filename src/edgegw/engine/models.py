@@ -17,8 +17,8 @@ verdict has a NaN score (null in JSON), which is never a risk.
 
 from __future__ import annotations
 
-import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -26,13 +26,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from edgegw.engine.features import feature_names as engine_feature_names
+from edgegw.engine.modelmeta import META_FILE, MetaError, ModelMeta, read_meta
 from edgegw.records import Severity
 
 if TYPE_CHECKING:
     from edgegw.config import Profile
 
-META_FILE = "model.json"
-FORMAT = "edgegw-model/1"
 TOP_N = 3
 MIN_Z_OTHER_SIGNAL = 2.0
 
@@ -129,7 +128,7 @@ class OnnxModel:
 
     __slots__ = ("input", "output", "path", "session")
 
-    def __init__(self, path: Path, meta: dict[str, Any], output: str, n_features: int) -> None:
+    def __init__(self, path: Path, meta: ModelMeta, output: str, n_features: int) -> None:
         self.path = path
         self.session = _session(path)
         inputs = self.session.get_inputs()
@@ -145,9 +144,9 @@ class OnnxModel:
         self.output = output
         stored = self.session.get_modelmeta().custom_metadata_map
         version = stored.get("edgegw.version")
-        if version != meta["version"]:
+        if version != meta.version:
             raise ModelError(
-                f"{path}: file is model version {version!r} but {META_FILE} says {meta['version']!r} "
+                f"{path}: file is model version {version!r} but {META_FILE} says {meta.version!r} "
                 "(files from different trainings?)"
             )
 
@@ -161,7 +160,7 @@ class OnnxModelSet:
 
     def __init__(
         self,
-        meta: dict[str, Any],
+        meta: ModelMeta,
         anomaly: OnnxModel,
         failure: OnnxModel | None,
         columns: np.ndarray | None,
@@ -171,52 +170,52 @@ class OnnxModelSet:
     ) -> None:
         self.meta = meta
         self.directory = directory
-        self.name: str = str(meta["name"])
-        self.version: str = str(meta["version"])
-        self.feature_names: list[str] = list(meta["feature_names"])
+        self.name: str = meta.name
+        self.version: str = meta.version
+        self.feature_names: list[str] = list(meta.feature_names)
         self._columns = columns  # profile column order -> model column order, None when equal
         self._anomaly = anomaly
-        am = meta["anomaly"]
-        self.threshold = float(am["threshold"])
-        self._sign = float(am.get("score_sign", 1.0))
-        used = [self.feature_names.index(n) for n in am["features_used"]]
+        am = meta.anomaly
+        self.threshold = am.threshold
+        self._sign = am.score_sign
+        used = [self.feature_names.index(n) for n in am.features_used]
         self._used = np.asarray(used, dtype=np.int64)
-        stats = am["training_stats"]
+        stats = am.training_stats
         # robust center and spread when the model has them: explanations are in the units it judges by
-        mean_all = np.asarray(stats.get("center", stats["mean"]), dtype=np.float64)
-        std_all = np.asarray(stats.get("scale", stats["std"]), dtype=np.float64)
+        mean_all = np.asarray(stats.mean if stats.center is None else stats.center, dtype=np.float64)
+        std_all = np.asarray(stats.std if stats.scale is None else stats.scale, dtype=np.float64)
         std_all = np.maximum(std_all, 1e-9 * np.maximum(np.abs(mean_all), 1.0))
         self._mean = mean_all[self._used]
         self._scale = std_all[self._used]
         self._used_names = [self.feature_names[i] for i in used]
         self._used_signals = [n.split(".", 1)[0] for n in self._used_names]
-        rel = am.get("relations")
+        rel = am.relations
         if rel:  # each signal's mean against its lines in the others: named when its relations broke
-            rcols = [self.feature_names.index(f) for f in rel["features"]]
+            rcols = [self.feature_names.index(f) for f in rel.features]
             self._rel_cols = np.asarray(rcols, dtype=np.int64)
             self._rel_center, self._rel_scale = mean_all[rcols], std_all[rcols]
-            self._rel = tuple(np.asarray(rel[k], dtype=np.float64) for k in ("slope", "intercept", "spread"))
-            rsig = [f.split(".", 1)[0] for f in rel["features"]]
+            self._rel = tuple(np.asarray(v, dtype=np.float64) for v in (rel.slope, rel.intercept, rel.spread))
+            rsig = [f.split(".", 1)[0] for f in rel.features]
             self._used_names += [f"{sg}.relation" for sg in rsig]
             self._used_signals += rsig
         else:
             self._rel_cols = np.zeros(0, dtype=np.int64)
-        mins = am.get("min_samples") or {}
+        mins = am.min_samples
         self._count_cols = np.array([self.feature_names.index(f"{s}.count") for s in mins], dtype=np.int64)
         self._min_count = np.array(list(mins.values()), dtype=np.float32)
         self.sparse_rows = 0  # windows too sparse to judge (just after a gap): not scored
-        self.delays = model_delays(meta, hop_s)
+        self.delays = meta.model_alarms.delays(hop_s)
         self._failure = failure
         self.failure_threshold = failure_threshold
-        if failure is not None:
-            fm = meta["failure_risk"]
-            self.classes: list[str] = [str(c) for c in fm["classes"]]
-            normal = str(fm.get("normal_class", "0"))
+        fm = meta.failure_risk
+        if failure is not None and fm is not None:
+            self.classes: list[str] = list(fm.classes)
+            normal = fm.normal_class
             self._normal = self.classes.index(normal) if normal in self.classes else -1
-            self._gate = float(fm.get("anomaly_gate", -np.inf))
+            self._gate = fm.anomaly_gate
             self._fault_idx = np.array([i for i in range(len(self.classes)) if i != self._normal], dtype=np.int64)
-            self._cause_threshold = float(fm.get("cause_threshold", 0.0))
-            self._unknown = str(fm.get("unknown_class", "unknown"))
+            self._cause_threshold = fm.cause_threshold
+            self._unknown = fm.unknown_class
 
     def evaluate(self, x: np.ndarray) -> list[list[Verdict]]:
         """Score rows of x (n, n_features); one list of verdicts per row (empty for a window too
@@ -311,51 +310,27 @@ def relation_z(m: np.ndarray, slope: np.ndarray, intercept: np.ndarray, spread: 
     return np.asarray(np.median(r.T[off.T].reshape(n, n - 1), axis=1))
 
 
-def model_delays(meta: dict[str, Any], hop_s: float) -> tuple[float, float] | None:
-    """The model's alarm delays in seconds at a hop of hop_s: its hops times the hop, else its
-    seconds; None when it has neither."""
-    ma = meta.get("model_alarms") or {}
-    try:
-        if "on_hops" in ma and "off_hops" in ma:
-            return float(ma["on_hops"]) * hop_s, float(ma["off_hops"]) * hop_s
-        if "on_delay_s" in ma and "off_delay_s" in ma:
-            return float(ma["on_delay_s"]), float(ma["off_delay_s"])
-    except (TypeError, ValueError):
-        raise ModelError(f"{META_FILE}: model_alarms holds non-numeric delays: {ma}") from None
-    return None
-
-
-def _read_meta(directory: Path) -> dict[str, Any]:
+def read_model_meta(directory: Path) -> ModelMeta:
+    """directory/model.json as a ModelMeta; ModelError names the file and what is missing or wrong."""
     side = directory / META_FILE
     try:
-        text = side.read_text()
+        return read_meta(directory)
     except FileNotFoundError:
         raise ModelError(f"{side}: missing (a model directory holds {META_FILE} and anomaly.onnx)") from None
     except OSError as e:
         raise ModelError(f"{side}: cannot read: {e.strerror}") from None
-    try:
-        meta = json.loads(text)
-    except ValueError as e:
-        raise ModelError(f"{side}: not valid JSON: {e}") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ModelError(f"{side}: not an edgegw model description (format {FORMAT!r} expected)")
-    for key in ("name", "version", "signals", "window_s", "feature_names", "anomaly"):
-        if key not in meta:
-            raise ModelError(f"{side}: lacks {key!r}")
-    am = meta["anomaly"]
-    if not isinstance(am, dict) or not all(k in am for k in ("file", "threshold", "features_used", "training_stats")):
-        raise ModelError(f"{side}: the 'anomaly' section lacks file, threshold, features_used or training_stats")
-    return meta
+    except MetaError as e:
+        raise ModelError(str(e)) from None
 
 
-def check_fit(meta: dict[str, Any], profile_name: str, profile: Profile) -> np.ndarray | None:
+def check_fit(meta: ModelMeta, profile_name: str, profile: Profile) -> np.ndarray | None:
     """Refuse a model whose signals, units, window or features differ from the profile's.
 
     Returns the column order that maps the profile's feature vector onto the model's, or None
     when they are the same.
     """
-    where = f"model {meta.get('name')!r} {meta.get('version')!r} vs profile {profile_name!r}"
-    msig = [str(s) for s in meta["signals"]]
+    where = f"model {meta.name!r} {meta.version!r} vs profile {profile_name!r}"
+    msig = list(meta.signals)
     psig = list(profile.signals)
     missing = [s for s in msig if s not in psig]
     extra = [s for s in psig if s not in msig]
@@ -366,23 +341,42 @@ def check_fit(meta: dict[str, Any], profile_name: str, profile: Profile) -> np.n
         if extra:
             parts.append(f"profile has signal(s) {extra} the model was not trained on")
         raise ModelError(f"{where}: {'; '.join(parts)}")
-    units = meta.get("units") or {}
+    units = meta.units
     for s in psig:
         mu, pu = units.get(s), profile.signals[s].unit
         if mu and pu and mu != pu:
             raise ModelError(f"{where}: signal {s!r} unit differs (model {mu!r}, profile {pu!r})")
-    if not math.isclose(float(meta["window_s"]), profile.window_s, rel_tol=1e-9):
-        raise ModelError(f"{where}: window_s differs (model {meta['window_s']}, profile {profile.window_s})")
+    if not math.isclose(meta.window_s, profile.window_s, rel_tol=1e-9):
+        raise ModelError(f"{where}: window_s differs (model {meta.window_s}, profile {profile.window_s})")
     want = engine_feature_names(msig)
-    if list(meta["feature_names"]) != want:
+    if list(meta.feature_names) != want:
         raise ModelError(
-            f"{where}: the model's features {meta['feature_names'][:3]}... are not what this edgegw computes "
+            f"{where}: the model's features {meta.feature_names[:3]}... are not what this edgegw computes "
             f"({want[:3]}...): retrain it"
         )
     if msig == psig:
         return None
     have = engine_feature_names(psig)
     return np.array([have.index(n) for n in want], dtype=np.int64)
+
+
+def load_profile_models(
+    profiles: Mapping[str, Profile], config_path: str | None
+) -> tuple[dict[str, ModelSet], list[tuple[str, Path, ModelError]]]:
+    """The model set of each profile that names one (its path relative to the config's folder),
+    and (profile, path, why) for each whose model must not serve."""
+    from edgegw.config import resolve_path
+
+    out: dict[str, ModelSet] = {}
+    failed: list[tuple[str, Path, ModelError]] = []
+    for name, profile in profiles.items():
+        if profile.model:
+            path = resolve_path(profile.model, config_path)
+            try:
+                out[name] = load_model_set(path, name, profile)
+            except ModelError as e:
+                failed.append((name, path, e))
+    return out, failed
 
 
 def load_model_set(path: str | Path, profile_name: str, profile: Profile) -> OnnxModelSet:
@@ -392,24 +386,20 @@ def load_model_set(path: str | Path, profile_name: str, profile: Profile) -> Onn
         directory = directory.parent
     if not directory.is_dir():
         raise ModelError(f"{directory}: no such model directory")
-    meta = _read_meta(directory)
+    meta = read_model_meta(directory)
     columns = check_fit(meta, profile_name, profile)
-    nf = len(meta["feature_names"])
-    anomaly = OnnxModel(directory / str(meta["anomaly"]["file"]), meta, str(meta["anomaly"].get("output", "score_samples")), nf)
-    failure = None
-    fm = meta.get("failure_risk")
-    if fm:
-        if "classes" not in fm or "file" not in fm:
-            raise ModelError(f"{directory / META_FILE}: the 'failure_risk' section lacks file or classes")
-        failure = OnnxModel(directory / str(fm["file"]), meta, str(fm.get("output", "probabilities")), nf)
+    nf = len(meta.feature_names)
+    anomaly = OnnxModel(directory / meta.anomaly.file, meta, meta.anomaly.output, nf)
+    fm = meta.failure_risk
+    failure = OnnxModel(directory / fm.file, meta, fm.output, nf) if fm else None
     ms = OnnxModelSet(meta, anomaly, failure, columns, profile.model_alarms.failure_threshold, directory, profile.hop_s)
     _warm_up(ms, meta, nf)
     return ms
 
 
-def _warm_up(ms: OnnxModelSet, meta: dict[str, Any], nf: int) -> None:
+def _warm_up(ms: OnnxModelSet, meta: ModelMeta, nf: int) -> None:
     """Run the graphs once (first-call allocations happen now, not on the first hop) and sanity-check."""
-    mean = np.asarray(meta["anomaly"]["training_stats"]["mean"], dtype=np.float32).reshape(1, nf)
+    mean = np.asarray(meta.anomaly.training_stats.mean, dtype=np.float32).reshape(1, nf)
     if ms._columns is not None:
         inv = np.empty_like(ms._columns)
         inv[ms._columns] = np.arange(nf)

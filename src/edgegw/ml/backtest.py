@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import math
 import sys
 import time
@@ -19,13 +18,13 @@ import numpy as np
 
 from edgegw.config import ConfigError, GatewayConfig, Profile, load_config, resolve_path
 from edgegw.engine.engine import Engine
-from edgegw.engine.models import META_FILE, ModelError, ModelSet, Verdict, load_model_set
+from edgegw.engine.modelmeta import META_FILE, MODEL_KINDS, ModelMeta
+from edgegw.engine.models import ModelError, ModelSet, Verdict, load_model_set, read_model_meta
 from edgegw.ml.datasets import DataError, History, read_history
 from edgegw.ml.replay import profile_config, replay
 from edgegw.records import Alert, AlertState
 
 COLUMNS = ("timestamp", "asset", "anomaly_score", "anomaly", "failure_probability", "failure", "threshold")
-MODEL_KINDS = ("anomaly", "failure_risk")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -100,27 +99,21 @@ class Result:
     sparse: int = 0
 
 
-def _model_profile(directory: Path, rate_hz: float) -> tuple[str, Profile]:
+def _model_profile(directory: Path, meta: ModelMeta, rate_hz: float) -> tuple[str, Profile]:
     """A profile built from a model's metadata: its signals, units, window, hop and alarm delays."""
-    side = directory / META_FILE
+    threshold = meta.model_alarms.failure_threshold
     try:
-        meta = json.loads(side.read_text())
-    except (OSError, ValueError) as e:
-        raise ModelError(f"{side}: cannot read the model description: {e}") from None
-    try:
-        units = meta.get("units") or {}
-        alarms = {k: v for k, v in (meta.get("model_alarms") or {}).items() if k == "failure_threshold"}
         p = Profile(
-            window_s=float(meta["window_s"]),
-            hop_s=float(meta.get("hop_s", 1.0)),
+            window_s=float(meta.window_s),
+            hop_s=float(meta.hop_s),
             max_rate_hz=max(1.0, float(math.ceil(rate_hz))),
             model=str(directory),
-            model_alarms=alarms,
-            signals={s: {"unit": units.get(s)} for s in meta["signals"]},
+            model_alarms={} if threshold is None else {"failure_threshold": threshold},
+            signals={s: {"unit": meta.units.get(s)} for s in meta.signals},
         )
-    except (KeyError, TypeError, ValueError) as e:
-        raise ModelError(f"{side}: incomplete model description: {e}") from None
-    return str(meta.get("name", "model")), p
+    except ValueError as e:
+        raise ModelError(f"{directory / META_FILE}: incomplete model description: {e}") from None
+    return meta.name, p
 
 
 def _setup(args: argparse.Namespace) -> Setup:
@@ -135,9 +128,9 @@ def _setup(args: argparse.Namespace) -> Setup:
         directory = Path(args.model)
         if not (directory / META_FILE).is_file():
             raise ModelError(f"{directory}: not a model directory (no {META_FILE})")
-        meta_signals = json.loads((directory / META_FILE).read_text()).get("signals") or None
-        h = read_history(args.data, signals=meta_signals, **read)
-        name, profile = _model_profile(directory, h.rate_hz())
+        meta = read_model_meta(directory)
+        h = read_history(args.data, signals=meta.signals or None, **read)
+        name, profile = _model_profile(directory, meta, h.rate_hz())
         ids = list(h.assets)
         cfg = profile_config(name, profile, ids)
         models: dict[str, ModelSet] = {name: load_model_set(directory, name, profile)}

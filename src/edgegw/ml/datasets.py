@@ -179,6 +179,192 @@ def _cell_text(v: Any) -> str:
     return str(v)
 
 
+@dataclass
+class _Layout:
+    """Where one file keeps what: column indexes of timestamp, label, asset (and, in long form,
+    signal name and value), and the asset of rows without an asset column."""
+
+    path: Path
+    header: list[str]
+    ts: int
+    label: int | None
+    asset: int | None
+    long_form: bool
+    file_asset: str
+
+    def asset_of(self, r: Sequence[Any]) -> str:
+        return _cell_text(r[self.asset]).strip() if self.asset is not None else self.file_asset
+
+    def label_of(self, r: Sequence[Any]) -> str:
+        return normal_label(_cell_text(r[self.label])) if self.label is not None else "0"
+
+
+def _layout(path: Path, header: list[str], timestamp_column: str | None, label_column: str | None, asset: str | None) -> _Layout:
+    """Find the timestamp, label and asset columns of one file, and whether it is in long form."""
+    lower = [h.lower() for h in header]
+    if timestamp_column:
+        if timestamp_column not in header:
+            raise DataError(f"{path}: no timestamp column {timestamp_column!r} (columns: {header})")
+        ti = header.index(timestamp_column)
+    else:
+        ti = next((lower.index(n) for n in TIME_NAMES if n in lower), 0)
+    lab_name = label_column or ("label" if "label" in lower else None)
+    li = None
+    if lab_name is not None:
+        if lab_name in header:
+            li = header.index(lab_name)
+        elif lab_name.lower() in lower:
+            li = lower.index(lab_name.lower())
+        elif label_column:
+            raise DataError(f"{path}: no label column {label_column!r} (columns: {header})")
+    return _Layout(
+        path=path,
+        header=header,
+        ts=ti,
+        label=li,
+        asset=lower.index("asset") if "asset" in lower else None,
+        long_form="signal" in lower and "value" in lower,
+        file_asset=asset or path.stem,
+    )
+
+
+class _Rows:
+    """The rows of all files as they are read: signal and asset names get indexes in order of
+    first appearance; cells that are present but unreadable are counted."""
+
+    def __init__(self, signals: list[str] | None) -> None:
+        self.signals: list[str] = list(signals) if signals else []
+        self.assets: dict[str, int] = {}
+        self.ts: list[float] = []
+        self.asset: list[int] = []
+        self.values: list[dict[int, float]] = []
+        self.text: list[str] = []
+        self.labels: list[str] = []
+        self.labelled = False
+        self.bad = 0
+
+    def signal_index(self, name: str) -> int:
+        if name not in self.signals:
+            self.signals.append(name)
+        return self.signals.index(name)
+
+    def add(self, t: float, asset: str, values: dict[int, float], text: str, label: str) -> int:
+        if asset not in self.assets:
+            self.assets[asset] = len(self.assets)
+        self.ts.append(t)
+        self.asset.append(self.assets[asset])
+        self.values.append(values)
+        self.text.append(text)
+        self.labels.append(label)
+        return len(self.ts) - 1
+
+    def history(self, files: list[Path]) -> History:
+        """Everything read, sorted by time (stable)."""
+        if not self.ts:
+            raise DataError(f"{', '.join(map(str, files))}: no rows with a readable timestamp")
+        ts = np.asarray(self.ts, dtype=np.float64)
+        order = np.argsort(ts, kind="stable")
+        values = np.full((len(ts), len(self.signals)), np.nan)
+        for i, vals in enumerate(self.values):
+            for j, v in vals.items():
+                values[i, j] = v
+        return History(
+            signals=self.signals,
+            assets=list(self.assets),
+            ts=ts[order],
+            asset=np.asarray(self.asset, dtype=np.int64)[order],
+            values=values[order],
+            ts_text=[self.text[i] for i in order],
+            labels=[self.labels[i] for i in order] if self.labelled else None,
+            fingerprint=_fingerprint(files),
+            files=[str(p) for p in files],
+            bad_cells=self.bad,
+        )
+
+
+def _read_long(out: _Rows, lay: _Layout, rows: Iterable[Sequence[Any]], parse_ts: _TimeParser, want: list[str] | None) -> None:
+    """Long form (timestamp, asset, signal, value): the values of one (time, asset) make one row."""
+    lower = [h.lower() for h in lay.header]
+    ti, si, vi, li = lay.ts, lower.index("signal"), lower.index("value"), lay.label
+    pending: dict[tuple[str, str], int] = {}
+    for r in rows:
+        if len(r) <= max(ti, si, vi):
+            out.bad += 1
+            continue
+        text = _cell_text(r[ti])
+        sname = _cell_text(r[si]).strip()
+        if want is not None and sname not in want:
+            continue
+        aname = lay.asset_of(r)
+        try:
+            t = parse_ts(text)
+        except ValueError:
+            out.bad += 1
+            continue
+        v = r[vi] if isinstance(r[vi], int | float) else _float(_cell_text(r[vi]))
+        key = (text, aname)
+        k = pending.get(key)
+        if k is None:
+            if len(pending) > 10000:
+                pending.clear()
+            k = pending[key] = out.add(t, aname, {}, text, lay.label_of(r))
+        elif li is not None and normal_label(_cell_text(r[li])) != "0":
+            out.labels[k] = normal_label(_cell_text(r[li]))
+        if math.isnan(v):
+            out.bad += 1
+        else:
+            out.values[k][out.signal_index(sname)] = float(v)
+
+
+def _signal_columns(out: _Rows, lay: _Layout, rows: list[Sequence[Any]], want: list[str] | None) -> dict[int, int]:
+    """Wide form: column index -> signal index, for the signals asked for, else for every column
+    whose cells are mostly numbers (junk cells happen)."""
+    header, path = lay.header, lay.path
+    cols: dict[int, int] = {}
+    if want is not None:
+        for s in want:
+            if s not in header:
+                raise DataError(f"{path}: no column for signal {s!r} (columns: {header})")
+            cols[header.index(s)] = out.signal_index(s)
+        return cols
+    skip = {lay.ts, lay.label, lay.asset} - {None}
+    probe = rows[:200]
+    for c, name in enumerate(header):
+        if c in skip:
+            continue
+        seen = [_cell_text(r[c]) for r in probe if c < len(r) and _cell_text(r[c]).strip()]
+        if seen and sum(map(_is_number, seen)) >= 0.8 * len(seen):
+            cols[c] = out.signal_index(name)
+    if not cols:
+        raise DataError(f"{path}: no numeric signal columns (columns: {header})")
+    return cols
+
+
+def _read_wide(out: _Rows, lay: _Layout, rows: list[Sequence[Any]], parse_ts: _TimeParser, cols: dict[int, int]) -> None:
+    """Wide form: one row per line, a value per signal column; an empty cell is a missing value."""
+    ti = lay.ts
+    for r in rows:
+        if len(r) <= ti:
+            out.bad += 1
+            continue
+        text = _cell_text(r[ti])
+        try:
+            t = parse_ts(text)
+        except ValueError:
+            out.bad += 1
+            continue
+        vals: dict[int, float] = {}
+        for c, j in cols.items():
+            cell = r[c] if c < len(r) else ""
+            v = float(cell) if isinstance(cell, int | float) else _float(_cell_text(cell))
+            if math.isnan(v):
+                if _cell_text(cell).strip():
+                    out.bad += 1
+            else:
+                vals[j] = v
+        out.add(t, lay.asset_of(r), vals, text, lay.label_of(r))
+
+
 def read_history(
     paths: Sequence[str | Path],
     *,
@@ -202,150 +388,15 @@ def read_history(
         if not p.is_file():
             raise DataError(f"{p}: no such file")
     want = list(signals) if signals else None
-    sig_names: list[str] = list(want) if want else []
-    asset_names: dict[str, int] = {}
-    ts_all: list[float] = []
-    asset_all: list[int] = []
-    rows_all: list[dict[int, float]] = []
-    text_all: list[str] = []
-    label_all: list[str] = []
-    any_labels = False
-    bad = 0
-
-    def sig_index(name: str) -> int:
-        if name not in sig_names:
-            sig_names.append(name)
-        return sig_names.index(name)
-
-    def asset_index(name: str) -> int:
-        if name not in asset_names:
-            asset_names[name] = len(asset_names)
-        return asset_names[name]
-
+    out = _Rows(want)
     for path in files:
         header, rows = _table(path, delimiter)
-        lower = [h.lower() for h in header]
-        if timestamp_column:
-            if timestamp_column not in header:
-                raise DataError(f"{path}: no timestamp column {timestamp_column!r} (columns: {header})")
-            ti = header.index(timestamp_column)
-        else:
-            ti = next((lower.index(n) for n in TIME_NAMES if n in lower), 0)
+        lay = _layout(path, header, timestamp_column, label_column, asset)
         parse_ts = _TimeParser(timestamp_format, timestamp_unit)
-        lab_name = label_column or ("label" if "label" in lower else None)
-        li = None
-        if lab_name is not None:
-            if lab_name in header:
-                li = header.index(lab_name)
-            elif lab_name.lower() in lower:
-                li = lower.index(lab_name.lower())
-            elif label_column:
-                raise DataError(f"{path}: no label column {label_column!r} (columns: {header})")
-        long_form = "signal" in lower and "value" in lower
-        ai = lower.index("asset") if "asset" in lower else None
-        file_asset = asset or path.stem
-        it = iter(rows)
-        if long_form:
-            si, vi = lower.index("signal"), lower.index("value")
-            # merge values of one (time, asset) into one row
-            pending: dict[tuple[str, str], int] = {}
-            for r in it:
-                if len(r) <= max(ti, si, vi):
-                    bad += 1
-                    continue
-                text = _cell_text(r[ti])
-                sname = _cell_text(r[si]).strip()
-                if want is not None and sname not in want:
-                    continue
-                aname = _cell_text(r[ai]).strip() if ai is not None else file_asset
-                try:
-                    t = parse_ts(text)
-                except ValueError:
-                    bad += 1
-                    continue
-                v = r[vi] if isinstance(r[vi], int | float) else _float(_cell_text(r[vi]))
-                key = (text, aname)
-                k = pending.get(key)
-                if k is None:
-                    if len(pending) > 10000:
-                        pending.clear()
-                    k = pending[key] = len(ts_all)
-                    ts_all.append(t)
-                    asset_all.append(asset_index(aname))
-                    rows_all.append({})
-                    text_all.append(text)
-                    label_all.append(normal_label(_cell_text(r[li])) if li is not None else "0")
-                elif li is not None and normal_label(_cell_text(r[li])) != "0":
-                    label_all[k] = normal_label(_cell_text(r[li]))
-                if math.isnan(v):
-                    bad += 1
-                else:
-                    rows_all[k][sig_index(sname)] = float(v)
-            any_labels = any_labels or li is not None
-            continue
-        # wide form: which columns are signals
-        skip = {ti, li, ai} - {None}
-        first = list(it)
-        if want is not None:
-            cols = {}
-            for s in want:
-                if s not in header:
-                    raise DataError(f"{path}: no column for signal {s!r} (columns: {header})")
-                cols[header.index(s)] = sig_index(s)
+        if lay.long_form:
+            _read_long(out, lay, rows, parse_ts, want)
         else:
-            cols = {}
-            probe = first[:200]
-            for c, name in enumerate(header):
-                if c in skip:
-                    continue
-                seen = [_cell_text(r[c]) for r in probe if c < len(r) and _cell_text(r[c]).strip()]
-                if seen and sum(map(_is_number, seen)) >= 0.8 * len(seen):  # junk cells happen
-                    cols[c] = sig_index(name)
-            if not cols:
-                raise DataError(f"{path}: no numeric signal columns (columns: {header})")
-        any_labels = any_labels or li is not None
-        for r in first:
-            if len(r) <= ti:
-                bad += 1
-                continue
-            text = _cell_text(r[ti])
-            try:
-                t = parse_ts(text)
-            except ValueError:
-                bad += 1
-                continue
-            vals: dict[int, float] = {}
-            for c, j in cols.items():
-                cell = r[c] if c < len(r) else ""
-                v = float(cell) if isinstance(cell, int | float) else _float(_cell_text(cell))
-                if math.isnan(v):
-                    if _cell_text(cell).strip():
-                        bad += 1
-                else:
-                    vals[j] = v
-            aname = _cell_text(r[ai]).strip() if ai is not None else file_asset
-            ts_all.append(t)
-            asset_all.append(asset_index(aname))
-            rows_all.append(vals)
-            text_all.append(text)
-            label_all.append(normal_label(_cell_text(r[li])) if li is not None else "0")
-    if not ts_all:
-        raise DataError(f"{', '.join(map(str, files))}: no rows with a readable timestamp")
-    ts = np.asarray(ts_all, dtype=np.float64)
-    order = np.argsort(ts, kind="stable")
-    values = np.full((len(ts), len(sig_names)), np.nan)
-    for i, vals in enumerate(rows_all):
-        for j, v in vals.items():
-            values[i, j] = v
-    return History(
-        signals=sig_names,
-        assets=list(asset_names),
-        ts=ts[order],
-        asset=np.asarray(asset_all, dtype=np.int64)[order],
-        values=values[order],
-        ts_text=[text_all[i] for i in order],
-        labels=[label_all[i] for i in order] if any_labels else None,
-        fingerprint=_fingerprint(files),
-        files=[str(p) for p in files],
-        bad_cells=bad,
-    )
+            first = list(rows)
+            _read_wide(out, lay, first, parse_ts, _signal_columns(out, lay, first, want))
+        out.labelled = out.labelled or lay.label is not None
+    return out.history(files)

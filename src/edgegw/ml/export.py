@@ -18,6 +18,7 @@ from onnx import helper, numpy_helper
 from skl2onnx import to_onnx
 from sklearn.pipeline import Pipeline
 
+from edgegw.engine.modelmeta import ANOMALY_FILE, FAILURE_FILE, META_FILE, ModelMeta, dumps
 from edgegw.ml import iforest_onnx
 from edgegw.ml.compact import compact
 
@@ -25,38 +26,27 @@ if TYPE_CHECKING:
     from edgegw.ml.classifier import FailureClassifier
 
 TARGET_OPSET = {"": 17, "ai.onnx.ml": 3}
-META_FILE = "model.json"
-ANOMALY_FILE = "anomaly.onnx"
-FAILURE_FILE = "failure.onnx"
 
 
 def _last_step(model: Any) -> Any:
     return model.steps[-1][1] if isinstance(model, Pipeline) else model
 
 
+def _to_onnx(model: Any, n_features: int, options: dict[str, Any], naming: str) -> onnx.ModelProto:
+    """skl2onnx's conversion of model over float32 rows of n_features, `options` for its last step."""
+    x = np.zeros((1, n_features), dtype=np.float32)
+    return to_onnx(model, x, target_opset=TARGET_OPSET, options={id(_last_step(model)): options}, naming=naming)
+
+
 def anomaly_onnx(model: Any, n_features: int) -> onnx.ModelProto:
     """IsolationForest (alone or at the end of a pipeline) with outputs label, scores, score_samples."""
     iforest_onnx.register()
-    x = np.zeros((1, n_features), dtype=np.float32)
-    return to_onnx(
-        model,
-        x,
-        target_opset=TARGET_OPSET,
-        options={id(_last_step(model)): {"score_samples": True}},
-        naming="anomaly_",
-    )
+    return _to_onnx(model, n_features, {"score_samples": True}, "anomaly_")
 
 
 def classifier_onnx(model: Any, n_features: int) -> onnx.ModelProto:
     """A classifier with outputs label and probabilities (a plain (n, n_classes) tensor)."""
-    x = np.zeros((1, n_features), dtype=np.float32)
-    return to_onnx(
-        model,
-        x,
-        target_opset=TARGET_OPSET,
-        options={id(_last_step(model)): {"zipmap": False}},
-        naming="failure_",
-    )
+    return _to_onnx(model, n_features, {"zipmap": False}, "failure_")
 
 
 def failure_onnx(clf: FailureClassifier, n_features: int) -> onnx.ModelProto:
@@ -160,9 +150,16 @@ def attach_metadata(proto: onnx.ModelProto, meta: dict[str, Any], version: str) 
     proto.doc_string = f"edgegw {meta.get('kind', '')} model {version}"
 
 
-def write_model_dir(out: Path, meta: dict[str, Any], protos: dict[str, onnx.ModelProto]) -> list[Path]:
-    """Write the ONNX files and then model.json (last, so a half-written directory never loads)."""
+def write_model_dir(out: Path, meta: ModelMeta, protos: dict[str, onnx.ModelProto]) -> list[Path]:
+    """Write the ONNX files, each with its metadata, and then model.json (last, so a half-written
+    directory never loads). Model files of another training that this one lacks are removed."""
     out.mkdir(parents=True, exist_ok=True)
+    for section in (meta.anomaly, meta.failure_risk):
+        if section is not None:
+            attach_metadata(protos[section.file], meta.file_meta(section.kind), meta.version)
+    for stale in (ANOMALY_FILE, FAILURE_FILE):
+        if stale not in protos:
+            (out / stale).unlink(missing_ok=True)
     written = []
     for fname, proto in protos.items():
         onnx.checker.check_model(proto)
@@ -173,7 +170,7 @@ def write_model_dir(out: Path, meta: dict[str, Any], protos: dict[str, onnx.Mode
         written.append(path)
     side = out / META_FILE
     tmp = side.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(meta, indent=1, sort_keys=False) + "\n")
+    tmp.write_text(dumps(meta))
     tmp.replace(side)
     written.append(side)
     return written

@@ -17,23 +17,36 @@ import json
 import platform
 import sys
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydantic import ValidationError
 
 from edgegw.config import ConfigError, Profile, load_config
 from edgegw.engine.features import FEATURES, feature_names
+from edgegw.engine.modelmeta import (
+    ANOMALY_FILE,
+    FAILURE_FILE,
+    AnomalyMeta,
+    FailureMeta,
+    ModelAlarms,
+    ModelMeta,
+    Relations,
+    TrainingStats,
+)
 from edgegw.engine.rules import Debounce
 from edgegw.ml import anomaly as am
 from edgegw.ml.classifier import fit_classifier
 from edgegw.ml.datasets import DataError, History, read_history
 from edgegw.ml.replay import features_of
 
+if TYPE_CHECKING:
+    from edgegw.ml.classifier import FailureClassifier
+
 DEFAULT_FEATURES = tuple(f for f in FEATURES if f != "count")  # count follows the sample rate, not the machine
-FORMAT = "edgegw-model/1"
 GATE_QUANTILE = 0.95  # failure_risk needs an anomaly score above this share of held-out normal windows
 WINDOW_SAMPLES = 30  # a derived window holds this many samples, unless that is longer than an hour ...
 MIN_WINDOW_SAMPLES = 6  # ... when it spans an hour but at least this many
@@ -308,10 +321,75 @@ def _versions() -> dict[str, str]:
     }
 
 
+@dataclass
+class Plan:
+    """What to train for: the profile (signals, window, hop), the model's alarm delays and the history."""
+
+    name: str
+    profile: Profile
+    alarms: dict[str, Any]  # model_alarms: on/off hops and seconds, failure threshold
+    history: History
+    interval_s: float  # the history's sampling interval
+    derived: bool  # window and hop derived from the sampling interval
+
+    @property
+    def signals(self) -> list[str]:
+        return list(self.profile.signals)
+
+
+@dataclass
+class Windows:
+    """The usable feature rows the engine computed, with their labels and the fit/held-out split."""
+
+    x: np.ndarray  # (n, n_features) in `names` order
+    ends: np.ndarray
+    assets: np.ndarray
+    label: np.ndarray  # per window: the label of its newest sample
+    names: list[str]
+    min_samples: np.ndarray  # per signal: fewer samples in a window is too sparse to judge
+    n_sparse: int  # windows left out as too sparse
+    held: np.ndarray  # the latest stretch of each asset's normal windows
+    fit_rows: np.ndarray  # normal windows to fit on
+    cal_rows: np.ndarray  # normal windows held out to calibrate on
+
+
+@dataclass
+class AnomalyFit:
+    """The fitted anomaly model, its envelope, and its threshold calibrated on held-out windows."""
+
+    model: Any  # the IsolationForest pipeline
+    envelope: am.Envelope
+    kinds: list[str]  # per-signal features it uses
+    used: list[int]  # their columns
+    n_comp: int
+    stats: TrainingStats  # of the fitted windows
+    relations: dict[str, Any] | None
+    cal_scores: np.ndarray
+    threshold: float
+    held_rate: float  # held-out normal windows above the threshold
+    held_alarm: float  # ... in alarm after the delays
+
+    def scores(self, x: np.ndarray) -> np.ndarray:
+        return am.score(self.model, self.envelope, x)
+
+
 def train(args: argparse.Namespace) -> str:
+    """Train from the command line's arguments, write the model directory, return the report."""
     t0 = time.monotonic()
+    plan = _plan(args)
+    w = _windows(plan)
+    fit = _fit_anomaly(args, plan, w)
+    failure = _fit_failure(args, plan, w, fit)
+    meta, protos = _model(args, plan, w, fit, failure)
     from edgegw.ml import export
 
+    out = Path(args.out)
+    export.write_model_dir(out, meta, protos)
+    return _report(plan, w, fit, failure, meta, out, time.monotonic() - t0)
+
+
+def _plan(args: argparse.Namespace) -> Plan:
+    """The profile (from the config, the options or the history's sampling), the delays and the history."""
     cfg_signals = None
     if args.config:
         name, profile, alarm_defaults = _profile(args, None)
@@ -322,13 +400,18 @@ def train(args: argparse.Namespace) -> str:
     if not args.config:
         name, profile, alarm_defaults = _profile(args, h.signals, interval)
     check_density(profile.window_s, interval)
-    alarm_defaults = _model_alarms(args, profile, interval, alarm_defaults)
-    signals = list(profile.signals)
-    missing = [s for s in signals if s not in h.signals]
+    alarms = _model_alarms(args, profile, interval, alarm_defaults)
+    missing = [s for s in profile.signals if s not in h.signals]
     if missing:
         raise TrainError(f"the data has no values for signal(s) {missing} (columns: {h.signals})")
-    rate = h.rate_hz()
-    rec, _ = features_of(h, name, profile)  # the same engine as the daemon: every sample of a window counts
+    return Plan(name, profile, alarms, h, interval, derived)
+
+
+def _windows(plan: Plan) -> Windows:
+    """Replay the history through the daemon's engine; keep the windows it would judge, split the
+    normal ones into fit and held-out."""
+    h, profile, signals = plan.history, plan.profile, plan.signals
+    rec, _ = features_of(h, plan.name, profile)  # the same engine as the daemon: every sample of a window counts
     if not rec.rows:
         raise TrainError("the data produced no windows (too short for one window?)")
     x_all = rec.matrix()
@@ -355,13 +438,18 @@ def train(args: argparse.Namespace) -> str:
             f"{profile.window_s:g} s window and {profile.hop_s:g} s hop: give more history (at least "
             f"~{90 * profile.hop_s / 60:.0f} min of normal operation per asset)"
         )
+    return Windows(x, ends, assets, label, names, min_samples, n_sparse, held, fit_rows, cal_rows)
 
+
+def _fit_anomaly(args: argparse.Namespace, plan: Plan, w: Windows) -> AnomalyFit:
+    """Fit the IsolationForest and the envelope on the fit rows; calibrate the threshold on the held-out ones."""
     kinds = [k.strip() for k in args.features.split(",") if k.strip()]
     bad = [k for k in kinds if k not in FEATURES]
     if bad or not kinds:
         raise TrainError(f"unknown feature(s) {bad} (have {list(FEATURES)})")
+    names, x = w.names, w.x
     used = [i for i, n in enumerate(names) if n.split(".", 1)[1] in kinds]
-    xf = x[fit_rows]
+    xf = x[w.fit_rows]
     mean = xf.mean(axis=0)
     std = xf.std(axis=0)
     center, scale = am.robust_scale(xf)
@@ -370,151 +458,183 @@ def train(args: argparse.Namespace) -> str:
         am.pipeline(used, center[used], scale[used], n_comp, args.trees, min(256, len(xf)), args.seed), xf.astype(np.float32)
     )
     envelope = am.Envelope.of(xf, used, scale[used], args.envelope_margin)
-    cal_scores = am.score(anomaly, envelope, x[cal_rows])
-    far = args.false_alarm_rate
-    threshold = am.tail_threshold(cal_scores, far)
+    cal_scores = am.score(anomaly, envelope, x[w.cal_rows])
+    threshold = am.tail_threshold(cal_scores, args.false_alarm_rate)
     held_rate = float((cal_scores > threshold).mean())
     held_alarm = 0.0
-    for a in np.unique(assets[cal_rows]):
-        m = cal_rows & (assets == a)
+    for a in np.unique(w.assets[w.cal_rows]):
+        m = w.cal_rows & (w.assets == a)
         held_alarm += (
             _debounced_share(
                 am.score(anomaly, envelope, x[m]) > threshold,
-                ends[m],
-                alarm_defaults["on_delay_s"],
-                alarm_defaults["off_delay_s"],
+                w.ends[m],
+                plan.alarms["on_delay_s"],
+                plan.alarms["off_delay_s"],
             )
             * m.sum()
         )
-    held_alarm /= max(int(cal_rows.sum()), 1)
+    held_alarm /= max(int(w.cal_rows.sum()), 1)
+    return AnomalyFit(
+        model=anomaly,
+        envelope=envelope,
+        kinds=kinds,
+        used=used,
+        n_comp=n_comp,
+        stats=TrainingStats(mean=mean.tolist(), std=std.tolist(), center=center.tolist(), scale=scale.tolist()),
+        relations=am.fit_relations(xf, names, plan.signals, center, scale),
+        cal_scores=cal_scores,
+        threshold=threshold,
+        held_rate=held_rate,
+        held_alarm=held_alarm,
+    )
 
-    classes = sorted(set(label.tolist()))
-    failure = None
-    if h.labels is not None and len(classes) > 1:
-        gate = float(np.quantile(cal_scores, GATE_QUANTILE))
-        failure = fit_classifier(
-            x,
-            label,
-            assets,
-            ends,
-            held,
-            names,
-            signals,
-            args.seed,
-            served=lambda rows: am.score(anomaly, envelope, rows) >= gate,
-            risk_threshold=alarm_defaults["failure_threshold"],
-        )
 
-    # ------------------------------------------------------------------ export
-    units = {s: profile.signals[s].unit for s in signals}
+def _fit_failure(args: argparse.Namespace, plan: Plan, w: Windows, fit: AnomalyFit) -> FailureClassifier | None:
+    """With labels of more than one class: the classifier over all labelled windows, speaking only
+    past the anomaly gate."""
+    if plan.history.labels is None or len(set(w.label.tolist())) <= 1:
+        return None
+    gate = _gate(fit)
+    return fit_classifier(
+        w.x,
+        w.label,
+        w.assets,
+        w.ends,
+        w.held,
+        w.names,
+        plan.signals,
+        args.seed,
+        served=lambda rows: fit.scores(rows) >= gate,
+        risk_threshold=plan.alarms["failure_threshold"],
+    )
+
+
+def _gate(fit: AnomalyFit) -> float:
+    """A fault class is named only for windows that are also somewhat unusual: a classifier that
+    saw few machines must not call a healthy machine it never saw faulty."""
+    return float(np.quantile(fit.cal_scores, GATE_QUANTILE))
+
+
+def _graphs(w: Windows, fit: AnomalyFit, failure: FailureClassifier | None) -> dict[str, Any]:
+    """The ONNX graphs by file name: the compacted anomaly graph with its envelope, and the classifier's."""
+    from edgegw.ml import export
+
+    probe = w.x[w.cal_rows][:4000].astype(np.float32)  # the compact graphs must give the same numbers here
+    anomaly_graph = export.compacted(export.anomaly_onnx(fit.model, len(w.names)), probe)
+    protos = {ANOMALY_FILE: am.add_envelope(anomaly_graph, fit.envelope)}
+    if failure is not None:
+        protos[FAILURE_FILE] = export.failure_onnx(failure, len(w.names))
+    return protos
+
+
+def _model(
+    args: argparse.Namespace, plan: Plan, w: Windows, fit: AnomalyFit, failure: FailureClassifier | None
+) -> tuple[ModelMeta, dict[str, Any]]:
+    """The ONNX graphs and the metadata that describes them; the version names their content."""
+    h, profile, signals, names = plan.history, plan.profile, plan.signals, w.names
     params = {
-        "features": kinds,
+        "features": fit.kinds,
         "trees": args.trees,
-        "false_alarm_rate": far,
+        "false_alarm_rate": args.false_alarm_rate,
         "seed": args.seed,
         "window_s": profile.window_s,
         "hop_s": profile.hop_s,
         "signals": signals,
         "envelope_margin": args.envelope_margin,
-        "model_alarms": alarm_defaults,
+        "model_alarms": plan.alarms,
     }
-    probe = x[cal_rows][:4000].astype(np.float32)  # the compact graphs must give the same numbers here
-    protos = {export.ANOMALY_FILE: am.add_envelope(export.compacted(export.anomaly_onnx(anomaly, len(names)), probe), envelope)}
-    if failure is not None:
-        protos[export.FAILURE_FILE] = export.failure_onnx(failure, len(names))
+    protos = _graphs(w, fit, failure)
     # the version names the content: same data, settings and graphs, same version
     digest = hashlib.sha256(json.dumps([h.fingerprint, params], sort_keys=True).encode())
     for proto in protos.values():
         digest.update(proto.graph.SerializeToString())
-    version = f"{name}-{digest.hexdigest()[:12]}"
-    common: dict[str, Any] = {
-        "format": FORMAT,
-        "name": name,
-        "version": version,
-        "signals": signals,
-        "units": units,
-        "window_s": profile.window_s,
-        "hop_s": profile.hop_s,
-        "feature_names": names,
-    }
-    anomaly_meta = {
-        **common,
-        "kind": "anomaly",
-        "file": export.ANOMALY_FILE,
-        "score": "isolation forest score 2^(-E[h]/c(n)) in (0, 1] plus the envelope term e/(1+e) in [0, 1), "
+    anomaly = AnomalyMeta(
+        file=ANOMALY_FILE,
+        score="isolation forest score 2^(-E[h]/c(n)) in (0, 1] plus the envelope term e/(1+e) in [0, 1), "
         "e = range widths beyond the fitted envelope past the margin; higher is more unusual",
-        "output": am.OUTPUT,
-        "score_sign": 1.0,
-        "threshold": threshold,
-        "false_alarm_target": far,
-        "heldout_false_alarm": held_rate,
-        "min_samples": dict(zip(signals, min_samples.tolist(), strict=True)),
-        "features_used": [names[i] for i in used],
-        "training_stats": {"mean": mean.tolist(), "std": std.tolist(), "center": center.tolist(), "scale": scale.tolist()},
-        "envelope": envelope.to_meta(),
-        "relations": am.fit_relations(xf, names, signals, center, scale),
-    }
-    export.attach_metadata(protos[export.ANOMALY_FILE], anomaly_meta, version)
-    failure_meta = None
-    if failure is not None:
-        failure_meta = {
-            **common,
-            "kind": "failure_risk",
-            "file": export.FAILURE_FILE,
-            "output": "probabilities",
-            "classes": failure.classes,
-            "normal_class": "0",
-            "threshold": alarm_defaults["failure_threshold"],
-            # a fault class is named only for windows that are also somewhat unusual: a classifier
-            # that saw few machines must not call a healthy machine it never saw faulty
-            "anomaly_gate": float(np.quantile(cal_scores, GATE_QUANTILE)),
-            **failure.meta(),
-        }
-        export.attach_metadata(protos[export.FAILURE_FILE], failure_meta, version)
-    meta = {
-        **common,
-        "anomaly": {k: v for k, v in anomaly_meta.items() if k not in common},
-        "failure_risk": {k: v for k, v in failure_meta.items() if k not in common} if failure_meta else None,
-        "model_alarms": alarm_defaults,
-        "data": {
+        output=am.OUTPUT,
+        score_sign=1.0,
+        threshold=fit.threshold,
+        false_alarm_target=args.false_alarm_rate,
+        heldout_false_alarm=fit.held_rate,
+        min_samples=dict(zip(signals, w.min_samples.tolist(), strict=True)),
+        features_used=[names[i] for i in fit.used],
+        training_stats=fit.stats,
+        envelope=fit.envelope.to_meta(),
+        relations=Relations(**fit.relations) if fit.relations else None,
+    )
+    failure_meta = None if failure is None else _failure_meta(failure, plan, fit)
+    meta = ModelMeta(
+        name=plan.name,
+        version=f"{plan.name}-{digest.hexdigest()[:12]}",
+        signals=signals,
+        units={s: profile.signals[s].unit for s in signals},
+        window_s=profile.window_s,
+        hop_s=profile.hop_s,
+        feature_names=names,
+        anomaly=anomaly,
+        failure_risk=failure_meta,
+        model_alarms=ModelAlarms(**plan.alarms),
+        data={
             "fingerprint": h.fingerprint,
             "files": [Path(f).name for f in h.files],
             "rows": len(h),
             "assets": h.assets,
-            "rate_hz": round(rate, 3),
-            "interval_s": interval,
-            "windows": len(x),
-            "normal_windows_fit": int(fit_rows.sum()),
-            "normal_windows_heldout": int(cal_rows.sum()),
+            "rate_hz": round(h.rate_hz(), 3),
+            "interval_s": plan.interval_s,
+            "windows": len(w.x),
+            "normal_windows_fit": int(w.fit_rows.sum()),
+            "normal_windows_heldout": int(w.cal_rows.sum()),
             "labelled": h.labels is not None,
-            "classes": classes,
+            "classes": sorted(set(w.label.tolist())),
         },
-        "params": params,
-        "library_versions": _versions(),
-        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-    out = Path(args.out)
-    for stale in (export.ANOMALY_FILE, export.FAILURE_FILE):
-        if stale not in protos:
-            (out / stale).unlink(missing_ok=True)
-    export.write_model_dir(out, meta, protos)
+        params=params,
+        library_versions=_versions(),
+        trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+    return meta, protos
 
-    how = "derived from the sampling interval" if derived else "as given"
+
+def _failure_meta(failure: FailureClassifier, plan: Plan, fit: AnomalyFit) -> FailureMeta:
+    fm = failure.meta()
+    return FailureMeta(
+        file=FAILURE_FILE,
+        output="probabilities",
+        classes=failure.classes,
+        normal_class="0",
+        threshold=plan.alarms["failure_threshold"],
+        anomaly_gate=_gate(fit),
+        features=fm.pop("features"),
+        calibration=fm.pop("calibration"),
+        cause_threshold=fm.pop("cause_threshold"),
+        unknown_class=fm.pop("unknown_class"),
+        extra=fm,
+    )
+
+
+def _report(
+    plan: Plan, w: Windows, fit: AnomalyFit, failure: FailureClassifier | None, meta: ModelMeta, out: Path, took_s: float
+) -> str:
+    """What `edgegw train` prints: the model, its window, the data, the threshold and held-out figures."""
+    profile, interval, alarms, h = plan.profile, plan.interval_s, plan.alarms, plan.history
+    how = "derived from the sampling interval" if plan.derived else "as given"
+    far = meta.anomaly.false_alarm_target or 0.0
     lines = [
-        f"model {version} -> {out}/",
+        f"model {meta.version} -> {out}/",
         f"  window {profile.window_s:g} s, hop {profile.hop_s:g} s ({how}: samples every ~{interval:g} s, "
-        f"~{profile.window_s / interval:.3g} per window); model alarm delays {alarm_defaults['on_hops']} hops on, "
-        f"{alarm_defaults['off_hops']} off",
-        f"  data: {len(h)} rows, {len(h.assets)} asset(s), ~{rate:.2g} Hz, {len(x)} windows "
-        f"({int(fit_rows.sum())} normal to fit, {int(cal_rows.sum())} normal held out, "
-        f"{n_sparse} too sparse after gaps)",
-        f"  anomaly: IsolationForest on {len(used)} features ({n_comp} principal axes) + envelope "
-        f"(margin {envelope.margin:g} widths), threshold {threshold:.4f} (latest {am.CALIBRATION_SHARE:.0%} of "
+        f"~{profile.window_s / interval:.3g} per window); model alarm delays {alarms['on_hops']} hops on, "
+        f"{alarms['off_hops']} off",
+        f"  data: {len(h)} rows, {len(h.assets)} asset(s), ~{h.rate_hz():.2g} Hz, {len(w.x)} windows "
+        f"({int(w.fit_rows.sum())} normal to fit, {int(w.cal_rows.sum())} normal held out, "
+        f"{w.n_sparse} too sparse after gaps)",
+        f"  anomaly: IsolationForest on {len(fit.used)} features ({fit.n_comp} principal axes) + envelope "
+        f"(margin {fit.envelope.margin:g} widths), threshold {fit.threshold:.4f} (latest {am.CALIBRATION_SHARE:.0%} of "
         "normal windows)",
-        f"  held-out normal windows above threshold: {held_rate:.2%} (target {far:.2%}); in alarm after delays: {held_alarm:.2%}",
+        f"  held-out normal windows above threshold: {fit.held_rate:.2%} (target {far:.2%}); "
+        f"in alarm after delays: {fit.held_alarm:.2%}",
     ]
     if failure is not None:
-        lines.append(f"  failure_risk: relations + HistGradientBoosting over classes {classes}")
+        lines.append(f"  failure_risk: relations + HistGradientBoosting over classes {sorted(set(w.label.tolist()))}")
         lines.extend(failure.report)
-    lines.append(f"  took {time.monotonic() - t0:.1f} s")
+    lines.append(f"  took {took_s:.1f} s")
     return "\n".join(lines)

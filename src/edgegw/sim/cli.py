@@ -9,7 +9,9 @@ import contextlib
 import signal
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 
@@ -111,22 +113,22 @@ async def _live(args: argparse.Namespace, fleet: Fleet, duration: float | None, 
         tasks.append(asyncio.create_task(publisher.run(), name="mqtt-publisher"))
         outputs.append(publisher.update)
         print(f"MQTT: publishing to {broker[0]}:{broker[1]} {args.topic}")
+    servers: list[tuple[Any, Callable[[], str]]] = []  # (server, what it says once started)
     if args.opcua_port:
         from edgegw.sim.opcua_server import OpcuaPumpServer
 
-        ua_srv = OpcuaPumpServer(fleet.assets, args.opcua_port, args.bind)
-        await ua_srv.start()
-        outputs.append(ua_srv.update)
-        closers.append(ua_srv.stop)
-        print(f"OPC UA: {ua_srv.endpoint}  Objects/Pumps/<id>/<signal>, NodeId ns={ua_srv.ns};s=<id>.<signal>")
+        ua = OpcuaPumpServer(fleet.assets, args.opcua_port, args.bind)
+        servers.append((ua, lambda: f"OPC UA: {ua.endpoint}  Objects/Pumps/<id>/<signal>, NodeId ns={ua.ns};s=<id>.<signal>"))
     if args.coap_port:
         from edgegw.sim.coap_server import CoapPumpServer
 
-        coap_srv = CoapPumpServer(fleet.assets, args.coap_port, args.bind)
-        await coap_srv.start()
-        outputs.append(coap_srv.update)
-        closers.append(coap_srv.stop)
-        print(f"CoAP: {coap_srv.uri('<id>')}  (observe, SenML JSON or CBOR)")
+        coap = CoapPumpServer(fleet.assets, args.coap_port, args.bind)
+        servers.append((coap, lambda: f"CoAP: {coap.uri('<id>')}  (observe, SenML JSON or CBOR)"))
+    for srv, says in servers:
+        await srv.start()
+        outputs.append(srv.update)
+        closers.append(srv.stop)
+        print(says())
     clock = LiveClock(fleet, outputs, duration)
     announced: set[Fault] = set()
 

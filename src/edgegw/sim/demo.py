@@ -19,13 +19,20 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from edgegw.records import iso
 from edgegw.sim.faults import Fault, make_fault
 from edgegw.sim.scorecard import FaultRecord, Scorecard
 from edgegw.watch import CLEAR_SCREEN, AlarmBoard, Change, colour, event_line, render_table
+
+if TYPE_CHECKING:
+    from edgegw.config import GatewayConfig
+    from edgegw.sim.broker import EmbeddedBroker
+    from edgegw.sim.clock import LiveClock
 
 _ROOT = Path(__file__).resolve().parents[3]  # the checkout, for an editable install
 
@@ -131,16 +138,23 @@ class Display:
         self.out.flush()
 
 
-async def run_demo(args: argparse.Namespace, out: TextIO = sys.stdout) -> tuple[Scorecard, dict[str, Any]]:
-    """Everything `edgegw demo` does; returns the scorecard and the run's facts for the summary."""
-    import aiomqtt
+@dataclass
+class Setup:
+    """What a demo runs against: the config as it will run, its file, and the broker it uses."""
 
+    cfg: GatewayConfig
+    cfg_path: Path
+    host: str
+    port: int
+    broker: EmbeddedBroker | None  # started here, stopped at the end; None: one was already there
+    broker_note: str
+    model_note: str
+
+
+def _load(args: argparse.Namespace) -> tuple[Path, list[str], str]:
+    """The config file, the overrides that point each profile's model at a directory that exists
+    (else at none: thresholds only), and what the header says about the model."""
     from edgegw.config import load_config, resolve_path
-    from edgegw.gateway import Gateway
-    from edgegw.sim.broker import EmbeddedBroker, broker_reachable
-    from edgegw.sim.clock import LiveClock
-    from edgegw.sim.fleet import Fleet
-    from edgegw.sim.mqtt_out import TOPIC, MqttPublisher
 
     cfg_path = Path(args.config) if args.config else find_config()
     if cfg_path is None:
@@ -159,6 +173,15 @@ async def run_demo(args: argparse.Namespace, out: TextIO = sys.stdout) -> tuple[
             else:
                 overrides.append(f"profiles.{name}.model=null")
                 model_note = f"none: {prof.model} not found (thresholds only)"
+    return cfg_path, overrides, model_note
+
+
+async def _setup(args: argparse.Namespace) -> Setup:
+    """The config, and the broker at its mqtt address, else an embedded one there, else on a free port."""
+    from edgegw.config import load_config
+    from edgegw.sim.broker import EmbeddedBroker, broker_reachable
+
+    cfg_path, overrides, model_note = _load(args)
     cfg = load_config(cfg_path, overrides)
     host, port = cfg.mqtt.host, cfg.mqtt.port
     broker = None
@@ -176,26 +199,14 @@ async def run_demo(args: argparse.Namespace, out: TextIO = sys.stdout) -> tuple[
             overrides += [f"mqtt.host={host}", f"mqtt.port={port}"]
             cfg = load_config(cfg_path, overrides)
         broker_note = f"embedded broker (amqtt) on {host}:{port}"
-    from edgegw.log import setup
+    return Setup(cfg, cfg_path, host, port, broker, broker_note, model_note)
 
-    setup("warning", "console")
 
-    tty = out.isatty()
-    display = Display(out, tty, args.colour and tty, args.duration)
-    display.header = f"edgegw demo — {broker_note} — gateway {cfg.gateway.id} — model {model_note}"
-    if not tty:
-        out.write(display.header + "\n")
-        out.flush()
+async def _start_gateway(st: Setup) -> tuple[asyncio.Task[None], asyncio.Event]:
+    """The real gateway, running once it says it is ready; (its task, the event that stops it)."""
+    from edgegw.gateway import Gateway
 
-    pump_assets = [a.id for a in cfg.assets]
-    faults = demo_schedule(pump_assets, args.duration)
-    source_topic = next(
-        (s.topic for s in cfg.sources if s.type == "mqtt" and "{asset}" in s.topic and "{signal}" not in s.topic), TOPIC
-    )
-    alert_filter = cfg.alerts.topic.split("{", 1)[0]
-    alert_filter = (alert_filter if alert_filter.endswith("/") or not alert_filter else alert_filter + "/") + "#"
-
-    gw = Gateway(cfg, str(cfg_path))
+    gw = Gateway(st.cfg, str(st.cfg_path))
     stop_gw = asyncio.Event()
     gw_task = asyncio.create_task(gw.run(stop_gw), name="gateway")
     ready = asyncio.create_task(gw.ready.wait())
@@ -204,36 +215,36 @@ async def run_demo(args: argparse.Namespace, out: TextIO = sys.stdout) -> tuple[
         gw_task.result()
     if ready not in done:
         raise RuntimeError("the gateway did not start within 30 s")
+    return gw_task, stop_gw
 
-    score = Scorecard([])
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    subscribed = asyncio.Event()
 
-    async def monitor() -> None:
-        async with aiomqtt.Client(host, port, timeout=10) as client:
-            await client.subscribe(alert_filter, qos=1)
-            subscribed.set()
-            async for m in client.messages:
-                payload = m.payload if isinstance(m.payload, bytes | bytearray) else b""
-                ch = display.board.apply(str(m.topic), bytes(payload), bool(m.retain))
-                if ch is None or ch.retained or ch.action == "deleted":
-                    continue
-                received = time.time()
-                caught = score.observe(ch.alert, received)
-                display.alert(ch, received, caught)
-                display.draw()
+def _alert_filter(cfg: GatewayConfig) -> str:
+    """The subscription that follows every alert topic of the config."""
+    prefix = cfg.alerts.topic.split("{", 1)[0]
+    return (prefix if prefix.endswith("/") or not prefix else prefix + "/") + "#"
 
-    mon_task = asyncio.create_task(monitor(), name="monitor")
-    await asyncio.wait_for(subscribed.wait(), 15)
 
-    fleet = Fleet(pump_assets, faults, seed=args.seed, rate_hz=args.rate)
-    publisher = MqttPublisher(host, port, source_topic)
-    pub_task = asyncio.create_task(publisher.run(), name="publisher")
-    clock = LiveClock(fleet, [publisher.update], args.duration)
-    pending = list(faults)
+async def _monitor(st: Setup, display: Display, score: Scorecard, subscribed: asyncio.Event) -> None:
+    """Follow the alerts like an operator's client: the board, the events and the scorecard."""
+    import aiomqtt
+
+    async with aiomqtt.Client(st.host, st.port, timeout=10) as client:
+        await client.subscribe(_alert_filter(st.cfg), qos=1)
+        subscribed.set()
+        async for m in client.messages:
+            payload = m.payload if isinstance(m.payload, bytes | bytearray) else b""
+            ch = display.board.apply(str(m.topic), bytes(payload), bool(m.retain))
+            if ch is None or ch.retained or ch.action == "deleted":
+                continue
+            received = time.time()
+            caught = score.observe(ch.alert, received)
+            display.alert(ch, received, caught)
+            display.draw()
+
+
+def _injector(clock: LiveClock, faults: list[Fault], score: Scorecard, display: Display) -> Callable[[float, object], None]:
+    """A clock output that records each fault as the simulation reaches its start."""
+    pending = sorted(faults, key=lambda f: f.start_s)
 
     def on_step(ts: float, _samples: object) -> None:
         while pending and pending[0].start_s <= ts - clock.start_ts:
@@ -245,15 +256,60 @@ async def run_demo(args: argparse.Namespace, out: TextIO = sys.stdout) -> tuple[
             display.fault_injected(rec)
             display.draw()
 
-    pending.sort(key=lambda f: f.start_s)
-    clock.outputs.append(on_step)
+    return on_step
 
-    async def redraw() -> None:
-        while True:
-            display.draw()
-            await asyncio.sleep(1.0)
 
-    draw_task = asyncio.create_task(redraw()) if tty else None
+async def _redraw(display: Display) -> None:
+    while True:
+        display.draw()
+        await asyncio.sleep(1.0)
+
+
+async def _cancel(*tasks: asyncio.Task[Any] | None) -> None:
+    for t in tasks:
+        if t is not None:
+            t.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+
+
+async def run_demo(args: argparse.Namespace, out: TextIO = sys.stdout) -> tuple[Scorecard, dict[str, Any]]:
+    """Everything `edgegw demo` does; returns the scorecard and the run's facts for the summary."""
+    from edgegw.log import setup
+    from edgegw.sim.clock import LiveClock
+    from edgegw.sim.fleet import Fleet
+    from edgegw.sim.mqtt_out import TOPIC, MqttPublisher
+
+    st = await _setup(args)
+    setup("warning", "console")
+    tty = out.isatty()
+    display = Display(out, tty, args.colour and tty, args.duration)
+    display.header = f"edgegw demo — {st.broker_note} — gateway {st.cfg.gateway.id} — model {st.model_note}"
+    if not tty:
+        out.write(display.header + "\n")
+        out.flush()
+    pump_assets = [a.id for a in st.cfg.assets]
+    faults = demo_schedule(pump_assets, args.duration)
+    source_topic = next(
+        (s.topic for s in st.cfg.sources if s.type == "mqtt" and "{asset}" in s.topic and "{signal}" not in s.topic), TOPIC
+    )
+
+    gw_task, stop_gw = await _start_gateway(st)
+    score = Scorecard([])
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    subscribed = asyncio.Event()
+    mon_task = asyncio.create_task(_monitor(st, display, score, subscribed), name="monitor")
+    await asyncio.wait_for(subscribed.wait(), 15)
+
+    fleet = Fleet(pump_assets, faults, seed=args.seed, rate_hz=args.rate)
+    publisher = MqttPublisher(st.host, st.port, source_topic)
+    pub_task = asyncio.create_task(publisher.run(), name="publisher")
+    clock = LiveClock(fleet, [publisher.update], args.duration)
+    clock.outputs.append(_injector(clock, faults, score, display))
+    draw_task = asyncio.create_task(_redraw(display)) if tty else None
     display.t0 = time.time()
     try:
         await clock.run(stop)
@@ -261,25 +317,21 @@ async def run_demo(args: argparse.Namespace, out: TextIO = sys.stdout) -> tuple[
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 2.0)  # last alarms on their way
     finally:
-        for t in (draw_task, pub_task, mon_task):
-            if t is not None:
-                t.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await t
+        await _cancel(draw_task, pub_task, mon_task)
         stop_gw.set()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(gw_task, 15)
-        if broker is not None:
+        if st.broker is not None:
             with contextlib.suppress(Exception):
-                await broker.stop()
+                await st.broker.stop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
     # faults scheduled but not reached (run stopped early) are not judged
     facts = {
         "duration_s": args.duration,
         "seed": args.seed,
-        "broker": broker_note,
-        "model": model_note,
+        "broker": st.broker_note,
+        "model": st.model_note,
         "started_at": iso(clock.start_ts),
         "messages_sent": publisher.sent,
         "messages_dropped": publisher.dropped,
