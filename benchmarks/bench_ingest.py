@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         else ([0.6, 0.8, 0.95] if args.quick else [0.4, 0.55, 0.7, 0.8, 0.9, 1.0, 1.1, 1.25])
     )
     wd = _rig.workdir("ingest")
-    broker = _rig.Broker(wd)
+    broker = _rig.broker(wd)
     if args.pin:
         subprocess.run(["taskset", "-pc", args.pin, str(broker.proc.pid)], capture_output=True)
     gut = GatewayUnderTest(wd, broker, args.assets, args.pin)
@@ -252,7 +252,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         gut.close()
         for b in bare.values():
             b.close()
-        broker.close()
+        broker.stop()
     print(
         f"max sustained, zero loss: {', '.join(f'{c} {v:,}/s' for c, v in best.items())} "
         f"-> gateway/aiomqtt {res['ratio_gateway_vs_aiomqtt']}; "

@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import Broker
 from tests.helpers import Collector, example_config, publish, pump, running_gateway
+from tests.peers import Broker
 
 
 async def test_threshold_raise_and_clear_with_late_subscriber(mosquitto: Broker) -> None:

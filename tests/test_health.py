@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from edgegw.health import LoopLag, percentiles_ms, rss_mb, sink_depth
-from tests.conftest import Broker
 from tests.helpers import Collector, example_config, publish, pump, running_gateway
+from tests.peers import Broker
 
 SRC = Path(__file__).resolve().parent.parent / "src"
 
@@ -190,7 +190,7 @@ def test_metrics_json_is_plain(mosquitto: Broker) -> None:
 
 async def test_outbox_depth_while_upstream_is_down(mosquitto: Broker, tmp_path: Path) -> None:
     """With the upstream broker unreachable, what the bridge holds shows as outbox_depth."""
-    from tests.conftest import free_port
+    from tests.peers import free_port
 
     port, gid = mosquitto.port, "gw-health-6"
     cfg = example_config(

@@ -22,8 +22,8 @@ from aiosmtpd.controller import Controller
 from edgegw.config import GatewayConfig, load_config
 from edgegw.notify.dispatch import Notifier
 from edgegw.records import Alert, AlertState, Severity
-from tests.conftest import free_port
 from tests.helpers import EXAMPLE, example_config
+from tests.peers import free_port
 
 
 class Mailbox:
@@ -158,16 +158,6 @@ def notify_config(tmp_path: Path, broker_port: int, section: Any, *overrides: st
             *overrides,
         ],
     )
-
-
-async def until(pred: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        got = pred()
-        if got:
-            return got
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"{what} not met in {timeout} s")
 
 
 def stale(asset: str, signal: str) -> Alert:

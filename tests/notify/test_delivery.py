@@ -10,7 +10,8 @@ import pytest
 
 from edgegw.notify.message import message_id
 from tests.helpers import Collector, publish, pump, running_gateway
-from tests.notify.peers import Hook, Smtp, notify_config, until
+from tests.notify.peers import Hook, Smtp, notify_config
+from tests.peers import until
 
 
 @pytest.fixture

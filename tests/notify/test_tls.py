@@ -17,7 +17,8 @@ from cryptography.x509.oid import NameOID
 
 from edgegw.config import ConfigError
 from tests.helpers import publish, pump, running_gateway
-from tests.notify.peers import Smtp, notify_config, until
+from tests.notify.peers import Smtp, notify_config
+from tests.peers import until
 
 
 def _name(cn: str) -> x509.Name:

@@ -13,7 +13,8 @@ import aiomqtt
 from edgegw.sim.broker import EmbeddedBroker, broker_reachable
 from edgegw.sim.demo import demo_schedule, run_demo
 from edgegw.sim.scorecard import FaultRecord, Scorecard
-from tests.conftest import EXAMPLE, free_port
+from tests.helpers import EXAMPLE
+from tests.peers import free_port
 
 
 async def test_short_demo_catches_the_injected_faults(tmp_path: Path) -> None:

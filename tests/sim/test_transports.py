@@ -18,7 +18,7 @@ import pytest
 from edgegw.sim.clock import LiveClock
 from edgegw.sim.fleet import REPORTED, Fleet
 from edgegw.sim.history import write_history
-from tests.conftest import free_port
+from tests.peers import free_port
 
 
 async def _run_for(clock: LiveClock, seconds: float) -> None:

@@ -19,8 +19,8 @@ import aiomqtt
 import pytest
 
 from edgegw.config import GatewayConfig
-from tests.conftest import free_port
 from tests.helpers import EXAMPLE, Collector, example_config, publish, pump, running_gateway
+from tests.peers import free_port
 
 AS_INVOKER = "user root\n"  # mosquitto started by root keeps root: it can then write its persistence under tmp_path
 PUMP_SIGNALS = ("vibration", "pressure", "temperature", "flow", "current", "suction_pressure")

@@ -18,8 +18,8 @@ from edgegw.config import GatewayConfig
 from edgegw.gateway import Sequencer
 from edgegw.records import Alert, AlertState, Severity
 from edgegw.sinks.bridge import Bridge
-from tests.conftest import free_port
 from tests.helpers import example_config, publish
+from tests.peers import free_port, until
 from tests.sinks.test_bridge import AS_INVOKER, Observer, cycles, start_daemon
 
 x509 = pytest.importorskip("cryptography.x509")
@@ -141,15 +141,6 @@ def an_alert(seq: Sequencer) -> Alert:
     )
     a.id, a.seq, a.gateway, a.site = os.urandom(8).hex(), seq.next(), "gw-tls", "plant-a"
     return a
-
-
-async def until(pred: Any, timeout: float = 20.0) -> None:
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if pred():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not met")
 
 
 @pytest.fixture(scope="module")

@@ -18,9 +18,8 @@ from edgegw.gateway import Sequencer
 from edgegw.records import Alert, AlertState, Severity
 from edgegw.sinks import bridge as bridge_module
 from edgegw.sinks.bridge import Bridge
-from tests.conftest import free_port
+from tests.peers import free_port, until
 from tests.sinks.test_bridge import AS_INVOKER, Observer, bridge_config
-from tests.sinks.test_bridge_security import until
 
 
 class Gateway:
