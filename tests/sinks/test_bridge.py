@@ -20,7 +20,7 @@ import pytest
 
 from edgegw.config import GatewayConfig
 from tests.helpers import EXAMPLE, Collector, example_config, publish, pump, running_gateway
-from tests.peers import free_port
+from tests.peers import free_port, until
 
 AS_INVOKER = "user root\n"  # mosquitto started by root keeps root: it can then write its persistence under tmp_path
 PUMP_SIGNALS = ("vibration", "pressure", "temperature", "flow", "current", "suction_pressure")
@@ -241,8 +241,8 @@ async def test_outbox_full_drops_rollups_keeps_alerts_and_says_so(mosquitto, tmp
         assert full[0]["_topic"] == "alerts/site-bridge/gw-full/outbox_full/upstream"
         alert_ids = {d["id"] for d in local.alerts(asset="full-pump")}
         assert len(alert_ids) >= 5
-        await asyncio.sleep(1.5)  # rollups keep coming and keep being dropped
-        assert bridge.outbox.dropped["rollup"] > full[0]["dropped"]["rollup"]
+        # rollups keep coming and keep being dropped
+        await until(lambda: bridge.outbox.dropped["rollup"] > full[0]["dropped"]["rollup"], what="a later rollup dropped")
         assert bridge.outbox.dropped["alert"] == 0
         assert bridge.outbox.bytes <= bridge.outbox.max_bytes
         assert bridge.stats()["dropped"]["rollup"] == bridge.outbox.dropped["rollup"]
@@ -328,7 +328,9 @@ async def test_decimated_readings_and_choice_of_kinds(mosquitto, broker_factory,
         await obs.wait(lambda o: any(d["value"] == 109.0 for d in o.records("/readings/site-bridge/read-pump/flow")))
         await obs.wait(lambda o: o.records("/rollups/site-bridge/read-pump"))
         n = len(obs.records("/readings/"))
-        await asyncio.sleep(2.2)  # two more periods without new readings
+        r = len(obs.records("/rollups/site-bridge/read-pump"))
+        # three more rollups (one a second): what the two periods after this one sampled went before the third
+        await obs.wait(lambda o: len(o.records("/rollups/site-bridge/read-pump")) >= r + 3)
         assert len(obs.records("/readings/")) == n, "only when there is something new"
     vib = obs.records("/readings/site-bridge/read-pump/vibration")
     flow = obs.records("/readings/site-bridge/read-pump/flow")
