@@ -74,7 +74,7 @@ class Collector:
     async def __aexit__(self, *exc: Any) -> None:
         assert self._task is not None
         self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
+        with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):  # MqttError: a test stopped the broker
             await self._task
 
     async def _run(self) -> None:
