@@ -16,6 +16,7 @@ import aiomqtt
 
 from edgegw.config import GatewayConfig, load_config
 from edgegw.gateway import Gateway
+from edgegw.records import Alert, AlertState, Severity
 from edgegw.sources.mqtt import MqttTelemetrySource
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "example.yaml"
@@ -129,3 +130,13 @@ def pump(vibration: float = 3.0, ts: float | None = None, **over: float) -> str:
     }
     d.update(over)
     return json.dumps(d)
+
+
+def threshold_alert(asset: str = "pump-1", **fields: Any) -> Alert:
+    """A raised vibration alarm (warning, value 12.5, stamped now); keyword arguments set any other field."""
+    a = Alert(
+        asset, "threshold", "vibration", AlertState.RAISED, Severity.WARNING, time.time(), {"value": 12.5}, "vibration high"
+    )
+    for k, v in fields.items():
+        setattr(a, k, v)
+    return a

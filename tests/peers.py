@@ -101,7 +101,7 @@ class Broker:
         self.proc = None
 
 
-# ---------------------------------------------------------------- certificates
+# ---------------------------------------------------------------- certificates (OPC UA identities, a TLS PKI)
 
 
 @dataclass
@@ -122,6 +122,83 @@ def make_certs(d: Path) -> Certs:
     sc, sk = make_app_certificate(d / "server.der", d / "server.pem", "urn:test:pumps", server=True)
     oc, ok = make_app_certificate(d / "other.der", d / "other.pem", "urn:test:pumps", server=True)
     return Certs(cc, ck, sc, sk, oc, ok)
+
+
+def _write(path: Path, key: Any, cert: Any) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    path.with_suffix(".pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    path.with_suffix(".key").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    for p in (path.with_suffix(".pem"), path.with_suffix(".key")):
+        p.chmod(0o644)  # mosquitto may drop to its own user
+
+
+def make_pki(d: Path) -> dict[str, Path]:
+    """A CA, a server certificate for 127.0.0.1 and a client certificate, all signed by the CA
+    (PEM files under `d`: ca, server, client and their keys)."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = dt.datetime.now(dt.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "edgegw test CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(days=2))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    _write(d / "ca", ca_key, ca)
+
+    def leaf(name: str, san: list[Any] | None) -> None:
+        key = ec.generate_private_key(ec.SECP256R1())
+        b = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+            .issuer_name(ca_name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(hours=1))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        )
+        if san:
+            b = b.add_extension(x509.SubjectAlternativeName(san), critical=False)
+        _write(d / name, key, b.sign(ca_key, hashes.SHA256()))
+
+    leaf("server", [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")])
+    leaf("client", None)
+    return {n: d / f"{n}.{ext}" for n in ("ca", "server", "client") for ext in ("pem",)} | {
+        "server_key": d / "server.key",
+        "client_key": d / "client.key",
+    }
 
 
 # ---------------------------------------------------------------- OPC UA

@@ -28,11 +28,11 @@ from edgegw.config import GatewayConfig
 from edgegw.engine.engine import Engine
 from edgegw.gateway import _cancel
 from edgegw.intake import Intake
-from edgegw.records import Alert, AlertState, Severity
+from edgegw.records import Alert, Severity
 from edgegw.runtime import LinkStats
 from edgegw.sequence import Sequencer
 from edgegw.sources import build_sources
-from tests.helpers import Collector, example_config
+from tests.helpers import Collector, example_config, threshold_alert
 from tests.notify.peers import Hook, notify_config
 from tests.peers import senml, until
 from tests.sinks.test_bridge import bridge_config
@@ -195,9 +195,9 @@ async def peer(request: pytest.FixtureRequest, broker_factory: Any, tmp_path: Pa
 
 def an_alert(sink: Any) -> Alert:
     cfg = sink.cfg
-    a = Alert(ASSET, "threshold", "vibration", AlertState.RAISED, Severity.CRITICAL, time.time(), {"value": 12.5, "limit": 11.0})
-    a.id, a.seq, a.gateway, a.site = uuid.uuid4().hex, 1, cfg.gateway.id, cfg.gateway.site
-    return a
+    return threshold_alert(
+        ASSET, severity=Severity.CRITICAL, id=uuid.uuid4().hex, seq=1, gateway=cfg.gateway.id, site=cfg.gateway.site
+    )
 
 
 @contextlib.asynccontextmanager

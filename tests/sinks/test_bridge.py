@@ -19,7 +19,7 @@ import aiomqtt
 import pytest
 
 from edgegw.config import GatewayConfig
-from tests.helpers import EXAMPLE, Collector, example_config, publish, pump, running_gateway
+from tests.helpers import EXAMPLE, Collector, example_config, publish, pump, running_gateway, threshold_alert
 from tests.peers import free_port, until
 
 AS_INVOKER = "user root\n"  # mosquitto started by root keeps root: it can then write its persistence under tmp_path
@@ -401,7 +401,7 @@ async def test_outbox_full_alarm_survives_a_restart_and_clears(tmp_path: Path) -
 
 async def test_live_messages_overtake_a_rate_limited_backlog(broker_factory, tmp_path: Path) -> None:
     from edgegw.gateway import Sequencer
-    from edgegw.records import Alert, AlertState, Severity
+    from edgegw.records import Severity
     from edgegw.sinks.bridge import Bridge
     from edgegw.sinks.outbox import Kind
 
@@ -417,17 +417,8 @@ async def test_live_messages_overtake_a_rate_limited_backlog(broker_factory, tmp
         task = asyncio.create_task(bridge.run())
         try:
             await obs.wait(lambda o: len(o.messages) >= 5, 10)  # the replay is under way
-            live = Alert(
-                asset="pump-1",
-                kind="threshold",
-                source="vibration",
-                state=AlertState.RAISED,
-                severity=Severity.CRITICAL,
-                ts=time.time(),
-                id="live-one",
-                seq=seq.next(),
-                gateway="gw-pumphouse-1",
-                site="plant-a",
+            live = threshold_alert(
+                severity=Severity.CRITICAL, id="live-one", seq=seq.next(), gateway="gw-pumphouse-1", site="plant-a"
             )
             bridge.alert(live)
             await obs.wait(lambda o: any(d.get("id") == "live-one" for d in o.records("/alerts/")), 10)
