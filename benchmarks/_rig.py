@@ -243,8 +243,9 @@ def loadgen(
     sentinel: bool = True,
     log: Path | None = None,
     pin: str | None = None,
+    count: int | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start the load generator; its last stdout line is a JSON summary."""
+    """Start the load generator (`count`: stop after that many messages); its last stdout line is a JSON summary."""
     argv = [
         PY,
         str(HERE / "loadgen.py"),
@@ -261,6 +262,8 @@ def loadgen(
     ]
     if sentinel:
         argv.append("--sentinel")
+    if count:
+        argv += ["--count", str(count)]
     if pin:
         argv = ["taskset", "-c", pin, *argv]
     p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)

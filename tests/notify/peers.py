@@ -192,10 +192,11 @@ async def notifier(tmp_path: Path, target: dict[str, Any]) -> AsyncIterator[Noti
         await asyncio.wait_for(task, 5)
 
 
-def email_target(smtp: Smtp, **kw: Any) -> dict[str, Any]:
+def email_target(smtp: Smtp, smtp_opts: dict[str, Any] | None = None, **kw: Any) -> dict[str, Any]:
+    """An email target on the test SMTP server; `smtp_opts` add to its `smtp:` block, `kw` to the target."""
     return {
         "type": "email",
-        "smtp": {"host": "127.0.0.1", "port": smtp.port},
+        "smtp": {"host": "127.0.0.1", "port": smtp.port, **(smtp_opts or {})},
         "from": "gw@plant.example",
         "to": ["ops@plant.example"],
         **kw,

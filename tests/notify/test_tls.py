@@ -12,7 +12,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from edgegw.config import ConfigError
 from tests.helpers import publish, pump, running_gateway
-from tests.notify.peers import Smtp, notify_config
+from tests.notify.peers import Smtp, email_target, notify_config
 from tests.peers import make_pki, until
 
 
@@ -50,19 +50,10 @@ async def test_starttls_with_own_ca_and_password_file(mosquitto, tmp_path: Path,
     section = {
         "state_dir": str(tmp_path / "state"),
         "targets": [
-            {
-                "type": "email",
-                "from": "gw@plant.example",
-                "to": ["ops@plant.example"],
-                "smtp": {
-                    "host": "127.0.0.1",
-                    "port": smtp.port,
-                    "starttls": True,
-                    "ca_file": str(ca_file),
-                    "username": "gw",
-                    "password_file": str(tmp_path / "smtp-password"),
-                },
-            }
+            email_target(
+                smtp,
+                {"starttls": True, "ca_file": str(ca_file), "username": "gw", "password_file": str(tmp_path / "smtp-password")},
+            )
         ],
     }
     cfg = notify_config(tmp_path, mosquitto.port, section)
@@ -78,15 +69,7 @@ async def test_a_server_the_ca_does_not_vouch_for_gets_nothing(mosquitto, tmp_pa
     smtp, _, users = tls_smtp
     section = {
         "state_dir": str(tmp_path / "state"),
-        "targets": [
-            {
-                "type": "email",
-                "from": "gw@plant.example",
-                "to": ["ops@plant.example"],
-                "retry_max_s": 1,
-                "smtp": {"host": "127.0.0.1", "port": smtp.port, "starttls": True, "username": "gw", "password": "s3cret"},
-            }
-        ],
+        "targets": [email_target(smtp, {"starttls": True, "username": "gw", "password": "s3cret"}, retry_max_s=1)],
     }
     cfg = notify_config(tmp_path, mosquitto.port, section)
     async with running_gateway(cfg) as gw:
