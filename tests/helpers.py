@@ -10,7 +10,7 @@ import os
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import aiomqtt
 
@@ -57,19 +57,17 @@ async def running_gateway(cfg: GatewayConfig, config_path: str | None = None) ->
         await asyncio.wait_for(task, 10)
 
 
-class Collector:
-    """A real subscriber: collects (topic, payload bytes, retain) in the background."""
+class Subscriber:
+    """A real MQTT client running in the background for an `async with` block; `connected` is set
+    once it has subscribed (the block starts then)."""
 
-    def __init__(self, port: int, *topics: str) -> None:
-        self.port = port
-        self.topics = topics or ("#",)
-        self.messages: list[tuple[str, bytes, bool]] = []
+    def __init__(self) -> None:
+        self.connected = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._ready = asyncio.Event()
 
-    async def __aenter__(self) -> Collector:
+    async def __aenter__(self) -> Self:
         self._task = asyncio.create_task(self._run())
-        await asyncio.wait_for(self._ready.wait(), 5)
+        await asyncio.wait_for(self.connected.wait(), 5)
         return self
 
     async def __aexit__(self, *exc: Any) -> None:
@@ -79,10 +77,23 @@ class Collector:
             await self._task
 
     async def _run(self) -> None:
+        raise NotImplementedError
+
+
+class Collector(Subscriber):
+    """A real subscriber: collects (topic, payload bytes, retain) in the background."""
+
+    def __init__(self, port: int, *topics: str) -> None:
+        super().__init__()
+        self.port = port
+        self.topics = topics or ("#",)
+        self.messages: list[tuple[str, bytes, bool]] = []
+
+    async def _run(self) -> None:
         async with aiomqtt.Client("127.0.0.1", self.port) as c:
             for t in self.topics:
                 await c.subscribe(t, qos=1)
-            self._ready.set()
+            self.connected.set()
             async for m in c.messages:
                 payload = m.payload if isinstance(m.payload, bytes) else str(m.payload).encode()
                 self.messages.append((m.topic.value, payload, m.retain))

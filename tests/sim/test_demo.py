@@ -7,6 +7,7 @@ import argparse
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import aiomqtt
 
@@ -17,20 +18,20 @@ from tests.helpers import EXAMPLE
 from tests.peers import free_port
 
 
-async def test_short_demo_catches_the_injected_faults(tmp_path: Path) -> None:
-    port = free_port()
-    assert not broker_reachable("127.0.0.1", port)
+async def demo(port: int, duration: float, seed: int) -> tuple[Any, dict[str, Any], io.StringIO]:
+    """`edgegw demo` on the example config against the broker on `port`: (score, facts, its output)."""
     args = argparse.Namespace(
-        duration=48.0,
-        seed=1,
-        summary=None,
-        config=str(EXAMPLE),
-        set=[f"mqtt.port={port}"],
-        rate=2.0,
-        colour=False,
+        duration=duration, seed=seed, summary=None, config=str(EXAMPLE), set=[f"mqtt.port={port}"], rate=2.0, colour=False
     )
     out = io.StringIO()
     score, facts = await run_demo(args, out)
+    return score, facts, out
+
+
+async def test_short_demo_catches_the_injected_faults(tmp_path: Path) -> None:
+    port = free_port()
+    assert not broker_reachable("127.0.0.1", port)
+    score, facts, out = await demo(port, duration=48.0, seed=1)
     text = out.getvalue()
     assert f"embedded broker (amqtt) on 127.0.0.1:{port}" in text
     assert facts["messages_sent"] > 300 and facts["messages_dropped"] == 0
@@ -106,17 +107,7 @@ async def test_embedded_broker_keeps_and_deletes_retained_messages() -> None:
 
 async def test_demo_uses_a_broker_that_answers(broker_factory) -> None:
     broker = broker_factory()
-    args = argparse.Namespace(
-        duration=16.0,
-        seed=2,
-        summary=None,
-        config=str(EXAMPLE),
-        set=[f"mqtt.port={broker.port}"],
-        rate=2.0,
-        colour=False,
-    )
-    out = io.StringIO()
-    score, facts = await run_demo(args, out)
+    score, facts, out = await demo(broker.port, duration=16.0, seed=2)
     assert facts["broker"] == f"broker at 127.0.0.1:{broker.port}"
     assert facts["messages_sent"] > 100
     assert any(f.detected_at is not None for f in score.faults), out.getvalue()

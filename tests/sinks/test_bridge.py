@@ -19,7 +19,7 @@ import aiomqtt
 import pytest
 
 from edgegw.config import GatewayConfig
-from tests.helpers import EXAMPLE, Collector, example_config, publish, pump, running_gateway, threshold_alert
+from tests.helpers import EXAMPLE, Collector, Subscriber, example_config, publish, pump, running_gateway, threshold_alert
 from tests.peers import free_port, until
 
 AS_INVOKER = "user root\n"  # mosquitto started by root keeps root: it can then write its persistence under tmp_path
@@ -41,28 +41,16 @@ def bridge_config(local_port: int, up_port: int, outbox: Path, *extra: str) -> G
     )
 
 
-class Observer:
+class Observer(Subscriber):
     """An upstream consumer with a persistent session that reconnects by itself (as a cloud one would)."""
 
     def __init__(
         self, port: int, topic: str = "edge/#", ident: str = "observer", shared: bool = False, auth: tuple[str, str] | None = None
     ) -> None:
+        super().__init__()
         self.port, self.topic, self.ident, self.shared = port, topic, ident, shared
         self.auth = {"username": auth[0], "password": auth[1]} if auth else {}
         self.messages: list[tuple[str, dict[str, Any]]] = []
-        self.connected = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> Observer:
-        self._task = asyncio.create_task(self._run())
-        await asyncio.wait_for(self.connected.wait(), 5)
-        return self
-
-    async def __aexit__(self, *exc: Any) -> None:
-        assert self._task is not None
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
 
     async def _run(self) -> None:
         proto = aiomqtt.ProtocolVersion.V5 if self.shared else aiomqtt.ProtocolVersion.V311
