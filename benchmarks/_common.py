@@ -1,10 +1,16 @@
-"""Shared bits for benchmark scripts: where results go, percentiles, machine facts."""
+"""Shared bits for benchmark scripts: where results go, percentiles, machine facts.
+
+Results go to benchmarks/results/, or to $EDGEGW_BENCH_RESULTS when set (the smoke test writes
+to a temporary directory). Importing this module also puts the repository root on sys.path, so
+the scripts can start the peers the tests start (tests/peers.py).
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import platform
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -12,7 +18,10 @@ from typing import Any
 
 import numpy as np
 
-RESULTS = Path(__file__).resolve().parent / "results"
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = Path(os.environ.get("EDGEGW_BENCH_RESULTS") or ROOT / "benchmarks" / "results")
+if str(ROOT) not in sys.path:
+    sys.path.insert(1, str(ROOT))
 
 
 def pct(samples_s: list[float] | np.ndarray, q: float) -> float:

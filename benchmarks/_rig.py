@@ -10,7 +10,6 @@ from __future__ import annotations
 import atexit
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -24,25 +23,19 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import yaml
+from _common import ROOT
+from tests.peers import Broker, free_port
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
 EXAMPLE = ROOT / "config" / "example.yaml"
 PY = sys.executable
 EDGEGW = str(Path(PY).with_name("edgegw"))
-MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 GW_TOPIC = "plant/pumps/{asset}/telemetry"  # what the gateway's MQTT source reads
 BARE_PREFIX = "bench/pumps"  # what the bare subscribers read: the gateway never sees that load
 PROBE = "probe"  # an extra asset the latency probe and the end-of-run sentinel use
 ECHO = "bench/echo"  # the watcher's own round trip through the broker: the reference for alert latency
 RELAY = "bench/relay"  # where the bare aiomqtt relay republishes probe readings
 _children: list[subprocess.Popen[bytes]] = []
-
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def spawn(argv: list[str], log: Path | None = None, **kw: Any) -> subprocess.Popen[bytes]:
@@ -91,27 +84,13 @@ def cpu_s(pid: int) -> float:
         return 0.0
 
 
-class Broker:
-    """mosquitto with unlimited queues (the broker is not where loss happens) and TCP_NODELAY."""
-
-    def __init__(self, workdir: Path, name: str = "mosquitto") -> None:
-        self.port = free_port()
-        conf = workdir / f"{name}.conf"
-        conf.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\n"
-            "persistence false\nset_tcp_nodelay true\n"
-        )
-        self.proc = spawn([MOSQUITTO, "-c", str(conf)], workdir / f"{name}.log")
-        for _ in range(200):
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 0.1).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("mosquitto did not start")
-
-    def close(self) -> None:
-        stop(self.proc)
+def broker(workdir: Path) -> Broker:
+    """A started mosquitto from tests/peers.py (unlimited queues: the broker is not where loss
+    happens; TCP_NODELAY), killed at exit should the benchmark fail before stopping it."""
+    b = Broker(free_port(), workdir).start()
+    assert b.proc is not None
+    _children.append(b.proc)
+    return b
 
 
 def assets(n: int) -> list[str]:
@@ -264,8 +243,9 @@ def loadgen(
     sentinel: bool = True,
     log: Path | None = None,
     pin: str | None = None,
+    count: int | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start the load generator; its last stdout line is a JSON summary."""
+    """Start the load generator (`count`: stop after that many messages); its last stdout line is a JSON summary."""
     argv = [
         PY,
         str(HERE / "loadgen.py"),
@@ -282,6 +262,8 @@ def loadgen(
     ]
     if sentinel:
         argv.append("--sentinel")
+    if count:
+        argv += ["--count", str(count)]
     if pin:
         argv = ["taskset", "-c", pin, *argv]
     p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)

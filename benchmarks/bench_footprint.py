@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     load_s = args.load_seconds or (3.0 if args.quick else 35.0)
     args.ready_runs = args.ready_runs or (1 if args.quick else 3)
     wd = _rig.workdir("footprint")
-    broker = _rig.Broker(wd)
+    broker = _rig.broker(wd)
     opc_port = _rig.free_port()
     peer = subprocess.Popen(
         [_rig.PY, str(_rig.HERE / "peer_opcua.py"), "--port", str(opc_port)],
@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             )
     finally:
         _rig.stop(peer)
-        broker.close()
+        broker.stop()
     res["max_rss_mb"] = max(max(r["rss_loaded_mb"], r["peak_rss_mb"] or 0) for r in res["runs"])
     res["max_ready_s"] = max(r["ready_s"] for r in res["runs"])
     print(f"wrote {write(args.name, res)}")

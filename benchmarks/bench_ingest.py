@@ -57,7 +57,7 @@ class BareSubscriber:
         self.port, self.n_assets, self.pin = port, n_assets, pin
 
     def run(self, rate: float, seconds: float, count: int | None) -> dict[str, Any]:
-        lg = _start_load(self.port, self.n_assets, rate, seconds, count, self.prefix, self.pin)
+        lg = _rig.loadgen(self.port, self.n_assets, rate, seconds, prefix=self.prefix, count=count, pin=self.pin)
         pub = _rig.loadgen_result(lg, seconds * 4 + 60)
         ready, _, _ = select.select([self.out], [], [], seconds * 4 + 30)
         if not ready:
@@ -68,32 +68,6 @@ class BareSubscriber:
     def close(self) -> None:
         self.proc.kill()
         self.proc.wait()
-
-
-def _start_load(
-    port: int, n_assets: int, rate: float, seconds: float, count: int | None, prefix: str, pin: str | None
-) -> subprocess.Popen[bytes]:
-    argv = [
-        _rig.PY,
-        str(_rig.HERE / "loadgen.py"),
-        "--port",
-        str(port),
-        "--assets",
-        str(n_assets),
-        "--rate",
-        str(rate),
-        "--seconds",
-        str(seconds),
-        "--prefix",
-        prefix,
-        "--sentinel",
-    ]
-    if count:
-        argv += ["--count", str(count)]
-    if pin:
-        argv = ["taskset", "-c", pin, *argv]
-    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-    return p
 
 
 def _figures(pub: dict[str, Any], received: int, t_done: float | None, seconds: float, rate: float) -> dict[str, Any]:
@@ -146,7 +120,7 @@ class GatewayUnderTest:
         cpu0 = _rig.cpu_s(self.gw.pid)
         w = self.watcher
         t_start = time.perf_counter()
-        lg = _start_load(self.port, self.n_assets, rate, seconds, count, "plant/pumps", self.pin)
+        lg = _rig.loadgen(self.port, self.n_assets, rate, seconds, count=count, pin=self.pin)
         pub = _rig.loadgen_result(lg, seconds * 4 + 60)
 
         def raised() -> float | None:
@@ -202,7 +176,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         else ([0.6, 0.8, 0.95] if args.quick else [0.4, 0.55, 0.7, 0.8, 0.9, 1.0, 1.1, 1.25])
     )
     wd = _rig.workdir("ingest")
-    broker = _rig.Broker(wd)
+    broker = _rig.broker(wd)
     if args.pin:
         subprocess.run(["taskset", "-pc", args.pin, str(broker.proc.pid)], capture_output=True)
     gut = GatewayUnderTest(wd, broker, args.assets, args.pin)
@@ -252,7 +226,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         gut.close()
         for b in bare.values():
             b.close()
-        broker.close()
+        broker.stop()
     print(
         f"max sustained, zero loss: {', '.join(f'{c} {v:,}/s' for c, v in best.items())} "
         f"-> gateway/aiomqtt {res['ratio_gateway_vs_aiomqtt']}; "

@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     probes = args.probes or (15 if args.quick else 200)
     levels = [float(x) for x in args.levels.split(",")]
     wd = _rig.workdir("latency")
-    broker = _rig.Broker(wd)
+    broker = _rig.broker(wd)
     if args.pin:
         subprocess.run(["taskset", "-pc", args.pin, str(broker.proc.pid)], capture_output=True)
     relay = subprocess.Popen(
@@ -281,7 +281,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         relay.kill()
         relay.wait()
         w.close()
-        broker.close()
+        broker.stop()
     mid = next((lv for lv in res["levels"] if abs(lv["level"] - 0.5) < 1e-9), None)
     res["p99_at_50pct_ms"] = mid["p99"] if mid else None
     print(f"wrote {write(args.name, res)}")

@@ -36,15 +36,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write
+from tests.peers import free_port
 
 SIGNALS = ("vibration", "pressure", "temperature", "flow", "current")
 HERE = Path(__file__).resolve()
-
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def cpu_of(pid: int) -> float:

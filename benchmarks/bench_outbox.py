@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,6 +21,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write
+from tests.peers import Broker, free_port
 
 from edgegw.config import load_config
 from edgegw.gateway import Sequencer
@@ -30,7 +29,6 @@ from edgegw.sinks.bridge import Bridge
 from edgegw.sinks.outbox import Kind, Outbox
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "example.yaml"
-MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 
 
 def rollup_payload(seq: int) -> bytes:
@@ -60,26 +58,6 @@ def rollup_payload(seq: int) -> bytes:
             "alarms_raised": 0,
         }
     )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_broker(d: Path) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
-    conf = d / "mosquitto.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\npersistence false\n")
-    p = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.1).close()
-            return p, port
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("mosquitto did not start")
 
 
 def bench_writes(d: Path, n: int) -> dict[str, Any]:
@@ -183,14 +161,14 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-outbox-") as tmp:
         d = Path(tmp)
         res: dict[str, Any] = {"writes": bench_writes(d, args.writes)}
-        broker, port = start_broker(d)
+        broker = Broker(free_port(), d).start()
+        port = broker.port
         try:
-            res["window"] = [await bench_replay(d, port, args.window_n, w, 1e9) for w in (1, 8, 16, 32, 64, 128)]
-            res["replay_100k"] = await bench_replay(d, port, args.replay, 32, 1e9)
+            res["window"] = [await bench_replay(d, port, args.window_n, w, 1e6) for w in (1, 8, 16, 32, 64, 128)]
+            res["replay_100k"] = await bench_replay(d, port, args.replay, 32, 1e6)
             res["live"] = await bench_live(d, port, args.live)
         finally:
-            broker.terminate()
-            broker.wait()
+            broker.stop()
         res["replay_at_default_rate_s"] = round(args.replay / 500, 1)
         return res
 

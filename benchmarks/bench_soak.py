@@ -47,8 +47,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     seconds = args.seconds or (60.0 if args.quick else 600.0)
     rate = (args.rate or default_rate()) * args.level
     wd = _rig.workdir("soak")
-    broker = _rig.Broker(wd)
-    cloud = _rig.Broker(wd, "cloud")
+    broker = _rig.broker(wd)
+    cloud = _rig.broker(wd)
     outbox = wd / "outbox.db"
 
     def mutate(d: dict[str, Any]) -> None:
@@ -85,8 +85,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     finally:
         gw.close()
         w.close()
-        cloud.close()
-        broker.close()
+        cloud.stop()
+        broker.stop()
     got = after.get("messages_in", 0) - before.get("messages_in", 0)
     half = [s for s in samples if s["t"] >= seconds / 2]
     rss_slope = slope_per_hour([s["t"] for s in half], [s["rss_mb"] for s in half])

@@ -1,87 +1,32 @@
-"""Shared fixtures: real peers on free loopback ports, never mocks.
+"""Shared fixtures: real peers (tests/peers.py) on free loopback ports, never mocks.
 
-`mosquitto` starts a real broker per test session (max_queued_messages 0: the default of 1000
-drops messages, even at QoS 1, when a subscriber falls behind). `broker_factory` starts extra
-brokers (e.g. an upstream one) that a test may stop and start again.
+`mosquitto` starts a real broker per test session. `broker_factory` starts extra brokers (e.g.
+an upstream one) that a test may stop and start again. `opcua_server_factory` and
+`coap_device_factory` start asyncua servers and aiocoap devices stopped at teardown; `certs`
+makes the OPC UA identities once per session.
 """
 
 from __future__ import annotations
 
-import shutil
 import socket
-import subprocess
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-MOSQUITTO = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
+from tests.peers import MOSQUITTO, Broker, Certs, CoapDevice, OpcuaPumpServer, free_port, make_certs
 
 
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, timeout: float = 5.0) -> None:
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listening on {port}")
-
-
-@dataclass
-class Broker:
-    """A mosquitto process; stop() and start() keep the same port (and persistence dir if any)."""
-
-    port: int
-    workdir: Path
-    extra_conf: str = ""
-    persist: bool = False
-    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
-
-    @property
-    def conf(self) -> Path:
-        return self.workdir / f"mosquitto-{self.port}.conf"
-
-    def start(self) -> Broker:
-        if MOSQUITTO is None:
-            pytest.skip("mosquitto is not installed (./edgegw.sh test installs it)")
-        keep = (
-            f"persistence true\npersistence_location {self.workdir}/\nautosave_interval 1\n"
-            if self.persist
-            else "persistence false\n"
-        )
-        self.conf.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\n"
-            f"set_tcp_nodelay true\n{keep}{self.extra_conf}"
-        )
-        with open(self.workdir / f"mosquitto-{self.port}.log", "ab") as log:  # the child keeps its own copy
-            self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stdout=log, stderr=log)
-        wait_port(self.port)
-        return self
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
+def _need_mosquitto() -> None:
+    if MOSQUITTO is None:
+        pytest.skip("mosquitto is not installed (./edgegw.sh test installs it)")
 
 
 @pytest.fixture(scope="session")
 def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     """One real broker for the whole session; tests use their own topics/assets."""
+    _need_mosquitto()
     d = tmp_path_factory.mktemp("mosq")
     d.chmod(0o777)
     b = Broker(free_port(), d).start()
@@ -92,6 +37,7 @@ def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
 @pytest.fixture
 def broker_factory(tmp_path: Path) -> Iterator[type]:
     """Start extra brokers: broker_factory(persist=False, extra_conf='') -> Broker (stopped at teardown)."""
+    _need_mosquitto()
     made: list[Broker] = []
     tmp_path.chmod(0o777)
 
@@ -108,4 +54,42 @@ def broker_factory(tmp_path: Path) -> Iterator[type]:
         b.stop()
 
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "example.yaml"
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
+    return make_certs(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture
+async def opcua_server_factory() -> AsyncIterator[Callable[..., Any]]:
+    """opcua_server_factory(assets, secure=None, users=None, port=None, policies=...) -> started server."""
+    made: list[OpcuaPumpServer] = []
+
+    async def make(
+        assets: tuple[str, ...] = ("pump-1",),
+        secure: Certs | None = None,
+        users: dict[str, str] | None = None,
+        port: int | None = None,
+        policies: tuple[str, ...] = ("Basic256Sha256_SignAndEncrypt",),
+    ) -> OpcuaPumpServer:
+        s = OpcuaPumpServer(port or free_port(), assets, secure, users, policies)
+        made.append(s)
+        return await s.start()
+
+    yield make
+    for s in made:
+        await s.stop()
+
+
+@pytest.fixture
+async def coap_device_factory() -> AsyncIterator[Callable[..., Any]]:
+    """coap_device_factory(assets, port=None) -> started aiocoap device."""
+    made: list[CoapDevice] = []
+
+    async def make(assets: tuple[str, ...] = ("pump-1",), port: int | None = None) -> CoapDevice:
+        d = CoapDevice(port or free_port(socket.SOCK_DGRAM), assets)
+        made.append(d)
+        return await d.start()
+
+    yield make
+    for d in made:
+        await d.stop()

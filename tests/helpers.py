@@ -10,12 +10,13 @@ import os
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import aiomqtt
 
 from edgegw.config import GatewayConfig, load_config
 from edgegw.gateway import Gateway
+from edgegw.records import Alert, AlertState, Severity
 from edgegw.sources.mqtt import MqttTelemetrySource
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "example.yaml"
@@ -56,32 +57,43 @@ async def running_gateway(cfg: GatewayConfig, config_path: str | None = None) ->
         await asyncio.wait_for(task, 10)
 
 
-class Collector:
-    """A real subscriber: collects (topic, payload bytes, retain) in the background."""
+class Subscriber:
+    """A real MQTT client running in the background for an `async with` block; `connected` is set
+    once it has subscribed (the block starts then)."""
 
-    def __init__(self, port: int, *topics: str) -> None:
-        self.port = port
-        self.topics = topics or ("#",)
-        self.messages: list[tuple[str, bytes, bool]] = []
+    def __init__(self) -> None:
+        self.connected = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._ready = asyncio.Event()
 
-    async def __aenter__(self) -> Collector:
+    async def __aenter__(self) -> Self:
         self._task = asyncio.create_task(self._run())
-        await asyncio.wait_for(self._ready.wait(), 5)
+        await asyncio.wait_for(self.connected.wait(), 5)
         return self
 
     async def __aexit__(self, *exc: Any) -> None:
         assert self._task is not None
         self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
+        with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):  # MqttError: a test stopped the broker
             await self._task
+
+    async def _run(self) -> None:
+        raise NotImplementedError
+
+
+class Collector(Subscriber):
+    """A real subscriber: collects (topic, payload bytes, retain) in the background."""
+
+    def __init__(self, port: int, *topics: str) -> None:
+        super().__init__()
+        self.port = port
+        self.topics = topics or ("#",)
+        self.messages: list[tuple[str, bytes, bool]] = []
 
     async def _run(self) -> None:
         async with aiomqtt.Client("127.0.0.1", self.port) as c:
             for t in self.topics:
                 await c.subscribe(t, qos=1)
-            self._ready.set()
+            self.connected.set()
             async for m in c.messages:
                 payload = m.payload if isinstance(m.payload, bytes) else str(m.payload).encode()
                 self.messages.append((m.topic.value, payload, m.retain))
@@ -129,3 +141,13 @@ def pump(vibration: float = 3.0, ts: float | None = None, **over: float) -> str:
     }
     d.update(over)
     return json.dumps(d)
+
+
+def threshold_alert(asset: str = "pump-1", **fields: Any) -> Alert:
+    """A raised vibration alarm (warning, value 12.5, stamped now); keyword arguments set any other field."""
+    a = Alert(
+        asset, "threshold", "vibration", AlertState.RAISED, Severity.WARNING, time.time(), {"value": 12.5}, "vibration high"
+    )
+    for k, v in fields.items():
+        setattr(a, k, v)
+    return a

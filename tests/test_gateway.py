@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import Broker
 from tests.helpers import Collector, example_config, publish, pump, running_gateway
+from tests.peers import Broker, until
 
 
 async def test_threshold_raise_and_clear_with_late_subscriber(mosquitto: Broker) -> None:
@@ -38,10 +38,13 @@ async def test_threshold_raise_and_clear_with_late_subscriber(mosquitto: Broker)
         cleared = await sub.wait(lambda s: s.alerts(gateway="gw-e2e-1", asset="pump-2", state="cleared"))
         assert cleared[0]["seq"] > raised["seq"]
         assert len(sub.alerts(gateway="gw-e2e-1", asset="pump-2", kind="threshold")) == 2  # one per transition
-        # ... and after the clear nothing is left retained
-        await asyncio.sleep(0.2)
+        # ... and after the clear nothing is left retained: the deletion follows the clear on its topic
+        topic = cleared[0]["_topic"]
+        await sub.wait(lambda s: [m for m in s.messages if m[0] == topic and m[1] == b""])
         async with Collector(port, "alerts/site-e2e-1/pump-2/#") as late:
-            await asyncio.sleep(0.5)
+            # the broker sends what is retained on subscribing, so before anything published later
+            await publish(port, "alerts/site-e2e-1/pump-2/marker", [b"after"])
+            await late.wait(lambda s: [m for m in s.messages if m[0].endswith("/marker")])
             assert [m for m in late.messages if m[2]] == []
 
 
@@ -80,12 +83,9 @@ async def test_reconnects_after_broker_restart(broker_factory) -> None:  # type:
     b = broker_factory()
     cfg = example_config(b.port, "gateway.id=gw-e2e-3", "profiles.pump.signals.vibration.on_delay_s=0")
     async with running_gateway(cfg) as gw:
-        for _ in range(100):
-            if gw.sources[0].connected:
-                break
-            await asyncio.sleep(0.05)
+        await until(lambda: gw.sources[0].connected, what="the source connected")
         b.stop()
-        await asyncio.sleep(1.0)
+        await until(lambda: not gw.sources[0].connected, what="the source saw the broker go")
         b.start()
         async with Collector(b.port, "alerts/#") as sub:
             for _ in range(100):  # the gateway comes back by itself with backoff

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import MOSQUITTO, Broker, free_port, wait_port
+from tests.peers import MOSQUITTO, Broker, free_port, wait_port
 
 ROOT = Path(__file__).resolve().parent.parent
 SYSTEMD = ROOT / "systemd"

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from edgegw import sdnotify
-from tests.conftest import Broker
+from tests.peers import Broker
 
 ROOT = Path(__file__).resolve().parent.parent
 EDGEGW = Path(sys.executable).parent / "edgegw"

@@ -12,6 +12,7 @@ import aiomqtt
 import orjson
 
 from edgegw.watch import AlarmBoard, host_port, render_table, watch
+from tests.peers import until
 
 
 def alert(asset: str, kind: str, source: str, state: str = "raised", severity: str = "warning", **ev: object) -> dict:
@@ -82,17 +83,11 @@ async def test_watch_learns_active_alarms_from_retained_messages(mosquitto) -> N
     out = io.StringIO()
     stop = asyncio.Event()
     task = asyncio.create_task(watch("127.0.0.1", mosquitto.port, [f"{base}/#"], out, tty=False, colour_on=False, stop=stop))
-    for _ in range(100):
-        if out.getvalue().count("RAISED") >= 2:
-            break
-        await asyncio.sleep(0.05)
+    await until(lambda: out.getvalue().count("RAISED") >= 2, what="both retained alarms shown")
     async with aiomqtt.Client("127.0.0.1", mosquitto.port) as c:  # then live: p2 clears
         await c.publish(f"{base}/p2/anomaly/pump", orjson.dumps(alert("p2", "anomaly", "pump", state="cleared")), qos=1)
         await c.publish(f"{base}/p2/anomaly/pump", b"", qos=1, retain=True)
-    for _ in range(100):
-        if "CLEARED" in out.getvalue():
-            break
-        await asyncio.sleep(0.05)
+    await until(lambda: "CLEARED" in out.getvalue(), what="the live clear shown")
     stop.set()
     board = await asyncio.wait_for(task, 10)
     assert set(board.active) == {("p1", "threshold", "current")}

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import time
 from typing import Any
 
 from edgegw.config import IngestConfig
@@ -33,7 +32,6 @@ class Intake:
     def __init__(self, engine: Engine, cfg: IngestConfig, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.engine = engine
         self.cfg = cfg
-        self.max_payload = cfg.max_payload_bytes
         self._loop = loop
         self._scheduled = False
         hops = [p.hop_s for p in engine.profiles.values()]
@@ -96,7 +94,3 @@ class Intake:
         self.engine.run_hops()
         if self._loop is not None:
             self._loop.call_later(self.prepare_s, self.engine.prepare)
-
-    @staticmethod
-    def now() -> float:
-        return time.time()

@@ -1,12 +1,11 @@
 """The words every part of edgegw shares: readings in, alerts and rollups out.
 
-Small, slotted, typed values. A `Reading` is made once per value on the hot path, so it
-carries nothing it does not need; `Alert` and `Rollup` are rare and carry the evidence.
+Readings travel as plain arguments (asset, signal, ts, value, quality) on the hot path; the
+records here are rare and carry the evidence.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import IntEnum, StrEnum
@@ -32,17 +31,6 @@ class Severity(StrEnum):
 class AlertState(StrEnum):
     RAISED = "raised"
     CLEARED = "cleared"
-
-
-@dataclass(slots=True, frozen=True)
-class Reading:
-    """One value of one signal of one asset at one event time (epoch seconds)."""
-
-    asset: str
-    signal: str
-    ts: float
-    value: float
-    quality: Quality = Quality.GOOD
 
 
 def iso(ts: float) -> str:
@@ -170,8 +158,3 @@ class Rollup:
             "anomaly_mean": self.anomaly_mean,
             "alarms_raised": self.alarms_raised,
         }
-
-
-def now() -> float:
-    """Wall-clock epoch seconds; one name so tests and the engine agree on what 'now' is."""
-    return time.time()

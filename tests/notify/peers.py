@@ -22,8 +22,8 @@ from aiosmtpd.controller import Controller
 from edgegw.config import GatewayConfig, load_config
 from edgegw.notify.dispatch import Notifier
 from edgegw.records import Alert, AlertState, Severity
-from tests.conftest import free_port
 from tests.helpers import EXAMPLE, example_config
+from tests.peers import free_port
 
 
 class Mailbox:
@@ -160,16 +160,6 @@ def notify_config(tmp_path: Path, broker_port: int, section: Any, *overrides: st
     )
 
 
-async def until(pred: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        got = pred()
-        if got:
-            return got
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"{what} not met in {timeout} s")
-
-
 def stale(asset: str, signal: str) -> Alert:
     a = Alert(
         asset,
@@ -202,10 +192,11 @@ async def notifier(tmp_path: Path, target: dict[str, Any]) -> AsyncIterator[Noti
         await asyncio.wait_for(task, 5)
 
 
-def email_target(smtp: Smtp, **kw: Any) -> dict[str, Any]:
+def email_target(smtp: Smtp, smtp_opts: dict[str, Any] | None = None, **kw: Any) -> dict[str, Any]:
+    """An email target on the test SMTP server; `smtp_opts` add to its `smtp:` block, `kw` to the target."""
     return {
         "type": "email",
-        "smtp": {"host": "127.0.0.1", "port": smtp.port},
+        "smtp": {"host": "127.0.0.1", "port": smtp.port, **(smtp_opts or {})},
         "from": "gw@plant.example",
         "to": ["ops@plant.example"],
         **kw,

@@ -14,7 +14,8 @@ import aiomqtt
 
 from edgegw.notify.journal import parse_since, read
 from tests.helpers import Collector, publish, pump, running_gateway
-from tests.notify.peers import Hook, notify_config, until
+from tests.notify.peers import Hook, notify_config
+from tests.peers import until
 
 
 async def command(port: int, topic: str, payload: bytes | str) -> None:

@@ -16,7 +16,8 @@ import orjson
 from edgegw.notify.message import message_id
 from edgegw.sinks.outbox import Kind, Outbox
 from tests.helpers import EXAMPLE, publish, pump
-from tests.notify.peers import Smtp, email_target, notifier, stale, unique_gateway, until
+from tests.notify.peers import Smtp, email_target, notifier, stale, unique_gateway
+from tests.peers import until
 
 
 def _config(tmp_path: Path, broker_port: int, smtp_port: int) -> list[str]:

@@ -10,7 +10,8 @@ import pytest
 
 from edgegw.notify.message import message_id
 from tests.helpers import Collector, publish, pump, running_gateway
-from tests.notify.peers import Hook, Smtp, notify_config, until
+from tests.notify.peers import Hook, Smtp, email_target, notify_config
+from tests.peers import until
 
 
 @pytest.fixture
@@ -30,15 +31,7 @@ def hook():
 async def test_threshold_alarm_arrives_by_email_and_webhook(mosquitto, tmp_path: Path, smtp: Smtp, hook: Hook) -> None:
     section = {
         "state_dir": str(tmp_path / "state"),
-        "targets": [
-            {
-                "type": "email",
-                "smtp": {"host": "127.0.0.1", "port": smtp.port},
-                "from": "gw@plant.example",
-                "to": ["ops@plant.example"],
-            },
-            {"type": "webhook", "url": hook.url},
-        ],
+        "targets": [email_target(smtp), {"type": "webhook", "url": hook.url}],
     }
     cfg = notify_config(tmp_path, mosquitto.port, section)
     site = cfg.gateway.site
@@ -62,17 +55,7 @@ async def test_threshold_alarm_arrives_by_email_and_webhook(mosquitto, tmp_path:
 async def test_smtp_outage_waits_on_disk_and_is_delivered_in_order(mosquitto, tmp_path: Path, smtp: Smtp) -> None:
     section = {
         "state_dir": str(tmp_path / "state"),
-        "targets": [
-            {
-                "type": "email",
-                "smtp": {"host": "127.0.0.1", "port": smtp.port},
-                "from": "gw@plant.example",
-                "to": ["ops@plant.example"],
-                "digest_s": 0,
-                "retry_max_s": 1,
-                "alarm_after_s": 0.5,
-            }
-        ],
+        "targets": [email_target(smtp, digest_s=0, retry_max_s=1, alarm_after_s=0.5)],
     }
     cfg = notify_config(tmp_path, mosquitto.port, section)
     smtp.stop()

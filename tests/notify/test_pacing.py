@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from edgegw.notify import delivery
-from tests.notify.peers import Smtp, email_target, notifier, stale, until
+from tests.notify.peers import Smtp, email_target, notifier, stale
+from tests.peers import until
 
 
 @pytest.fixture

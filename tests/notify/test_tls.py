@@ -3,82 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import ssl
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiosmtpd.smtp import AuthResult, LoginPassword
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from edgegw.config import ConfigError
 from tests.helpers import publish, pump, running_gateway
-from tests.notify.peers import Smtp, notify_config, until
-
-
-def _name(cn: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+from tests.notify.peers import Smtp, email_target, notify_config
+from tests.peers import make_pki, until
 
 
 def make_ca_and_server(d: Path) -> tuple[Path, ssl.SSLContext]:
     """A CA, a server certificate for 127.0.0.1 signed by it; returns the CA file and the server context."""
-    now = dt.datetime.now(dt.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(_name("plant CA"))
-        .issuer_name(_name("plant CA"))
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    import ipaddress
-
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name("smtp.plant"))
-        .issuer_name(ca.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    ca_file, cert_file, key_file = d / "ca.pem", d / "server.pem", d / "server.key"
-    ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
+    pki = make_pki(d)
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.load_cert_chain(cert_file, key_file)
-    return ca_file, ctx
+    ctx.load_cert_chain(pki["server"], pki["server_key"])
+    return pki["ca"], ctx
 
 
 class Users:
@@ -107,19 +50,10 @@ async def test_starttls_with_own_ca_and_password_file(mosquitto, tmp_path: Path,
     section = {
         "state_dir": str(tmp_path / "state"),
         "targets": [
-            {
-                "type": "email",
-                "from": "gw@plant.example",
-                "to": ["ops@plant.example"],
-                "smtp": {
-                    "host": "127.0.0.1",
-                    "port": smtp.port,
-                    "starttls": True,
-                    "ca_file": str(ca_file),
-                    "username": "gw",
-                    "password_file": str(tmp_path / "smtp-password"),
-                },
-            }
+            email_target(
+                smtp,
+                {"starttls": True, "ca_file": str(ca_file), "username": "gw", "password_file": str(tmp_path / "smtp-password")},
+            )
         ],
     }
     cfg = notify_config(tmp_path, mosquitto.port, section)
@@ -135,15 +69,7 @@ async def test_a_server_the_ca_does_not_vouch_for_gets_nothing(mosquitto, tmp_pa
     smtp, _, users = tls_smtp
     section = {
         "state_dir": str(tmp_path / "state"),
-        "targets": [
-            {
-                "type": "email",
-                "from": "gw@plant.example",
-                "to": ["ops@plant.example"],
-                "retry_max_s": 1,
-                "smtp": {"host": "127.0.0.1", "port": smtp.port, "starttls": True, "username": "gw", "password": "s3cret"},
-            }
-        ],
+        "targets": [email_target(smtp, {"starttls": True, "username": "gw", "password": "s3cret"}, retry_max_s=1)],
     }
     cfg = notify_config(tmp_path, mosquitto.port, section)
     async with running_gateway(cfg) as gw:

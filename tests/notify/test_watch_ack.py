@@ -8,7 +8,8 @@ from pathlib import Path
 
 from edgegw.watch import watch
 from tests.helpers import publish, pump, running_gateway
-from tests.notify.peers import notify_config, until
+from tests.notify.peers import notify_config
+from tests.peers import until
 
 
 async def test_watch_acks_the_selected_alarm(mosquitto, tmp_path: Path) -> None:

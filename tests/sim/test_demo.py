@@ -14,29 +14,25 @@ import aiomqtt
 from edgegw.sim.broker import EmbeddedBroker, broker_reachable
 from edgegw.sim.demo import demo_schedule, run_demo
 from edgegw.sim.scorecard import FaultRecord, Scorecard
-from tests.conftest import EXAMPLE, free_port
+from tests.helpers import EXAMPLE
+from tests.peers import free_port
 
 
-async def _demo(duration: float, seed: int, port: int) -> tuple[Scorecard, dict[str, Any], str]:
-    """Run the demo on the example config with its broker at port: (scorecard, facts, what it printed)."""
+async def demo(port: int, duration: float, seed: int) -> tuple[Any, dict[str, Any], io.StringIO]:
+    """`edgegw demo` on the example config against the broker on `port`: (score, facts, its output)."""
     args = argparse.Namespace(
-        duration=duration,
-        seed=seed,
-        summary=None,
-        config=str(EXAMPLE),
-        set=[f"mqtt.port={port}"],
-        rate=2.0,
-        colour=False,
+        duration=duration, seed=seed, summary=None, config=str(EXAMPLE), set=[f"mqtt.port={port}"], rate=2.0, colour=False
     )
     out = io.StringIO()
     score, facts = await run_demo(args, out)
-    return score, facts, out.getvalue()
+    return score, facts, out
 
 
 async def test_short_demo_catches_the_injected_faults(tmp_path: Path) -> None:
     port = free_port()
     assert not broker_reachable("127.0.0.1", port)
-    score, facts, text = await _demo(48.0, 1, port)
+    score, facts, out = await demo(port, duration=48.0, seed=1)
+    text = out.getvalue()
     assert f"embedded broker (amqtt) on 127.0.0.1:{port}" in text
     assert facts["messages_sent"] > 300 and facts["messages_dropped"] == 0
     summary = score.summary()
@@ -111,7 +107,7 @@ async def test_embedded_broker_keeps_and_deletes_retained_messages() -> None:
 
 async def test_demo_uses_a_broker_that_answers(broker_factory) -> None:
     broker = broker_factory()
-    score, facts, text = await _demo(16.0, 2, broker.port)
+    score, facts, out = await demo(broker.port, duration=16.0, seed=2)
     assert facts["broker"] == f"broker at 127.0.0.1:{broker.port}"
     assert facts["messages_sent"] > 100
-    assert any(f.detected_at is not None for f in score.faults), text
+    assert any(f.detected_at is not None for f in score.faults), out.getvalue()

@@ -15,8 +15,8 @@ from edgegw.sim.coap_server import CoapPumpServer
 from edgegw.sim.faults import make_fault
 from edgegw.sim.fleet import Fleet
 from edgegw.sim.opcua_server import OpcuaPumpServer
-from tests.conftest import free_port
 from tests.helpers import running_gateway
+from tests.peers import free_port
 
 SIGNALS = ("vibration", "pressure", "temperature", "flow", "current")
 

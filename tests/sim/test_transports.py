@@ -9,7 +9,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import aiomqtt
@@ -18,7 +17,8 @@ import pytest
 from edgegw.sim.clock import LiveClock
 from edgegw.sim.fleet import REPORTED, Fleet
 from edgegw.sim.history import write_history
-from tests.conftest import free_port
+from tests.helpers import Collector
+from tests.peers import free_port
 
 
 async def _run_for(clock: LiveClock, seconds: float) -> None:
@@ -178,15 +178,9 @@ def test_simulate_command_writes_history(tmp_path: Path, argv: list[str], capsys
     assert main(["simulate", "--fault", "pump-1:melting@5", "--csv", str(tmp_path / "y.csv")]) == 2
 
 
-def test_simulate_command_publishes_over_mqtt(mosquitto) -> None:
-    sub = subprocess.Popen(
-        ["mosquitto_sub", "-p", str(mosquitto.port), "-t", "simcli/+/telemetry", "-C", "6", "-W", "30", "-v"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    time.sleep(0.3)
-    r = subprocess.run(
-        [
+async def test_simulate_command_publishes_over_mqtt(mosquitto) -> None:
+    async with Collector(mosquitto.port, "simcli/+/telemetry") as sub:  # subscribed before the simulator starts
+        sim = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "edgegw",
@@ -201,13 +195,13 @@ def test_simulate_command_publishes_over_mqtt(mosquitto) -> None:
             "3",
             "--rate",
             "2",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    lines = sub.communicate(timeout=30)[0].splitlines()
-    assert r.returncode == 0, r.stderr
-    assert "12 messages sent, 0 dropped" in r.stdout
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(sim.communicate(), 60)
+        await sub.wait(lambda s: len(s.messages) >= 6, 30)
+    lines = [f"{t} {p.decode()}" for t, p, _ in sub.messages[:6]]  # as `mosquitto_sub -v -C 6` prints them
+    assert sim.returncode == 0, err.decode()
+    assert "12 messages sent, 0 dropped" in out.decode()
     assert len(lines) == 6 and {ln.split()[0] for ln in lines} == {"simcli/cli-a/telemetry", "simcli/cli-b/telemetry"}
     assert set(json.loads(lines[0].split(" ", 1)[1])) == {"ts", *REPORTED}

@@ -19,8 +19,8 @@ import aiomqtt
 import pytest
 
 from edgegw.config import GatewayConfig
-from tests.conftest import free_port
-from tests.helpers import EXAMPLE, Collector, example_config, publish, pump, running_gateway
+from tests.helpers import EXAMPLE, Collector, Subscriber, example_config, publish, pump, running_gateway, threshold_alert
+from tests.peers import free_port, until
 
 AS_INVOKER = "user root\n"  # mosquitto started by root keeps root: it can then write its persistence under tmp_path
 PUMP_SIGNALS = ("vibration", "pressure", "temperature", "flow", "current", "suction_pressure")
@@ -41,28 +41,16 @@ def bridge_config(local_port: int, up_port: int, outbox: Path, *extra: str) -> G
     )
 
 
-class Observer:
+class Observer(Subscriber):
     """An upstream consumer with a persistent session that reconnects by itself (as a cloud one would)."""
 
     def __init__(
         self, port: int, topic: str = "edge/#", ident: str = "observer", shared: bool = False, auth: tuple[str, str] | None = None
     ) -> None:
+        super().__init__()
         self.port, self.topic, self.ident, self.shared = port, topic, ident, shared
         self.auth = {"username": auth[0], "password": auth[1]} if auth else {}
         self.messages: list[tuple[str, dict[str, Any]]] = []
-        self.connected = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> Observer:
-        self._task = asyncio.create_task(self._run())
-        await asyncio.wait_for(self.connected.wait(), 5)
-        return self
-
-    async def __aexit__(self, *exc: Any) -> None:
-        assert self._task is not None
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
 
     async def _run(self) -> None:
         proto = aiomqtt.ProtocolVersion.V5 if self.shared else aiomqtt.ProtocolVersion.V311
@@ -241,8 +229,8 @@ async def test_outbox_full_drops_rollups_keeps_alerts_and_says_so(mosquitto, tmp
         assert full[0]["_topic"] == "alerts/site-bridge/gw-full/outbox_full/upstream"
         alert_ids = {d["id"] for d in local.alerts(asset="full-pump")}
         assert len(alert_ids) >= 5
-        await asyncio.sleep(1.5)  # rollups keep coming and keep being dropped
-        assert bridge.outbox.dropped["rollup"] > full[0]["dropped"]["rollup"]
+        # rollups keep coming and keep being dropped
+        await until(lambda: bridge.outbox.dropped["rollup"] > full[0]["dropped"]["rollup"], what="a later rollup dropped")
         assert bridge.outbox.dropped["alert"] == 0
         assert bridge.outbox.bytes <= bridge.outbox.max_bytes
         assert bridge.stats()["dropped"]["rollup"] == bridge.outbox.dropped["rollup"]
@@ -328,7 +316,9 @@ async def test_decimated_readings_and_choice_of_kinds(mosquitto, broker_factory,
         await obs.wait(lambda o: any(d["value"] == 109.0 for d in o.records("/readings/site-bridge/read-pump/flow")))
         await obs.wait(lambda o: o.records("/rollups/site-bridge/read-pump"))
         n = len(obs.records("/readings/"))
-        await asyncio.sleep(2.2)  # two more periods without new readings
+        r = len(obs.records("/rollups/site-bridge/read-pump"))
+        # three more rollups (one a second): what the two periods after this one sampled went before the third
+        await obs.wait(lambda o: len(o.records("/rollups/site-bridge/read-pump")) >= r + 3)
         assert len(obs.records("/readings/")) == n, "only when there is something new"
     vib = obs.records("/readings/site-bridge/read-pump/vibration")
     flow = obs.records("/readings/site-bridge/read-pump/flow")
@@ -399,7 +389,7 @@ async def test_outbox_full_alarm_survives_a_restart_and_clears(tmp_path: Path) -
 
 async def test_live_messages_overtake_a_rate_limited_backlog(broker_factory, tmp_path: Path) -> None:
     from edgegw.gateway import Sequencer
-    from edgegw.records import Alert, AlertState, Severity
+    from edgegw.records import Severity
     from edgegw.sinks.bridge import Bridge
     from edgegw.sinks.outbox import Kind
 
@@ -415,17 +405,8 @@ async def test_live_messages_overtake_a_rate_limited_backlog(broker_factory, tmp
         task = asyncio.create_task(bridge.run())
         try:
             await obs.wait(lambda o: len(o.messages) >= 5, 10)  # the replay is under way
-            live = Alert(
-                asset="pump-1",
-                kind="threshold",
-                source="vibration",
-                state=AlertState.RAISED,
-                severity=Severity.CRITICAL,
-                ts=time.time(),
-                id="live-one",
-                seq=seq.next(),
-                gateway="gw-pumphouse-1",
-                site="plant-a",
+            live = threshold_alert(
+                severity=Severity.CRITICAL, id="live-one", seq=seq.next(), gateway="gw-pumphouse-1", site="plant-a"
             )
             bridge.alert(live)
             await obs.wait(lambda o: any(d.get("id") == "live-one" for d in o.records("/alerts/")), 10)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import os
 import time
 from collections.abc import AsyncIterator
@@ -16,85 +15,13 @@ import pytest
 
 from edgegw.config import GatewayConfig
 from edgegw.gateway import Sequencer
-from edgegw.records import Alert, AlertState, Severity
+from edgegw.records import Alert
 from edgegw.sinks.bridge import Bridge
-from tests.conftest import free_port
-from tests.helpers import example_config, publish
+from tests.helpers import example_config, publish, threshold_alert
+from tests.peers import free_port, make_pki, until
 from tests.sinks.test_bridge import AS_INVOKER, Observer, cycles, start_daemon
 
-x509 = pytest.importorskip("cryptography.x509")
-from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
-from cryptography.x509.oid import NameOID  # noqa: E402
-
-
-def _write(path: Path, key: Any, cert: Any) -> None:
-    path.with_suffix(".pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    path.with_suffix(".key").write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    for p in (path.with_suffix(".pem"), path.with_suffix(".key")):
-        p.chmod(0o644)  # mosquitto may drop to its own user
-
-
-def make_pki(d: Path) -> dict[str, Path]:
-    """A CA, a server certificate for 127.0.0.1 and a client certificate, all signed by the CA."""
-    now = dt.datetime.now(dt.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "edgegw test CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(hours=1))
-        .not_valid_after(now + dt.timedelta(days=2))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                key_cert_sign=True,
-                crl_sign=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    _write(d / "ca", ca_key, ca)
-
-    def leaf(name: str, san: list[Any] | None) -> None:
-        key = ec.generate_private_key(ec.SECP256R1())
-        b = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
-            .issuer_name(ca_name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(hours=1))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-        )
-        if san:
-            b = b.add_extension(x509.SubjectAlternativeName(san), critical=False)
-        _write(d / name, key, b.sign(ca_key, hashes.SHA256()))
-
-    import ipaddress
-
-    leaf("server", [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")])
-    leaf("client", None)
-    return {n: d / f"{n}.{ext}" for n in ("ca", "server", "client") for ext in ("pem",)} | {
-        "server_key": d / "server.key",
-        "client_key": d / "client.key",
-    }
+pytest.importorskip("cryptography.x509")
 
 
 def tls_broker(broker_factory: Any, pki: dict[str, Path], *, mtls: bool) -> tuple[Any, int]:
@@ -130,26 +57,9 @@ async def running_bridge(cfg: GatewayConfig) -> AsyncIterator[Bridge]:
 
 
 def an_alert(seq: Sequencer) -> Alert:
-    a = Alert(
-        asset="p1",
-        kind="threshold",
-        source="vibration",
-        state=AlertState.RAISED,
-        severity=Severity.WARNING,
-        ts=time.time(),
-        evidence={"value": 12.0},
+    return threshold_alert(
+        "p1", evidence={"value": 12.0}, id=os.urandom(8).hex(), seq=seq.next(), gateway="gw-tls", site="plant-a"
     )
-    a.id, a.seq, a.gateway, a.site = os.urandom(8).hex(), seq.next(), "gw-tls", "plant-a"
-    return a
-
-
-async def until(pred: Any, timeout: float = 20.0) -> None:
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if pred():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not met")
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import random
 import socket
-import time
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +14,12 @@ import pytest
 from edgegw import runtime
 from edgegw.backoff import Backoff
 from edgegw.gateway import Sequencer
-from edgegw.records import Alert, AlertState, Severity
+from edgegw.records import Alert
 from edgegw.sinks import bridge as bridge_module
 from edgegw.sinks.bridge import Bridge
-from tests.conftest import free_port
+from tests.helpers import threshold_alert
+from tests.peers import free_port, until
 from tests.sinks.test_bridge import AS_INVOKER, Observer, bridge_config
-from tests.sinks.test_bridge_security import until
 
 
 class Gateway:
@@ -37,20 +36,7 @@ class Gateway:
         self.bridge.alert(a)
 
     def alert(self, asset: str, n: int) -> Alert:
-        a = Alert(
-            asset=asset,
-            kind="threshold",
-            source="vibration",
-            state=AlertState.RAISED,
-            severity=Severity.WARNING,
-            ts=time.time(),
-            evidence={"value": 12.5},
-            message="vibration high",
-            id=f"{asset[:12]}-{n}",
-            seq=self.seq.next(),
-            gateway="gw-bridge",
-            site="site-bridge",
-        )
+        a = threshold_alert(asset, id=f"{asset[:12]}-{n}", seq=self.seq.next(), gateway="gw-bridge", site="site-bridge")
         self.bridge.alert(a)
         return a
 

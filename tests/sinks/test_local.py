@@ -10,9 +10,9 @@ import aiomqtt
 
 from edgegw.backoff import Backoff
 from edgegw.gateway import Gateway
-from edgegw.records import Alert, AlertState, Rollup, Severity, SignalStats
+from edgegw.records import AlertState, Rollup, Severity, SignalStats
 from edgegw.sinks.local import LocalSink
-from tests.helpers import Collector, example_config, publish, pump
+from tests.helpers import Collector, example_config, publish, pump, threshold_alert
 from tests.sinks.test_bridge import AS_INVOKER, NO_DELAYS
 
 
@@ -26,36 +26,9 @@ async def test_alert_overtakes_queued_rollups_and_metrics(mosquitto) -> None:
         r = Rollup(f"pump-{i}", now - 60, now, {"vibration": SignalStats()}, gateway=gw, site=site, seq=i + 1)
         sink.rollup(r)
         sink.publish(f"status/{gw}/metrics", b"{}")
-    sink.alert(
-        Alert(
-            "pump-7",
-            "threshold",
-            "vibration",
-            AlertState.RAISED,
-            Severity.WARNING,
-            now,
-            {"value": 12.5},
-            "vibration high",
-            gateway=gw,
-            site=site,
-            seq=201,
-        )
-    )
-    sink.alert(
-        Alert(
-            "pump-7",
-            "threshold",
-            "vibration",
-            AlertState.CLEARED,
-            Severity.INFO,
-            now + 1,
-            {"value": 3.0},
-            "cleared",
-            gateway=gw,
-            site=site,
-            seq=202,
-        )
-    )
+    sink.alert(threshold_alert("pump-7", ts=now, gateway=gw, site=site, seq=201))
+    cleared = {"state": AlertState.CLEARED, "severity": Severity.INFO, "evidence": {"value": 3.0}, "message": "cleared"}
+    sink.alert(threshold_alert("pump-7", ts=now + 1, gateway=gw, site=site, seq=202, **cleared))
     async with Collector(mosquitto.port, f"alerts/{site}/#", f"rollups/{site}/#", f"status/{gw}/#") as col:
         task = asyncio.create_task(sink.run())
         await col.wait(lambda c: len([m for m in c.messages if m[0].startswith("rollups/")]) == 200)
@@ -130,40 +103,13 @@ def test_a_full_queue_drops_rollups_before_any_alert() -> None:
     now = time.time()
     gw, site = cfg.gateway.id, cfg.gateway.site
     for i in range(3):
-        sink.alert(
-            Alert(
-                f"pump-{i}",
-                "threshold",
-                "vibration",
-                AlertState.RAISED,
-                Severity.WARNING,
-                now,
-                {"value": 12.5},
-                "vibration high",
-                gateway=gw,
-                site=site,
-                seq=i + 1,
-            )
-        )
+        sink.alert(threshold_alert(f"pump-{i}", ts=now, gateway=gw, site=site, seq=i + 1))
     for i in range(20):
         sink.rollup(Rollup(f"pump-{i}", now - 60, now, {"vibration": SignalStats()}, gateway=gw, site=site, seq=100 + i))
     assert sink.depth == 10 and sink.dropped == 13 and sink.dropped_alerts == 0
     for i in range(12):
-        sink.alert(
-            Alert(
-                f"pump-{i}",
-                "stale",
-                "flow",
-                AlertState.RAISED,
-                Severity.WARNING,
-                now,
-                {},
-                "silent",
-                gateway=gw,
-                site=site,
-                seq=200 + i,
-            )
-        )
+        stale = {"kind": "stale", "source": "flow", "evidence": {}, "message": "silent"}
+        sink.alert(threshold_alert(f"pump-{i}", ts=now, gateway=gw, site=site, seq=200 + i, **stale))
     assert sink.depth == 10 and sink.dropped_alerts == 5  # 7 rollups went first, then the oldest alerts
     assert sink.stats()["dropped_alerts"] == 5 and sink.stats()["queued"] == 10
 

@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 
 from edgegw.sinks import outbox as outbox_module
-from tests.conftest import free_port
+from tests.peers import free_port, until
 from tests.sinks.test_bridge import Observer, bridge_config
-from tests.sinks.test_bridge_security import until
 from tests.sinks.test_bridge_server import Gateway, Lines
 
 

@@ -19,8 +19,8 @@ import pytest
 from edgegw.config import GatewayConfig
 from edgegw.records import Quality
 from edgegw.sources.coap import CoapTelemetrySource, build
-from tests.conftest import free_port
-from tests.sources.conftest import Recorder, senml, wait_until
+from tests.peers import free_port, senml, until
+from tests.sources.conftest import Recorder
 
 aiocoap = pytest.importorskip("aiocoap")
 COAP_CLIENT = shutil.which("coap-client-notls") or shutil.which("coap-client")
@@ -43,7 +43,7 @@ async def running(source: dict[str, Any]) -> AsyncIterator[tuple[CoapTelemetrySo
     src = build(cfg.sources[0], cfg, rec, "coap-0")  # type: ignore[arg-type]
     task = asyncio.create_task(src.run())
     try:
-        await wait_until(lambda: src.connected or task.done(), what="source up")
+        await until(lambda: src.connected or task.done(), what="source up")
         yield src, rec
     finally:
         task.cancel()
@@ -134,16 +134,16 @@ async def test_observe_reregisters_after_device_restart(coap_device_factory: Any
         "request_timeout_s": 1,
     }
     async with running(spec) as (src, rec):
-        await wait_until(lambda: src.registrations == 1, what="observing")
+        await until(lambda: src.registrations == 1, what="observing")
         for i in range(3):
             device.notify("pump-4", senml("pump-4", vibration=10.0 + i))
-            await wait_until(lambda i=i: any(v == 10.0 + i for _, v, _ in rec.of("pump-4", "vibration")))
+            await until(lambda i=i: any(v == 10.0 + i for _, v, _ in rec.of("pump-4", "vibration")))
 
         await device.stop()  # the device reboots: it forgets its observers, the gateway hears nothing
         await device.start()
-        await wait_until(lambda: src.registrations >= 2, what="registered again")
+        await until(lambda: src.registrations >= 2, what="registered again")
         device.notify("pump-4", senml("pump-4", vibration=20.0))
-        await wait_until(lambda: any(v == 20.0 for _, v, _ in rec.of("pump-4", "vibration")), what="resumed")
+        await until(lambda: any(v == 20.0 for _, v, _ in rec.of("pump-4", "vibration")), what="resumed")
 
 
 async def test_observe_falls_back_to_polling_a_resource_without_observe(coap_device_factory: Any) -> None:
@@ -158,9 +158,9 @@ async def test_observe_falls_back_to_polling_a_resource_without_observe(coap_dev
     }
     async with running(spec) as (src, rec):
         device.notify("pump-4", senml("pump-4", vibration=5.5))
-        await wait_until(lambda: src.polls >= 3, what="polling")
+        await until(lambda: src.polls >= 3, what="polling")
         assert src.registrations == 0
-        await wait_until(lambda: any(v == 5.5 for _, v, _ in rec.of("pump-4", "vibration")))
+        await until(lambda: any(v == 5.5 for _, v, _ in rec.of("pump-4", "vibration")))
 
 
 async def test_poll_mode_counts_and_drops_bad_payloads(coap_device_factory: Any) -> None:
@@ -168,11 +168,11 @@ async def test_poll_mode_counts_and_drops_bad_payloads(coap_device_factory: Any)
     spec = {"type": "coap", "mode": "poll", "uri": f"coap://127.0.0.1:{device.port}/plain/pump-4", "poll_s": 0.05}
     async with running(spec) as (src, rec):
         device.notify("pump-4", b"[{broken", cf=110)
-        await wait_until(lambda: rec.rejected.get("malformed_senml", 0) >= 2, what="malformed counted")
+        await until(lambda: rec.rejected.get("malformed_senml", 0) >= 2, what="malformed counted")
         device.notify("pump-4", b"<a/>", cf=41)
-        await wait_until(lambda: rec.rejected.get("unsupported_format", 0) >= 2, what="format counted")
+        await until(lambda: rec.rejected.get("unsupported_format", 0) >= 2, what="format counted")
         device.notify("pump-4", senml("pump-4", pressure=3.5))
-        await wait_until(lambda: any(v == 3.5 for _, v, _ in rec.of("pump-4", "pressure")), what="good value")
+        await until(lambda: any(v == 3.5 for _, v, _ in rec.of("pump-4", "pressure")), what="good value")
         assert src.connected
 
 
@@ -189,7 +189,7 @@ async def test_gateway_coap_endpoint_raises_alert_from_libcoap_posts(mosquitto: 
     cfg.sources.append(CoapSource.model_validate(server_spec(port)))
     async with Collector(mosquitto.port, "alerts/#") as alerts, running_gateway(cfg) as gw:
         src = gw.sources[-1]
-        await wait_until(lambda: src.connected, what="coap endpoint up")
+        await until(lambda: src.connected, what="coap endpoint up")
         uri = f"coap://127.0.0.1:{port}/pumps/pump-4"
         t = time.time()
         for i in range(3):
@@ -225,7 +225,7 @@ async def test_observing_source_stops_when_cancelled_during_a_notification_flood
 
     flooding = asyncio.create_task(flood())
     try:
-        await wait_until(lambda: src.notifications > 50, what="notifications flowing")
+        await until(lambda: src.notifications > 50, what="notifications flowing")
         task.cancel()  # while notifications keep arriving: the cancel must not be lost
         done, _ = await asyncio.wait({task}, timeout=15)
         assert task in done, "source task ignored its cancellation"

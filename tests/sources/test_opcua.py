@@ -17,7 +17,8 @@ import pytest
 from edgegw.config import ConfigError, GatewayConfig, load_config
 from edgegw.records import Quality
 from edgegw.sources.opcua import OpcuaTelemetrySource, build
-from tests.sources.conftest import Certs, Recorder, wait_until
+from tests.peers import Certs, until
+from tests.sources.conftest import Recorder
 
 pytest.importorskip("asyncua")
 
@@ -68,15 +69,15 @@ async def running(source: dict[str, Any]) -> AsyncIterator[tuple[OpcuaTelemetryS
 async def test_security_none_values_bad_status_and_source_timestamps(opcua_server_factory: Any) -> None:
     server = await opcua_server_factory()
     async with running(opcua_spec(server.endpoint)) as (src, rec):
-        await wait_until(lambda: src.connected, what="subscribed")
+        await until(lambda: src.connected, what="subscribed")
         assert src.items_created == 2  # the NodeId and the browse path both resolved
         stamp = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
         await server.write("pump-1", "vibration", 4.25, source_ts=stamp)
         await server.write("pump-1", "pressure", 5.5)
-        await wait_until(lambda: (stamp.timestamp(), 4.25, Quality.GOOD) in rec.of("pump-1", "vibration"))
-        await wait_until(lambda: any(v == 5.5 for _, v, _ in rec.of("pump-1", "pressure")))
+        await until(lambda: (stamp.timestamp(), 4.25, Quality.GOOD) in rec.of("pump-1", "vibration"))
+        await until(lambda: any(v == 5.5 for _, v, _ in rec.of("pump-1", "pressure")))
         await server.write("pump-1", "vibration", 0.0, bad=True)
-        await wait_until(lambda: any(q == Quality.BAD for _, _, q in rec.of("pump-1", "vibration")))
+        await until(lambda: any(q == Quality.BAD for _, _, q in rec.of("pump-1", "vibration")))
         bad = [v for _, v, q in rec.of("pump-1", "vibration") if q == Quality.BAD]
         assert all(v != v for v in bad)  # a Bad value is NaN with quality BAD, never a number
 
@@ -84,10 +85,10 @@ async def test_security_none_values_bad_status_and_source_timestamps(opcua_serve
 async def test_receive_timestamps_when_configured(opcua_server_factory: Any) -> None:
     server = await opcua_server_factory()
     async with running(opcua_spec(server.endpoint, timestamp="receive")) as (src, rec):
-        await wait_until(lambda: src.connected, what="subscribed")
+        await until(lambda: src.connected, what="subscribed")
         old = dt.datetime(2026, 1, 2, tzinfo=dt.UTC)
         await server.write("pump-1", "vibration", 6.5, source_ts=old)
-        got = await wait_until(lambda: [t for t, v, _ in rec.of("pump-1", "vibration") if v == 6.5])
+        got = await until(lambda: [t for t, v, _ in rec.of("pump-1", "vibration") if v == 6.5])
         assert got[0] > old.timestamp() + 86400
 
 
@@ -101,34 +102,34 @@ async def test_unknown_node_does_not_block_the_others(opcua_server_factory: Any)
         {"node": "nsu=urn:test:pumps:model;s=pump-1.temperature", "asset": "pump-1", "signal": "pressure"},
     ]
     async with running(spec) as (src, rec):
-        await wait_until(lambda: src.connected, what="subscribed")
+        await until(lambda: src.connected, what="subscribed")
         assert src.items_created == 3  # NodeId, browse path, and a NodeId by namespace URI
         assert rec.rejected.get("opcua_item_refused") == 1
         assert rec.rejected.get("opcua_node_unknown") == 2
         await server.write("pump-1", "temperature", 0.5)  # reaches the engine as 'pressure' (by nsu=)
-        await wait_until(lambda: any(v == 0.5 for _, v, _ in rec.of("pump-1", "pressure")))
+        await until(lambda: any(v == 0.5 for _, v, _ in rec.of("pump-1", "pressure")))
         await server.write("pump-1", "vibration", 1.5)
-        await wait_until(lambda: any(v == 1.5 for _, v, _ in rec.of("pump-1", "vibration")))
+        await until(lambda: any(v == 1.5 for _, v, _ in rec.of("pump-1", "vibration")))
 
 
 async def test_server_restart_recreates_session_and_every_item(opcua_server_factory: Any) -> None:
     server = await opcua_server_factory()
     async with running(opcua_spec(server.endpoint)) as (src, rec):
-        await wait_until(lambda: src.connected, what="subscribed")
+        await until(lambda: src.connected, what="subscribed")
         await server.write("pump-1", "vibration", 1.0)
-        await wait_until(lambda: any(v == 1.0 for _, v, _ in rec.of("pump-1", "vibration")))
+        await until(lambda: any(v == 1.0 for _, v, _ in rec.of("pump-1", "vibration")))
 
         await server.stop()  # mid-test: the same port goes dark
-        await wait_until(lambda: not src.connected, what="loss detected")
+        await until(lambda: not src.connected, what="loss detected")
         await asyncio.sleep(0.5)  # a reconnect attempt or two against nothing
         await server.start()  # a new server process on the same port: no sessions, no subscriptions
 
-        await wait_until(lambda: src.sessions == 2, what="second session")
+        await until(lambda: src.sessions == 2, what="second session")
         assert src.items_created == 4  # every monitored item created again
         await server.write("pump-1", "vibration", 2.0)
         await server.write("pump-1", "pressure", 3.0)
-        await wait_until(lambda: any(v == 2.0 for _, v, _ in rec.of("pump-1", "vibration")), what="vibration")
-        await wait_until(lambda: any(v == 3.0 for _, v, _ in rec.of("pump-1", "pressure")), what="pressure")
+        await until(lambda: any(v == 2.0 for _, v, _ in rec.of("pump-1", "vibration")), what="vibration")
+        await until(lambda: any(v == 3.0 for _, v, _ in rec.of("pump-1", "pressure")), what="pressure")
 
 
 def secure_spec(endpoint: str, certs: Certs, **sec: Any) -> dict[str, Any]:
@@ -150,9 +151,9 @@ async def test_basic256sha256_sign_and_encrypt_with_user(opcua_server_factory: A
     spec = secure_spec(server.endpoint, certs)
     spec.update(username="gateway", password_file=str(pw))
     async with running(spec) as (src, rec):
-        await wait_until(lambda: src.connected, what="secure session")
+        await until(lambda: src.connected, what="secure session")
         await server.write("pump-1", "vibration", 7.75)
-        await wait_until(lambda: any(v == 7.75 for _, v, _ in rec.of("pump-1", "vibration")))
+        await until(lambda: any(v == 7.75 for _, v, _ in rec.of("pump-1", "vibration")))
 
 
 async def test_wrong_password_and_wrong_server_certificate_are_refused(opcua_server_factory: Any, certs: Certs) -> None:
@@ -163,7 +164,7 @@ async def test_wrong_password_and_wrong_server_certificate_are_refused(opcua_ser
     pinned_other.update(username="gateway", password="s3cret")
     for spec in (wrong_pw, pinned_other):
         async with running(spec) as (src, rec):
-            await wait_until(lambda: src.attempts >= 3, what="three attempts")
+            await until(lambda: src.attempts >= 3, what="three attempts")
             assert src.sessions == 0 and not rec.values
 
 
@@ -205,15 +206,15 @@ async def test_gateway_secure_opcua_alerts_and_survives_server_restart(
     cfg.sources.append(OpcuaSource.model_validate(spec))
     async with Collector(mosquitto.port, "alerts/#") as alerts, running_gateway(cfg) as gw:
         src = gw.sources[-1]
-        await wait_until(lambda: src.connected, what="secure session")
+        await until(lambda: src.connected, what="secure session")
         await server.write("pump-1", "vibration", 12.0)
         got = await alerts.wait(lambda c: c.alerts(asset="pump-1", kind="threshold", source="vibration", state="raised"))
         assert got[0]["value"] == 12.0
 
         await server.stop()
-        await wait_until(lambda: not src.connected, what="loss detected")
+        await until(lambda: not src.connected, what="loss detected")
         await server.start()  # same port, same certificate, a server with no memory of us
-        await wait_until(lambda: src.sessions == 2, what="second session")
+        await until(lambda: src.sessions == 2, what="second session")
         await server.write("pump-2", "vibration", 13.0)
         got = await alerts.wait(lambda c: c.alerts(asset="pump-2", kind="threshold", source="vibration", state="raised"))
         assert got[0]["value"] == 13.0
@@ -235,14 +236,14 @@ async def test_openssl_recipe_client_certificate_works(opcua_server_factory: Any
     server = await opcua_server_factory(secure=certs)
     spec = secure_spec(server.endpoint, certs, certificate=str(cert), private_key=str(key))
     async with running(spec) as (src, rec):
-        await wait_until(lambda: src.connected, what="secure session with the openssl certificate")
+        await until(lambda: src.connected, what="secure session with the openssl certificate")
         await server.write("pump-1", "vibration", 2.5)
-        await wait_until(lambda: any(v == 2.5 for _, v, _ in rec.of("pump-1", "vibration")))
+        await until(lambda: any(v == 2.5 for _, v, _ in rec.of("pump-1", "vibration")))
 
 
 async def test_a_silent_endpoint_does_not_hold_up_another(opcua_server_factory: Any) -> None:
     """One endpoint accepts TCP and never answers (a hung PLC), the other works: values flow."""
-    from tests.conftest import free_port
+    from tests.peers import free_port
 
     async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.read()  # takes the Hello, answers nothing, until the client gives up
@@ -256,10 +257,10 @@ async def test_a_silent_endpoint_does_not_hold_up_another(opcua_server_factory: 
             running(opcua_spec(f"opc.tcp://127.0.0.1:{silent_port}/hung")) as (hung, _),
             running(opcua_spec(server.endpoint)) as (src, rec),
         ):
-            await wait_until(lambda: src.connected, what="live endpoint subscribed")
+            await until(lambda: src.connected, what="live endpoint subscribed")
             await server.write("pump-1", "vibration", 3.25)
-            await wait_until(lambda: any(v == 3.25 for _, v, _ in rec.of("pump-1", "vibration")))
-            await wait_until(lambda: hung.attempts >= 2, what="hung endpoint retried")
+            await until(lambda: any(v == 3.25 for _, v, _ in rec.of("pump-1", "vibration")))
+            await until(lambda: hung.attempts >= 2, what="hung endpoint retried")
             assert hung.sessions == 0 and not hung.connected
     finally:
         silent.close()
@@ -278,19 +279,19 @@ async def test_other_security_policies_and_modes(opcua_server_factory: Any, cert
     server_policy = f"{policy.replace('_', '')}_{mode}"  # Aes128_Sha256_RsaOaep -> Aes128Sha256RsaOaep_...
     server = await opcua_server_factory(secure=certs, policies=(server_policy,))
     async with running(secure_spec(server.endpoint, certs, policy=policy, mode=mode)) as (src, rec):
-        await wait_until(lambda: src.connected, what=f"{policy} {mode} session")
+        await until(lambda: src.connected, what=f"{policy} {mode} session")
         await server.write("pump-1", "vibration", 8.5)
-        await wait_until(lambda: any(v == 8.5 for _, v, _ in rec.of("pump-1", "vibration")))
+        await until(lambda: any(v == 8.5 for _, v, _ in rec.of("pump-1", "vibration")))
 
 
 async def test_absolute_deadband_is_requested_from_the_server(opcua_server_factory: Any) -> None:
     server = await opcua_server_factory()
     async with running(opcua_spec(server.endpoint, deadband=1.0)) as (src, rec):
-        await wait_until(lambda: src.connected, what="subscribed")
+        await until(lambda: src.connected, what="subscribed")
         for v in (2.0, 2.5, 4.0):  # 2.5 is within 1.0 of 2.0: the server keeps it to itself
             await server.write("pump-1", "vibration", v)
             await asyncio.sleep(0.15)  # let each value be sampled on its own (ordering only, not asserted)
-        await wait_until(lambda: any(v == 4.0 for _, v, _ in rec.of("pump-1", "vibration")))
+        await until(lambda: any(v == 4.0 for _, v, _ in rec.of("pump-1", "vibration")))
         seen = [v for _, v, _ in rec.of("pump-1", "vibration")]
         assert 2.0 in seen and 2.5 not in seen
 
@@ -299,6 +300,6 @@ async def test_trust_any_server_takes_the_endpoint_certificate(opcua_server_fact
     server = await opcua_server_factory(secure=certs)
     spec = secure_spec(server.endpoint, certs, server_certificate=None, trust_any_server=True)
     async with running(spec) as (src, rec):
-        await wait_until(lambda: src.connected, what="session with the offered certificate")
+        await until(lambda: src.connected, what="session with the offered certificate")
         await server.write("pump-1", "vibration", 6.0)
-        await wait_until(lambda: any(v == 6.0 for _, v, _ in rec.of("pump-1", "vibration")))
+        await until(lambda: any(v == 6.0 for _, v, _ in rec.of("pump-1", "vibration")))

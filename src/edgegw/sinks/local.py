@@ -246,7 +246,3 @@ class LocalSink:
         if self._task is not None and not self._task.done():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self._task), timeout)
-
-
-def build(cfg: GatewayConfig) -> LocalSink:
-    return LocalSink(cfg)

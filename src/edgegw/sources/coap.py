@@ -19,7 +19,6 @@ import time
 from typing import Any
 
 import aiocoap
-import orjson
 import structlog
 from aiocoap import error as coap_error
 from aiocoap import resource
@@ -28,9 +27,8 @@ from aiocoap.numbers.codes import Code
 from edgegw.backoff import Backoff
 from edgegw.config import CoapSource, GatewayConfig
 from edgegw.intake import Intake
-from edgegw.records import Quality
 from edgegw.runtime import Link, LinkStats, supervise
-from edgegw.sources.payloads import JsonDecoder, SenmlDecoder
+from edgegw.sources.payloads import JsonDecoder, NumberDecoder, SenmlDecoder
 
 log = structlog.get_logger("edgegw.sources.coap")
 
@@ -59,6 +57,7 @@ class PayloadDecoder:
         self.max_payload = spec.max_payload_bytes
         self._json = JsonDecoder(spec.fields, spec.timestamp, intake)
         self._senml = SenmlDecoder(spec.fields, intake)
+        self._number = NumberDecoder(intake)
 
     def decode(self, payload: bytes, cf: int | None, asset: str, signal: str | None, now: float) -> str:
         intake = self.intake
@@ -77,34 +76,12 @@ class PayloadDecoder:
             ok = self._senml.decode(payload, asset, now, "cbor" if fmt == "senml-cbor" else "json")
             return Outcome.OK if ok else Outcome.MALFORMED
         if fmt == "json":
-            return self._decode_json(payload, asset, now)
+            return Outcome.OK if self._json.decode(payload, asset, now, whole=True) else Outcome.MALFORMED
         if fmt == "number" and (signal or self.signal):
-            return self._decode_number(payload, asset, signal or self.signal or "", now)
+            ok = self._number.decode(payload, asset, signal or self.signal or "", now)
+            return Outcome.OK if ok else Outcome.MALFORMED
         intake.reject("unsupported_format", asset=asset, content_format=cf)
         return Outcome.UNSUPPORTED
-
-    def _decode_json(self, payload: bytes, asset: str, now: float) -> str:
-        try:
-            doc = orjson.loads(payload)
-        except orjson.JSONDecodeError:
-            self.intake.reject("malformed_json", asset=asset)
-            return Outcome.MALFORMED
-        records = doc if type(doc) is list else [doc]
-        if not records or not all(type(r) is dict for r in records):
-            self.intake.reject("wrong_type", asset=asset, detail="expected an object or an array of objects")
-            return Outcome.MALFORMED
-        for rec in records:
-            self._json.record(rec, asset, now)
-        return Outcome.OK
-
-    def _decode_number(self, payload: bytes, asset: str, signal: str, now: float) -> str:
-        try:
-            x = float(payload)
-        except ValueError:
-            self.intake.reject("not_a_number", asset=asset, signal=signal)
-            return Outcome.MALFORMED
-        self.intake.put(asset, signal, now, x, Quality.GOOD if math.isfinite(x) else Quality.BAD)
-        return Outcome.OK
 
 
 def _cf(msg: aiocoap.Message) -> int | None:

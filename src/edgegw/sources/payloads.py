@@ -63,22 +63,32 @@ class JsonDecoder:
         self.dotted = [(tuple(k.split(".")), s) for k, s in fields.items() if "." in k]
         self.all_numeric = not fields
 
-    def decode(self, payload: bytes, asset: str, now: float) -> None:
+    def decode(self, payload: bytes, asset: str, now: float, whole: bool = False) -> bool:
+        """Decode one object or array of objects; return False (after counting) when the payload
+        is unusable. With `whole`, an array holding anything but objects is refused entirely (a
+        CoAP server answers it 4.00, so the device learns of it); otherwise its objects are taken."""
         try:
             doc = orjson.loads(payload)
         except orjson.JSONDecodeError:
             self.intake.reject("malformed_json", asset=asset)
-            return
+            return False
         if type(doc) is dict:
             self.record(doc, asset, now)
-        elif type(doc) is list and doc:
-            for rec in doc:
-                if type(rec) is dict:
-                    self.record(rec, asset, now)
-                else:
-                    self.intake.reject("wrong_type", asset=asset, detail="array item is not an object")
-        else:
+            return True
+        if type(doc) is not list or not doc:
             self.intake.reject("wrong_type", asset=asset, detail=f"expected an object, got {type(doc).__name__}")
+            return False
+        if whole and not all(type(rec) is dict for rec in doc):
+            self.intake.reject("wrong_type", asset=asset, detail="expected an object or an array of objects")
+            return False
+        taken = False
+        for rec in doc:
+            if type(rec) is dict:
+                self.record(rec, asset, now)
+                taken = True
+            else:
+                self.intake.reject("wrong_type", asset=asset, detail="array item is not an object")
+        return taken
 
     def record(self, rec: dict[str, Any], asset: str, now: float) -> None:
         intake = self.intake
@@ -129,13 +139,15 @@ class NumberDecoder:
     def __init__(self, intake: Intake) -> None:
         self.intake = intake
 
-    def decode(self, payload: bytes, asset: str, signal: str, now: float) -> None:
+    def decode(self, payload: bytes, asset: str, signal: str, now: float) -> bool:
+        """Take one number; return False (after counting) when the payload is not one."""
         try:
             x = float(payload)
         except ValueError:
             self.intake.reject("not_a_number", asset=asset, signal=signal)
-            return
+            return False
         self.intake.put(asset, signal, now, x, _GOOD if math.isfinite(x) else _BAD)
+        return True
 
 
 class SenmlDecoder:
