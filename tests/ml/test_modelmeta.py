@@ -11,7 +11,7 @@ import pytest
 
 from edgegw.cli import main
 from edgegw.engine.modelmeta import META_FILE, MetaError, ModelMeta, dumps, read_meta
-from tests.conftest import EXAMPLE
+from tests.helpers import EXAMPLE
 
 SHIPPED = Path(__file__).resolve().parents[2] / "models" / "pump"
 
