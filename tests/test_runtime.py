@@ -4,6 +4,7 @@ needed to show how failures are counted, restarted and backed off)."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import aiomqtt
 import pytest
@@ -82,3 +83,64 @@ def test_reason_codes_of_exceptions() -> None:
     assert reason_code(aiomqtt.MqttCodeError(ReasonCode(PacketTypes.PUBACK, identifier=0x87), "x")) == 0x87
     assert reason_code(aiomqtt.MqttCodeError(7, "x")) == 7
     assert reason_code(OSError("refused")) is None
+
+
+@pytest.mark.parametrize("swallow", [False, True], ids=["turned-into-an-error", "swallowed"])
+async def test_one_cancel_ends_a_session_that_eats_the_cancel(swallow: bool) -> None:
+    """A client cut off mid-connect raises its own error (or a library drops the CancelledError):
+    shutdown must not need a second cancel, and the session must not start again."""
+    link, backoff = Link("eater"), Backoff(0.001, 0.002)
+    runs = 0
+    entered = asyncio.Event()
+
+    async def session(lk: Link) -> None:
+        nonlocal runs
+        runs += 1
+        if runs > 1:
+            return  # started again: what the test must not see (and no hang if it does)
+        entered.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            if not swallow:
+                raise OSError("connection lost while connecting") from None
+
+    task = asyncio.create_task(supervise(link, session, backoff, stopping=lambda: runs > 1))
+    await entered.wait()
+    task.cancel()
+    done, _ = await asyncio.wait([task], timeout=5.0)
+    assert task in done and task.cancelled()
+    assert runs == 1
+
+
+async def test_one_cancel_ends_a_notification_job_that_eats_the_cancel(tmp_path: Path) -> None:
+    from edgegw.notify.dispatch import Notifier
+    from tests.notify.peers import notify_config
+
+    section = {
+        "state_dir": str(tmp_path / "state"),
+        "commands": {"enabled": False},
+        "journal": {"enabled": False},
+        "targets": [{"type": "webhook", "url": "http://127.0.0.1:9/"}],
+    }
+    n = Notifier(notify_config(tmp_path, 1883, section))
+    runs = 0
+    entered = asyncio.Event()
+
+    async def job() -> None:
+        nonlocal runs
+        runs += 1
+        if runs > 1:
+            raise asyncio.CancelledError  # started again: what the test must not see (and no hang if it does)
+        entered.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            raise RuntimeError("closing half-open transport") from None
+
+    task = asyncio.create_task(n._keep("eater", job))
+    await entered.wait()
+    task.cancel()
+    done, _ = await asyncio.wait([task], timeout=5.0)
+    assert task in done and task.cancelled()
+    assert runs == 1

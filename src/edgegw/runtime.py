@@ -108,6 +108,14 @@ class Link:
 Session = Callable[[Link], Awaitable[None]]
 
 
+def cancel_requested() -> bool:
+    """True when this task was asked to stop but a library swallowed the CancelledError (or turned
+    it into an error of its own, as a client cut off mid-connect does): a loop that restarts its
+    job on any ending asks this first, or shutdown waits for a second cancel."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 async def supervise(
     link: Link,
     session: Session,
@@ -139,6 +147,8 @@ async def supervise(
             link.down(error)
         if stopping():
             return
+        if cancel_requested():
+            raise asyncio.CancelledError
         if error is None:
             error = ConnectionError(f"{link.name} session ended")
             link.down(error)

@@ -28,6 +28,7 @@ from edgegw.backoff import Backoff
 from edgegw.config.notify import TargetBase
 from edgegw.notify import DeliveryError, DeliveryRefused
 from edgegw.ratelimit import RateLimitedLog
+from edgegw.runtime import cancel_requested
 from edgegw.sinks.outbox import Kind, Outbox, OutboxBusy, Row
 
 log = structlog.get_logger("edgegw.notify")
@@ -110,7 +111,7 @@ class TargetQueue:
         try:
             if self.sender is None:
                 self.sender = await asyncio.to_thread(self.make_sender)
-            while True:
+            while not cancel_requested():
                 rows = self._unfinished() or await self._next_batch()
                 await self._send(rows)
         finally:
@@ -156,7 +157,8 @@ class TargetQueue:
     async def _wait(self, timeout: float | None) -> None:
         self._wake.clear()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._wake.wait()
 
     async def _next_batch(self) -> list[Row]:
         held = False
@@ -194,7 +196,8 @@ class TargetQueue:
             self.attempts += 1
             self.delivering = True
             try:
-                await asyncio.wait_for(self.sender.deliver([r.payload for r in rows], key), self.target.timeout_s * 2)
+                async with asyncio.timeout(self.target.timeout_s * 2):
+                    await self.sender.deliver([r.payload for r in rows], key)
             except DeliveryRefused as e:
                 self._refused(rows, str(e))
                 return

@@ -28,6 +28,7 @@ from edgegw.notify.commands import AlarmCommand, CommandListener
 from edgegw.notify.delivery import QueueBusy, Sender, TargetQueue
 from edgegw.notify.journal import Journal, Key, Shelf
 from edgegw.records import Alert, AlertState, Rollup, Severity, iso
+from edgegw.runtime import cancel_requested
 
 log = structlog.get_logger("edgegw.notify")
 
@@ -347,7 +348,10 @@ class Notifier:
             try:
                 await job()
             except Exception:
-                log.exception("notification task failed; restarting it", task=name)
+                if not cancel_requested():
+                    log.exception("notification task failed; restarting it", task=name)
+            if cancel_requested():
+                raise asyncio.CancelledError
             await asyncio.sleep(backoff.next())
 
     async def run(self) -> None:
