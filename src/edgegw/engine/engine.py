@@ -365,6 +365,8 @@ class Engine:
             sig = win.signals
             win.acc[:, kc[inside].astype(np.intp) % win.n_buckets, r] = np.array([sig[i].record() for i in r.tolist()]).T
         x = window_features(win, rows, k_rows).reshape(na, ns * N_FEATURES)
+        if win.uses_parts(len(rows)):  # the next hop's window ends a bucket later: prepare() builds its tails
+            win.next_k_end = float(k_end.max()) + 1.0
         self.hops += na
         model = self.models.get(pname)
         verdicts: list[list[Verdict]] | None = None

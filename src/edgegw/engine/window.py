@@ -141,7 +141,11 @@ class Windows:
         self.kcur = np.full(rows, NEVER)  # each row's open bucket (NEVER before its first value)
         self.signals: list[SignalBuckets | None] = [None] * rows  # each row's open bucket, to store it at a hop
         self.exact_rows = 0  # windows that took the exact sum of their slots (self-check, tests)
-        self.next_k_end: float | None = None  # the window end of the next hop, once one ran
+        self.next_k_end: float | None = None  # the window end prepare() builds tails for: set by the hop
+
+    def uses_parts(self, n_rows: int) -> bool:
+        """Whether a hop of `n_rows` rows combines parts (else it sums each row's B slots)."""
+        return self.parts and n_rows * self.n_buckets > PARTS_MIN
 
     def build_tail(self, seg: int, rows: np.ndarray) -> None:
         """The tail table of segment `seg` for `rows`, from the store: per slot, the totals of that
