@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -22,8 +22,8 @@ from edgegw.config import GatewayConfig, Profile
 from edgegw.engine import window
 from edgegw.engine.features import N_FEATURES, feature_names, window_features
 from edgegw.engine.models import ModelSet, Scores, Verdict
-from edgegw.engine.rules import LEVEL_NAMES, Debounce, ThresholdRule, severity_of
-from edgegw.records import Alert, AlertState, Quality, Rollup, Severity, SignalStats, iso
+from edgegw.engine.rules import LEVEL_NAMES, Debounce, DebounceSet, ThresholdRule, severity_of
+from edgegw.records import Alert, AlertState, Quality, Rollup, Severity, SignalStats
 
 AlertSink = Callable[[Alert], None]
 _BAD = Quality.BAD  # per reading: looking a member up on an Enum class costs ~0.25 us in Python 3.11
@@ -75,7 +75,6 @@ class AssetState:
         "first_ts",
         "id",
         "index",
-        "model_alarms",
         "next_hop",
         "next_k",
         "profile",
@@ -100,20 +99,17 @@ class AssetState:
         self.next_k = 0
         self.first_ts = math.inf
         self.due = False
-        # delays are set on each hop from the profile or the model serving it (model_delays)
-        self.model_alarms: dict[str, Debounce] = {k: Debounce(0.0, 0.0) for k in MODEL_KINDS}
         self.alarms_raised = 0
         ps.assets.append(self)
 
 
 class ProfileState:
-    """What a hop reads for the assets of one profile, as arrays by asset index: the due window's
-    end bucket (the window is buckets [hop_k - B, hop_k), ending at hop_k * hop_s), the first
-    reading, the model alarms (mirrors of each asset's Debounce: the hop compares whole columns
-    and touches Python objects only where a condition differs from its alarm or a change is
-    pending) and the anomaly scores of the rollup interval."""
+    """What a hop reads for the assets of one profile, by asset index: the due window's end bucket
+    (the window is buckets [hop_k - B, hop_k), ending at hop_k * hop_s), the first reading, the
+    model alarms (a DebounceSet per kind; delays come from the profile or the model serving it on
+    each hop, see model_delays) and the anomaly scores of the rollup interval."""
 
-    __slots__ = ("active", "assets", "first_ts", "hop_k", "n_signals", "pending", "score_max", "score_n", "score_sum", "win")
+    __slots__ = ("assets", "first_ts", "hop_k", "model_alarms", "n_signals", "score_max", "score_n", "score_sum", "win")
 
     def __init__(self, profile: Profile, n_assets: int) -> None:
         self.n_signals = len(profile.signals)
@@ -121,8 +117,7 @@ class ProfileState:
         self.assets: list[AssetState] = []  # by index
         self.hop_k = np.zeros(n_assets)
         self.first_ts = np.full(n_assets, math.inf)
-        self.active = np.zeros((len(MODEL_KINDS), n_assets), dtype=bool)
-        self.pending = np.zeros((len(MODEL_KINDS), n_assets), dtype=bool)
+        self.model_alarms = {kind: DebounceSet(n_assets) for kind in MODEL_KINDS}
         self.score_max = np.full(n_assets, -math.inf)
         self.score_sum = np.zeros(n_assets)
         self.score_n = np.zeros(n_assets)
@@ -307,11 +302,10 @@ class Engine:
             else:
                 s.stale = True
             return True
-        db = a.model_alarms.get(kind)
-        if db is None:
+        alarms = a.ps.model_alarms.get(kind)
+        if alarms is None:
             return False
-        db.active = 1
-        a.ps.active[MODEL_KINDS.index(kind), a.index] = True
+        alarms.restore(a.index)
         return True
 
     # ------------------------------------------------------------------ hops
@@ -403,34 +397,28 @@ class Engine:
         ps.score_sum[ai] += score
         ps.score_n[ai] += 1.0
         ps.score_max[ai] = np.maximum(ps.score_max[ai], score)
-        for m, (kind, cond) in enumerate((("anomaly", sc.hot), ("failure_risk", sc.risk_hot))):
+        for kind, cond in (("anomaly", sc.hot), ("failure_risk", sc.risk_hot)):
             if cond is None:
                 continue
-            differs = cond[judged] != ps.active[m, ai]
-            for j in np.flatnonzero(differs | ps.pending[m, ai]).tolist():
-                a = ps.assets[ai[j]]
-                db = a.model_alarms[kind]
-                if differs[j]:
-                    db.on_delay, db.off_delay = delays
-                    self._model_alarm(a, db, sc, int(judged[j]), kind, model, float(ends[judged[j]]))
-                    ps.active[m, a.index] = db.active == 1
-                else:
-                    db.since = None  # Debounce.update's no-change path
-                ps.pending[m, a.index] = db.since is not None
+            alarms = ps.model_alarms[kind]
+            hot = cond[judged]
+            for j in alarms.changing(ai, hot).tolist():
+                r = int(judged[j])
+                lvl = alarms.update(int(ai[j]), float(ends[r]), int(hot[j]), delays)
+                if lvl is not None:
+                    self._model_alarm(ps.assets[ai[j]], lvl, sc, r, kind, model, float(ends[r]))
 
-    def _model_alarm(self, a: AssetState, db: Debounce, sc: Scores, j: int, kind: str, model: ModelSet, ts: float) -> None:
-        """A model's condition differs from its alarm (window ending at ts): debounce, raise or clear."""
-        lvl = db.update(ts, 1 - db.active)
-        if lvl is not None:
-            v = sc.verdict(j, kind)
-            ev = {"score": v.score, "threshold": v.threshold, "model": model.name, "model_version": model.version}
-            ev.update(v.evidence)
-            if lvl:
-                alert = Alert(a.id, v.kind, model.name, AlertState.RAISED, v.severity, ts, ev, _message(v.kind, model.name, ev))
-                a.alarms_raised += 1
-            else:
-                alert = Alert(a.id, v.kind, model.name, AlertState.CLEARED, Severity.INFO, ts, ev, f"{v.kind} cleared")
-            self._emit(alert)
+    def _model_alarm(self, a: AssetState, lvl: int, sc: Scores, j: int, kind: str, model: ModelSet, ts: float) -> None:
+        """A model alarm of score row j (window ending at ts) raised (lvl 1) or cleared (0)."""
+        v = sc.verdict(j, kind)
+        ev = {"score": v.score, "threshold": v.threshold, "model": model.name, "model_version": model.version}
+        ev.update(v.evidence)
+        if lvl:
+            alert = Alert(a.id, v.kind, model.name, AlertState.RAISED, v.severity, ts, ev, _message(v.kind, model.name, ev))
+            a.alarms_raised += 1
+        else:
+            alert = Alert(a.id, v.kind, model.name, AlertState.CLEARED, Severity.INFO, ts, ev, f"{v.kind} cleared")
+        self._emit(alert)
 
     def feature_names(self, profile: str) -> list[str]:
         return feature_names(list(self.profiles[profile].signals))
@@ -463,10 +451,6 @@ class Engine:
             ps.score_sum.fill(0.0)
             ps.score_n.fill(0.0)
         return out
-
-    def ingest_many(self, readings: Iterable[tuple[str, str, float, float]]) -> None:
-        for asset, signal, ts, value in readings:
-            self.ingest(asset, signal, ts, value)
 
 
 MODEL_KINDS = ("anomaly", "failure_risk")  # the model alarms, in ProfileState's row order
@@ -516,4 +500,4 @@ def _range(s: SignalState) -> list[float] | None:
     return None if s.range_lo == -math.inf and s.range_hi == math.inf else [s.range_lo, s.range_hi]
 
 
-__all__ = ["AlertSink", "Engine", "iso"]
+__all__ = ["AlertSink", "Engine"]
