@@ -2,10 +2,11 @@
 
 A profile's window of `window_s` is B = window_s / hop_s whole buckets; bucket k holds the
 samples with k * hop_s <= ts < (k + 1) * hop_s. Each signal accumulates its current bucket in
-plain Python floats (`SignalBuckets`, fed by `Engine.ingest`) and writes it to the store when the
-bucket is finished (and, at a hop, while it is still open). The store is one float64 array `acc[field, slot, row]`:
-row = asset x signal, slot = k mod B, so slots are aligned to absolute time and every row shares
-the same slot indexing. Field K remembers which bucket a slot holds.
+plain Python floats (`SignalBuckets`, fed by `Engine.ingest`) and writes it to the store when
+the bucket is finished (and, at a hop, while it is still open). The store is one float64 array
+`acc[field, slot, row]` (fields: LAYOUT): row = asset x signal, slot = k mod B, so slots are
+aligned to absolute time and every row shares the same slot indexing. Field K remembers which
+bucket a slot holds.
 
 Per bucket, with c = the bucket's first value, d = x - c, b = k * hop_s and tau = t - b:
 n, c, S1..S4 = sums of d^1..d^4, St = sum tau, Stt = sum tau^2, Std = sum tau d, k, min, max
