@@ -89,7 +89,7 @@ def engine(window_s: float = 30, hop_s: float = 1, assets: Sequence[str] = ("p1"
                 "pump": {
                     "window_s": window_s,
                     "hop_s": hop_s,
-                    "max_rate_hz": 2,  # no longer a cap
+                    "max_rate_hz": 2,  # ignored: a window holds every sample
                     "signals": {s: {} for s in SIGNALS},
                 }
             },

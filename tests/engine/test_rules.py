@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import numpy as np
+
 from edgegw.config import SignalSpec
-from edgegw.engine.rules import Debounce, ThresholdRule
+from edgegw.engine.rules import Debounce, DebounceSet, ThresholdRule
 
 
 def run(db: Debounce, rule: ThresholdRule, samples: list[tuple[float, float]]) -> list[tuple[float, int]]:
@@ -34,3 +36,20 @@ def test_deadband_holds_alarm_until_below_limit_minus_deadband() -> None:
 def test_escalation_and_low_limits() -> None:
     rule, db = ThresholdRule(SignalSpec(lo=2.0, lolo=1.0)), Debounce(0, 0)
     assert run(db, rule, [(0, 1.5), (1, 0.5), (2, 1.5), (3, 5.0)]) == [(0, -1), (1, -2), (2, -1), (3, 0)]
+
+
+def test_debounce_set_visits_only_items_that_differ_or_wait() -> None:
+    """Item 0 turns hot and raises after the on delay; item 1 turns hot for one hop only, so its
+    pending change must be dropped when the condition returns, as Debounce.update would."""
+    alarms, items, delays = DebounceSet(3), np.arange(3), (2.0, 2.0)
+    raised = []
+    for ts, hot in [(0.0, [1, 1, 0]), (1.0, [1, 0, 0]), (2.0, [1, 0, 0]), (3.0, [1, 1, 0]), (4.0, [1, 1, 0])]:
+        cond = np.array(hot, dtype=bool)
+        for j in alarms.changing(items, cond).tolist():
+            if alarms.update(j, ts, int(cond[j]), delays) == 1:
+                raised.append((j, ts))
+    assert raised == [(0, 2.0)]  # item 1 was hot from 3.0 only: not yet 2 s
+    assert alarms.active.tolist() == [True, False, False] and alarms.pending.tolist() == [False, True, False]
+    assert alarms.changing(items, np.array([True, False, False])).tolist() == [1]  # only the one waiting
+    alarms.restore(2)
+    assert alarms.changing(items, np.array([True, False, True])).tolist() == [1]

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable
-from operator import add
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -23,86 +22,36 @@ from edgegw.config import GatewayConfig, Profile
 from edgegw.engine import window
 from edgegw.engine.features import N_FEATURES, feature_names, window_features
 from edgegw.engine.models import ModelSet, Scores, Verdict
-from edgegw.engine.rules import LEVEL_NAMES, Debounce, ThresholdRule, severity_of
-from edgegw.records import Alert, AlertState, Quality, Rollup, Severity, SignalStats, iso
+from edgegw.engine.rules import LEVEL_NAMES, Debounce, DebounceSet, ThresholdRule, severity_of
+from edgegw.records import Alert, AlertState, Quality, Rollup, Severity, SignalStats
 
 AlertSink = Callable[[Alert], None]
-_NO_SUMS = (0.0,) * window.N_SUMS
 _BAD = Quality.BAD  # per reading: looking a member up on an Enum class costs ~0.25 us in Python 3.11
 HopObserver = Callable[[str, list[str], np.ndarray, np.ndarray, list[list[Verdict]] | None], None]
 
 
 class SignalState:
-    """One signal of one asset: alarm state, rollup stats, its current hop bucket and its segment totals.
-
-    The bucket (window.py has the field meanings) is accumulated in plain floats by
-    `Engine.ingest` and written to the profile store row `row` by `flush()`; `fold()` adds a
-    finished bucket to the segment totals (the head), about the segment's first value.
-    """
+    """One signal of one asset: its window row (`window.SignalBuckets`), alarm state and rollup stats."""
 
     __slots__ = (
-        "acc",
-        "b",
-        "bucket_end",
-        "c",
-        "folds",
-        "hc",
-        "head",
-        "hk",
-        "hmn",
-        "hmx",
-        "hop_s",
-        "hsums",
-        "k",
-        "kcur",
+        "buckets",
         "last_seen",
         "last_ts",
-        "last_value",
         "last_value_ts",
-        "mn",
-        "mx",
-        "n",
-        "n_buckets",
         "name",
         "quality",
         "range_hi",
         "range_lo",
-        "row",
         "rule",
-        "s1",
-        "s2",
-        "s3",
-        "s4",
-        "sd",
-        "st",
         "stale",
         "stats",
-        "stt",
         "threshold",
     )
 
     def __init__(self, name: str, spec: Any, win: window.Windows, row: int, now: float) -> None:
         self.name = name
-        self.acc = win.acc  # the profile's bucket store, head and open-bucket index; this signal is row `row`
-        self.head = win.head
-        self.folds = win.parts  # segment totals are kept only where hops use them
-        self.kcur = win.kcur
-        win.signals[row] = self
-        self.row = row
-        self.hop_s = win.hop_s
-        self.n_buckets = win.n_buckets
-        self.k = -(2**62)  # no bucket yet
-        self.b = 0.0
-        self.bucket_end = -math.inf  # the first value opens a bucket
-        self.n = 0.0
-        self.c = self.s1 = self.s2 = self.s3 = self.s4 = self.st = self.stt = self.sd = 0.0
-        self.mn = self.mx = math.nan
-        self.hk = -(2**62)  # the head: its segment's first bucket, reference value, sums (window.FIELDS order), min, max
-        self.hc = 0.0
-        self.hsums: tuple[float, ...] = _NO_SUMS
-        self.hmn = self.hmx = math.nan
-        self.last_value = math.nan  # the newest accepted value and its time (last_ts counts bad ones too)
-        self.last_value_ts = -math.inf
+        self.buckets = window.SignalBuckets(win, row)
+        self.last_value_ts = -math.inf  # the newest accepted value's time (last_ts counts bad ones too)
         self.rule = ThresholdRule(spec)
         self.threshold = Debounce(spec.on_delay_s, spec.off_delay_s)
         self.quality = Debounce(spec.on_delay_s, spec.off_delay_s)
@@ -113,63 +62,10 @@ class SignalState:
         self.stale = False
         self.stats = SignalStats()
 
-    def open(self, ts: float, value: float) -> None:
-        """Store the current bucket (if any) and start the bucket of `ts` with this value."""
-        hop = self.hop_s
-        k = window.bucket_of(ts, hop)
-        if self.n:
-            self.flush()
-            if self.folds:
-                self.fold()
-        self.k = k
-        self.kcur[self.row] = k
-        self.b = b = k * hop
-        self.bucket_end = (k + 1) * hop
-        tau = ts - b
-        self.n = 1.0
-        self.c = self.mn = self.mx = value
-        self.s1 = self.s2 = self.s3 = self.s4 = self.sd = 0.0
-        self.st = tau
-        self.stt = tau * tau
-
-    def flush(self) -> None:
-        """Write the current bucket to its store slot (the bucket stays open)."""
-        self.acc[:, self.k % self.n_buckets, self.row] = self.bucket()
-
-    def bucket(self) -> tuple[float, ...]:
-        """The current bucket, in window.FIELDS order."""
-        return (
-            self.s3,
-            self.s2,
-            self.n,
-            self.s1,
-            self.st,
-            self.s4,
-            self.stt,
-            self.sd,
-            self.c,
-            float(self.k),
-            self.mn,
-            self.mx,
-            self.last_value,
-        )
-
-    def fold(self) -> None:
-        """Add the finished bucket to the head: the totals of this segment's finished buckets, about
-        the segment's first value and start (a new segment starts afresh)."""
-        k0 = self.k - self.k % self.n_buckets
-        if k0 != self.hk:  # the segment's first finished bucket: the head starts from it
-            self.hk, self.hc, self.hmn, self.hmx, self.hsums = k0, self.c, self.mn, self.mx, _NO_SUMS
-        else:
-            if self.mn < self.hmn:
-                self.hmn = self.mn
-            if self.mx > self.hmx:
-                self.hmx = self.mx
-        new = window.shifted(
-            self.s3, self.s2, self.n, self.s1, self.st, self.s4, self.stt, self.sd, self.c - self.hc, self.b - k0 * self.hop_s
-        )
-        self.hsums = sums = tuple(map(add, self.hsums, new))
-        self.head[:, self.row] = (*sums, self.hc, float(k0), self.hmn, self.hmx, self.last_value)  # window.FIELDS
+    @property
+    def last_value(self) -> float:
+        """The newest accepted value (NaN before the first)."""
+        return self.buckets.last
 
 
 class AssetState:
@@ -179,7 +75,6 @@ class AssetState:
         "first_ts",
         "id",
         "index",
-        "model_alarms",
         "next_hop",
         "next_k",
         "profile",
@@ -204,20 +99,17 @@ class AssetState:
         self.next_k = 0
         self.first_ts = math.inf
         self.due = False
-        # delays are set on each hop from the profile or the model serving it (model_delays)
-        self.model_alarms: dict[str, Debounce] = {k: Debounce(0.0, 0.0) for k in MODEL_KINDS}
         self.alarms_raised = 0
         ps.assets.append(self)
 
 
 class ProfileState:
-    """What a hop reads for the assets of one profile, as arrays by asset index: the due window's
-    end bucket (the window is buckets [hop_k - B, hop_k), ending at hop_k * hop_s), the first
-    reading, the model alarms (mirrors of each asset's Debounce: the hop compares whole columns
-    and touches Python objects only where a condition differs from its alarm or a change is
-    pending) and the anomaly scores of the rollup interval."""
+    """What a hop reads for the assets of one profile, by asset index: the due window's end bucket
+    (the window is buckets [hop_k - B, hop_k), ending at hop_k * hop_s), the first reading, the
+    model alarms (a DebounceSet per kind; delays come from the profile or the model serving it on
+    each hop, see model_delays) and the anomaly scores of the rollup interval."""
 
-    __slots__ = ("active", "assets", "first_ts", "hop_k", "n_signals", "pending", "score_max", "score_n", "score_sum", "win")
+    __slots__ = ("assets", "first_ts", "hop_k", "model_alarms", "n_signals", "score_max", "score_n", "score_sum", "win")
 
     def __init__(self, profile: Profile, n_assets: int) -> None:
         self.n_signals = len(profile.signals)
@@ -225,8 +117,7 @@ class ProfileState:
         self.assets: list[AssetState] = []  # by index
         self.hop_k = np.zeros(n_assets)
         self.first_ts = np.full(n_assets, math.inf)
-        self.active = np.zeros((len(MODEL_KINDS), n_assets), dtype=bool)
-        self.pending = np.zeros((len(MODEL_KINDS), n_assets), dtype=bool)
+        self.model_alarms = {kind: DebounceSet(n_assets) for kind in MODEL_KINDS}
         self.score_max = np.full(n_assets, -math.inf)
         self.score_sum = np.zeros(n_assets)
         self.score_n = np.zeros(n_assets)
@@ -310,25 +201,26 @@ class Engine:
             self.reject("bad_value")
             return
         self.readings_in += 1
-        if ts >= s.bucket_end:
-            s.open(ts, value)  # once per bucket: stores the finished one
-        else:
-            d = value - s.c
-            tau = ts - s.b
+        b = s.buckets
+        if ts >= b.end:
+            b.open(ts, value)  # once per bucket: stores the finished one
+        else:  # into the open bucket (window.SignalBuckets), inline: a call would cost ~5% of ingest
+            d = value - b.first
+            t = ts - b.start
             d2 = d * d
-            s.n += 1.0
-            s.s1 += d
-            s.s2 += d2
-            s.s3 += d2 * d
-            s.s4 += d2 * d2
-            s.st += tau
-            s.stt += tau * tau
-            s.sd += tau * d
-            if value < s.mn:
-                s.mn = value
-            elif value > s.mx:
-                s.mx = value
-        s.last_value = value
+            b.count += 1.0
+            b.sum_d += d
+            b.sum_d2 += d2
+            b.sum_d3 += d2 * d
+            b.sum_d4 += d2 * d2
+            b.sum_t += t
+            b.sum_t2 += t * t
+            b.sum_td += t * d
+            if value < b.min:
+                b.min = value
+            elif value > b.max:
+                b.max = value
+            b.last = value
         s.last_value_ts = ts
         s.stats.add(ts, value)
         rule = s.rule
@@ -410,11 +302,10 @@ class Engine:
             else:
                 s.stale = True
             return True
-        db = a.model_alarms.get(kind)
-        if db is None:
+        alarms = a.ps.model_alarms.get(kind)
+        if alarms is None:
             return False
-        db.active = 1
-        a.ps.active[MODEL_KINDS.index(kind), a.index] = True
+        alarms.restore(a.index)
         return True
 
     # ------------------------------------------------------------------ hops
@@ -466,8 +357,10 @@ class Engine:
         if inside.any():  # open buckets of the window, stored in one assignment (per row it costs ~3x)
             r = rows[inside]
             sig = win.signals
-            win.acc[:, kc[inside].astype(np.intp) % win.n_buckets, r] = np.array([sig[i].bucket() for i in r.tolist()]).T
+            win.acc[:, kc[inside].astype(np.intp) % win.n_buckets, r] = np.array([sig[i].record() for i in r.tolist()]).T
         x = window_features(win, rows, k_rows).reshape(na, ns * N_FEATURES)
+        if win.uses_parts(len(rows)):  # the next hop's window ends a bucket later: prepare() builds its tails
+            win.next_k_end = float(k_end.max()) + 1.0
         self.hops += na
         model = self.models.get(pname)
         verdicts: list[list[Verdict]] | None = None
@@ -504,34 +397,28 @@ class Engine:
         ps.score_sum[ai] += score
         ps.score_n[ai] += 1.0
         ps.score_max[ai] = np.maximum(ps.score_max[ai], score)
-        for m, (kind, cond) in enumerate((("anomaly", sc.hot), ("failure_risk", sc.risk_hot))):
+        for kind, cond in (("anomaly", sc.hot), ("failure_risk", sc.risk_hot)):
             if cond is None:
                 continue
-            differs = cond[judged] != ps.active[m, ai]
-            for j in np.flatnonzero(differs | ps.pending[m, ai]).tolist():
-                a = ps.assets[ai[j]]
-                db = a.model_alarms[kind]
-                if differs[j]:
-                    db.on_delay, db.off_delay = delays
-                    self._model_alarm(a, db, sc, int(judged[j]), kind, model, float(ends[judged[j]]))
-                    ps.active[m, a.index] = db.active == 1
-                else:
-                    db.since = None  # Debounce.update's no-change path
-                ps.pending[m, a.index] = db.since is not None
+            alarms = ps.model_alarms[kind]
+            hot = cond[judged]
+            for j in alarms.changing(ai, hot).tolist():
+                r = int(judged[j])
+                lvl = alarms.update(int(ai[j]), float(ends[r]), int(hot[j]), delays)
+                if lvl is not None:
+                    self._model_alarm(ps.assets[ai[j]], lvl, sc, r, kind, model, float(ends[r]))
 
-    def _model_alarm(self, a: AssetState, db: Debounce, sc: Scores, j: int, kind: str, model: ModelSet, ts: float) -> None:
-        """A model's condition differs from its alarm (window ending at ts): debounce, raise or clear."""
-        lvl = db.update(ts, 1 - db.active)
-        if lvl is not None:
-            v = sc.verdict(j, kind)
-            ev = {"score": v.score, "threshold": v.threshold, "model": model.name, "model_version": model.version}
-            ev.update(v.evidence)
-            if lvl:
-                alert = Alert(a.id, v.kind, model.name, AlertState.RAISED, v.severity, ts, ev, _message(v.kind, model.name, ev))
-                a.alarms_raised += 1
-            else:
-                alert = Alert(a.id, v.kind, model.name, AlertState.CLEARED, Severity.INFO, ts, ev, f"{v.kind} cleared")
-            self._emit(alert)
+    def _model_alarm(self, a: AssetState, lvl: int, sc: Scores, j: int, kind: str, model: ModelSet, ts: float) -> None:
+        """A model alarm of score row j (window ending at ts) raised (lvl 1) or cleared (0)."""
+        v = sc.verdict(j, kind)
+        ev = {"score": v.score, "threshold": v.threshold, "model": model.name, "model_version": model.version}
+        ev.update(v.evidence)
+        if lvl:
+            alert = Alert(a.id, v.kind, model.name, AlertState.RAISED, v.severity, ts, ev, _message(v.kind, model.name, ev))
+            a.alarms_raised += 1
+        else:
+            alert = Alert(a.id, v.kind, model.name, AlertState.CLEARED, Severity.INFO, ts, ev, f"{v.kind} cleared")
+        self._emit(alert)
 
     def feature_names(self, profile: str) -> list[str]:
         return feature_names(list(self.profiles[profile].signals))
@@ -564,10 +451,6 @@ class Engine:
             ps.score_sum.fill(0.0)
             ps.score_n.fill(0.0)
         return out
-
-    def ingest_many(self, readings: Iterable[tuple[str, str, float, float]]) -> None:
-        for asset, signal, ts, value in readings:
-            self.ingest(asset, signal, ts, value)
 
 
 from edgegw.engine.modelmeta import MODEL_KINDS  # noqa: E402 - the model alarms, in ProfileState's row order
@@ -618,4 +501,4 @@ def _range(s: SignalState) -> list[float] | None:
     return None if s.range_lo == -math.inf and s.range_hi == math.inf else [s.range_lo, s.range_hi]
 
 
-__all__ = ["AlertSink", "Engine", "iso"]
+__all__ = ["AlertSink", "Engine"]

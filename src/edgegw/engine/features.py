@@ -52,7 +52,7 @@ def row_features(ts: np.ndarray, x: np.ndarray) -> np.ndarray:
     """Features of each row of NaN-padded (R, L) matrices `ts` and `x`: an (R, N_FEATURES) array.
 
     Rows with no samples give NaN for every feature but count (0). `slope` is per second.
-    Leading columns no row uses are skipped (a 1 Hz window in a buffer sized for 10 Hz is mostly
+    Leading columns no row uses are skipped (a 1 Hz window in a matrix padded for 10 Hz is mostly
     padding); sums of products are einsum reductions, and times are taken relative to each row's
     newest sample, so every statistic is one pass and stays exact for epoch timestamps.
     """
@@ -106,10 +106,9 @@ def window_features(win: w.Windows, rows: np.ndarray, k_end: np.ndarray) -> np.n
     of their B slots, and so do all rows of a small hop (window.PARTS_MIN).
     """
     nb = win.n_buckets
-    if not win.parts or len(rows) * nb <= w.PARTS_MIN:  # a few rows: the exact sum is cheaper
+    if not win.uses_parts(len(rows)):  # a few rows: the exact sum is cheaper
         return bucket_features(win.acc[:, :, rows], k_end, win.hop_s)
     kc = win.kcur[rows]
-    win.next_k_end = float(k_end.max()) + 1.0
     seg = np.floor((k_end - 1) / nb)  # the segment of the window's newest bucket
     j = k_end - seg * nb  # the window: segment seg - 1 from slot j (none when j == B), segment seg up to k_end
     fast = (kc >= seg * nb) & (kc <= k_end)

@@ -7,6 +7,8 @@ history replays exactly as it would have run live.
 
 from __future__ import annotations
 
+import numpy as np
+
 from edgegw.config import SignalSpec
 from edgegw.records import Severity
 
@@ -44,6 +46,38 @@ class Debounce:
             self.since = None
             return target
         return None
+
+
+class DebounceSet:
+    """The `Debounce` of each of n items (a profile's assets, for one model alarm), with whether
+    each is active or has a change pending as arrays: a hop compares whole columns and touches a
+    Debounce only where `changing` says so."""
+
+    __slots__ = ("active", "alarms", "pending")
+
+    def __init__(self, n: int) -> None:
+        self.alarms = [Debounce(0.0, 0.0) for _ in range(n)]
+        self.active = np.zeros(n, dtype=bool)
+        self.pending = np.zeros(n, dtype=bool)
+
+    def changing(self, items: np.ndarray, cond: np.ndarray) -> np.ndarray:
+        """Positions j of `items` whose condition cond[j] differs from its alarm or whose change
+        is pending: the only ones an update can change."""
+        return np.flatnonzero((cond != self.active[items]) | self.pending[items])
+
+    def update(self, i: int, ts: float, target: int, delays: tuple[float, float]) -> int | None:
+        """`Debounce.update` of item i with these (on, off) delays: the new level on a transition."""
+        db = self.alarms[i]
+        db.on_delay, db.off_delay = delays
+        level = db.update(ts, target)
+        self.active[i] = db.active != 0
+        self.pending[i] = db.since is not None
+        return level
+
+    def restore(self, i: int) -> None:
+        """Item i's alarm was active before a restart."""
+        self.alarms[i].active = 1
+        self.active[i] = True
 
 
 class ThresholdRule:

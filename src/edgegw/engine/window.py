@@ -2,10 +2,11 @@
 
 A profile's window of `window_s` is B = window_s / hop_s whole buckets; bucket k holds the
 samples with k * hop_s <= ts < (k + 1) * hop_s. Each signal accumulates its current bucket in
-plain Python floats (in `Engine.ingest`) and writes it to the store when the bucket is finished
-(and, at a hop, while it is still open). The store is one float64 array `acc[field, slot, row]`:
-row = asset x signal, slot = k mod B, so slots are aligned to absolute time and every row shares
-the same slot indexing. Field K remembers which bucket a slot holds.
+plain Python floats (`SignalBuckets`, fed by `Engine.ingest`) and writes it to the store when
+the bucket is finished (and, at a hop, while it is still open). The store is one float64 array
+`acc[field, slot, row]` (fields: LAYOUT): row = asset x signal, slot = k mod B, so slots are
+aligned to absolute time and every row shares the same slot indexing. Field K remembers which
+bucket a slot holds.
 
 Per bucket, with c = the bucket's first value, d = x - c, b = k * hop_s and tau = t - b:
 n, c, S1..S4 = sums of d^1..d^4, St = sum tau, Stt = sum tau^2, Std = sum tau d, k, min, max
@@ -34,14 +35,34 @@ than a hop apart.
 from __future__ import annotations
 
 import math
+from operator import add, attrgetter
 from typing import Any
 
 import numpy as np
 
-# the order lets the hop multiply neighbouring fields in one call (features.bucket_features)
-FIELDS: tuple[str, ...] = ("s3", "s2", "n", "s1", "st", "s4", "stt", "std", "c", "k", "min", "max", "last")
-S3, S2, N, S1, ST, S4, STT, STD, C, K, MIN, MAX, LAST = range(len(FIELDS))
-N_SUMS = 8  # fields 0..7 are summed over a window's buckets
+# A bucket record: each store field and the SignalBuckets attribute that holds it. The first
+# N_SUMS fields add up over buckets; the order lets the hop multiply neighbouring fields in one
+# call (features.bucket_features).
+LAYOUT: dict[str, str] = {
+    "s3": "sum_d3",
+    "s2": "sum_d2",
+    "n": "count",
+    "s1": "sum_d",
+    "st": "sum_t",
+    "s4": "sum_d4",
+    "stt": "sum_t2",
+    "std": "sum_td",
+    "c": "first",
+    "k": "k",
+    "min": "min",
+    "max": "max",
+    "last": "last",
+}
+FIELDS: tuple[str, ...] = tuple(LAYOUT)
+S3, S2, N, S1, ST = (FIELDS.index(f) for f in ("s3", "s2", "n", "s1", "st"))
+S4, STT, STD, C, K = (FIELDS.index(f) for f in ("s4", "stt", "std", "c", "k"))
+MIN, MAX, LAST = (FIELDS.index(f) for f in ("min", "max", "last"))
+N_SUMS = 8
 NEVER = -(2.0**52)  # the bucket number of a slot that holds no bucket (EMPTY)
 
 
@@ -69,20 +90,21 @@ def n_buckets(window_s: float, hop_s: float) -> int:
     return max(1, round(window_s / hop_s))
 
 
-def shifted(s3: Any, s2: Any, n: Any, s1: Any, st: Any, s4: Any, stt: Any, sd: Any, dc: Any, dt: Any) -> tuple[Any, ...]:
-    """A bucket's sums (FIELDS[:N_SUMS] order) about a reference dc below its c and dt before its
-    start: sums of (d + dc)^p, (tau + dt), (tau + dt)^2, (tau + dt)(d + dc). Floats or arrays."""
+def shifted(sums: Any, dc: Any, dt: Any) -> list[Any]:
+    """A bucket's sums (the first N_SUMS fields of a record) about a reference dc below its c and
+    dt before its start: sums of (d + dc)^p, (tau + dt), (tau + dt)^2, (tau + dt)(d + dc).
+    Floats or arrays; every input is read before the result is built."""
+    n, s1, s2, s3, st = sums[N], sums[S1], sums[S2], sums[S3], sums[ST]
     a = n * dc
-    return (
-        s3 + dc * (3.0 * s2 + dc * (3.0 * s1 + a)),
-        s2 + dc * (2.0 * s1 + a),
-        n,
-        s1 + a,
-        st + n * dt,
-        s4 + dc * (4.0 * s3 + dc * (6.0 * s2 + dc * (4.0 * s1 + a))),
-        stt + dt * (2.0 * st + n * dt),
-        sd + dc * st + dt * (s1 + a),
-    )
+    out = list(sums[:N_SUMS])
+    out[S1] = s1 + a
+    out[S2] = s2 + dc * (2.0 * s1 + a)
+    out[S3] = s3 + dc * (3.0 * s2 + dc * (3.0 * s1 + a))
+    out[S4] = sums[S4] + dc * (4.0 * s3 + dc * (6.0 * s2 + dc * (4.0 * s1 + a)))
+    out[ST] = st + n * dt
+    out[STT] = sums[STT] + dt * (2.0 * st + n * dt)
+    out[STD] = sums[STD] + dc * st + dt * (s1 + a)
+    return out
 
 
 # Below this many (row x bucket) records a hop sums the buckets directly: for a few assets that
@@ -118,9 +140,13 @@ class Windows:
         self.tail_seg = -(2**62)
         self.tail_ok = np.zeros(rows, dtype=bool)  # rows whose tail of segment tail_seg is built
         self.kcur = np.full(rows, NEVER)  # each row's open bucket (NEVER before its first value)
-        self.signals: list[Any] = [None] * rows  # the SignalState of each row (to store open buckets)
+        self.signals: list[SignalBuckets | None] = [None] * rows  # each row's open bucket, to store it at a hop
         self.exact_rows = 0  # windows that took the exact sum of their slots (self-check, tests)
-        self.next_k_end: float | None = None  # the window end of the next hop, once one ran
+        self.next_k_end: float | None = None  # the window end prepare() builds tails for: set by the hop
+
+    def uses_parts(self, n_rows: int) -> bool:
+        """Whether a hop of `n_rows` rows combines parts (else it sums each row's B slots)."""
+        return self.parts and n_rows * self.n_buckets > PARTS_MIN
 
     def build_tail(self, seg: int, rows: np.ndarray) -> None:
         """The tail table of segment `seg` for `rows`, from the store: per slot, the totals of that
@@ -145,8 +171,7 @@ class Windows:
         sums = tail[:N_SUMS]
         sums.fill(0.0)
         np.copyto(sums, acc[:N_SUMS], where=have)
-        s3, s2, n, s1, st, s4, stt, sd = sums
-        for i, v in enumerate(shifted(s3, s2, n, s1, st, s4, stt, sd, dc, dt)):  # all read before any is written
+        for i, v in enumerate(shifted(sums, dc, dt)):
             sums[i] = v
         ext = tail[MIN : MAX + 1]  # min and -max: one fmin for both
         ext[0] = np.where(have, acc[MIN], math.nan)
@@ -182,3 +207,106 @@ class Windows:
         todo = rows[~self.tail_ok[rows]]
         if len(todo):
             self.build_tail(seg, todo)
+
+
+_record = attrgetter(*LAYOUT.values())
+_sums = attrgetter(*list(LAYOUT.values())[:N_SUMS])
+_NO_BUCKET = -(2**62)
+
+
+class SignalBuckets:
+    """One signal's row of a profile's `Windows`: its open bucket in plain floats (no sample is
+    kept) and, where hops combine parts, its segment head.
+
+    The bucket's sums are about its first value and start: with d = x - first and
+    t = ts - k * hop_s, `sum_d` .. `sum_d4` are the sums of d .. d^4, `sum_t`, `sum_t2` and
+    `sum_td` those of t, t^2 and t d. `Engine.ingest` adds a value to them inline (a method call
+    per value would cost about 5% of ingest); `open()` starts the next bucket, `record()` lays a
+    bucket out as the store does (LAYOUT).
+    """
+
+    __slots__ = (
+        "count",
+        "end",
+        "first",
+        "head",
+        "k",
+        "last",
+        "max",
+        "min",
+        "row",
+        "start",
+        "sum_d",
+        "sum_d2",
+        "sum_d3",
+        "sum_d4",
+        "sum_t",
+        "sum_t2",
+        "sum_td",
+        "win",
+    )
+
+    def __init__(self, win: Windows, row: int) -> None:
+        self.win = win
+        self.row = row
+        win.signals[row] = self
+        self.k = _NO_BUCKET
+        self.start = 0.0  # k * hop_s
+        self.end = -math.inf  # the first value opens a bucket
+        self.count = 0.0
+        self.first = self.sum_d = self.sum_d2 = self.sum_d3 = self.sum_d4 = self.sum_t = self.sum_t2 = self.sum_td = 0.0
+        self.min = self.max = self.last = math.nan
+        # the totals of the finished buckets of the current segment, as a record (FIELDS order)
+        self.head: list[Any] = EMPTY.tolist()
+        self.head[K] = _NO_BUCKET
+
+    def open(self, ts: float, value: float) -> None:
+        """Store the open bucket (if any) and start the bucket of `ts` with this value."""
+        win = self.win
+        hop = win.hop_s
+        k = bucket_of(ts, hop)
+        if self.count:
+            self.flush()
+            if win.parts:
+                self.fold()
+        self.k = k
+        win.kcur[self.row] = k
+        self.start = b = k * hop
+        self.end = (k + 1) * hop
+        t = ts - b
+        self.count = 1.0
+        self.first = self.min = self.max = self.last = value
+        self.sum_d = self.sum_d2 = self.sum_d3 = self.sum_d4 = self.sum_td = 0.0
+        self.sum_t = t
+        self.sum_t2 = t * t
+
+    def record(self) -> tuple[Any, ...]:
+        """The open bucket as a store record (FIELDS order)."""
+        return _record(self)
+
+    def flush(self) -> None:
+        """Write the open bucket to its store slot (it stays open)."""
+        win = self.win
+        win.acc[:, self.k % win.n_buckets, self.row] = _record(self)
+
+    def fold(self) -> None:
+        """Add the finished bucket to the head: the totals of its segment's finished buckets, about
+        the segment's first value and start (a new segment starts afresh)."""
+        win = self.win
+        nb = win.n_buckets
+        k0 = self.k - self.k % nb
+        h = self.head
+        if k0 != h[K]:  # the segment's first finished bucket: the head starts from it
+            h[:N_SUMS] = _NO_SUMS
+            h[C], h[K], h[MIN], h[MAX] = self.first, k0, self.min, self.max
+        else:
+            if self.min < h[MIN]:
+                h[MIN] = self.min
+            if self.max > h[MAX]:
+                h[MAX] = self.max
+        h[:N_SUMS] = map(add, h[:N_SUMS], shifted(_sums(self), self.first - h[C], self.start - k0 * win.hop_s))
+        h[LAST] = self.last
+        win.head[:, self.row] = h
+
+
+_NO_SUMS = (0.0,) * N_SUMS
