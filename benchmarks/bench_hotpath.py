@@ -1,5 +1,5 @@
 """The gateway's per-message hot path without the network: an MQTT message object -> topic
-parse -> JSON decode -> intake -> engine (ring buffers, threshold rules, rollup stats; hops with
+parse -> JSON decode -> intake -> engine (bucket moments, threshold rules, rollup stats; hops with
 the shipped model, run after every chunk of 20 messages as the daemon runs them after each
 socket read), for N pumps x 6 signals at 10 Hz event time.
 

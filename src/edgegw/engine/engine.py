@@ -21,6 +21,7 @@ import numpy as np
 from edgegw.config import GatewayConfig, Profile
 from edgegw.engine import window
 from edgegw.engine.features import N_FEATURES, feature_names, window_features
+from edgegw.engine.modelmeta import MODEL_KINDS
 from edgegw.engine.models import ModelSet, Scores, Verdict
 from edgegw.engine.rules import LEVEL_NAMES, Debounce, DebounceSet, ThresholdRule, severity_of
 from edgegw.records import Alert, AlertState, Quality, Rollup, Severity, SignalStats
@@ -452,8 +453,6 @@ class Engine:
             ps.score_n.fill(0.0)
         return out
 
-
-from edgegw.engine.modelmeta import MODEL_KINDS  # noqa: E402 - the model alarms, in ProfileState's row order
 
 DEFAULT_ON_HOPS, DEFAULT_OFF_HOPS = 3, 10  # model alarm delays when neither profile nor model sets them
 
