@@ -92,6 +92,7 @@ def bridge_cfg(port: int, db: Path, *extra: str) -> Any:
             "upstream.host=127.0.0.1",
             f"upstream.port={port}",
             f"upstream.outbox.path={db}",
+            "upstream.hold_unheard=false",  # nothing subscribes upstream here: a 0x10 PUBACK is delivered
             *extra,
         ],
     )
