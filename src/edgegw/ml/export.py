@@ -162,6 +162,9 @@ def write_model_dir(out: Path, meta: ModelMeta, protos: dict[str, onnx.ModelProt
             (out / stale).unlink(missing_ok=True)
     written = []
     for fname, proto in protos.items():
+        ops = sorted(proto.opset_import, key=lambda o: o.domain)  # skl2onnx's order follows a set's hashing
+        del proto.opset_import[:]
+        proto.opset_import.extend(ops)
         onnx.checker.check_model(proto)
         path = out / fname
         tmp = path.with_suffix(".onnx.tmp")
