@@ -18,7 +18,8 @@ class Sink(Protocol):
     def alert(self, alert: Alert) -> None: ...
 
     def stats(self) -> Mapping[str, object]:
-        """Typed counters (a TypedDict with the runtime's LinkStats) that health publishes."""
+        """Counters that health publishes, JSON-ready. A sink that holds one connection includes
+        the runtime's LinkStats; the notifier, which connects per delivery, reports per target."""
         ...
 
     def rollup(self, rollup: Rollup) -> None: ...
