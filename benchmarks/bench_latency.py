@@ -4,7 +4,7 @@ background load runs at 10 %, 50 % and 90 % of the gateway's highest sustained r
     python benchmarks/bench_latency.py [--quick] [--rate R] [--probes 200]
 
 R defaults to the gateway's max sustained rate in benchmarks/results/ingest.json (run
-bench_ingest.py first), else 5000 msg/s. The load generator (own process) sends N pumps x 5
+bench_ingest.py first), else 5000 msg/s. The load generator (own process) sends N pumps x 6
 signals; one paho client publishes the probe asset's readings (vibration 12.5 / 3.0 in turn,
 alarm delays 0, so each probe is a threshold raise or clear) and subscribes to alerts/#:
 publish and receipt are stamped on one clock. The probe's readings queue behind the load in
