@@ -52,7 +52,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     outbox = wd / "outbox.db"
 
     def mutate(d: dict[str, Any]) -> None:
-        d["upstream"] = {"host": "127.0.0.1", "port": cloud.port, "outbox": {"path": str(outbox)}}
+        # nothing subscribes on the "cloud" broker: a 0x10 PUBACK counts as delivered, not held
+        d["upstream"] = {"host": "127.0.0.1", "port": cloud.port, "outbox": {"path": str(outbox)}, "hold_unheard": False}
         d["rollups"]["interval_s"] = 10
 
     w = _rig.Watcher(broker.port)
