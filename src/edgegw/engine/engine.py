@@ -21,7 +21,7 @@ import numpy as np
 from edgegw.config import GatewayConfig, Profile
 from edgegw.engine import window
 from edgegw.engine.features import N_FEATURES, feature_names, window_features
-from edgegw.engine.modelmeta import MODEL_KINDS
+from edgegw.engine.modelmeta import MODEL_KINDS, OFF_HOPS, ON_HOPS
 from edgegw.engine.models import ModelSet, Scores, Verdict
 from edgegw.engine.rules import LEVEL_NAMES, Debounce, DebounceSet, ThresholdRule, severity_of
 from edgegw.records import Alert, AlertState, Quality, Rollup, Severity, SignalStats
@@ -454,15 +454,12 @@ class Engine:
         return out
 
 
-DEFAULT_ON_HOPS, DEFAULT_OFF_HOPS = 3, 10  # model alarm delays when neither profile nor model sets them
-
-
 def model_delays(profile: Profile, model: ModelSet) -> tuple[float, float]:
     """(on, off) delay in seconds of a profile's model alarms: the profile's when it sets them, else
-    the model's (trained for its hop), else DEFAULT_ON_HOPS / DEFAULT_OFF_HOPS hops."""
+    the model's (trained for its hop), else ON_HOPS / OFF_HOPS hops."""
     ma = profile.model_alarms
     own = getattr(model, "delays", None)
-    on, off = own if own is not None else (DEFAULT_ON_HOPS * profile.hop_s, DEFAULT_OFF_HOPS * profile.hop_s)
+    on, off = own if own is not None else (ON_HOPS * profile.hop_s, OFF_HOPS * profile.hop_s)
     return (on if ma.on_delay_s is None else ma.on_delay_s, off if ma.off_delay_s is None else ma.off_delay_s)
 
 

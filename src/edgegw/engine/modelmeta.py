@@ -21,6 +21,7 @@ META_FILE = "model.json"
 ANOMALY_FILE = "anomaly.onnx"
 FAILURE_FILE = "failure.onnx"
 MODEL_KINDS = ("anomaly", "failure_risk")  # the model alarms, in the engine's row order
+ON_HOPS, OFF_HOPS = 3, 10  # model alarm delays in hops when neither the profile nor the model sets them
 
 
 class MetaError(ValueError):

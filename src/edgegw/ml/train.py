@@ -30,6 +30,8 @@ from edgegw.engine.features import FEATURES, feature_names
 from edgegw.engine.modelmeta import (
     ANOMALY_FILE,
     FAILURE_FILE,
+    OFF_HOPS,
+    ON_HOPS,
     AnomalyMeta,
     FailureMeta,
     ModelAlarms,
@@ -52,7 +54,6 @@ WINDOW_SAMPLES = 30  # a derived window holds this many samples, unless that is 
 MIN_WINDOW_SAMPLES = 6  # ... when it spans an hour but at least this many
 MIN_SAMPLES = 3  # fewer samples per window cannot give a spread, let alone a skew
 SPARSE_SAMPLES = 10  # windows of at most this many samples: one odd sample dominates each it is in
-ON_HOPS, OFF_HOPS = 3, 10  # delays for dense windows (3 s / 10 s at 1 s hops)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
