@@ -27,7 +27,7 @@ from edgegw.engine.models import ModelError, ModelSet, load_profile_models
 from edgegw.health import Health
 from edgegw.intake import FUTURE_SLACK_S, Intake
 from edgegw.ratelimit import RateLimitedLog
-from edgegw.records import Alert, Rollup
+from edgegw.records import AlarmEvent, Alert, HopResult, Rollup
 from edgegw.sequence import DurableSequencer, Sequencer
 from edgegw.sinks import Sink
 from edgegw.sinks.local import LocalSink
@@ -81,6 +81,7 @@ class Gateway:
         self.engine = Engine(
             cfg, self._on_alert, models if models is not None else load_models(cfg, config_path), future_slack_s=FUTURE_SLACK_S
         )
+        self.engine.on_hop = self._on_hop
         self.intake = Intake(self.engine, cfg.ingest)
         self.local = LocalSink(cfg)
         self.sinks: list[Sink] = [self.local]
@@ -116,6 +117,22 @@ class Gateway:
                 s.alert(alert)
             except Exception as e:  # a sink's bug must not cost the other sinks the alarm
                 self._sink_failed(s, "alert", e)
+
+    def _on_hop(self, result: HopResult) -> None:
+        """A profile's hop to every sink that keeps or shows it, each guarded as in _on_alert."""
+        for s in self.sinks:
+            try:
+                s.hop(result)
+            except Exception as e:
+                self._sink_failed(s, "hop", e)
+
+    def _on_event(self, event: AlarmEvent) -> None:
+        """An ack, shelve or clear by command to every sink (history journals it), each guarded."""
+        for s in self.sinks:
+            try:
+                s.event(event)
+            except Exception as e:
+                self._sink_failed(s, "event", e)
 
     def _hand(self, sink: Sink, give: Callable[[Rollup], None], r: Rollup) -> None:
         try:

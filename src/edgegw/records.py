@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 from enum import IntEnum, StrEnum
 from typing import Any
 
+import numpy as np
+
 
 class Quality(IntEnum):
     """How far a reading can be trusted. Sources map protocol status codes onto this."""
@@ -158,3 +160,43 @@ class Rollup:
             "anomaly_mean": self.anomaly_mean,
             "alarms_raised": self.alarms_raised,
         }
+
+
+@dataclass(slots=True)
+class HopResult:
+    """One profile's hop, for the rooms that keep or show it (history, the page, learning): arrays
+    by due asset (row i is `assets[i]`), no object per asset. Handed to every sink's `hop()`.
+
+    `buckets`: the hop buckets that finished since the asset's last hop, as (count, mean, min, max,
+    last) per signal: array of shape (n_buckets_emitted, 5, n_signals) per asset in `bucket_rows`,
+    with their start times in `bucket_starts` (event time). Scores are NaN where not judged."""
+
+    profile: str
+    assets: list[str]
+    ends: np.ndarray  # window end (event time) per asset
+    hop_s: float
+    signals: list[str]  # the profile's signal names: the columns of bucket aggregates
+    features: np.ndarray  # (n_assets, n_features): the rows the models got (NaN rows where not warm)
+    feature_names: list[str]
+    anomaly: np.ndarray | None = None  # score per asset, NaN where not judged
+    threshold: np.ndarray | None = None  # the anomaly threshold the score was judged against
+    risk: np.ndarray | None = None  # failure risk per asset, NaN where not judged
+    cause: list[str] | None = None  # the failure model's named cause per asset ("" where none)
+    judged: np.ndarray | None = None  # bool per asset: the models scored this row
+    model_version: str = ""
+    bucket_starts: list[np.ndarray] = field(default_factory=list)  # per asset: start time of each bucket
+    bucket_rows: list[np.ndarray] = field(default_factory=list)  # per asset: (n, 5, n_signals) aggregates
+
+
+@dataclass(slots=True)
+class AlarmEvent:
+    """Something that happened to an alarm besides its raise and clear: an ack, a shelve or
+    unshelve, a clear by command, an orphan cleared, a suppression. History journals these next to
+    the transitions; `by` names who did it (a user, `mqtt:<client>`, `gateway`)."""
+
+    ts: float
+    event: str  # acked shelved unshelved shelf_expired cleared orphan_cleared suppressed ...
+    key: tuple[str, str, str]  # (asset, kind, source)
+    by: str = ""
+    note: str = ""
+    detail: dict[str, Any] = field(default_factory=dict)

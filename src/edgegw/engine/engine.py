@@ -24,7 +24,7 @@ from edgegw.engine.features import N_FEATURES, feature_names, window_features
 from edgegw.engine.modelmeta import MODEL_KINDS, OFF_HOPS, ON_HOPS
 from edgegw.engine.models import ModelSet, Scores, Verdict
 from edgegw.engine.rules import LEVEL_NAMES, Debounce, DebounceSet, ThresholdRule, severity_of
-from edgegw.records import Alert, AlertState, Quality, Rollup, Severity, SignalStats
+from edgegw.records import Alert, AlertState, HopResult, Quality, Rollup, Severity, SignalStats
 
 AlertSink = Callable[[Alert], None]
 _BAD = Quality.BAD  # per reading: looking a member up on an Enum class costs ~0.25 us in Python 3.11
@@ -160,6 +160,7 @@ class Engine:
         self.hops = 0
         self.windows_skipped = 0
         self.hop_observer: HopObserver | None = None
+        self.on_hop: Callable[[HopResult], None] | None = None  # the gateway's fan-out of each hop
         self.hop_seconds: list[float] = []  # recent hop durations, for self-metrics
 
     # ------------------------------------------------------------------ hot path

@@ -27,7 +27,7 @@ from edgegw.config.notify import SEVERITIES, EmailTarget, NotifyConfig, TargetBa
 from edgegw.notify.commands import AlarmCommand, CommandListener
 from edgegw.notify.delivery import QueueBusy, Sender, TargetQueue
 from edgegw.notify.journal import Journal, Key, Shelf
-from edgegw.records import Alert, AlertState, Rollup, Severity, iso
+from edgegw.records import AlarmEvent, Alert, AlertState, HopResult, Rollup, Severity, iso
 from edgegw.runtime import cancel_requested
 
 log = structlog.get_logger("edgegw.notify")
@@ -161,6 +161,12 @@ class Notifier:
                 self.suppressed["shelved"] += 1
                 continue
             self._queue(q, alert.id, payload)
+
+    def hop(self, result: HopResult) -> None:
+        """Hops are not published here."""
+
+    def event(self, event: AlarmEvent) -> None:
+        """Alarm events are journaled by history, not sent from here."""
 
     def rollup(self, rollup: Rollup) -> None:
         """Rollups are not notified."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
-from edgegw.records import Alert, Rollup
+from edgegw.records import AlarmEvent, Alert, HopResult, Rollup
 
 
 class Sink(Protocol):
@@ -23,6 +23,14 @@ class Sink(Protocol):
         ...
 
     def rollup(self, rollup: Rollup) -> None: ...
+
+    def hop(self, result: HopResult) -> None:
+        """A profile's hop (scores, finished buckets, feature rows); a no-op where unused."""
+        ...
+
+    def event(self, event: AlarmEvent) -> None:
+        """An ack, shelve, clear by command or suppression; a no-op where unused."""
+        ...
 
     async def run(self) -> None:
         """Run until cancelled or closed; reconnect by itself."""

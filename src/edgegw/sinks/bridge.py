@@ -33,7 +33,7 @@ from edgegw.backoff import Backoff
 from edgegw.config import ConfigError, GatewayConfig, TlsConfig
 from edgegw.mqttconn import NODELAY, PERMANENT_REFUSALS, AckClient, packet_size, tls_context, until_disconnect
 from edgegw.ratelimit import RateLimitedLog
-from edgegw.records import Alert, AlertState, Rollup, Severity, iso
+from edgegw.records import AlarmEvent, Alert, AlertState, HopResult, Rollup, Severity, iso
 from edgegw.runtime import Link, LinkStats, supervise
 from edgegw.sinks.local import alert_topic
 from edgegw.sinks.outbox import Kind, Outbox, OutboxBusy, OutboxStats, Row
@@ -163,6 +163,12 @@ class Bridge:
             return
         self.outbox.put(Kind.ALERT, topic, payload, alert.seq)
         self._commit()  # alerts are rare and matter: durable (against a crash) right now
+
+    def hop(self, result: HopResult) -> None:
+        """Hops are not published here."""
+
+    def event(self, event: AlarmEvent) -> None:
+        """Alarm events are journaled by history, not sent from here."""
 
     def rollup(self, rollup: Rollup) -> None:
         if not self.up.send.rollups or self._gone():

@@ -23,7 +23,7 @@ from edgegw.backoff import Backoff
 from edgegw.config import GatewayConfig
 from edgegw.mqttconn import NODELAY, AckClient, client_kwargs, until_disconnect
 from edgegw.ratelimit import RateLimitedLog
-from edgegw.records import Alert, AlertState, Rollup
+from edgegw.records import AlarmEvent, Alert, AlertState, HopResult, Rollup
 from edgegw.runtime import Link, LinkStats, supervise
 
 log = structlog.get_logger("edgegw.sinks.local")
@@ -125,6 +125,12 @@ class LocalSink:
             self._put(topic, payload, a.qos, False)
             if a.retain_active and self._active.pop(topic, None) is not None:
                 self._put(topic, b"", a.qos, True)  # deletes the retained raise
+
+    def hop(self, result: HopResult) -> None:
+        """Hops are not published here."""
+
+    def event(self, event: AlarmEvent) -> None:
+        """Alarm events are journaled by history, not sent from here."""
 
     def rollup(self, rollup: Rollup) -> None:
         topic = self.cfg.rollups.topic.format(site=rollup.site, gateway=rollup.gateway, asset=rollup.asset)
