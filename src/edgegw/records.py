@@ -184,6 +184,7 @@ class HopResult:
     cause: list[str] | None = None  # the failure model's named cause per asset ("" where none)
     judged: np.ndarray | None = None  # bool per asset: the models scored this row
     model_version: str = ""
+    last: np.ndarray | None = None  # (n_assets, n_signals): each signal's newest value, NaN if none yet
     bucket_starts: list[np.ndarray] = field(default_factory=list)  # per asset: start time of each bucket
     bucket_rows: list[np.ndarray] = field(default_factory=list)  # per asset: (n, 5, n_signals) aggregates
 
