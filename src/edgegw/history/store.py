@@ -336,7 +336,10 @@ class Historian:
             evidence={"path": str(self.path), **evidence},
             message=message,
         )
-        if self.emit is None or self._loop is None:
+        if self.emit is None:
+            return
+        if self._loop is None:  # not running (tests, tools): the caller's thread is the only one
+            self.emit(a)
             return
         with contextlib.suppress(RuntimeError):  # the loop closed: nobody left to tell
             self._loop.call_soon_threadsafe(self.emit, a)
