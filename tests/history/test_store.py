@@ -69,7 +69,7 @@ def test_fine_buckets_hold_the_readings_and_minutes_are_their_exact_aggregate(tm
     for (_, t), v in sent.items():
         if t + 10 <= T0 + 180:
             got = fine[t][:, 0]
-            want = [len(v), np.mean(v), min(v), max(v), v[-1], 0]
+            want = np.array([len(v), np.mean(v), min(v), max(v), v[-1], 0.0])
             np.testing.assert_allclose(got, want, rtol=2e-7, err_msg=f"bucket {t}")
     for tier, span, src in (("minute", 60.0, "fine"), ("hour", 3600.0, "minute")):
         coarse = query.query(h.path, "pump-1", None, T0, T0 + 200, tier=tier)

@@ -36,7 +36,7 @@ import structlog
 from edgegw.config import GatewayConfig
 from edgegw.config.history import HistoryConfig
 from edgegw.history import schema
-from edgegw.records import AlarmEvent, Alert, AlertState, HopResult, Rollup, Severity, iso
+from edgegw.records import AlarmEvent, Alert, AlertState, HopResult, Rollup, Severity
 
 log = structlog.get_logger("edgegw.history")
 ALARM_HOLD_S = 600.0  # a cut or corrupt-file alarm clears after this long without another
@@ -291,6 +291,8 @@ class Historian:
         """Minutes and hours are built from the fine tier: rollups add nothing here."""
 
     def stats(self) -> Mapping[str, object]:
+        """For health (JSON metrics and Prometheus): counters, bytes on disk (db + WAL), the last
+        flush and the oldest row per tier (epoch seconds, None before the first)."""
         return {**self.stats_, "buffered": len(self._batch.rows) + len(self._batch.journal), "path": str(self.path)}
 
     def take(self) -> Batch:
@@ -524,7 +526,7 @@ class _Writer:
         st["features_written"] += n_feat
         st["journal_written"] += len(b.journal)
         st["raw_written"] += n_raw
-        st["last_flush"] = iso(time.time())
+        st["last_flush"] = time.time()
         st["bytes"] = self.file_bytes()
         if time.time() >= self._next_oldest:
             self._next_oldest = time.time() + 60.0
@@ -703,13 +705,9 @@ class _Writer:
             n += len(got)
         self.h.stats_["purged"] += n
 
-    def _oldest(self, db: sqlite3.Connection) -> dict[str, str | None]:
-        out: dict[str, str | None] = {}
+    def _oldest(self, db: sqlite3.Connection) -> dict[str, float | None]:
         sids = _series_ids(db)
-        for tier in schema.TIERS:
-            t = _min_t(db, f"agg_{tier}", sids)
-            out[tier] = iso(t) if t is not None else None
-        return out
+        return {tier: _min_t(db, f"agg_{tier}", sids) for tier in schema.TIERS}
 
 
 def _series_ids(db: sqlite3.Connection) -> list[int]:
