@@ -76,13 +76,20 @@ def history_path(path_or_cfg: str | Path | GatewayConfig) -> Path:
     return Path(path_or_cfg)
 
 
-def connect(path_or_cfg: str | Path | GatewayConfig) -> sqlite3.Connection:
-    """A read-only connection to the history file; HistoryUnavailable if there is none."""
+def connect(path_or_cfg: str | Path | GatewayConfig, table: str = "agg_hour") -> sqlite3.Connection:
+    """A read-only connection to the history file; HistoryUnavailable if there is none (or it
+    does not hold `table` yet)."""
     p = history_path(path_or_cfg)
     if not p.is_file():
         raise HistoryUnavailable(f"no history at {p}")
     db = sqlite3.connect(f"file:{p}?mode=ro", uri=True, timeout=5.0)
-    db.execute("PRAGMA query_only=1")
+    try:
+        db.execute("PRAGMA query_only=1")
+        if db.execute("SELECT count(*) FROM sqlite_master WHERE name = ?", (table,)).fetchone()[0] < 1:
+            raise HistoryUnavailable(f"{p} holds no history (yet)")
+    except BaseException:
+        db.close()
+        raise
     return db
 
 
@@ -246,7 +253,7 @@ def journal(
     schema.JOURNAL_COLUMNS (`detail` is the alert or event as JSON text). Reads the history file,
     or a notify journal (alarms.db) given by path: both keep the same table."""
     until = math.inf if until is None else until
-    db = connect(path_or_cfg)
+    db = connect(path_or_cfg, "journal")
     try:
         cols = ", ".join(schema.JOURNAL_COLUMNS)
         if asset is None:
