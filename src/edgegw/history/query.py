@@ -158,16 +158,18 @@ def query(
         lo = math.floor(since / bucket_s) * bucket_s  # the bucket holding `since` counts
         times: list[np.ndarray] = []
         blocks: list[tuple[list[str], np.ndarray]] = []
-        scores: list[tuple[Any, ...]] = []
+        scores: list[np.ndarray] = []
+        causes: list[str | None] = []
         for sid, sig in series:
             rows = db.execute(
-                f"SELECT t, v, anomaly, threshold, risk, cause FROM agg_{tier} WHERE series = ? AND t >= ? AND t < ? ORDER BY t",
-                (sid, lo, until),
+                f"SELECT t, v, cause FROM agg_{tier} WHERE series = ? AND t >= ? AND t < ? ORDER BY t", (sid, lo, until)
             ).fetchall()
             if rows:
                 times.append(np.array([r[0] for r in rows]))
-                blocks.append((sig, schema.unpack([r[1] for r in rows], len(sig))))
-                scores.extend(r[2:] for r in rows)
+                block, sc = schema.unpack([r[1] for r in rows], len(sig))
+                blocks.append((sig, block))
+                scores.append(sc)
+                causes.extend(r[2] for r in rows)
         spans = _spans(db, asset, since, until)
     finally:
         db.close()
@@ -186,9 +188,9 @@ def query(
     for s in want:
         for c in COLUMNS:
             cols[s][c] = cols[s][c][order]
-    sc = [scores[i] for i in order.tolist()]
-    num = [np.array([np.nan if r[i] is None else r[i] for r in sc], dtype=float) for i in range(3)]
-    return Trend(asset, tier, bucket_s, since, until, t[order], cols, num[0], num[1], num[2], [r[3] for r in sc], spans)
+    sc = np.concatenate(scores)[order] if scores else np.zeros((0, len(schema.SCORES)))
+    cause = [causes[i] for i in order.tolist()]
+    return Trend(asset, tier, bucket_s, since, until, t[order], cols, sc[:, 0], sc[:, 1], sc[:, 2], cause, spans)
 
 
 def _spans(db: sqlite3.Connection, asset: str, since: float, until: float) -> list[AlarmSpan]:
