@@ -42,6 +42,7 @@ log = structlog.get_logger("edgegw.history")
 ALARM_HOLD_S = 600.0  # a cut or corrupt-file alarm clears after this long without another
 REOPEN_S = 60.0  # an unavailable file is tried again this often
 ROLLUP_S = 60.0  # minute and hour buckets are built this often (and at a stop)
+MAX_QUEUED = 12  # flushes waiting for the worker at most (beyond: a flush is dropped and counted)
 MAX_PENDING_RAW = 2_000_000  # raw readings held for one flush at most (beyond: the oldest dropped)
 WAL_SHARE = 0.2  # of max_mb kept free for the WAL (a batch and its deletes)
 
@@ -325,8 +326,13 @@ class Historian:
             self._thread.start()
         while not self._closing:
             await asyncio.sleep(self.hcfg.flush_s)
-            if not self._closing:
-                self._queue.put(self.take())
+            if self._closing:
+                break
+            batch = self.take()
+            if self._queue.qsize() >= MAX_QUEUED:  # the disk cannot keep up: memory stays bounded
+                self.stats_["lost"] += sum(map(len, batch.rows)) + len(batch.features) + len(batch.journal)
+                continue
+            self._queue.put(batch)
 
     async def close(self, timeout: float) -> None:
         """The last batch, written before the gateway stops (within `timeout`)."""
