@@ -6,8 +6,9 @@ float32 blob (`pack`): flags, count (one when every signal has the same, else on
 mean[ns], min[ns], max[ns], last[ns] (NaN where a signal had no value), bad[ns] only when a value
 was rejected as bad quality or out of range, then the anomaly score, its threshold and the failure
 risk (each the bucket's max, NaN where not judged); the cause named with that risk is a column.
-About 150 bytes a row for six signals. A coarser bucket is the exact aggregate of the finer rows
-it covers (`combine`).
+About 130 bytes a row for six signals: the key is (t, series), so rows arrive in key order and
+pages fill up (a key by series first left them a third empty), and age and size cuts are ranges.
+A coarser bucket is the exact aggregate of the finer rows it covers (`combine`).
 
 Feature rows (`features`): sampled rows the models got, float32, with the id of their names list
 (`names`). The alarm journal (`journal`): every transition and alarm event. Raw readings (`raw`,
@@ -37,7 +38,7 @@ CREATE TABLE IF NOT EXISTS names (id INTEGER PRIMARY KEY, names TEXT NOT NULL UN
 {aggs}
 CREATE TABLE IF NOT EXISTS features (
     series INTEGER NOT NULL, t REAL NOT NULL, names INTEGER NOT NULL, x BLOB NOT NULL,
-    judged INTEGER NOT NULL, anomaly REAL, risk REAL, PRIMARY KEY (series, t)
+    judged INTEGER NOT NULL, anomaly REAL, risk REAL, PRIMARY KEY (t, series)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS journal (
     id INTEGER PRIMARY KEY, ts REAL NOT NULL, event TEXT NOT NULL, asset TEXT NOT NULL, kind TEXT NOT NULL,
@@ -51,7 +52,7 @@ CREATE TABLE IF NOT EXISTS raw (
 CREATE INDEX IF NOT EXISTS raw_series ON raw (series, t0);
 """
 _AGG = """CREATE TABLE IF NOT EXISTS agg_{tier} (
-    series INTEGER NOT NULL, t REAL NOT NULL, v BLOB NOT NULL, cause TEXT, PRIMARY KEY (series, t)
+    series INTEGER NOT NULL, t REAL NOT NULL, v BLOB NOT NULL, cause TEXT, PRIMARY KEY (t, series)
 ) WITHOUT ROWID;"""
 SCORES = ("anomaly", "threshold", "risk")
 _SAME_COUNT, _HAS_BAD = 1, 2

@@ -41,6 +41,7 @@ from edgegw.records import AlarmEvent, Alert, AlertState, HopResult, Rollup, Sev
 log = structlog.get_logger("edgegw.history")
 ALARM_HOLD_S = 600.0  # a cut or corrupt-file alarm clears after this long without another
 REOPEN_S = 60.0  # an unavailable file is tried again this often
+PURGE_BUCKETS = 360  # a tier's rows past their age are deleted this many buckets at a time (once a minute)
 ROLLUP_S = 60.0  # minute and hour buckets are built this often (and at a stop)
 MAX_QUEUED = 12  # flushes waiting for the worker at most (beyond: a flush is dropped and counted)
 MAX_PENDING_RAW = 2_000_000  # raw readings held for one flush at most (beyond: the oldest dropped)
@@ -581,6 +582,7 @@ class _Writer:
         for r in rows:
             blobs = schema.pack_many(r.block, r.scores)
             out += [(self._sid(db, a, r.key), t, v, c) for a, t, v, c in zip(r.assets, r.t.tolist(), blobs, r.cause, strict=True)]
+        out.sort(key=_by_time)  # in key order: appended pages fill up
         db.executemany("INSERT OR REPLACE INTO agg_fine VALUES (?, ?, ?, ?)", out)
         self._minutes |= {(sid, math.floor(t / 60.0) * 60.0) for sid, t, *_ in out}
         if time.monotonic() >= self._next_rollup:  # minutes and hours lag the fine rows by at most a minute
@@ -607,7 +609,7 @@ class _Writer:
             blocks, scores = schema.unpack([g[0] for g in got], self._ns_of(db, sid))
             cause = next((g[1] for g in reversed(got) if g[1]), None)
             out.append((sid, t0, schema.pack(schema.combine(blocks), schema.combine_scores(scores)), cause))
-        out.sort()
+        out.sort(key=_by_time)
         db.executemany(f"INSERT OR REPLACE INTO agg_{dst} VALUES (?, ?, ?, ?)", out)
 
     def _ns_of(self, db: sqlite3.Connection, sid: int) -> int:
@@ -626,6 +628,7 @@ class _Writer:
                 db.execute("INSERT OR IGNORE INTO names (names) VALUES (?)", (names,))
                 nid = self._names[names] = int(db.execute("SELECT id FROM names WHERE names = ?", (names,)).fetchone()[0])
             out.append((self._sid(db, asset, key), t, nid, x, judged, an, risk))
+        out.sort(key=_by_time)
         db.executemany("INSERT OR REPLACE INTO features VALUES (?, ?, ?, ?, ?, ?, ?)", out)
         return len(out)
 
@@ -713,16 +716,13 @@ class _Writer:
 
     def _cut_agg(self, db: sqlite3.Connection, tier: str) -> int:
         """The oldest 32 buckets of a tier (of every series), and with fine rows the feature rows."""
-        sids = _series_ids(db)
-        oldest = _min_t(db, f"agg_{tier}", sids)
+        oldest = _min_t(db, f"agg_{tier}")
         if oldest is None:
             return 0
         upto = oldest + self.seconds[tier] * 32
-        n = 0
-        for sid in sids:
-            n += db.execute(f"DELETE FROM agg_{tier} WHERE series = ? AND t < ?", (sid, upto)).rowcount
-            if tier == "fine":
-                n += db.execute("DELETE FROM features WHERE series = ? AND t < ?", (sid, upto)).rowcount
+        n = int(db.execute(f"DELETE FROM agg_{tier} WHERE t < ?", (upto,)).rowcount)
+        if tier == "fine":
+            n += int(db.execute("DELETE FROM features WHERE t < ?", (upto,)).rowcount)
         return n
 
     def _cut_journal(self, db: sqlite3.Connection) -> int:
@@ -733,11 +733,12 @@ class _Writer:
         c = self.cfg
         days = {"fine": c.fine_days, "minute": c.minute_days, "hour": c.hour_days}
         n = 0
-        sids = _series_ids(db)
-        ages = [(f"agg_{tier}", d) for tier, d in days.items()] + [("features", c.features_days)]
-        for table, d in ages:
-            for sid in sids:  # by series: the primary key's range, never a scan of the table
-                n += db.execute(f"DELETE FROM {table} WHERE series = ? AND t < ?", (sid, now - d * 86400)).rowcount
+        ages = [(f"agg_{tier}", d, self.seconds[tier]) for tier, d in days.items()]
+        for table, d, span in [*ages, ("features", c.features_days, self.seconds["fine"])]:
+            oldest = _min_t(db, table)
+            cutoff = now - d * 86400
+            if oldest is not None and oldest < cutoff:  # at most PURGE_BUCKETS buckets a time: no long transaction
+                n += db.execute(f"DELETE FROM {table} WHERE t < ?", (min(cutoff, oldest + PURGE_BUCKETS * span),)).rowcount
         n += db.execute("DELETE FROM journal WHERE ts < ?", (now - c.journal_days * 86400,)).rowcount
         cutoff = now - c.raw_days * 86400
         while got := db.execute("SELECT id, length(v) FROM raw WHERE t1 < ? ORDER BY id LIMIT 200", (cutoff,)).fetchall():
@@ -747,22 +748,17 @@ class _Writer:
         self.h.stats_["purged"] += n
 
     def _oldest(self, db: sqlite3.Connection) -> dict[str, float | None]:
-        sids = _series_ids(db)
-        return {tier: _min_t(db, f"agg_{tier}", sids) for tier in schema.TIERS}
+        return {tier: _min_t(db, f"agg_{tier}") for tier in schema.TIERS}
 
 
-def _series_ids(db: sqlite3.Connection) -> list[int]:
-    return [int(r[0]) for r in db.execute("SELECT id FROM series").fetchall()]
+def _by_time(row: tuple[Any, ...]) -> tuple[float, int]:
+    return (row[1], row[0])
 
 
-def _min_t(db: sqlite3.Connection, table: str, sids: list[int]) -> float | None:
-    """The oldest row's time over all series (one primary-key lookup per series)."""
-    ts = [
-        r[0]
-        for sid in sids
-        if (r := db.execute(f"SELECT min(t) FROM {table} WHERE series = ?", (sid,)).fetchone())[0] is not None
-    ]
-    return min(ts) if ts else None
+def _min_t(db: sqlite3.Connection, table: str) -> float | None:
+    """The oldest row's time (the primary key starts with t: one lookup)."""
+    t = db.execute(f"SELECT min(t) FROM {table}").fetchone()[0]
+    return None if t is None else float(t)
 
 
 def _corrupt(e: sqlite3.Error) -> bool:
