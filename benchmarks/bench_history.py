@@ -144,6 +144,8 @@ def disk(hours: float) -> dict[str, Any]:
         if i % 10 == 9:  # a flush per 5 s of event time
             h.writer.write(h.take())
     h.writer.write(h.take())
+    assert h.writer.db is not None
+    h.writer.roll_up(h.writer.db)  # the minutes and hours not built yet
     cpu = time.process_time() - c0
     db = sqlite3.connect(d / "history.db")
     try:
@@ -155,6 +157,9 @@ def disk(hours: float) -> dict[str, Any]:
     db.close()
     asset_days = 50 * hours / 24
     per_row = {t: sizes.get(t, 0) / max(rows[t], 1) for t in rows}
+    for t in ("agg_minute", "agg_hour"):  # too few rows to fill pages: they are laid out as the fine ones
+        if rows[t] < 1000:
+            per_row[t] = per_row["agg_fine"]
     per_day = {  # rows an asset keeps per day in each table, times bytes per row
         "agg_fine": 86400 / cfg.history.fine_s * per_row["agg_fine"],
         "agg_minute": 1440 * per_row["agg_minute"],
