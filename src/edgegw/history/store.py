@@ -310,6 +310,12 @@ class Historian:
         flush and the oldest row per tier (epoch seconds, None before the first)."""
         return {**self.stats_, "buffered": len(self._batch.rows) + len(self._batch.journal), "path": str(self.path)}
 
+    def restore(self, alarms: list[dict[str, Any]]) -> None:
+        """History's gateway alarms still active before a restart: they clear as if raised now."""
+        for d in alarms:
+            if d.get("asset") == self.cfg.gateway.id and d.get("source") == "history" and d.get("kind"):
+                self.writer.restore(str(d["kind"]))
+
     def take(self) -> Batch:
         """The batch so far plus a snapshot of every open fine bucket (so a kill loses at most a flush)."""
         b, self._batch = self._batch, Batch()
@@ -397,6 +403,11 @@ class _Writer:
             self.h.gateway_alarm(kind, True, message, evidence)
         else:
             self._active[kind] = time.time() if kind == "history_cut" else self._active[kind]
+
+    def restore(self, kind: str) -> None:
+        """An alarm raised before a restart: cleared like one raised now (history_unwritable at
+        the next good write, the others ALARM_HOLD_S after the last time they held)."""
+        self._active.setdefault(kind, time.time())
 
     def _clear(self, kind: str, message: str) -> None:
         if self._active.pop(kind, None) is not None:
