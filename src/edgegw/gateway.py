@@ -24,6 +24,7 @@ from edgegw import sdnotify
 from edgegw.alarms.commands import AlarmCommand, CommandListener, listening
 from edgegw.alarms.restore import sort_out
 from edgegw.alarms.state import ActiveAlarms, Key
+from edgegw.alarms.suppress import LinkWatch
 from edgegw.config import EX_CONFIG, ConfigError, GatewayConfig
 from edgegw.engine.engine import Engine
 from edgegw.engine.models import ModelError, ModelSet, load_profile_models
@@ -190,6 +191,7 @@ class Gateway:
         while True:
             await asyncio.sleep(1.0 - (time.time() % 1.0) + 0.001)
             now = time.time()
+            self.links.tick()  # before the stale checks: a stale alarm a lost link causes goes under its link alarm
             self.engine.tick(now)  # hops are the intake's: it batches assets crossing a boundary together
             if now >= next_rollup:
                 if self.cfg.rollups.enabled:
@@ -255,6 +257,7 @@ class Gateway:
         models = {a: (m.name if (m := self.engine.models.get(s.profile_name)) else None) for a, s in self.engine.assets.items()}
         kept, orphans = sort_out(self.cfg, alarms, {s.name for s in self.sources}, models, self.engine.restore)
         self.alarms.restore(kept)
+        self.links.restore(kept)
         if self.notifier is not None:
             self.notifier.restore(alarms)  # an orphan's clear reaches the targets told of its raise
         for d, why in orphans:
@@ -270,6 +273,8 @@ class Gateway:
         self.alarms.holds = self._alarm_owned
         self.alarms.forget = self._alarm_forget
         self.alarm_listener = CommandListener(self.cfg, self.alarm_command) if listening(self.cfg) else None
+        self.links = LinkWatch(self.cfg.gateway.id, self.sources, self.alarms, self._on_alert, self._alarm_rearm)
+        self.alarms.suppressor = self.links.owner
 
     def _alarm_tasks(self, tg: asyncio.TaskGroup) -> list[asyncio.Task[None]]:
         if self.alarm_listener is None:
@@ -283,9 +288,14 @@ class Gateway:
 
     def _alarm_owned(self, key: Key) -> str | None:
         """Why a clear by command is refused: the condition still has an owner that sees it."""
-        return self.engine.owns(*key)
+        return self.links.owns(key) or self.engine.owns(*key)
 
     def _alarm_forget(self, key: Key) -> None:
+        self.links.forget(key)
+        self.engine.reset_alarm(*key)
+
+    def _alarm_rearm(self, key: Key) -> None:
+        """An alarm held back under a link alarm that cleared: its owner starts it afresh."""
         self.engine.reset_alarm(*key)
 
 
