@@ -100,7 +100,7 @@ class Gateway:
             self.notifier = build_notifier(cfg, self._on_alert, state_dir)
             self.sinks.append(self.notifier)
         self.sources: list[Source] = build_sources(cfg, self.intake)
-        self._alarms_room()
+        self._alarms_room(state_dir)
         self.health = Health(self)
 
     # -- alerts and rollups fan out to every sink
@@ -267,12 +267,12 @@ class Gateway:
 
     # -- the alarms room (alarms/): active alarms, the command handler, link alarms
 
-    def _alarms_room(self) -> None:
+    def _alarms_room(self, state_dir: Path | None) -> None:
         self.alarms = ActiveAlarms(self.cfg, self._on_alert, self._on_event)
         self.alarms.shelves = self.notifier
         self.alarms.holds = self._alarm_owned
         self.alarms.forget = self._alarm_forget
-        self.alarm_listener = CommandListener(self.cfg, self.alarm_command) if listening(self.cfg) else None
+        self.alarm_listener = CommandListener(self.cfg, self.alarm_command, state_dir) if listening(self.cfg) else None
         self.links = LinkWatch(self.cfg.gateway.id, self.sources, self.alarms, self._on_alert, self._alarm_rearm)
         self.alarms.suppressor = self.links.owner
 
