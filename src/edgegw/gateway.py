@@ -294,6 +294,13 @@ class Gateway:
         self.links.forget(key)
         self.engine.reset_alarm(*key)
 
+    def alarm_stats(self) -> dict[str, Any]:
+        """Active, suppressed, acked, cleared, orphans; link alarms; the command listener."""
+        out = {**self.alarms.stats(), "links": self.links.stats()}
+        if self.alarm_listener is not None:
+            out["commands"] = self.alarm_listener.stats()
+        return out
+
     def _alarm_rearm(self, key: Key) -> None:
         """An alarm held back under a link alarm that cleared: its owner starts it afresh."""
         self.engine.reset_alarm(*key)
