@@ -263,7 +263,10 @@ class Gateway:
         for d, why in orphans:
             self.alarms.clear_orphan(d, why)
         if orphans:
-            log.info("orphaned alarms cleared", alarms=["/".join((d["asset"], d["kind"], d["source"])) for d, _ in orphans])
+            log.info(
+                "orphaned alarms cleared",
+                alarms=["/".join(str(d.get(k, "")) for k in ("asset", "kind", "source")) for d, _ in orphans],
+            )
 
     # -- the alarms room (alarms/): active alarms, the command handler, link alarms
 
