@@ -21,6 +21,11 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from edgegw import sdnotify
+from edgegw.alarms.commands import AlarmCommand, CommandListener, listening
+from edgegw.alarms.restore import sort_out
+from edgegw.alarms.shelves import Shelf
+from edgegw.alarms.state import ActiveAlarms, Key
+from edgegw.alarms.suppress import LinkWatch
 from edgegw.config import EX_CONFIG, ConfigError, GatewayConfig
 from edgegw.engine.engine import Engine
 from edgegw.engine.models import ModelError, ModelSet, load_profile_models
@@ -105,6 +110,7 @@ class Gateway:
             self.sinks.append(self.history)
             self.engine.keep_raw(cfg.history.raw)
         self.sources: list[Source] = build_sources(cfg, self.intake)
+        self._alarms_room(state_dir)
         self.health = Health(self)
 
     # -- alerts and rollups fan out to every sink
@@ -116,10 +122,13 @@ class Gateway:
         rec.site = self.cfg.gateway.site
 
     def _on_alert(self, alert: Alert) -> None:
-        """Stamp once, then every sink in its own guard: one that raises is counted and logged,
-        the others still get the alert, and nothing reaches the source or hop that found it."""
+        """Through the active alarms (a stale or quality alarm a lost link causes stops there), then
+        stamp once, then every sink in its own guard: one that raises is counted and logged, the
+        others still get the alert, and nothing reaches the source or hop that found it."""
+        if not self.alarms.take(alert):
+            return
         self._stamp(alert)
-        if alert.state == "raised" and "acked_by" not in alert.evidence:  # an ack re-publishes the raise
+        if alert.state == "raised" and not ("acked_by" in alert.evidence or "unshelved" in alert.evidence):  # re-published
             self.alerts_raised += 1
         for s in self.sinks:
             try:
@@ -192,6 +201,8 @@ class Gateway:
         while True:
             await asyncio.sleep(1.0 - (time.time() % 1.0) + 0.001)
             now = time.time()
+            self.alarms.tick(now)  # shelves that ran out
+            self.links.tick()  # before the stale checks: a stale alarm a lost link causes goes under its link alarm
             self.engine.tick(now)  # hops are the intake's: it batches assets crossing a boundary together
             if now >= next_rollup:
                 if self.cfg.rollups.enabled:
@@ -223,6 +234,7 @@ class Gateway:
                 ticker = tg.create_task(self._ticker(), name="ticker")
                 watchdog = tg.create_task(sdnotify.watchdog_loop(), name="watchdog")
                 health = tg.create_task(self.health.run(), name="health")
+                alarm_tasks = self._alarm_tasks(tg)
                 self.ready.set()
                 sdnotify.notify("READY=1", f"STATUS=running: {len(self.sources)} source(s), {len(self.engine.assets)} asset(s)")
                 log.info(
@@ -237,7 +249,7 @@ class Gateway:
                 log.info("stopping")
                 await _cancel(source_tasks)
                 self.engine.run_hops()
-                await _cancel([ticker, watchdog, health])
+                await _cancel([ticker, watchdog, health, *alarm_tasks])
                 for s in self.sinks:
                     try:
                         await s.close(2.0)
@@ -252,12 +264,64 @@ class Gateway:
                     loop.remove_signal_handler(sig)
 
     def _restored(self, alarms: list[dict[str, Any]]) -> None:
-        for d in alarms:
-            self.engine.restore(d.get("asset", ""), d.get("kind", ""), d.get("source", ""), _level(d))
+        """Alarms active before the restart: back to their owner, or cleared as orphans."""
+        models = {a: (m.name if (m := self.engine.models.get(s.profile_name)) else None) for a, s in self.engine.assets.items()}
+        kept, orphans = sort_out(self.cfg, alarms, {s.name for s in self.sources}, models, self.engine.restore)
+        self.alarms.restore(kept)
+        self.links.restore(kept)
         if self.notifier is not None:
-            self.notifier.restore(alarms)
+            self.notifier.restore(alarms)  # an orphan's clear reaches the targets told of its raise
         if self.history is not None:
             self.history.restore(alarms)
+        for d, why in orphans:
+            self.alarms.clear_orphan(d, why)
+        if orphans:
+            log.info(
+                "orphaned alarms cleared",
+                alarms=["/".join(str(d.get(k, "")) for k in ("asset", "kind", "source")) for d, _ in orphans],
+            )
+
+    # -- the alarms room (alarms/): active alarms, the command handler, link alarms
+
+    def _alarms_room(self, state_dir: Path | None) -> None:
+        self.alarms = ActiveAlarms(self.cfg, self._on_alert, self._on_event, state_dir)
+        if self.notifier is not None:  # shelves an earlier version kept in notify's journal
+            for key, (until, by, note) in self.notifier.take_shelves().items():
+                self.alarms.shelves.table.setdefault(key, Shelf(until, by, note))
+        self.alarms.holds = self._alarm_owned
+        self.alarms.forget = self._alarm_forget
+        self.alarm_listener = CommandListener(self.cfg, self.alarm_command, state_dir) if listening(self.cfg) else None
+        self.links = LinkWatch(self.cfg.gateway.id, self.sources, self.alarms, self._on_alert, self._alarm_rearm)
+        self.alarms.suppressor = self.links.owner
+
+    def _alarm_tasks(self, tg: asyncio.TaskGroup) -> list[asyncio.Task[None]]:
+        if self.alarm_listener is None:
+            return []
+        return [tg.create_task(self.alarm_listener.run(), name="alarm commands")]
+
+    def alarm_command(self, name: str, cmd: AlarmCommand) -> tuple[bool, str]:
+        """The one handler of ack, shelve, unshelve and clear, for MQTT commands and the page
+        (`cmd.by` = who acts); (ok, reason). A refused command changes nothing."""
+        return self.alarms.command(name, cmd)
+
+    def _alarm_owned(self, key: Key) -> str | None:
+        """Why a clear by command is refused: the condition still has an owner that sees it."""
+        return self.links.owns(key) or self.engine.owns(*key)
+
+    def _alarm_forget(self, key: Key) -> None:
+        self.links.forget(key)
+        self.engine.reset_alarm(*key)
+
+    def alarm_stats(self) -> dict[str, Any]:
+        """Active, suppressed, acked, cleared, orphans; link alarms; the command listener."""
+        out = {**self.alarms.stats(), "links": self.links.stats()}
+        if self.alarm_listener is not None:
+            out["commands"] = self.alarm_listener.stats()
+        return out
+
+    def _alarm_rearm(self, key: Key) -> None:
+        """An alarm held back under a link alarm that cleared: its owner starts it afresh."""
+        self.engine.reset_alarm(*key)
 
 
 async def _cancel(tasks: list[asyncio.Task[Any]], grace: float = 1.0) -> None:
@@ -271,10 +335,6 @@ async def _cancel(tasks: list[asyncio.Task[Any]], grace: float = 1.0) -> None:
             t.cancel()
         await asyncio.wait(pending, timeout=grace)
     log.error("tasks ignore cancellation", tasks=[t.get_name() for t in tasks if not t.done()])
-
-
-def _level(d: dict[str, Any]) -> int:
-    return {"hihi": 2, "hi": 1, "lo": -1, "lolo": -2}.get(str(d.get("level")), 1)
 
 
 # -- `edgegw run`

@@ -87,6 +87,43 @@ class Alert:
         return d
 
 
+_BASE_FIELDS = {"id", "seq", "ts", "gateway", "site", "asset", "kind", "source", "state", "severity", "message", "raised_at"}
+
+
+def epoch(text: Any) -> float | None:
+    """An ISO 8601 time as written by `iso()` back to epoch seconds (None if it is not one)."""
+    try:
+        return datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def alert_from_dict(d: dict[str, Any]) -> Alert:
+    """An alert read back from the broker (a retained raise) as the object the gateway made."""
+    ev = {k: v for k, v in d.items() if k not in _BASE_FIELDS}
+    try:
+        severity = Severity(d.get("severity", "warning"))
+    except ValueError:
+        severity = Severity.WARNING
+    a = Alert(
+        str(d.get("asset", "")),
+        str(d.get("kind", "")),
+        str(d.get("source", "")),
+        AlertState.CLEARED if d.get("state") == "cleared" else AlertState.RAISED,
+        severity,
+        epoch(d.get("ts")) or 0.0,
+        ev,
+        str(d.get("message", "")),
+        id=str(d.get("id", "")),
+        seq=int(d.get("seq", 0) or 0),
+        gateway=str(d.get("gateway", "")),
+        site=str(d.get("site", "")),
+    )
+    if d.get("raised_at"):
+        a.raised_at = epoch(d["raised_at"])
+    return a
+
+
 @dataclass(slots=True)
 class SignalStats:
     """Aggregates of one signal over one rollup interval."""
@@ -113,20 +150,24 @@ class SignalStats:
         self.last_ts = ts
         self.last = value
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, decimals: int | None = None) -> dict[str, Any]:
+        """`decimals`: values rounded to the signal's resolution (std one decimal finer)."""
         if self.count == 0:
             return {"count": 0}
         mean = self.total / self.count
-        var = max(self.total_sq / self.count - mean * mean, 0.0)
+        std = max(self.total_sq / self.count - mean * mean, 0.0) ** 0.5
+        v = {"mean": mean, "min": self.min, "max": self.max, "std": std, "last": self.last}
+        if decimals is not None:
+            v = {k: round(x, decimals + (k == "std")) for k, x in v.items()}
         return {
             "count": self.count,
-            "mean": mean,
-            "min": self.min,
-            "max": self.max,
-            "std": var**0.5,
+            "mean": v["mean"],
+            "min": v["min"],
+            "max": v["max"],
+            "std": v["std"],
             "first_ts": iso(self.first_ts),
             "last_ts": iso(self.last_ts),
-            "last": self.last,
+            "last": v["last"],
         }
 
 
@@ -145,6 +186,8 @@ class Rollup:
     seq: int = 0
     gateway: str = ""
     site: str = ""
+    units: dict[str, str] = field(default_factory=dict)  # signal -> unit, once per message
+    decimals: dict[str, int] = field(default_factory=dict)  # signal -> decimals of its resolution
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -155,7 +198,8 @@ class Rollup:
             "asset": self.asset,
             "start": iso(self.start),
             "end": iso(self.end),
-            "signals": {name: s.to_dict() for name, s in self.signals.items()},
+            "signals": {name: s.to_dict(self.decimals.get(name)) for name, s in self.signals.items()},
+            "units": self.units,
             "anomaly_max": self.anomaly_max,
             "anomaly_mean": self.anomaly_mean,
             "alarms_raised": self.alarms_raised,

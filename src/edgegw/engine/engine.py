@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from edgegw.config import GatewayConfig, Profile
-from edgegw.engine import window
+from edgegw.engine import text, window
 from edgegw.engine.features import N_FEATURES, feature_names, window_features
 from edgegw.engine.modelmeta import MODEL_KINDS, OFF_HOPS, ON_HOPS
 from edgegw.engine.models import ModelSet, Scores, Verdict
@@ -30,6 +30,7 @@ from edgegw.records import Alert, AlertState, HopResult, Quality, Rollup, Severi
 
 AlertSink = Callable[[Alert], None]
 _BAD = Quality.BAD  # per reading: looking a member up on an Enum class costs ~0.25 us in Python 3.11
+START_GRACE_S = 30.0  # a signal not heard since the start gets this much longer before it is stale
 HopObserver = Callable[[str, list[str], np.ndarray, np.ndarray, list[list[Verdict]] | None], None]
 
 
@@ -301,14 +302,12 @@ class Engine:
     def _transition(self, a: AssetState, kind: str, source: str, level: int, ts: float, ev: dict[str, Any]) -> None:
         if level:
             severity = severity_of(level) if kind == "threshold" else _KIND_SEVERITY.get(kind, Severity.WARNING)
-            if kind == "threshold":
-                msg = f"{source} {ev['value']:.4g} {'above' if level > 0 else 'below'} {ev['level']} {ev['limit']:.4g}"
-            else:
-                msg = _message(kind, source, ev)
             a.alarms_raised += 1
+            msg = text.raised(kind, source, ev, a.profile.signals)
             alert = Alert(a.id, kind, source, AlertState.RAISED, severity, ts, ev, msg)
         else:
-            alert = Alert(a.id, kind, source, AlertState.CLEARED, Severity.INFO, ts, ev, f"{kind} {source} cleared")
+            msg = text.cleared(kind, source, ev, a.profile.signals)
+            alert = Alert(a.id, kind, source, AlertState.CLEARED, Severity.INFO, ts, ev, msg)
         self._emit(alert)
 
     def prepare(self) -> None:
@@ -318,12 +317,13 @@ class Engine:
             win.prepare()
 
     def tick(self, now: float | None = None) -> None:
-        """Wall-clock checks (stale signals). Call about once a second."""
+        """Wall-clock checks (stale signals). Call about once a second. A signal never heard since
+        the start waits START_GRACE_S longer: after a restart, devices and sessions reconnect."""
         now = self._clock() if now is None else now
         for a in self.assets.values():
             stale_after = a.profile.stale_after_s
             for s in a.signals.values():
-                if not s.stale and now - s.last_seen > stale_after:
+                if not s.stale and now - s.last_seen > (stale_after if s.last_ts != -math.inf else stale_after + START_GRACE_S):
                     s.stale = True
                     ev = {"signal": s.name, "silent_s": round(now - s.last_seen, 1), "limit": stale_after}
                     self._transition(a, "stale", s.name, 1, now, ev)
@@ -349,6 +349,48 @@ class Engine:
             return False
         alarms.restore(a.index)
         return True
+
+    def owns(self, asset: str, kind: str, source: str) -> str | None:
+        """Why the engine still watches this alarm's condition (it will clear the alarm itself), or
+        None where it cannot: the signal (or, for a model alarm, every signal) is silent, or the
+        alarm is not the engine's. A clear by command is refused while this says why."""
+        a = self.assets.get(asset)
+        if a is None:
+            return None
+        now = self._clock()
+        heard = [s for s in a.signal_list if s.last_ts != -math.inf and now - s.last_seen <= a.profile.stale_after_s]
+        if kind in ("threshold", "quality", "stale"):
+            s = a.signals.get(source)
+            if s is None:
+                return None
+            if kind == "stale":
+                return f"{asset} {source} is silent; the alarm clears when it reports again (or shelve it)"
+            if s in heard:
+                return f"{asset} {source} is reporting; the alarm clears when its value is back to normal"
+            return None
+        if kind in a.ps.model_alarms and heard:
+            return f"{asset} is reporting and its model judges it every hop; the alarm clears when it looks normal"
+        return None
+
+    def reset_alarm(self, asset: str, kind: str, source: str) -> None:
+        """Forget an alarm's state (cleared by command, or re-armed once its link is back): a
+        condition still there raises it anew, a silent signal after stale_after_s from now."""
+        a = self.assets.get(asset)
+        if a is None:
+            return
+        s = a.signals.get(source)
+        if kind == "threshold" and s is not None:
+            s.threshold = Debounce(s.threshold.on_delay, s.threshold.off_delay)
+        elif kind == "quality" and s is not None:
+            s.quality = Debounce(s.quality.on_delay, s.quality.off_delay)
+        elif kind == "stale" and s is not None:
+            s.stale = False
+            s.last_seen = self._clock()
+        elif kind in a.ps.model_alarms:
+            alarms = a.ps.model_alarms[kind]
+            alarms.alarms[a.index].active = 0
+            alarms.alarms[a.index].since = None
+            alarms.active[a.index] = alarms.pending[a.index] = False
 
     # ------------------------------------------------------------------ hops
 
@@ -551,10 +593,12 @@ class Engine:
         ev = {"score": v.score, "threshold": v.threshold, "model": model.name, "model_version": model.version}
         ev.update(v.evidence)
         if lvl:
-            alert = Alert(a.id, v.kind, model.name, AlertState.RAISED, v.severity, ts, ev, _message(v.kind, model.name, ev))
+            msg = text.raised(v.kind, model.name, ev, a.profile.signals)
+            alert = Alert(a.id, v.kind, model.name, AlertState.RAISED, v.severity, ts, ev, msg)
             a.alarms_raised += 1
         else:
-            alert = Alert(a.id, v.kind, model.name, AlertState.CLEARED, Severity.INFO, ts, ev, f"{v.kind} cleared")
+            msg = text.cleared(v.kind, model.name, ev, a.profile.signals)
+            alert = Alert(a.id, v.kind, model.name, AlertState.CLEARED, Severity.INFO, ts, ev, msg)
         self._emit(alert)
 
     def feature_names(self, profile: str) -> list[str]:
@@ -565,6 +609,7 @@ class Engine:
     def take_rollups(self, start: float, end: float) -> list[Rollup]:
         """Aggregates since the last call, one Rollup per asset; accumulators start afresh."""
         out = []
+        shown = {name: _shown(p) for name, p in self.profiles.items()}
         for a in self.assets.values():
             stats = {}
             for s in a.signals.values():
@@ -581,6 +626,8 @@ class Engine:
                     anomaly_max=float(ps.score_max[i]) if n else None,
                     anomaly_mean=float(ps.score_sum[i] / n) if n else None,
                     alarms_raised=raised,
+                    units=shown[a.profile_name][0],
+                    decimals=shown[a.profile_name][1],
                 )
             )
         for ps in self._ps.values():
@@ -607,18 +654,10 @@ _KIND_SEVERITY = {
 }
 
 
-def _message(kind: str, source: str, ev: dict[str, Any]) -> str:
-    if kind == "stale":
-        return f"{source} silent for {ev.get('silent_s')} s"
-    if kind == "quality":
-        return f"{source} readings are bad (value {ev.get('value')}, range {ev.get('range')})"
-    if kind == "anomaly":
-        top = ", ".join(str(c.get("feature", c)) if isinstance(c, dict) else str(c) for c in ev.get("top", [])[:3])
-        score = f"score {ev.get('score', 0):.3f} > {ev.get('threshold', 0):.3f}"
-        return f"unlike normal operation ({score}){': ' + top if top else ''}"
-    if kind == "failure_risk":
-        return f"failure risk {ev.get('score', 0):.2f}: {ev.get('class', '?')}"
-    return f"{kind} {source}"
+def _shown(p: Profile) -> tuple[dict[str, str], dict[str, int]]:
+    """A profile's units and resolution decimals per signal, as rollups show them."""
+    units = {n: s.unit for n, s in p.signals.items() if s.unit}
+    return units, {n: d for n, s in p.signals.items() if (d := text.decimals(s)) is not None}
 
 
 # store fields a HopResult reads (bucket k's slot may hold another bucket: field K says which)
