@@ -10,6 +10,8 @@
 #                               models elsewhere and give their absolute path in the config)
 #   /etc/edgegw/edgegw.yaml     the example config, only if there is none; the current example
 #                               is always written to /etc/edgegw/edgegw.yaml.example
+#   /etc/edgegw/models          a link to /opt/edgegw/models (config paths are relative to the
+#                               config's folder), unless something is there already
 #   /etc/systemd/system/edgegw.service   the unit, enabled (multi-user.target)
 #   --mosquitto                 also /etc/mosquitto/conf.d/edgegw.conf, unless it exists
 #
@@ -113,6 +115,8 @@ if [ ! -e "$ROOT$ETC/edgegw.yaml" ]; then
 else
   say "kept $ETC/edgegw.yaml (new example: $ETC/edgegw.yaml.example)"
 fi
+# the example's `model: models/pump` is relative to the config's folder: the shipped models beside it
+[ -e "$ROOT$ETC/models" ] || [ -L "$ROOT$ETC/models" ] || ln -s "../..$OPT/models" "$ROOT$ETC/models"
 install -d -m 0700 "$ROOT/etc/credstore"
 if [ "$MOSQUITTO" = 1 ]; then
   if [ -e "$ROOT/etc/mosquitto/conf.d/edgegw.conf" ]; then

@@ -6,7 +6,7 @@ import socket
 
 from pydantic import Field, PrivateAttr, model_validator
 
-from edgegw.config.base import Base, TopicName
+from edgegw.config.base import Base, ConfigPath, TopicName
 from edgegw.config.brokers import MqttBroker
 from edgegw.config.daemon import IngestConfig, LogConfig, MetricsConfig
 from edgegw.config.notify import NotifyConfig
@@ -22,7 +22,7 @@ _WINDOW_BYTES = 2 * 13 * 8  # per row and bucket: the bucket store and the tail 
 class GatewayInfo(Base):
     id: TopicName = Field(default_factory=socket.gethostname, description="Gateway id, used in topics and alerts.")
     site: TopicName = Field("default", description="Site name, used in topics and alerts.")
-    state_dir: str | None = Field(
+    state_dir: ConfigPath | None = Field(
         None,
         description="Directory for what must survive a restart (the seq mark). Default: $STATE_DIRECTORY "
         "(systemd StateDirectory=), else /var/lib/edgegw when it exists; without one, seq is not kept.",

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, model_validator
 
-from edgegw.config.base import MAX_CERT_BYTES, Base, SecretHolder, regular_file
+from edgegw.config.base import MAX_CERT_BYTES, Base, ConfigPath, SecretHolder, regular_file
 
 
 class TimestampSpec(Base):
@@ -49,9 +49,9 @@ class OpcuaSecurity(Base):
     mode: Literal["None", "Sign", "SignAndEncrypt"] = Field(
         "None", description="Message security mode; None only with policy None."
     )
-    certificate: str | None = Field(None, description="Client application certificate (DER or PEM).")
-    private_key: str | None = Field(None, description="Client private key (PEM or DER, unencrypted).")
-    server_certificate: str | None = Field(
+    certificate: ConfigPath | None = Field(None, description="Client application certificate (DER or PEM).")
+    private_key: ConfigPath | None = Field(None, description="Client private key (PEM or DER, unencrypted).")
+    server_certificate: ConfigPath | None = Field(
         None, description="The server certificate to trust (pinned: any other certificate is refused)."
     )
     trust_any_server: bool = Field(
@@ -109,7 +109,7 @@ class OpcuaSource(SecretHolder):
     security: OpcuaSecurity = Field(default_factory=OpcuaSecurity)
     username: str | None = Field(None, description="User name; none: anonymous.")
     password: SecretStr | None = Field(None, description="Password; use ${ENV} or password_file, not plain text.")
-    password_file: str | None = Field(None, description="File holding the password (systemd credential).")
+    password_file: ConfigPath | None = Field(None, description="File holding the password (systemd credential).")
     sampling_ms: float = Field(100, ge=0, le=3.6e6, description="Requested sampling interval per monitored item.")
     publishing_ms: float = Field(500, ge=10, le=3.6e6, description="Requested publishing interval of the subscription.")
     queue_size: int = Field(10, ge=1, le=100000, description="Server-side queue per monitored item (values between publishes).")
