@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from edgegw.config import yamltree
+from edgegw.config import names, yamltree
 from edgegw.config.base import ConfigError
 from edgegw.config.root import GatewayConfig
 
@@ -160,20 +160,16 @@ def load_config(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> 
         raise ConfigError(problems)
     warnings = [at(loc, msg) for loc, msg in _deprecated(root)]
     context: dict[str, Any] = {"config_dir": Path(fname).resolve().parent}
+    found: list[tuple[tuple[Any, ...], str]] = []
+    cfg: GatewayConfig | None = None
     try:
         cfg = GatewayConfig.model_validate(root, context=context)
     except ValidationError as e:
-        for err in e.errors():
-            loc = tuple(err["loc"])
-            msg = err["msg"].removeprefix("Value error, ")
-            named = _NAMED.match(msg) if err["type"] == "value_error" else None
-            if named:  # a check across sections names its field itself: "assets.3.profile: ..."
-                loc = (*loc, *(int(p) if p.isdigit() else p for p in named.group(1).split(".")))
-                msg = named.group(2)
-            if err["type"] == "extra_forbidden":
-                msg = f"unknown key {loc[-1]!r}"
-            problems.append(at(loc, msg))
-        raise ConfigError(problems) from None
+        found = [_schema_problem(err) for err in e.errors()]
+    found += [p for p in names.references(root) if p not in found]
+    if found or cfg is None:
+        found.sort(key=lambda p: _line_of(lines(), p[0]) or 0)
+        raise ConfigError([at(loc, msg) for loc, msg in found])
     for given, beside, used in context.get("cwd_paths", []):
         loc = next((loc for loc, v in _strings(root, ()) if v == given), ())
         warnings.append(
@@ -197,6 +193,20 @@ def _strings(node: Any, path: tuple[Any, ...]) -> Iterator[tuple[tuple[Any, ...]
             yield from _strings(v, (*path, i))
     elif isinstance(node, str):
         yield path, node
+
+
+def _schema_problem(err: Any) -> tuple[tuple[Any, ...], str]:
+    """(path, what) of one pydantic error: a check across sections names its own field
+    ("assets.3.profile: ..."); an unknown key gets the closest allowed one as a hint."""
+    loc = tuple(err["loc"])
+    msg = err["msg"].removeprefix("Value error, ")
+    named = _NAMED.match(msg) if err["type"] == "value_error" else None
+    if named:
+        loc = (*loc, *(int(p) if p.isdigit() else p for p in named.group(1).split(".")))
+        msg = named.group(2)
+    if err["type"] == "extra_forbidden":
+        msg = f"unknown key {loc[-1]!r}{names.did_you_mean(loc[-1], names.keys_at(GatewayConfig, loc[:-1]))}"
+    return loc, msg
 
 
 def located(path: str | os.PathLike[str], problems: Sequence[tuple[Sequence[Any], str]]) -> list[str]:

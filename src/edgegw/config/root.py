@@ -9,6 +9,7 @@ from pydantic import Field, PrivateAttr, model_validator
 from edgegw.config.base import Base, ConfigPath, TopicName
 from edgegw.config.brokers import MqttBroker
 from edgegw.config.daemon import IngestConfig, LogConfig, MetricsConfig
+from edgegw.config.names import unknown
 from edgegw.config.notify import NotifyConfig
 from edgegw.config.outputs import AlertsConfig, RollupsConfig
 from edgegw.config.profiles import AssetSpec, Profile
@@ -56,7 +57,7 @@ class GatewayConfig(Base):
         seen: set[str] = set()
         for i, a in enumerate(self.assets):
             if a.profile not in self.profiles:
-                raise ValueError(f"assets.{i}.profile: unknown profile {a.profile!r} (have {sorted(self.profiles)})")
+                raise ValueError(f"assets.{i}.profile: {unknown('profile', a.profile, self.profiles)}")
             if a.id in seen:
                 raise ValueError(f"assets.{i}.id: duplicate asset id {a.id!r}")
             seen.add(a.id)
