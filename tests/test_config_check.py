@@ -36,8 +36,8 @@ def test_check_lists_a_misspelt_key_an_unknown_signal_and_an_unknown_profile_tog
         in out
     )
     assert (
-        f"{f}:{line_of('vibraton')}: sources.0.fields.vibration: signal 'vibraton' is not in any profile (did you mean 'vibration'?)"
-        in out
+        f"{f}:{line_of('vibraton')}: sources.0.fields.vibration: "
+        "signal 'vibraton' is not in any profile (did you mean 'vibration'?)" in out
     )
     assert f"{f}:{line_of('pumpp')}: assets.4.profile: unknown profile 'pumpp' (did you mean 'pump'?)" in out
     assert "(3 problems)" in out

@@ -32,7 +32,7 @@ def unknown(what: str, name: object, known: Iterable[str]) -> str:
 def references(root: dict[Any, Any]) -> list[Problem]:
     """Every asset, profile and signal the tree names that it does not define."""
     profiles = root.get("profiles") if isinstance(root.get("profiles"), dict) else {}
-    signals_of = {str(n): set(p["signals"]) if isinstance(p, dict) and isinstance(p.get("signals"), dict) else set() for n, p in profiles.items()}
+    signals_of = {str(n): set(_mapping(p, "signals")) for n, p in profiles.items()}
     every_signal = set().union(*signals_of.values()) if signals_of else set()
     out: list[Problem] = []
     profile_of: dict[str, str] = {}
@@ -97,7 +97,13 @@ def keys_at(model: type[BaseModel], loc: tuple[Any, ...]) -> set[str]:
                 elif typing.get_origin(u) is dict:
                     nxt.append(typing.get_args(u)[1])
         kinds = nxt
-    return {name for t in kinds for u in _members(t) if isinstance(u, type) and issubclass(u, BaseModel) for name in u.model_fields}
+    models = [u for t in kinds for u in _members(t) if isinstance(u, type) and issubclass(u, BaseModel)]
+    return {name for m in models for name in m.model_fields}
+
+
+def _mapping(node: object, key: str) -> dict[Any, Any]:
+    value = node.get(key) if isinstance(node, dict) else None
+    return value if isinstance(value, dict) else {}
 
 
 def _members(t: Any) -> list[Any]:
