@@ -31,13 +31,12 @@ def unknown(what: str, name: object, known: Iterable[str]) -> str:
 
 def references(root: dict[Any, Any]) -> list[Problem]:
     """Every asset, profile and signal the tree names that it does not define."""
-    profiles = root.get("profiles") if isinstance(root.get("profiles"), dict) else {}
+    profiles = _mapping(root, "profiles")
     signals_of = {str(n): set(_mapping(p, "signals")) for n, p in profiles.items()}
     every_signal = set().union(*signals_of.values()) if signals_of else set()
     out: list[Problem] = []
     profile_of: dict[str, str] = {}
-    assets = root.get("assets") if isinstance(root.get("assets"), list) else []
-    for i, a in enumerate(assets):
+    for i, a in enumerate(_items(root, "assets")):
         if not isinstance(a, dict):
             continue
         prof = a.get("profile")
@@ -45,8 +44,7 @@ def references(root: dict[Any, Any]) -> list[Problem]:
             out.append((("assets", i, "profile"), unknown("profile", prof, signals_of)))
         if isinstance(a.get("id"), str) and isinstance(prof, str):
             profile_of[a["id"]] = prof
-    sources = root.get("sources") if isinstance(root.get("sources"), list) else []
-    for i, s in enumerate(sources):
+    for i, s in enumerate(_items(root, "sources")):
         if isinstance(s, dict):
             out += _source(i, s, profile_of, signals_of, every_signal)
     return out
@@ -72,7 +70,7 @@ def _source(
             signal(("sources", i, "fields", key), name)
     signal(("sources", i, "signal"), s.get("signal"), s.get("asset"))
     asset(("sources", i, "asset"), s.get("asset"))
-    for j, node in enumerate(s.get("nodes") or []) if isinstance(s.get("nodes"), list) else []:
+    for j, node in enumerate(_items(s, "nodes")):
         if isinstance(node, dict):
             asset(("sources", i, "nodes", j, "asset"), node.get("asset"))
             signal(("sources", i, "nodes", j, "signal"), node.get("signal"), node.get("asset"))
@@ -104,6 +102,11 @@ def keys_at(model: type[BaseModel], loc: tuple[Any, ...]) -> set[str]:
 def _mapping(node: object, key: str) -> dict[Any, Any]:
     value = node.get(key) if isinstance(node, dict) else None
     return value if isinstance(value, dict) else {}
+
+
+def _items(node: object, key: str) -> list[Any]:
+    value = node.get(key) if isinstance(node, dict) else None
+    return value if isinstance(value, list) else []
 
 
 def _members(t: Any) -> list[Any]:
