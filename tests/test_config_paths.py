@@ -80,3 +80,14 @@ def test_a_path_found_only_from_the_working_directory_still_loads_with_a_warning
     assert cfg.profiles["pump"].model == str(tmp_path / "models" / "pump")
     (w,) = cfg.warnings
     assert "profiles.pump.model" in w and str(tmp_path / "etc" / "models" / "pump") in w
+
+
+def test_tests_keep_state_in_a_temporary_directory(state_directory: Path) -> None:
+    """A test never writes into /var/lib/edgegw, even on a machine where it exists."""
+    from edgegw.preflight import prepare
+
+    f = state_directory / "gw.yaml"
+    f.write_text(EXAMPLE.read_text().replace("model: models/pump", "model: null") + "upstream: {host: 127.0.0.1}\n")
+    ready = prepare(str(f))
+    assert ready.state_dir == state_directory and Path("/var/lib/edgegw") not in (state_directory, *state_directory.parents)
+    assert ready.cfg.upstream is not None and Path(ready.cfg.upstream.outbox.path).parent == state_directory

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -10,8 +11,17 @@ from edgegw.config.base import Base, ConfigPath, SecretHolder
 from edgegw.config.brokers import TlsConfig
 
 
+def _default_outbox() -> str:
+    """In the service's state directory ($STATE_DIRECTORY, set by systemd's StateDirectory=)."""
+    return os.path.join(os.environ.get("STATE_DIRECTORY", "").split(":")[0] or "/var/lib/edgegw", "outbox.db")
+
+
 class OutboxConfig(Base):
-    path: ConfigPath = Field("/var/lib/edgegw/outbox.db", description="SQLite file of messages waiting for upstream.")
+    path: ConfigPath = Field(
+        default_factory=_default_outbox,
+        description="SQLite file of messages waiting for upstream; default $STATE_DIRECTORY/outbox.db, else "
+        "/var/lib/edgegw/outbox.db.",
+    )
     max_mb: float = Field(
         512, gt=0, le=2**20, description="Cap on stored messages; when full the oldest readings, then rollups go first."
     )
