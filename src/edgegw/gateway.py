@@ -28,6 +28,7 @@ from edgegw.health import Health
 from edgegw.intake import FUTURE_SLACK_S, Intake
 from edgegw.ratelimit import RateLimitedLog
 from edgegw.records import AlarmEvent, Alert, HopResult, Rollup
+from edgegw.reload import ConfigReload
 from edgegw.sequence import DurableSequencer, Sequencer
 from edgegw.sinks import Sink
 from edgegw.sinks.local import LocalSink
@@ -97,6 +98,8 @@ class Gateway:
             self.sinks.append(self.notifier)
         self.sources: list[Source] = build_sources(cfg, self.intake)
         self.health = Health(self)
+        self.reloader: ConfigReload | None = ConfigReload(self, config_path, []) if config_path else None
+        self._reload_task: asyncio.Task[None] | None = None
 
     # -- alerts and rollups fan out to every sink
 
@@ -172,6 +175,13 @@ class Gateway:
         self.engine.models.update(models)
         log.info("models reloaded", profiles=sorted(models))
 
+    def reload(self) -> None:
+        """SIGHUP: the whole config file again (reload.py); models only when run without a file."""
+        if self.reloader is None:
+            self.reload_models()
+            return
+        self._reload_task = asyncio.get_running_loop().create_task(self.reloader.reload(), name="reload")
+
     # -- running
 
     async def _ticker(self) -> None:
@@ -188,6 +198,7 @@ class Gateway:
                 if self.cfg.rollups.enabled:
                     await self._rollups(rollup_start, next_rollup)
                 rollup_start = next_rollup
+                interval = self.cfg.rollups.interval_s  # a reload may have changed it
                 next_rollup += interval * max(1, math.ceil((now - next_rollup) / interval + 1e-9))
             if time.monotonic() >= next_metrics:
                 next_metrics = time.monotonic() + self.cfg.metrics.interval_s
@@ -201,7 +212,7 @@ class Gateway:
         if own_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, stop.set)
-            loop.add_signal_handler(signal.SIGHUP, self.reload_models)
+            loop.add_signal_handler(signal.SIGHUP, self.reload)
         try:
             async with asyncio.TaskGroup() as tg:
                 # Alarms active before the restart go to the engine when the local sink has read them back,
@@ -247,6 +258,8 @@ class Gateway:
             self.engine.restore(d.get("asset", ""), d.get("kind", ""), d.get("source", ""), _level(d))
         if self.notifier is not None:
             self.notifier.restore(alarms)
+        if self.reloader is not None:
+            self.reloader.restored(alarms)
 
 
 async def _cancel(tasks: list[asyncio.Task[Any]], grace: float = 1.0) -> None:
@@ -285,6 +298,8 @@ def main(args: argparse.Namespace) -> int:
     setup(cfg.log.level, cfg.log.format)
     try:
         gw = Gateway(cfg, args.config, ready.models, ready.state_dir)
+        if gw.reloader is not None:
+            gw.reloader.overrides = list(args.set)  # a reload keeps the command line's --set
     except (ModelError, ConfigError) as e:
         print(f"{args.config}: {e}", file=sys.stderr)
         return EX_CONFIG

@@ -288,6 +288,17 @@ class Engine:
                     ev = {"signal": s.name, "silent_s": round(now - s.last_seen, 1), "limit": stale_after}
                     self._transition(a, "stale", s.name, 1, now, ev)
 
+    def retune(self) -> None:
+        """The profiles' signal settings were replaced in place (a config reload): each signal takes
+        its new limits, delays and range, keeping its window, alarm level and pending change."""
+        for a in self.assets.values():
+            for s in a.signal_list:
+                spec = a.profile.signals[s.name]
+                s.rule = ThresholdRule(spec)
+                for db in (s.threshold, s.quality):
+                    db.on_delay, db.off_delay = spec.on_delay_s, spec.off_delay_s
+                s.range_lo, s.range_hi = spec.range if spec.range else (-math.inf, math.inf)
+
     def restore(self, asset: str, kind: str, source: str, level: int = 1) -> bool:
         """Seed an alarm that was active before a restart (from retained state), so it clears normally."""
         a = self.assets.get(asset)
