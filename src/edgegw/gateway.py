@@ -33,6 +33,7 @@ from edgegw.sequence import DurableSequencer, Sequencer
 from edgegw.sinks import Sink
 from edgegw.sinks.local import LocalSink
 from edgegw.sources import Source, build_sources
+from edgegw.wallclock import WallClock
 
 if TYPE_CHECKING:
     from edgegw.notify.dispatch import Notifier
@@ -100,6 +101,8 @@ class Gateway:
         self.health = Health(self)
         self.reloader: ConfigReload | None = ConfigReload(self, config_path, []) if config_path else None
         self._reload_task: asyncio.Task[None] | None = None
+        self.wallclock = WallClock()
+        self.intake.clock_check = self._check_clock
 
     # -- alerts and rollups fan out to every sink
 
@@ -182,6 +185,18 @@ class Gateway:
             return
         self._reload_task = asyncio.get_running_loop().create_task(self.reloader.reload(), name="reload")
 
+    def _check_clock(self) -> bool:
+        """Whether the wall clock jumped (wallclock.py): if so, logged once and what compares times
+        across it re-anchored. The ticker asks every second, the intake before it drops a reading
+        for its time."""
+        delta = self.wallclock.step()
+        if not delta:
+            return False
+        log.warning("wall clock stepped; stale timers, signal clocks and windows re-anchored", step_s=round(delta, 3))
+        self.engine.clock_stepped(delta)
+        self.intake.clock_stepped(delta)
+        return True
+
     # -- running
 
     async def _ticker(self) -> None:
@@ -190,9 +205,15 @@ class Gateway:
         next_rollup = (math.floor(time.time() / interval) + 1) * interval
         rollup_start = time.time()
         next_metrics = time.monotonic() + self.cfg.metrics.interval_s
+        steps_seen = self.wallclock.steps
         while True:
             await asyncio.sleep(1.0 - (time.time() % 1.0) + 0.001)
             now = time.time()
+            self._check_clock()
+            if self.wallclock.steps != steps_seen:  # the rollup boundary is on the wall clock too
+                steps_seen = self.wallclock.steps
+                next_rollup = (math.floor(now / interval) + 1) * interval
+                rollup_start = now
             self.engine.tick(now)  # hops are the intake's: it batches assets crossing a boundary together
             if now >= next_rollup:
                 if self.cfg.rollups.enabled:
