@@ -24,11 +24,13 @@ from edgegw import sdnotify
 from edgegw.config import EX_CONFIG, ConfigError, GatewayConfig
 from edgegw.engine.engine import Engine
 from edgegw.engine.models import ModelError, ModelSet, load_profile_models
+from edgegw.gwalarms import GatewayAlarms
 from edgegw.health import Health
 from edgegw.intake import FUTURE_SLACK_S, Intake
 from edgegw.ratelimit import RateLimitedLog
 from edgegw.records import AlarmEvent, Alert, HopResult, Rollup
 from edgegw.reload import ConfigReload
+from edgegw.runtime import Link
 from edgegw.sequence import DurableSequencer, Sequencer
 from edgegw.sinks import Sink
 from edgegw.sinks.local import LocalSink
@@ -99,6 +101,8 @@ class Gateway:
             self.sinks.append(self.notifier)
         self.sources: list[Source] = build_sources(cfg, self.intake)
         self.health = Health(self)
+        self.gateway_alarms = GatewayAlarms(cfg.gateway.id, self._on_alert)
+        self.gateway_alarms.watch([lk for p in (*self.sinks, *self.sources) if isinstance(lk := getattr(p, "link", None), Link)])
         self.reloader: ConfigReload | None = ConfigReload(self, config_path, []) if config_path else None
         self._reload_task: asyncio.Task[None] | None = None
         self.wallclock = WallClock()
@@ -210,6 +214,7 @@ class Gateway:
             await asyncio.sleep(1.0 - (time.time() % 1.0) + 0.001)
             now = time.time()
             self._check_clock()
+            self.gateway_alarms.tick()
             if self.wallclock.steps != steps_seen:  # the rollup boundary is on the wall clock too
                 steps_seen = self.wallclock.steps
                 next_rollup = (math.floor(now / interval) + 1) * interval
@@ -279,8 +284,7 @@ class Gateway:
             self.engine.restore(d.get("asset", ""), d.get("kind", ""), d.get("source", ""), _level(d))
         if self.notifier is not None:
             self.notifier.restore(alarms)
-        if self.reloader is not None:
-            self.reloader.restored(alarms)
+        self.gateway_alarms.restored(alarms)
 
 
 async def _cancel(tasks: list[asyncio.Task[Any]], grace: float = 1.0) -> None:
@@ -311,6 +315,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from edgegw.check import prepare_or_report
     from edgegw.log import setup
+    from edgegw.preflight import lock_state_dir
 
     ready = prepare_or_report(args.config, args.set)  # the same preflight as `edgegw check`
     if ready is None:
@@ -318,6 +323,8 @@ def main(args: argparse.Namespace) -> int:
     cfg = ready.cfg
     setup(cfg.log.level, cfg.log.format)
     try:
+        if ready.state_dir is not None:
+            lock_state_dir(ready.state_dir)  # held until the process ends
         gw = Gateway(cfg, args.config, ready.models, ready.state_dir)
         if gw.reloader is not None:
             gw.reloader.overrides = list(args.set)  # a reload keeps the command line's --set

@@ -12,7 +12,6 @@ signal set ...) needs a restart: it keeps its running value and is named in the 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +20,6 @@ from pydantic import BaseModel
 
 from edgegw.config import ConfigError, GatewayConfig, load_config
 from edgegw.config.load import located
-from edgegw.records import Alert, AlertState, Severity
 
 if TYPE_CHECKING:
     from edgegw.gateway import Gateway
@@ -45,13 +43,12 @@ LIVE: tuple[tuple[str | None, ...], ...] = (
 
 
 class ConfigReload:
-    """The gateway's SIGHUP path: one reload at a time; remembers whether `config_rejected` is up."""
+    """The gateway's SIGHUP path: one reload at a time."""
 
     def __init__(self, gw: Gateway, path: str, overrides: list[str]) -> None:
         self.gw = gw
         self.path = path
         self.overrides = overrides
-        self.rejected_at: float | None = None
         self._lock = asyncio.Lock()
 
     async def reload(self) -> None:
@@ -91,30 +88,12 @@ class ConfigReload:
         log.error("configuration rejected; the running configuration stays", file=self.path, problems=len(problems))
         for p in problems:
             log.error("config problem", problem=p)
-        if self.rejected_at is None:
-            self.rejected_at = time.time()
-            n = len(problems)
-            msg = f"configuration reload rejected ({n} problem{'s' * (n != 1)}): {problems[0] if problems else ''}"
-            self._emit(AlertState.RAISED, msg, {"problems": problems[:20], "file": self.path})
+        n = len(problems)
+        msg = f"configuration reload rejected ({n} problem{'s' * (n != 1)}): {problems[0] if problems else ''}"
+        self.gw.gateway_alarms.raise_(KIND, "config", msg, {"problems": problems[:20], "file": self.path})
 
     def _accepted(self) -> None:
-        if self.rejected_at is not None:
-            raised, self.rejected_at = self.rejected_at, None
-            self._emit(AlertState.CLEARED, "configuration reloaded", {"file": self.path}, raised)
-
-    def restored(self, alarms: list[dict[str, Any]]) -> None:
-        """A `config_rejected` left retained by an earlier run is over: this run loaded a good file."""
-        gw = self.gw.cfg.gateway.id
-        for d in alarms:
-            if d.get("asset") == gw and d.get("kind") == KIND:
-                self._emit(AlertState.CLEARED, "configuration loaded at start", {"file": self.path})
-
-    def _emit(self, state: AlertState, message: str, evidence: dict[str, Any], raised_at: Any = None) -> None:
-        severity = Severity.WARNING if state == AlertState.RAISED else Severity.INFO
-        a = Alert(self.gw.cfg.gateway.id, KIND, "config", state, severity, time.time(), evidence, message)
-        if raised_at is not None:
-            a.raised_at = raised_at
-        self.gw._on_alert(a)
+        self.gw.gateway_alarms.clear(KIND, "config", "configuration reloaded", {"file": self.path})
 
 
 def differences(old: BaseModel, new: BaseModel) -> Iterator[tuple[Any, ...]]:
