@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("edgegw.sim.demo", "simulator + gateway + live alert table on an embedded broker"),
     "watch": ("edgegw.watch", "live table of active alarms from a broker"),
     "alarms": ("edgegw.notify.journal", "print the alarm journal (transitions, acks, shelves)"),
+    "browse": ("edgegw.browse", "list an OPC UA server's variables (NodeIds, units) as a config fragment"),
 }
 
 

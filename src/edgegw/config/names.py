@@ -70,6 +70,10 @@ def _source(
             signal(("sources", i, "fields", key), name)
     signal(("sources", i, "signal"), s.get("signal"), s.get("asset"))
     asset(("sources", i, "asset"), s.get("asset"))
+    for j, a in enumerate(_items(s, "assets")):
+        asset(("sources", i, "assets", j), a)
+    for j, name in enumerate(_items(s, "signals")):
+        signal(("sources", i, "signals", j), name)
     for j, node in enumerate(_items(s, "nodes")):
         if isinstance(node, dict):
             asset(("sources", i, "nodes", j, "asset"), node.get("asset"))

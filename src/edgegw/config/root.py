@@ -13,7 +13,7 @@ from edgegw.config.names import unknown
 from edgegw.config.notify import NotifyConfig
 from edgegw.config.outputs import AlertsConfig, RollupsConfig
 from edgegw.config.profiles import AssetSpec, Profile
-from edgegw.config.sources import Source
+from edgegw.config.sources import OpcuaSource, Source
 from edgegw.config.upstream import UpstreamConfig
 
 WINDOW_MEMORY_MAX = 1 << 30  # bytes of window state over all profiles; beyond it a gateway cannot run
@@ -61,6 +61,17 @@ class GatewayConfig(Base):
             if a.id in seen:
                 raise ValueError(f"assets.{i}.id: duplicate asset id {a.id!r}")
             seen.add(a.id)
+        return self
+
+    @model_validator(mode="after")
+    def _node_templates(self) -> GatewayConfig:
+        signals_of = {a.id: list(self.profiles[a.profile].signals) for a in self.assets if a.profile in self.profiles}
+        for i, src in enumerate(self.sources):
+            if isinstance(src, OpcuaSource):
+                try:
+                    src.expand(signals_of)
+                except ValueError as e:
+                    raise ValueError(f"sources.{i}.{'node' if src.node else 'browse_path'}: {e}") from None
         return self
 
     @model_validator(mode="after")
