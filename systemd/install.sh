@@ -8,8 +8,9 @@
 #                               never scikit-learn); --extras adds optional parts
 #   /opt/edgegw/models          the shipped ONNX models (replaced on upgrade; keep your own
 #                               models elsewhere and give their absolute path in the config)
-#   /etc/edgegw/edgegw.yaml     the example config, only if there is none; the current example
-#                               is always written to /etc/edgegw/edgegw.yaml.example
+#   /etc/edgegw/edgegw.yaml     the example config (model: /opt/edgegw/models/pump), only if there
+#                               is none; the current example is always written to
+#                               /etc/edgegw/edgegw.yaml.example
 #   /etc/systemd/system/edgegw.service   the unit, enabled (multi-user.target)
 #   --mosquitto                 also /etc/mosquitto/conf.d/edgegw.conf, unless it exists
 #
@@ -106,13 +107,17 @@ install -m 0644 "$SRC/systemd/README.md" "$ROOT$OPT/SERVICE.md"
 install -d -m 0755 "$ROOT$OPT/docs"
 install -m 0644 "$SRC"/docs/*.md "$ROOT$OPT/docs/"
 
-# 3. config: the user's file is never touched; the current example sits beside it
+# 3. config: the user's file is never touched; the current example sits beside it, its relative
+#    `model: models/pump` (relative to the config's folder) made the shipped models' absolute path
 install -d -m 0755 "$ROOT$ETC"
-install -m 0644 "$SRC/config/example.yaml" "$ROOT$ETC/edgegw.yaml.example"
+sed "s#model: models/pump#model: $OPT/models/pump#" "$SRC/config/example.yaml" > "$ROOT$ETC/.edgegw.yaml.new"
+chmod 0644 "$ROOT$ETC/.edgegw.yaml.new"
+cp "$ROOT$ETC/.edgegw.yaml.new" "$ROOT$ETC/edgegw.yaml.example"
 if [ ! -e "$ROOT$ETC/edgegw.yaml" ]; then
-  install -m 0644 "$SRC/config/example.yaml" "$ROOT$ETC/edgegw.yaml"
+  mv "$ROOT$ETC/.edgegw.yaml.new" "$ROOT$ETC/edgegw.yaml"
   say "wrote $ETC/edgegw.yaml (the example: edit it, then systemctl restart edgegw)"
 else
+  rm -f "$ROOT$ETC/.edgegw.yaml.new"
   say "kept $ETC/edgegw.yaml (new example: $ETC/edgegw.yaml.example)"
 fi
 install -d -m 0700 "$ROOT/etc/credstore"

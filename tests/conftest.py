@@ -3,7 +3,8 @@
 `mosquitto` starts a real broker per test session. `broker_factory` starts extra brokers (e.g.
 an upstream one) that a test may stop and start again. `opcua_server_factory` and
 `coap_device_factory` start asyncua servers and aiocoap devices stopped at teardown; `certs`
-makes the OPC UA identities once per session.
+makes the OPC UA identities once per session. `state_directory` (every test) is where state
+goes: never /var/lib/edgegw.
 """
 
 from __future__ import annotations
@@ -16,6 +17,15 @@ from typing import Any
 import pytest
 
 from tests.peers import MOSQUITTO, Broker, Certs, CoapDevice, OpcuaPumpServer, free_port, make_certs
+
+
+@pytest.fixture(autouse=True)
+def state_directory(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test, and every daemon it starts, keeps state in a temporary directory of its own: the
+    default state directory is $STATE_DIRECTORY, else /var/lib/edgegw, which may exist here."""
+    d = tmp_path_factory.mktemp("state")
+    monkeypatch.setenv("STATE_DIRECTORY", str(d))
+    return d
 
 
 def _need_mosquitto() -> None:

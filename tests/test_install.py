@@ -84,7 +84,8 @@ def test_install_upgrade_uninstall(tmp_path: Path, mosquitto: Broker) -> None:
     assert r.returncode == 0, r.stderr
     # scripts name the interpreter by its path on the target system
     assert (opt / "venv" / "bin" / "edgegw").read_text().splitlines()[0] == "#!/opt/edgegw/venv/bin/python"
-    assert (etc / "edgegw.yaml").read_text() == (ROOT / "config" / "example.yaml").read_text()
+    example = (ROOT / "config" / "example.yaml").read_text()
+    assert (etc / "edgegw.yaml").read_text() == example.replace("model: models/pump", "model: /opt/edgegw/models/pump")
     assert (etc / "edgegw.yaml.example").exists()
     unit = root / "etc" / "systemd" / "system" / "edgegw.service"
     assert filecmp.cmp(unit, SYSTEMD / "edgegw.service", shallow=False)
@@ -98,10 +99,15 @@ def test_install_upgrade_uninstall(tmp_path: Path, mosquitto: Broker) -> None:
             p.name for p in (opt / "models" / "pump").iterdir()
         )
 
-    # the installed daemon starts as the unit starts it: from WorkingDirectory=/opt/edgegw, where the
-    # example's relative `model: models/pump` resolves, with the installed config
-    r = subprocess.run([str(py), "-m", "edgegw", "check", "-c", str(etc / "edgegw.yaml")], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
+    # the installed config names the shipped models by their absolute path (here under --root)
+    shipped = f"profiles.pump.model={opt / 'models' / 'pump'}"
+    r = subprocess.run(
+        [str(py), "-m", "edgegw", "check", "-c", str(etc / "edgegw.yaml"), "--set", shipped],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert r.returncode == 0 and "warning" not in r.stderr, r.stderr
     log = ready_under_notify(
         [
             str(py),
@@ -116,6 +122,8 @@ def test_install_upgrade_uninstall(tmp_path: Path, mosquitto: Broker) -> None:
             "gateway.id=gw-install-test",
             "--set",
             "sources.0.topic=install/{asset}/t",
+            "--set",
+            shipped,
         ],
         cwd=opt,
         tmp=tmp_path,

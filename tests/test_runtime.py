@@ -43,24 +43,29 @@ async def test_a_session_that_raises_anything_is_restarted_never_ends_the_task()
     assert not link.connected
 
 
-async def test_backoff_starts_over_only_after_a_session_that_moved_something() -> None:
-    """A server that accepts the connection and throws the client off at once is not hammered."""
+async def test_backoff_starts_over_only_after_a_session_that_lasted() -> None:
+    """A server that accepts the connection and throws the client off soon after is not hammered,
+    even when each session moved something (two clients with one client id take turns)."""
     link, backoff = Link("flappy"), Backoff(0.0001, 0.0002)
     attempts: list[int] = []
+    churned: list[int] = []
+    link.on_churn = lambda lk: churned.append(lk.short_sessions)
     stop = asyncio.Event()
 
     async def session(lk: Link) -> None:
         attempts.append(backoff.attempt)
         lk.up()
+        lk.progress()  # every session delivered something
         if len(attempts) == 5:
-            lk.progress()  # this one delivered something
+            await asyncio.sleep(0.05)  # this one stayed up past healthy_after_s
         if len(attempts) == 8:
             stop.set()
             return
         raise aiomqtt.MqttCodeError(ReasonCode(PacketTypes.DISCONNECT, identifier=0x95), "Disconnected")
 
-    await supervise(link, session, backoff, stopping=stop.is_set, stop=stop, expected=(aiomqtt.MqttError,))
+    await supervise(link, session, backoff, stopping=stop.is_set, stop=stop, expected=(aiomqtt.MqttError,), healthy_after_s=0.04)
     assert attempts == [0, 1, 2, 3, 4, 1, 2, 3]  # thrown off every time; started over only after the fifth
+    assert churned == [3]  # the third short session in a row: a likely client-id clash, reported once
     assert link.connects == 8 and link.failures == 7
     assert link.disconnects == {"0x95": 7} and link.last_reason_code == 0x95
 

@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "watch": ("edgegw.watch", "live table of active alarms from a broker"),
     "alarms": ("edgegw.history.cli:alarms_", "print the alarm journal (transitions, acks, shelves)"),
     "history": ("edgegw.history.cli", "print or export what the gateway kept of an asset's signals"),
+    "browse": ("edgegw.browse", "list an OPC UA server's variables (NodeIds, units) as a config fragment"),
 }
 
 

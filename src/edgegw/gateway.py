@@ -29,14 +29,18 @@ from edgegw.alarms.suppress import LinkWatch
 from edgegw.config import EX_CONFIG, ConfigError, GatewayConfig
 from edgegw.engine.engine import Engine
 from edgegw.engine.models import ModelError, ModelSet, load_profile_models
+from edgegw.gwalarms import GatewayAlarms
 from edgegw.health import Health
 from edgegw.intake import FUTURE_SLACK_S, Intake
 from edgegw.ratelimit import RateLimitedLog
 from edgegw.records import AlarmEvent, Alert, HopResult, Rollup
+from edgegw.reload import ConfigReload
+from edgegw.runtime import Link
 from edgegw.sequence import DurableSequencer, Sequencer
 from edgegw.sinks import Sink
 from edgegw.sinks.local import LocalSink
 from edgegw.sources import Source, build_sources
+from edgegw.wallclock import WallClock
 
 if TYPE_CHECKING:
     from edgegw.history.store import Historian
@@ -112,6 +116,12 @@ class Gateway:
         self.sources: list[Source] = build_sources(cfg, self.intake)
         self._alarms_room(state_dir)
         self.health = Health(self)
+        self.gateway_alarms = GatewayAlarms(cfg.gateway.id, self._on_alert)
+        self.gateway_alarms.watch([lk for p in (*self.sinks, *self.sources) if isinstance(lk := getattr(p, "link", None), Link)])
+        self.reloader: ConfigReload | None = ConfigReload(self, config_path, []) if config_path else None
+        self._reload_task: asyncio.Task[None] | None = None
+        self.wallclock = WallClock()
+        self.intake.clock_check = self._check_clock
 
     # -- alerts and rollups fan out to every sink
 
@@ -190,6 +200,25 @@ class Gateway:
         self.engine.models.update(models)
         log.info("models reloaded", profiles=sorted(models))
 
+    def reload(self) -> None:
+        """SIGHUP: the whole config file again (reload.py); models only when run without a file."""
+        if self.reloader is None:
+            self.reload_models()
+            return
+        self._reload_task = asyncio.get_running_loop().create_task(self.reloader.reload(), name="reload")
+
+    def _check_clock(self) -> bool:
+        """Whether the wall clock jumped (wallclock.py): if so, logged once and what compares times
+        across it re-anchored. The ticker asks every second, the intake before it drops a reading
+        for its time."""
+        delta = self.wallclock.step()
+        if not delta:
+            return False
+        log.warning("wall clock stepped; stale timers, signal clocks and windows re-anchored", step_s=round(delta, 3))
+        self.engine.clock_stepped(delta)
+        self.intake.clock_stepped(delta)
+        return True
+
     # -- running
 
     async def _ticker(self) -> None:
@@ -198,16 +227,24 @@ class Gateway:
         next_rollup = (math.floor(time.time() / interval) + 1) * interval
         rollup_start = time.time()
         next_metrics = time.monotonic() + self.cfg.metrics.interval_s
+        steps_seen = self.wallclock.steps
         while True:
             await asyncio.sleep(1.0 - (time.time() % 1.0) + 0.001)
             now = time.time()
+            self._check_clock()
             self.alarms.tick(now)  # shelves that ran out
             self.links.tick()  # before the stale checks: a stale alarm a lost link causes goes under its link alarm
+            self.gateway_alarms.tick()
+            if self.wallclock.steps != steps_seen:  # the rollup boundary is on the wall clock too
+                steps_seen = self.wallclock.steps
+                next_rollup = (math.floor(now / interval) + 1) * interval
+                rollup_start = now
             self.engine.tick(now)  # hops are the intake's: it batches assets crossing a boundary together
             if now >= next_rollup:
                 if self.cfg.rollups.enabled:
                     await self._rollups(rollup_start, next_rollup)
                 rollup_start = next_rollup
+                interval = self.cfg.rollups.interval_s  # a reload may have changed it
                 next_rollup += interval * max(1, math.ceil((now - next_rollup) / interval + 1e-9))
             if time.monotonic() >= next_metrics:
                 next_metrics = time.monotonic() + self.cfg.metrics.interval_s
@@ -221,7 +258,7 @@ class Gateway:
         if own_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, stop.set)
-            loop.add_signal_handler(signal.SIGHUP, self.reload_models)
+            loop.add_signal_handler(signal.SIGHUP, self.reload)
         try:
             async with asyncio.TaskGroup() as tg:
                 # Alarms active before the restart go to the engine when the local sink has read them back,
@@ -271,6 +308,7 @@ class Gateway:
         self.links.restore(kept)
         if self.notifier is not None:
             self.notifier.restore(alarms)  # an orphan's clear reaches the targets told of its raise
+        self.gateway_alarms.restored(alarms)
         if self.history is not None:
             self.history.restore(alarms)
         for d, why in orphans:
@@ -348,6 +386,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from edgegw.check import prepare_or_report
     from edgegw.log import setup
+    from edgegw.preflight import lock_state_dir
 
     ready = prepare_or_report(args.config, args.set)  # the same preflight as `edgegw check`
     if ready is None:
@@ -355,7 +394,11 @@ def main(args: argparse.Namespace) -> int:
     cfg = ready.cfg
     setup(cfg.log.level, cfg.log.format)
     try:
+        if ready.state_dir is not None:
+            lock_state_dir(ready.state_dir)  # held until the process ends
         gw = Gateway(cfg, args.config, ready.models, ready.state_dir)
+        if gw.reloader is not None:
+            gw.reloader.overrides = list(args.set)  # a reload keeps the command line's --set
     except (ModelError, ConfigError) as e:
         print(f"{args.config}: {e}", file=sys.stderr)
         return EX_CONFIG

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
+from collections.abc import Callable
 from typing import Any
 
 from edgegw.config import IngestConfig
@@ -41,6 +43,9 @@ class Intake:
         self.messages_in = 0
         self.bytes_in = 0
         engine.on_future = self._future
+        self.ahead_s = 0.0  # after wall-clock steps: how far device times may be ahead of it, or behind
+        self.behind_s = 0.0
+        self.clock_check: Callable[[], bool] | None = None  # True when the wall clock just jumped (re-anchored)
 
     def message(self, nbytes: int = 0) -> None:
         """Count one message from any source (payload bytes where the protocol has them)."""
@@ -64,13 +69,29 @@ class Intake:
 
     def ts_ok(self, ts: float, now: float) -> bool:
         """Event time plausible? Far-future or ancient timestamps are rejected here, counted."""
-        if not math.isfinite(ts) or ts < _EPOCH_FLOOR or ts > now + self.cfg.max_future_s:
+        if not math.isfinite(ts) or ts < _EPOCH_FLOOR or ts > now + self.cfg.max_future_s + self.ahead_s:
+            if self._stepped():
+                return self.ts_ok(ts, time.time())
             self.reject("bad_timestamp", ts=ts)
             return False
-        if ts < now - self.cfg.max_age_s:
+        if ts < now - self.cfg.max_age_s - self.behind_s:
+            if self._stepped():
+                return self.ts_ok(ts, time.time())
             self.reject("too_old", ts=ts)
             return False
         return True
+
+    def _stepped(self) -> bool:
+        """Before a reading is dropped for its time: did the wall clock just jump? (the ticker
+        would see it within a second; the readings of that second need not be lost)"""
+        return self.clock_check is not None and self.clock_check()
+
+    def clock_stepped(self, delta: float) -> None:
+        """Devices keep the time the gateway had before its wall clock jumped by `delta`: their
+        timestamps are accepted that much further ahead (a step back) or behind (forward), by the
+        sum of all steps so far, so a later step that undoes this one takes the allowance away."""
+        total = self.behind_s - self.ahead_s + delta
+        self.ahead_s, self.behind_s = max(0.0, -total), max(0.0, total)
 
     def reject(self, reason: str, **detail: Any) -> None:
         """Count a dropped message or value under `reason` and log it now and then."""

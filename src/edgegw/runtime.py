@@ -5,10 +5,13 @@ A source or sink writes one *session*: connect, call `link.up()`, work until the
 went through. `supervise()` does the rest, the same way for all of them: it counts connects and
 failures, keeps the last error and the reason code of each disconnect (in the log and in
 `Link.stats()`), waits a capped, jittered backoff between attempts and starts the session again.
-The backoff starts over only after a session that was healthy (it moved something, or stayed up
-for `healthy_after_s`), so a server that accepts the connection and throws the client off at
-once is not hammered. A session that fails with an unexpected exception (a bug, a bad file) is
-logged with its traceback and restarted like any other failure: it never ends the process.
+The backoff starts over only after a session that stayed up for `healthy_after_s` (60 s), so a
+server that accepts the connection and throws the client off soon after is not hammered, even
+when each session moved something. CHURN_AFTER such short sessions in a row are what a second
+client with the same client id causes (two gateways with one id, a cloned SD card): logged once
+as a likely client-id clash and reported through `Link.on_churn` (the gateway raises an alarm).
+A session that fails with an unexpected exception (a bug, a bad file) is logged with its
+traceback and restarted like any other failure: it never ends the process.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import structlog
 from edgegw.backoff import Backoff
 
 log = structlog.get_logger("edgegw.runtime")
+CHURN_AFTER = 3  # sessions in a row that connected and ended before healthy_after_s
 
 
 class LinkStats(TypedDict):
@@ -70,16 +74,20 @@ class Link:
         self.last_reason_code: int | None = None
         self.disconnects: dict[str, int] = {}
         self.healthy = False  # this session moved something
+        self.up_since = 0.0  # monotonic clock of the current connection's start
+        self.short_sessions = 0  # in a row: connected, then dropped before healthy_after_s
+        self.on_churn: Callable[[Link], None] | None = None  # called once when short_sessions reaches CHURN_AFTER
 
     def up(self, **info: Any) -> None:
         """The session is connected (after its handshake and any start-up exchange)."""
         self.connected = True
         self.connects += 1
         self.connected_since = time.time()
+        self.up_since = time.monotonic()
         log.info(f"{self.name} connected", link=self.name, at=self.where, connects=self.connects, **info)
 
     def progress(self) -> None:
-        """Something went through on this session: the next failure starts the backoff over."""
+        """Something went through on this session."""
         self.healthy = True
 
     def down(self, exc: BaseException | None) -> None:
@@ -152,8 +160,8 @@ async def supervise(
         if error is None:
             error = ConnectionError(f"{link.name} session ended")
             link.down(error)
-        if link.healthy or (was_up and time.monotonic() - started >= healthy_after_s):
-            backoff.reset()
+        if was_up:
+            _session_ended(link, backoff, time.monotonic() - started >= healthy_after_s)
         delay = backoff.next()
         extra = context() if context is not None else {}
         fields = dict(
@@ -176,3 +184,22 @@ async def supervise(
                 await asyncio.wait_for(stop.wait(), delay)
         if stopping():
             return
+
+
+def _session_ended(link: Link, backoff: Backoff, lasted: bool) -> None:
+    """After a session that was connected: start the backoff over if it lasted, else count it."""
+    if lasted:
+        backoff.reset()
+        link.short_sessions = 0
+        return
+    link.short_sessions += 1
+    if link.short_sessions == CHURN_AFTER:
+        log.warning(
+            f"{link.name} dropped soon after connecting, {CHURN_AFTER} times in a row: likely another client with "
+            "the same client id (a second gateway with this gateway id, e.g. a cloned SD card)",
+            link=link.name,
+            at=link.where,
+            error=link.last_error,
+        )
+        if link.on_churn is not None:
+            link.on_churn(link)

@@ -254,6 +254,9 @@ async def test_fleet_three_gateways_one_shared_subscription_group(mosquitto, bro
         for o in group:
             await stack.enter_async_context(o)
         local = await stack.enter_async_context(Collector(mosquitto.port, "alerts/#", "status/#"))
+        states = [tmp_path / f"state{i}" for i in range(3)]
+        for d in states:
+            d.mkdir()
         try:
             for i in range(3):
                 gws.append(
@@ -265,6 +268,7 @@ async def test_fleet_three_gateways_one_shared_subscription_group(mosquitto, bro
                         "upstream.host=127.0.0.1",
                         f"upstream.port={up.port}",
                         f"upstream.outbox.path={tmp_path}/ob{i}.db",
+                        f"gateway.state_dir={states[i]}",  # one gateway per state directory
                         f"assets.0.id=fleet-{i}",
                         "rollups.enabled=false",
                     )

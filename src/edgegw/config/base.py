@@ -7,9 +7,10 @@ import os
 import re
 import stat
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, SecretStr, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, SecretStr, ValidationInfo, model_validator
 
 EX_CONFIG = 78
 MAX_SECRET_BYTES = 64 * 2**10
@@ -43,6 +44,29 @@ def _topic_safe(v: str) -> str:
 
 TopicName = Annotated[str, AfterValidator(_topic_safe)]
 """A name that becomes one topic level (gateway id, site, asset id): MQTT-safe, not empty."""
+
+
+def _from_config_dir(v: str, info: ValidationInfo) -> str:
+    """A relative path made absolute against the config file's folder (`load_config` passes it as
+    the validation context); a path that exists only from the working directory is still taken,
+    with a warning, so configs written for the old rule keep running."""
+    ctx = info.context
+    if not v or not isinstance(ctx, dict) or "config_dir" not in ctx or Path(v).is_absolute():
+        return v
+    beside = Path(os.path.normpath(Path(ctx["config_dir"]) / v))
+    if not beside.exists() and Path(v).exists():
+        here = Path(v).resolve()
+        ctx.setdefault("cwd_paths", []).append((v, str(beside), str(here)))
+        return str(here)
+    return str(beside)
+
+
+ConfigPath = Annotated[str, AfterValidator(_from_config_dir)]
+"""A file or folder named in the config. Relative, it means relative to the config file's folder,
+whatever the working directory: declare every path field with this type (`users_file: ConfigPath |
+None`, `dict[str, ConfigPath]`) and it arrives absolute, so errors name the resolved path. Only
+`load_config` resolves (a model built in code keeps what it is given). A field that also takes a
+keyword (`model: learn`) declares it first: `Literal["learn"] | ConfigPath`."""
 
 
 def regular_file(path: str, max_bytes: int) -> str | None:

@@ -1,5 +1,6 @@
 """Reading a config file: YAML, `${ENV}` substitution, `--set` overrides, validation with file:line.
 
+Relative paths (every field typed `base.ConfigPath`) resolve against the config file's folder.
 Only a regular file of at most MAX_FILE_BYTES of UTF-8 is read (a FIFO or a device would hang
 or exhaust memory); the YAML limits are `yamltree`'s. Line numbers are worked out only when a
 problem or a warning needs one: finding them costs a second pass.
@@ -11,13 +12,13 @@ import functools
 import os
 import re
 import stat
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from edgegw.config import yamltree
+from edgegw.config import names, yamltree
 from edgegw.config.base import ConfigError
 from edgegw.config.root import GatewayConfig
 
@@ -158,22 +159,54 @@ def load_config(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> 
     if problems:
         raise ConfigError(problems)
     warnings = [at(loc, msg) for loc, msg in _deprecated(root)]
+    context: dict[str, Any] = {"config_dir": Path(fname).resolve().parent}
+    found: list[tuple[tuple[Any, ...], str]] = []
+    cfg: GatewayConfig | None = None
     try:
-        cfg = GatewayConfig.model_validate(root)
+        cfg = GatewayConfig.model_validate(root, context=context)
     except ValidationError as e:
-        for err in e.errors():
-            loc = tuple(err["loc"])
-            msg = err["msg"].removeprefix("Value error, ")
-            named = _NAMED.match(msg) if err["type"] == "value_error" else None
-            if named:  # a check across sections names its field itself: "assets.3.profile: ..."
-                loc = (*loc, *(int(p) if p.isdigit() else p for p in named.group(1).split(".")))
-                msg = named.group(2)
-            if err["type"] == "extra_forbidden":
-                msg = f"unknown key {loc[-1]!r}"
-            problems.append(at(loc, msg))
-        raise ConfigError(problems) from None
+        found = [_schema_problem(err) for err in e.errors()]
+    found += [p for p in names.references(root) if p not in found]
+    if found or cfg is None:
+        found.sort(key=lambda p: _line_of(lines(), p[0]) or 0)
+        raise ConfigError([at(loc, msg) for loc, msg in found])
+    for given, beside, used in context.get("cwd_paths", []):
+        loc = next((loc for loc, v in _strings(root, ()) if v == given), ())
+        warnings.append(
+            at(
+                loc,
+                f"{given} is not beside the config ({beside}); used {used} from the working directory, "
+                "which a later release will not look in: give the path relative to the config file's folder",
+            )
+        )
     cfg.warnings.extend(warnings)
     return cfg
+
+
+def _strings(node: Any, path: tuple[Any, ...]) -> Iterator[tuple[tuple[Any, ...], str]]:
+    """(path, value) of every string in the tree, depth first."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from _strings(v, (*path, k))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _strings(v, (*path, i))
+    elif isinstance(node, str):
+        yield path, node
+
+
+def _schema_problem(err: Any) -> tuple[tuple[Any, ...], str]:
+    """(path, what) of one pydantic error: a check across sections names its own field
+    ("assets.3.profile: ..."); an unknown key gets the closest allowed one as a hint."""
+    loc = tuple(err["loc"])
+    msg = err["msg"].removeprefix("Value error, ")
+    named = _NAMED.match(msg) if err["type"] == "value_error" else None
+    if named:
+        loc = (*loc, *(int(p) if p.isdigit() else p for p in named.group(1).split(".")))
+        msg = named.group(2)
+    if err["type"] == "extra_forbidden":
+        msg = f"unknown key {loc[-1]!r}{names.did_you_mean(loc[-1], names.keys_at(GatewayConfig, loc[:-1]))}"
+    return loc, msg
 
 
 def located(path: str | os.PathLike[str], problems: Sequence[tuple[Sequence[Any], str]]) -> list[str]:
@@ -229,9 +262,9 @@ def _is_tag(loc: tuple[Any, ...], i: int) -> bool:
 
 
 def resolve_path(p: str, config_file: str | os.PathLike[str] | None = None) -> Path:
-    """A relative path from the config: the working directory first, then the config file's folder."""
+    """A path as the config means it: relative to the config file's folder (`load_config` already
+    resolves every `ConfigPath` field; this is for paths read from the tree by hand)."""
     path = Path(p)
-    if path.is_absolute() or config_file is None or path.exists():
+    if path.is_absolute() or config_file is None:
         return path
-    alt = Path(config_file).resolve().parent / path
-    return alt if alt.exists() else path
+    return Path(config_file).resolve().parent / path

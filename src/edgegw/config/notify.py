@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, model_validator
 
-from edgegw.config.base import MAX_CERT_BYTES, Base, _read_secret, regular_file
+from edgegw.config.base import MAX_CERT_BYTES, Base, ConfigPath, _read_secret, regular_file
 
 SEVERITIES = ("info", "warning", "critical")
 DEFAULT_STATE_DIR = "/var/lib/edgegw"
@@ -90,10 +90,10 @@ class SmtpServer(Base):
     port: int | None = Field(None, ge=1, le=65535, description="Default 465 with ssl, 587 with starttls, else 25.")
     starttls: bool | None = Field(None, description="true: require STARTTLS; false: never; unset: when the server offers it.")
     ssl: bool = Field(False, description="Implicit TLS from the first byte (SMTPS, port 465).")
-    ca_file: str | None = Field(None, description="CA bundle to verify the server; omitted: the system store.")
+    ca_file: ConfigPath | None = Field(None, description="CA bundle to verify the server; omitted: the system store.")
     username: str | None = None
     password: SecretStr | None = Field(None, description="Use ${ENV} or password_file, not plain text.")
-    password_file: str | None = Field(None, description="File holding the password (systemd credential).")
+    password_file: ConfigPath | None = Field(None, description="File holding the password (systemd credential).")
 
     @model_validator(mode="after")
     def _consistent(self) -> SmtpServer:
@@ -136,12 +136,12 @@ class EmailTarget(TargetBase):
 class WebhookTarget(TargetBase):
     type: Literal["webhook"]
     url: SecretStr | None = Field(None, description="http(s):// URL to POST to; a secret for Slack or Teams.")
-    url_file: str | None = Field(None, description="File holding the URL.")
+    url_file: ConfigPath | None = Field(None, description="File holding the URL.")
     headers: dict[str, str] = Field(default_factory=dict, description="Extra headers; values may use ${ENV}.")
-    header_files: dict[str, str] = Field(
+    header_files: dict[str, ConfigPath] = Field(
         default_factory=dict, description="Header name -> file holding its value (e.g. Authorization)."
     )
-    ca_file: str | None = Field(None, description="CA bundle to verify an https server; omitted: the system store.")
+    ca_file: ConfigPath | None = Field(None, description="CA bundle to verify an https server; omitted: the system store.")
     digest_s: float = Field(
         0.0,
         ge=0,
@@ -182,7 +182,7 @@ class JournalConfig(Base):
     """Every transition, ack and shelve, kept on the gateway; `edgegw alarms` prints it."""
 
     enabled: bool = True
-    path: str | None = Field(None, description="SQLite file; default <state_dir>/alarms.db.")
+    path: ConfigPath | None = Field(None, description="SQLite file; default <state_dir>/alarms.db.")
     retention_days: float = Field(90, gt=0, description="Entries older than this are deleted.")
     max_mb: float = Field(16, gt=0, description="Beyond this size the oldest entries go first.")
     flush_s: float = Field(10.0, ge=0.1, le=600, description="Entries are written in one batch this often (SD-card friendly).")
@@ -213,7 +213,7 @@ class CommandsConfig(Base):
 class NotifyConfig(Base):
     """The whole section. A bare list is the targets with every other setting at its default."""
 
-    state_dir: str | None = Field(
+    state_dir: ConfigPath | None = Field(
         None,
         description="Where the target queues and the journal live; default: the gateway's state directory "
         "(gateway.state_dir, $STATE_DIRECTORY, /var/lib/edgegw).",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from edgegw.config.base import Base, TopicName
+from edgegw.config.base import Base, ConfigPath, TopicName
 
 
 class SignalSpec(Base):
@@ -61,7 +61,7 @@ class Profile(Base):
         description="Expected highest sample rate per signal. Accepted for compatibility; it no longer limits "
         "the window, which holds every sample of the last window_s.",
     )
-    model: str | None = Field(None, description="Model directory (anomaly + failure ONNX and metadata).")
+    model: ConfigPath | None = Field(None, description="Model directory (anomaly + failure ONNX and metadata).")
     model_alarms: ModelAlarmSpec = Field(default_factory=ModelAlarmSpec)
     signals: dict[str, SignalSpec] = Field(min_length=1)
 

@@ -6,14 +6,15 @@ import socket
 
 from pydantic import Field, PrivateAttr, model_validator
 
-from edgegw.config.base import Base, TopicName
+from edgegw.config.base import Base, ConfigPath, TopicName
 from edgegw.config.brokers import MqttBroker
 from edgegw.config.daemon import IngestConfig, LogConfig, MetricsConfig
 from edgegw.config.history import HistoryConfig
+from edgegw.config.names import unknown
 from edgegw.config.notify import NotifyConfig
 from edgegw.config.outputs import AlertsConfig, RollupsConfig
 from edgegw.config.profiles import AssetSpec, Profile
-from edgegw.config.sources import Source
+from edgegw.config.sources import OpcuaSource, Source
 from edgegw.config.upstream import UpstreamConfig
 
 WINDOW_MEMORY_MAX = 1 << 30  # bytes of window state over all profiles; beyond it a gateway cannot run
@@ -23,7 +24,7 @@ _WINDOW_BYTES = 2 * 13 * 8  # per row and bucket: the bucket store and the tail 
 class GatewayInfo(Base):
     id: TopicName = Field(default_factory=socket.gethostname, description="Gateway id, used in topics and alerts.")
     site: TopicName = Field("default", description="Site name, used in topics and alerts.")
-    state_dir: str | None = Field(
+    state_dir: ConfigPath | None = Field(
         None,
         description="Directory for what must survive a restart (the seq mark). Default: $STATE_DIRECTORY "
         "(systemd StateDirectory=), else /var/lib/edgegw when it exists; without one, seq is not kept.",
@@ -58,10 +59,21 @@ class GatewayConfig(Base):
         seen: set[str] = set()
         for i, a in enumerate(self.assets):
             if a.profile not in self.profiles:
-                raise ValueError(f"assets.{i}.profile: unknown profile {a.profile!r} (have {sorted(self.profiles)})")
+                raise ValueError(f"assets.{i}.profile: {unknown('profile', a.profile, self.profiles)}")
             if a.id in seen:
                 raise ValueError(f"assets.{i}.id: duplicate asset id {a.id!r}")
             seen.add(a.id)
+        return self
+
+    @model_validator(mode="after")
+    def _node_templates(self) -> GatewayConfig:
+        signals_of = {a.id: list(self.profiles[a.profile].signals) for a in self.assets if a.profile in self.profiles}
+        for i, src in enumerate(self.sources):
+            if isinstance(src, OpcuaSource):
+                try:
+                    src.expand(signals_of)
+                except ValueError as e:
+                    raise ValueError(f"sources.{i}.{'node' if src.node else 'browse_path'}: {e}") from None
         return self
 
     @model_validator(mode="after")

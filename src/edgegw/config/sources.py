@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 
-from edgegw.config.base import MAX_CERT_BYTES, Base, SecretHolder, regular_file
+from edgegw.config.base import MAX_CERT_BYTES, Base, ConfigPath, SecretHolder, regular_file
 
 
 class TimestampSpec(Base):
@@ -49,9 +49,9 @@ class OpcuaSecurity(Base):
     mode: Literal["None", "Sign", "SignAndEncrypt"] = Field(
         "None", description="Message security mode; None only with policy None."
     )
-    certificate: str | None = Field(None, description="Client application certificate (DER or PEM).")
-    private_key: str | None = Field(None, description="Client private key (PEM or DER, unencrypted).")
-    server_certificate: str | None = Field(
+    certificate: ConfigPath | None = Field(None, description="Client application certificate (DER or PEM).")
+    private_key: ConfigPath | None = Field(None, description="Client private key (PEM or DER, unencrypted).")
+    server_certificate: ConfigPath | None = Field(
         None, description="The server certificate to trust (pinned: any other certificate is refused)."
     )
     trust_any_server: bool = Field(
@@ -109,7 +109,7 @@ class OpcuaSource(SecretHolder):
     security: OpcuaSecurity = Field(default_factory=OpcuaSecurity)
     username: str | None = Field(None, description="User name; none: anonymous.")
     password: SecretStr | None = Field(None, description="Password; use ${ENV} or password_file, not plain text.")
-    password_file: str | None = Field(None, description="File holding the password (systemd credential).")
+    password_file: ConfigPath | None = Field(None, description="File holding the password (systemd credential).")
     sampling_ms: float = Field(100, ge=0, le=3.6e6, description="Requested sampling interval per monitored item.")
     publishing_ms: float = Field(500, ge=10, le=3.6e6, description="Requested publishing interval of the subscription.")
     queue_size: int = Field(10, ge=1, le=100000, description="Server-side queue per monitored item (values between publishes).")
@@ -126,13 +126,52 @@ class OpcuaSource(SecretHolder):
     )
     watchdog_s: float = Field(2.0, gt=0, le=3600, description="How often the client probes the server's state.")
     reconnect_max_s: float = Field(30.0, gt=0, le=3600, description="Cap of the reconnect backoff (with jitter).")
-    nodes: list[OpcuaNode] = Field(min_length=1)
+    nodes: list[OpcuaNode] = Field(default_factory=list, description="Each monitored node; or a template (node/browse_path).")
+    node: str | None = Field(
+        None, description="NodeId template over assets and signals, e.g. ns=2;s={asset}.{signal}: a node per pair."
+    )
+    browse_path: str | None = Field(None, description="Browse path template, e.g. 2:Pumps/2:{asset}/2:{signal}.")
+    assets: list[str] | None = Field(None, description="Assets the template covers; default: every asset.")
+    signals: list[str] | None = Field(None, description="Signals the template covers; default: each asset's profile's.")
 
     @model_validator(mode="after")
     def _auth(self) -> OpcuaSource:
         if self.password is not None and not self.username:
             raise ValueError("password given without username")
         return self
+
+    @model_validator(mode="after")
+    def _template(self) -> OpcuaSource:
+        if self.node and self.browse_path:
+            raise ValueError("give one template: node or browse_path")
+        template = self.node or self.browse_path
+        if template is None:
+            if not self.nodes:
+                raise ValueError("nodes: give at least one node, or a node / browse_path template")
+            return self
+        try:
+            template.format(asset="a", signal="s")
+        except (KeyError, IndexError, ValueError):
+            raise ValueError(f"{template!r}: only {{asset}} and {{signal}} placeholders") from None
+        return self
+
+    def expand(self, signals_of: dict[str, list[str]]) -> None:
+        """Add a node per (asset, signal) the template covers; `signals_of`: each asset's profile signals."""
+        template = self.node or self.browse_path
+        if template is None:
+            return
+        key = "node" if self.node else "browse_path"
+        have = {(n.node or n.browse_path, n.asset, n.signal) for n in self.nodes}  # expanded once, however often validated
+        for asset in self.assets if self.assets is not None else list(signals_of):
+            for signal in self.signals if self.signals is not None else signals_of.get(asset, []):
+                address = template.format(asset=asset, signal=signal)
+                if (address, asset, signal) in have:
+                    continue
+                try:
+                    self.nodes.append(OpcuaNode.model_validate({key: address, "asset": asset, "signal": signal}))
+                except ValidationError as e:
+                    why = e.errors()[0]["msg"].removeprefix("Value error, ")
+                    raise ValueError(f"{template!r} for {asset}/{signal}: {why}") from None
 
 
 class CoapSource(Base):

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import os
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from edgegw.config.base import Base, SecretHolder
+from edgegw.config.base import Base, ConfigPath, SecretHolder
 from edgegw.config.brokers import TlsConfig
 
 
+def _default_outbox() -> str:
+    """In the service's state directory ($STATE_DIRECTORY, set by systemd's StateDirectory=)."""
+    return os.path.join(os.environ.get("STATE_DIRECTORY", "").split(":")[0] or "/var/lib/edgegw", "outbox.db")
+
+
 class OutboxConfig(Base):
-    path: str = Field("/var/lib/edgegw/outbox.db", description="SQLite file of messages waiting for upstream.")
+    path: ConfigPath = Field(
+        default_factory=_default_outbox,
+        description="SQLite file of messages waiting for upstream; default $STATE_DIRECTORY/outbox.db, else "
+        "/var/lib/edgegw/outbox.db.",
+    )
     max_mb: float = Field(
         512, gt=0, le=2**20, description="Cap on stored messages; when full the oldest readings, then rollups go first."
     )
@@ -45,7 +55,7 @@ class UpstreamConfig(SecretHolder):
     )
     username: str | None = Field(None, description="User name; none: anonymous.")
     password: SecretStr | None = Field(None, description="Password; use ${ENV} or password_file, not plain text.")
-    password_file: str | None = Field(None, description="File holding the password (systemd credential).")
+    password_file: ConfigPath | None = Field(None, description="File holding the password (systemd credential).")
     client_id: str | None = Field(None, description="Client id; default edgegw-<gateway id>-up.")
     keepalive_s: int = Field(30, ge=5, le=3600, description="MQTT keep-alive.")
     topic_prefix: str = Field("edge/{gateway}", description="Prepended to the local topics; {gateway} and {site}.")

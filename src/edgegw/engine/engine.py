@@ -328,6 +328,42 @@ class Engine:
                     ev = {"signal": s.name, "silent_s": round(now - s.last_seen, 1), "limit": stale_after}
                     self._transition(a, "stale", s.name, 1, now, ev)
 
+    def retune(self) -> None:
+        """The profiles' signal settings were replaced in place (a config reload): each signal takes
+        its new limits, delays and range, keeping its window, alarm level and pending change."""
+        for a in self.assets.values():
+            for s in a.signal_list:
+                spec = a.profile.signals[s.name]
+                s.rule = ThresholdRule(spec)
+                for db in (s.threshold, s.quality):
+                    db.on_delay, db.off_delay = spec.on_delay_s, spec.off_delay_s
+                s.range_lo, s.range_hi = spec.range if spec.range else (-math.inf, math.inf)
+
+    def clock_stepped(self, delta: float) -> None:
+        """The wall clock jumped by `delta` seconds (see wallclock.py). Stale timers move with it.
+        Event time may now continue on either side of each signal's last reading: each signal
+        takes its next reading whatever its time, its window starts again (models warm up one
+        window) and a pending alarm delay starts again; active alarms stay."""
+        for ps in self._ps.values():
+            win = ps.win
+            for a in ps.assets:
+                rows = [s.buckets.row for s in a.signal_list]
+                win.acc[:, :, rows] = window.EMPTY[:, None, None]
+                win.kcur[rows] = window.NEVER
+                win.tail_ok[rows] = False
+                win.head[:, rows] = window.EMPTY[:, None]
+                for s in a.signal_list:
+                    s.buckets = window.SignalBuckets(win, s.buckets.row)
+                    s.last_ts = -math.inf
+                    s.last_seen += delta
+                    s.threshold.since = s.quality.since = None
+                a.next_hop, a.next_k, a.first_ts = -math.inf, 0, math.inf
+                ps.first_ts[a.index] = math.inf
+            for alarms in ps.model_alarms.values():
+                for db in alarms.alarms:
+                    db.since = None
+                alarms.pending[:] = False
+
     def restore(self, asset: str, kind: str, source: str, level: int = 1) -> bool:
         """Seed an alarm that was active before a restart (from retained state), so it clears normally."""
         a = self.assets.get(asset)

@@ -13,6 +13,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -38,7 +39,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
     src.add_argument("--model", metavar="DIR", help="model directory; alone, signals and window come from its metadata")
     parser.add_argument("--data", action="append", required=True, metavar="FILE", help="history CSV/Parquet; repeatable")
     parser.add_argument("--out", required=True, metavar="FILE", help="CSV: one row per input timestamp (and asset)")
-    parser.add_argument("--plot", metavar="FILE.png", help="draw signals, score, threshold and alarms (needs matplotlib)")
+    parser.add_argument(
+        "--plot",
+        metavar="FILE.png",
+        help="draw each asset's signals (units, limits), score, threshold and alarms, a column per asset (needs matplotlib)",
+    )
+    parser.add_argument(
+        "--lead-tolerance",
+        type=float,
+        metavar="S",
+        help="an alarm starting at most this long before a labelled fault counts as early, not false "
+        "(default: two windows; a fault starts before its label says so)",
+    )
     parser.add_argument("--label-column", help="fault labels for precision/recall (default: a 'label' column)")
     parser.add_argument("--delimiter", help="CSV delimiter (default: sniffed)")
     parser.add_argument("--timestamp-column", help="timestamp column (default: 'timestamp', 'time', ... or the first)")
@@ -54,6 +66,11 @@ def _fail(msg: str, code: int = 1) -> int:
 def main(args: argparse.Namespace) -> int:
     if not args.config and not args.model:
         return _fail("give -c CONFIG or --model DIR", 2)
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401 - before the replay, not after it
+        except ImportError:
+            return _fail("--plot needs matplotlib (pip install 'edgegw[plot]')")
     try:
         setup = _setup(args)
     except ConfigError as e:
@@ -64,12 +81,9 @@ def main(args: argparse.Namespace) -> int:
     result = run(setup)
     took = time.monotonic() - t0
     write_csv(Path(args.out), setup.history, result)
-    print(summary(setup, result, took))
+    print(summary(setup, result, took, args.lead_tolerance))
     if args.plot:
-        try:
-            plot(Path(args.plot), setup, result)
-        except ImportError:
-            return _fail("--plot needs matplotlib (pip install 'edgegw[plot]')")
+        plot(Path(args.plot), setup, result)
     return 0
 
 
@@ -272,13 +286,26 @@ def _hours(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
 
 
-def summary(setup: Setup, res: Result, took: float) -> str:
+def _rate(count: int, seconds: float, what: str) -> str:
+    """`count` over a stretch of data: per day from a day on, else the count and the span alone
+    (3 alarms in 1.4 h are not '51 per day')."""
+    days = seconds / 86400
+    if days >= 1:
+        return f"{count} {what} in {days:.2f} days ({count / days:.2f} per day)"
+    return f"{count} {what} in {_hours(seconds)} (less than a day: no daily rate)"
+
+
+def summary(setup: Setup, res: Result, took: float, lead_tolerance_s: float | None = None) -> str:
     """What a reliability engineer judges a detector by: alarm episodes, faults detected and with
-    what lead, false alarms per day, and how much of the time in alarm was right."""
+    what lead, false alarms per day, and how much of the time in alarm was right. An alarm that
+    starts within `lead_tolerance_s` (default two windows) before a labelled fault is early, not
+    false: labels mark a fault from when it shows, the fault itself starts before."""
     h = setup.history
     n = len(h)
     span = float(h.ts[-1] - h.ts[0]) if n > 1 else 0.0
-    hop = setup.cfg.profiles[setup.profile_name].hop_s
+    prof = setup.cfg.profiles[setup.profile_name]
+    hop = prof.hop_s
+    tol = 2 * prof.window_s if lead_tolerance_s is None else lead_tolerance_s
     raised: dict[str, int] = {}
     for alert in res.alerts:
         if alert.state == AlertState.RAISED:
@@ -299,18 +326,22 @@ def summary(setup: Setup, res: Result, took: float) -> str:
     alarm = (res.anomaly > 0) | (res.failure > 0)
     fault = h.fault
     labels = h.labels
-    found = false_eps = n_eps = 0
+    found = false_eps = early_eps = n_eps = 0
     leads: list[float] = []
     for k, aname in enumerate(h.assets):
         idx = np.flatnonzero(h.asset == k)
         faults = _episodes(fault[idx]) if labels is not None else []
+        starts = np.array([h.ts[idx[a]] for a, _ in faults])
         for a, b in _episodes(alarm[idx]):
             n_eps += 1
             rows = idx[a:b]
             right = labels is not None and bool(fault[rows].any())
-            false_eps += not right
+            t = h.ts[rows[0]]
+            early = not right and bool(((starts > t) & (starts - t <= tol)).any())
+            false_eps += not right and not early
+            early_eps += early
             if n_eps <= 10:
-                what = "" if labels is None else (" (during a fault)" if right else " (false)")
+                what = "" if labels is None else (" (during a fault)" if right else " (early)" if early else " (false)")
                 lines.append(f"  alarm on {aname} from {h.ts_text[rows[0]]} for {_hours(float(dt[rows].sum()))}{what}")
         for a, b in faults:
             rows = idx[a:b]
@@ -331,20 +362,15 @@ def summary(setup: Setup, res: Result, took: float) -> str:
         lines.append(f"  ... {n_eps - 10} more alarm episodes")
     in_alarm = float((dt * alarm).sum())
     if labels is None:
-        days = float(dt.sum()) / 86400
-        lines.append(
-            f"model alarm episodes: {n_eps} in {days:.2f} days ({n_eps / max(days, 1e-9):.2f} per day); "
-            "no labels to tell right from false"
-        )
+        lines.append(f"model alarm episodes: {_rate(n_eps, float(dt.sum()), 'episodes')}; no labels to tell right from false")
         return "\n".join(lines)
-    normal_days = float(dt[~fault].sum()) / 86400
+    normal_s = float(dt[~fault].sum())
     right_time = float((dt * (alarm & fault)).sum())
     n_faults = sum(len(_episodes(fault[h.asset == k])) for k in range(len(h.assets)))
     lead = f", lead before the fault's end {min(leads) / 3600:.2f}-{max(leads) / 3600:.2f} h" if leads else ""
     lines.append(f"faults detected: {found}/{n_faults}{lead}")
-    lines.append(
-        f"false alarms: {false_eps} episodes in {normal_days:.2f} normal days ({false_eps / max(normal_days, 1e-9):.2f} per day)"
-    )
+    lines.append(f"false alarms: {_rate(false_eps, normal_s, 'episodes')} of normal data")
+    lines.append(f"early alarms (at most {_hours(tol)} before a labelled fault began, not counted false): {early_eps}")
     lines.append(
         f"correct time in alarm: {right_time / in_alarm:.1%} of {_hours(in_alarm)} in alarm was during faults"
         if in_alarm
@@ -364,40 +390,68 @@ def summary(setup: Setup, res: Result, took: float) -> str:
 
 
 def plot(path: Path, setup: Setup, res: Result) -> None:
+    import matplotlib.pyplot as plt
+
+    fig = figure(setup, res)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def figure(setup: Setup, res: Result) -> Any:
+    """A column per asset: each signal with its unit and limits, then the model outputs; shaded
+    spans are the alarms (and the labelled faults), named in the legend."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
 
     h = setup.history
-    sel = h.asset == 0
-    t = (h.ts[sel] - h.ts[sel][0]) / 60.0
-    ns = len(h.signals)
-    fig, axes = plt.subplots(ns + 1, 1, sharex=True, figsize=(11, 1.6 * (ns + 1) + 1))
-    for j, s in enumerate(h.signals):
-        axes[j].plot(t, h.values[sel, j], lw=0.6)
-        axes[j].set_ylabel(s, fontsize=8)
-    ax = axes[-1]
-    ax.plot(t, res.score[sel], lw=0.7, label="anomaly score")
+    specs = setup.cfg.profiles[setup.profile_name].signals
+    ns, na = len(h.signals), len(h.assets)
+    fig, grid = plt.subplots(ns + 1, na, sharex="col", squeeze=False, figsize=(4 + 5 * na, 1.6 * (ns + 1) + 1.2))
+    spans = [("anomaly alarm", res.anomaly, "tab:orange"), ("failure alarm", res.failure, "tab:red")]
+    spans.append(("threshold alarm", res.threshold, "tab:purple"))
     model = setup.models.get(setup.profile_name)
     thr = getattr(model, "threshold", None)
-    if thr is not None:
-        ax.axhline(thr, color="k", ls="--", lw=0.8, label="threshold")
-    if np.isfinite(res.failure_p[sel]).any():
-        ax.plot(t, res.failure_p[sel], lw=0.7, label="failure probability")
-    for arr, color in ((res.anomaly, "tab:orange"), (res.failure, "tab:red"), (res.threshold, "tab:purple")):
-        for a, b in _episodes(arr[sel] > 0):
-            for axis in axes:
-                axis.axvspan(t[a], t[min(b, len(t) - 1)], color=color, alpha=0.15, lw=0)
+    for k, aname in enumerate(h.assets):
+        sel = h.asset == k
+        t = (h.ts[sel] - h.ts[sel][0]) / 60.0
+        axes = grid[:, k]
+        for j, s in enumerate(h.signals):
+            ax = axes[j]
+            ax.plot(t, h.values[sel, j], lw=0.6, color="tab:blue")
+            spec = specs.get(s)
+            ax.set_ylabel(f"{s} [{spec.unit}]" if spec is not None and spec.unit else s, fontsize=8)
+            for level, style in (("hihi", "-"), ("hi", "--"), ("lo", "--"), ("lolo", "-")):
+                limit = getattr(spec, level, None) if spec is not None else None
+                if limit is not None:
+                    ax.axhline(limit, color="tab:red", ls=style, lw=0.7)
+        ax = axes[-1]
+        ax.plot(t, res.score[sel], lw=0.7, label="anomaly score")
+        if thr is not None:
+            ax.axhline(thr, color="k", ls="--", lw=0.8, label="score threshold")
+        if np.isfinite(res.failure_p[sel]).any():
+            ax.plot(t, res.failure_p[sel], lw=0.7, label="failure probability")
+        ax.set_ylabel("model", fontsize=8)
+        for _, arr, color in spans:
+            for a, b in _episodes(arr[sel] > 0):
+                for axis in axes:
+                    axis.axvspan(t[a], t[min(b, len(t) - 1)], color=color, alpha=0.15, lw=0)
+        if h.labels is not None:
+            for a, b in _episodes(h.fault[sel]):
+                axes[0].axvspan(t[a], t[min(b, len(t) - 1)], ymax=0.08, color="k", alpha=0.6, lw=0)
+        axes[0].set_title(aname, fontsize=9)
+        ax.set_xlabel(f"minutes since {h.ts_text[int(np.flatnonzero(sel)[0])]}", fontsize=8)
+    handles, _ = grid[-1, 0].get_legend_handles_labels()
+    handles += [Patch(color=c, alpha=0.3, label=name) for name, _, c in spans]
+    handles.append(plt.Line2D([], [], color="tab:red", ls="--", lw=0.7, label="limit hi/lo (solid: hihi/lolo)"))
     if h.labels is not None:
-        for a, b in _episodes(h.fault[sel]):
-            axes[0].axvspan(t[a], t[min(b, len(t) - 1)], ymax=0.08, color="k", alpha=0.6, lw=0)
-    ax.legend(fontsize=7, loc="upper left")
-    ax.set_xlabel(f"minutes since {h.ts_text[int(np.flatnonzero(sel)[0])]} ({h.assets[0]})")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+        handles.append(Patch(color="k", alpha=0.6, label="labelled fault"))
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 4), fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    return fig
 
 
 __all__ = ["COLUMNS", "configure", "main", "row_seconds", "run", "summary", "write_csv"]
