@@ -141,6 +141,7 @@ class Rollup:
     anomaly_max: float | None = None
     anomaly_mean: float | None = None
     alarms_raised: int = 0
+    pump: dict[str, Any] | None = None  # derived pump figures and totals (engine/pump.py), with a pump description
     id: str = ""
     seq: int = 0
     gateway: str = ""
@@ -159,7 +160,7 @@ class Rollup:
             "anomaly_max": self.anomaly_max,
             "anomaly_mean": self.anomaly_mean,
             "alarms_raised": self.alarms_raised,
-        }
+        } | ({"pump": self.pump} if self.pump is not None else {})
 
 
 @dataclass(slots=True)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field, model_validator
 
 from edgegw.config.base import Base, TopicName
+from edgegw.config.pump import PumpSpec
 
 
 class SignalSpec(Base):
@@ -61,6 +64,7 @@ class Profile(Base):
     model: str | None = Field(None, description="Model directory (anomaly + failure ONNX and metadata).")
     model_alarms: ModelAlarmSpec = Field(default_factory=ModelAlarmSpec)
     signals: dict[str, SignalSpec] = Field(min_length=1)
+    pump: PumpSpec | None = Field(None, description="The pump these assets are (config/pump.py).")
 
     @model_validator(mode="after")
     def _hop(self) -> Profile:
@@ -77,6 +81,12 @@ class Profile(Base):
             )
         return self
 
+    @model_validator(mode="after")
+    def _pump_signals(self) -> Profile:
+        if self.pump is not None:
+            self.pump.check_signals(self.signals)
+        return self
+
     @property
     def buckets(self) -> int:
         """Buckets in a window: window_s / hop_s."""
@@ -86,3 +96,4 @@ class Profile(Base):
 class AssetSpec(Base):
     id: TopicName = Field(description="Asset id as it appears in topics.")
     profile: str
+    pump: dict[str, Any] | None = Field(None, description="Keys laid over the profile's pump description for this asset.")

@@ -12,6 +12,7 @@ from edgegw.config.daemon import IngestConfig, LogConfig, MetricsConfig
 from edgegw.config.notify import NotifyConfig
 from edgegw.config.outputs import AlertsConfig, RollupsConfig
 from edgegw.config.profiles import AssetSpec, Profile
+from edgegw.config.pump import asset_pump
 from edgegw.config.sources import Source
 from edgegw.config.upstream import UpstreamConfig
 
@@ -60,6 +61,17 @@ class GatewayConfig(Base):
             if a.id in seen:
                 raise ValueError(f"assets.{i}.id: duplicate asset id {a.id!r}")
             seen.add(a.id)
+        return self
+
+    @model_validator(mode="after")
+    def _asset_pumps(self) -> GatewayConfig:
+        for i, a in enumerate(self.assets):
+            if a.pump is not None:
+                prof = self.profiles[a.profile]
+                try:
+                    asset_pump(prof.pump, a.pump).check_signals(prof.signals)
+                except ValueError as e:
+                    raise ValueError(f"assets.{i}.{e}") from None
         return self
 
     @model_validator(mode="after")
