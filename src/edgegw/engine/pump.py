@@ -162,66 +162,115 @@ def rated_input_kw(spec: PumpSpec) -> float:
     return float(hydraulic_kw(q, h, spec.density)) / max(eff * motor, 0.05)
 
 
-def derive(
-    spec: PumpSpec, q: np.ndarray, pd: np.ndarray, ps: np.ndarray, power: np.ndarray, t_c: Any, running: Any
-) -> np.ndarray:
-    """The derived signals (rows in DERIVED's order, a column per asset) from hop means: flow
-    m3/h, discharge and suction bar gauge, current A (or power kW, see spec.power), liquid degC.
-    Figures that need a running pump (efficiencies, specific energy, deficits) are NaN while it
-    stands; NPSH needs a suction signal."""
-    c = _consts(spec)
-    rho = spec.density
-    v_suc = velocity_m_s(q, spec.suction_pipe_mm) if spec.suction_pipe_mm else 0.0
-    both = spec.suction_pipe_mm is not None and spec.discharge_pipe_mm is not None  # velocity head needs both pipes
-    v_dis = velocity_m_s(q, spec.discharge_pipe_mm) if both and spec.discharge_pipe_mm else 0.0
-    h = head_m(pd, ps, rho, spec.gauge_elevation_m, v_dis, v_suc if both else 0.0)
-    hyd = hydraulic_kw(q, h, rho)
-    elec = power if spec.power is not None else electrical_kw(c["voltage"], power, c["pf"])
-    out = np.full((len(DERIVED), len(q)), np.nan)
-    out[0], out[1], out[2] = h, hyd, elec
-    nan = np.nan
-    with np.errstate(divide="ignore", invalid="ignore"):
-        w2w = np.where(running, hyd / elec, nan)
-        out[3] = w2w
-        out[4] = w2w / c["motor_eff"]
-        out[5] = np.where(running & (q > c["min_flow"]), elec / q, nan)
-        out[6] = q / c["bep"]
-        if spec.suction_pressure is not None:
-            out[7] = npsh_available_m(ps, t_c, rho, spec.ambient_pressure, v_suc)
-            if c["npshr"] is not None:
-                out[8] = out[7] - c["npshr"](q)
-        judged = running & (q > c["min_flow"])
-        hc = c["head"](q)
-        out[9] = np.where(judged & (hc > 0), (hc - h) / hc * 100.0, nan)
-        if c["eff"] is not None:
-            ec = c["eff"](q)
-            out[10] = np.where(judged & (ec > 0.05), (ec - out[4]) / ec * 100.0, nan)
-    return out
+class Pump:
+    """A pump description compiled for hops: constants folded, curves tabled for `np.interp`
+    (1025 points of the monotone curve: within 1e-4 of it), vapour pressure of a constant
+    liquid temperature worked out once."""
 
+    __slots__ = (
+        "ambient_less_pv",
+        "bep",
+        "both_pipes",
+        "eff_tab",
+        "elevation",
+        "grid",
+        "head_curve",
+        "head_tab",
+        "inv_bep",
+        "inv_motor",
+        "k_elec",
+        "k_head",
+        "k_hyd",
+        "min_flow",
+        "npshr_tab",
+        "run_kw",
+        "spec",
+        "t_const",
+    )
 
-_CONSTS: dict[int, dict[str, Any]] = {}
-
-
-def _consts(spec: PumpSpec) -> dict[str, Any]:
-    """Curves and constants of a description, built once per description object."""
-    c = _CONSTS.get(id(spec))
-    if c is None or c["spec"] is not spec:
+    def __init__(self, spec: PumpSpec) -> None:
         cv = spec.curve
-        bep = bep_flow(spec)
-        c = {
-            "spec": spec,
-            "bep": bep,
-            "head": Curve(cv.flow, cv.head),
-            "eff": Curve(cv.flow, cv.efficiency) if cv.efficiency else None,
-            "npshr": Curve(cv.flow, cv.npsh_required) if cv.npsh_required else None,
-            "voltage": spec.motor.voltage if spec.motor else 0.0,
-            "pf": spec.motor.power_factor if spec.motor else 1.0,
-            "motor_eff": spec.motor.efficiency if spec.motor else 1.0,
-            "min_flow": spec.dry_run.max_flow_share * bep,
-            "run_kw": spec.run_min_kw if spec.run_min_kw is not None else 0.05 * rated_input_kw(spec),
-        }
-        _CONSTS[id(spec)] = c
-    return c
+        self.spec = spec
+        self.bep = bep_flow(spec)
+        self.inv_bep = 1.0 / self.bep
+        rho_g = spec.density * G
+        self.k_head = BAR / rho_g  # m per bar
+        self.k_hyd = rho_g / 3600.0 / 1000.0  # kW per (m3/h x m)
+        motor = spec.motor
+        self.k_elec = SQRT3 * motor.voltage * motor.power_factor / 1000.0 if motor and spec.power is None else 1.0
+        self.inv_motor = 1.0 / motor.efficiency if motor else 1.0
+        self.elevation = spec.gauge_elevation_m
+        self.both_pipes = spec.suction_pipe_mm is not None and spec.discharge_pipe_mm is not None
+        self.min_flow = spec.dry_run.max_flow_share * self.bep
+        self.run_kw = spec.run_min_kw if spec.run_min_kw is not None else 0.05 * rated_input_kw(spec)
+        self.grid = np.linspace(0.0, 2.0 * cv.flow[-1], 1025)
+        self.head_curve = Curve(cv.flow, cv.head)
+        self.head_tab = np.maximum(self.head_curve(self.grid), 0.0)
+        self.eff_tab = np.clip(Curve(cv.flow, cv.efficiency)(self.grid), 0.0, 1.0) if cv.efficiency else None
+        self.npshr_tab = Curve(cv.flow, cv.npsh_required)(self.grid) if cv.npsh_required else None
+        t = spec.liquid_temperature
+        self.t_const = None if isinstance(t, str) else float(t)
+        self.ambient_less_pv = None if self.t_const is None else spec.ambient_pressure - float(vapour_pressure_bar(self.t_const))
+
+    def head_at(self, q: Any) -> Any:
+        """The curve's head at flow q, m."""
+        return np.interp(q, self.grid, self.head_tab)
+
+
+def derive(pump: Pump, q: Any, pd: Any, ps: Any, p_in: Any, t_c: Any, running: Any, out: np.ndarray | None = None) -> np.ndarray:
+    """The derived signals (rows in DERIVED's order, a column per asset) from hop means: flow
+    m3/h, discharge and suction bar gauge (suction 0 without a signal), current A (or power kW
+    with `power:`), liquid degC (ignored with a constant temperature). Figures that need a running
+    pump (efficiencies, specific energy, deficits) are NaN while it stands; NPSH needs a suction
+    signal. Written into `out` when given (shape (len(DERIVED), n))."""
+    q = np.asarray(q, dtype=float)
+    if out is None:
+        out = np.empty((len(DERIVED), q.size))
+    h, hyd, elec, w2w, peff, spec_e, ratio, npsha, margin, hdef, edef = out
+    np.subtract(pd, ps, out=h)
+    h *= pump.k_head
+    if pump.elevation:
+        h += pump.elevation
+    if pump.both_pipes:
+        sp = pump.spec
+        h += (velocity_m_s(q, sp.discharge_pipe_mm or 1.0) ** 2 - velocity_m_s(q, sp.suction_pipe_mm or 1.0) ** 2) / (2.0 * G)
+    np.multiply(q, h, out=hyd)
+    hyd *= pump.k_hyd
+    np.multiply(p_in, pump.k_elec, out=elec)
+    stopped = ~np.asarray(running) | (q <= pump.min_flow)  # NaN flow compares False: not stopped by flow alone
+    with np.errstate(divide="ignore", invalid="ignore"):
+        np.divide(hyd, elec, out=w2w)
+        np.multiply(w2w, pump.inv_motor, out=peff)
+        np.divide(elec, q, out=spec_e)
+        np.multiply(q, pump.inv_bep, out=ratio)
+        if pump.spec.suction_pressure is None:
+            npsha.fill(np.nan)
+        else:
+            amb = pump.ambient_less_pv
+            if amb is None:
+                amb = pump.spec.ambient_pressure - vapour_pressure_bar(t_c)
+            np.add(ps, amb, out=npsha)
+            npsha *= pump.k_head
+            if pump.spec.suction_pipe_mm is not None:
+                npsha += velocity_m_s(q, pump.spec.suction_pipe_mm) ** 2 / (2.0 * G)
+        if pump.npshr_tab is None:
+            margin.fill(np.nan)
+        else:
+            np.subtract(npsha, np.interp(q, pump.grid, pump.npshr_tab), out=margin)
+        hc = np.interp(q, pump.grid, pump.head_tab)
+        np.divide(h, hc, out=hdef)
+        np.subtract(1.0, hdef, out=hdef)
+        hdef *= 100.0
+        if pump.eff_tab is None:
+            edef.fill(np.nan)
+        else:
+            np.divide(peff, np.interp(q, pump.grid, pump.eff_tab), out=edef)
+            np.subtract(1.0, edef, out=edef)
+            edef *= 100.0
+    if stopped.any():
+        for k in _NEEDS_RUN:
+            out[k][stopped] = np.nan
+    return out
 
 
 # ---------------------------------------------------------------------- per-profile state
@@ -230,17 +279,17 @@ ROLES = ("flow", "discharge_pressure", "suction_pressure", "power_in", "liquid_t
 KINDS = ("operating_region", "npsh", "performance", "dry_run")
 SOURCE = "pump"  # the alarm's source: (asset, kind, "pump")
 TOTALS = ("energy_kwh", "volume_m3", "run_hours", "starts", "preferred_hours", "allowable_hours")
+_NEEDS_RUN = [3, 4, 5, 9, 10]  # efficiency, pump_efficiency, specific energy, deficits
 PumpAlarm = Callable[[str, str, str, int, float, dict[str, Any], str], None]  # asset, kind, source, level, ts, ev, message
-_NO_VALUE = math.nan
 
 
 class _Group:
-    """Assets of one profile that share one pump description."""
+    """Assets of one profile that share one pump description, and where their signals sit."""
 
-    __slots__ = ("cols", "idx", "spec", "t_const")
+    __slots__ = ("cols", "idx", "pump", "role_idx", "roles", "rows_all")
 
     def __init__(self, spec: PumpSpec, idx: list[int], signal_names: list[str]) -> None:
-        self.spec = spec
+        self.pump = Pump(spec)
         self.idx = np.array(idx, dtype=np.intp)
         names = {
             "flow": spec.flow,
@@ -249,14 +298,21 @@ class _Group:
             "power_in": spec.power if spec.power is not None else spec.current,
             "liquid_temperature": spec.liquid_temperature if isinstance(spec.liquid_temperature, str) else None,
         }
-        self.cols = {r: signal_names.index(n) for r, n in names.items() if n is not None}
-        self.t_const = None if isinstance(spec.liquid_temperature, str) else float(spec.liquid_temperature)
+        self.roles = [r for r in ROLES if names[r] is not None]
+        self.role_idx = np.array([ROLES.index(r) for r in self.roles], dtype=np.intp)
+        self.cols = np.array([signal_names.index(str(names[r])) for r in self.roles], dtype=np.intp)
+        ns = len(signal_names)
+        self.rows_all = (self.idx[None, :] * ns + self.cols[:, None]).ravel()
+
+
+_FIELDS = np.array([window.K, window.N, window.C, window.S1], dtype=np.intp)[:, None]
 
 
 class PumpBank:
     """One profile's pump state, by asset index: the last hop means, running, totals (energy,
     volume, run hours, starts, hours in each region), rollup accumulators of the derived signals,
-    the smoothed deficits and the pump alarms."""
+    the smoothed deficits and the pump alarms. A hop of all assets with one description (the
+    usual) works on whole arrays in place; other hops on the due assets' columns."""
 
     def __init__(self, asset_ids: list[str], specs: dict[int, PumpSpec], signal_names: list[str], hop_s: float, stale_s: float):
         n = len(asset_ids)
@@ -268,6 +324,10 @@ class PumpBank:
         for i, spec in sorted(specs.items()):
             by_spec.setdefault(id(spec), (spec, []))[1].append(i)
         self.groups = [_Group(spec, idx, signal_names) for spec, idx in by_spec.values()]
+        self.pump_of: list[Pump | None] = [None] * n
+        for g in self.groups:
+            for i in g.idx.tolist():
+                self.pump_of[i] = g.pump
         self.has = np.zeros(n, dtype=bool)
         self.has[list(specs)] = True
         self.all_one = len(self.groups) == 1 and bool(self.has.all())  # the usual: one description for all
@@ -277,10 +337,14 @@ class PumpBank:
         self.last_end = np.full(n, np.nan)
         self.running = np.zeros(n, dtype=bool)
         self.totals = np.zeros((len(TOTALS), n))
+        self.totals_then = self.totals.copy()  # at the rollup interval's start
         self.values = np.full((nd, n), np.nan)  # the newest derived values
-        self.ema = np.full((2, n), np.nan)  # head and efficiency deficit, smoothed over wear.over_s / 4
-        self.alarms = {k: DebounceSet(n) for k in KINDS}
-        self.since = np.full((len(KINDS), n), np.nan)
+        self.ema = np.zeros((2, n))  # head and efficiency deficit %, smoothed over wear.over_s / 4
+        self.tau = np.array([(self.pump_of[i].spec.wear.over_s / 4.0 if self.pump_of[i] else 1.0) for i in range(n)])  # type: ignore[union-attr]
+        self.alarms = DebounceSet(len(KINDS) * n)  # item kind * n + asset
+        self.since = np.full(len(KINDS) * n, np.nan)
+        self.items = np.arange(len(KINDS) * n)
+        self.conds = np.zeros((len(KINDS), n), dtype=bool)
         self._stats_reset()
         self.rules: list[tuple[int, int, ThresholdRule, Debounce]] = []  # (asset, derived index, rule, debounce)
         names = list(DERIVED)
@@ -293,179 +357,169 @@ class PumpBank:
         self.s_n = np.zeros((nd, n))
         self.s_sum = np.zeros((nd, n))
         self.s_sq = np.zeros((nd, n))
-        self.s_min = np.full((nd, n), np.inf)
-        self.s_max = np.full((nd, n), -np.inf)
-        self.s_first = np.full((nd, n), np.nan)
-        self.s_last_ts = np.full((nd, n), np.nan)
-        self.t_run = np.zeros(n)
-        self.t_pref = np.zeros(n)
-        self.t_allow = np.zeros(n)
+        self.s_min = np.full((nd, n), np.nan)
+        self.s_max = np.full((nd, n), np.nan)
+        self.s_first = np.full(n, np.nan)
+        self.s_last = np.full(n, np.nan)
+        self.totals_then = self.totals.copy()
 
     # ------------------------------------------------------------------ a hop
 
     def hop(self, win: window.Windows, aidx: Any, k_end: np.ndarray, ends: np.ndarray, alarm: PumpAlarm) -> None:
         """The derived signals of the due assets (`aidx`: a slice of all, or their indices; k_end,
         ends: their window's end bucket and time), from their hop bucket's means."""
-        if isinstance(aidx, slice):
-            aidx = np.arange(len(self.has))
+        if self.all_one and isinstance(aidx, slice):
+            g = self.groups[0]
+            self._hop_group(g, win, aidx, g.rows_all, k_end, ends, alarm)
+            return
+        a_all = np.arange(len(self.has)) if isinstance(aidx, slice) else aidx
         for g in self.groups:
-            sel = None if self.all_one else np.flatnonzero(np.isin(aidx, g.idx, assume_unique=True))
-            a = aidx if sel is None else aidx[sel]
-            if not len(a):
-                continue
-            ke = k_end if sel is None else k_end[sel]
-            te = ends if sel is None else ends[sel]
-            self._hop_group(g, win, a, ke, te, alarm)
+            sel = np.flatnonzero(np.isin(a_all, g.idx, assume_unique=True))
+            if len(sel):
+                a = a_all[sel]
+                rows = (a[None, :] * self.ns + g.cols[:, None]).ravel()
+                self._hop_group(g, win, a, rows, k_end[sel], ends[sel], alarm)
 
-    def _hop_group(self, g: _Group, win: window.Windows, a: np.ndarray, k_end: Any, ends: np.ndarray, alarm: PumpAlarm) -> None:
-        spec = g.spec
-        c = _consts(spec)
-        roles = [ROLES.index(r) for r in g.cols]
-        cols = np.array(list(g.cols.values()))
-        rows = (a[None, :] * self.ns + cols[:, None]).ravel()
-        kb = np.tile(k_end - 1.0, len(cols))
-        slot = (kb % win.n_buckets).astype(np.intp)
-        rec = win.acc[:, slot, rows]
-        n = rec[window.N]
-        fresh = (rec[window.K] == kb) & (n > 0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = (rec[window.C] + rec[window.S1] / n).reshape(len(cols), -1)
-        fresh = fresh.reshape(len(cols), -1)
-        tt = np.broadcast_to(ends, fresh.shape)
-        m = self.means[roles][:, a]
-        mts = self.means_ts[roles][:, a]
-        old = ~fresh & (tt - mts <= self.stale_s)
-        m = np.where(fresh, mean, np.where(old, m, np.nan))
-        for j, r in enumerate(roles):
-            self.means[r, a] = m[j]
-            self.means_ts[r, a] = np.where(fresh[j], ends, mts[j])
-        v = {r: m[j] for j, r in enumerate(g.cols)}
-        nan = np.full(len(a), np.nan)
+    def _hop_group(
+        self, g: _Group, win: window.Windows, a: Any, rows: np.ndarray, k_end: Any, ends: Any, alarm: PumpAlarm
+    ) -> None:
+        pump = g.pump
+        spec = pump.spec
+        nc = len(g.cols)
+        kb = np.empty(len(rows))
+        kb.reshape(nc, -1)[:] = k_end - 1.0
+        rec = win.acc[_FIELDS, (kb % win.n_buckets).astype(np.intp), rows]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mean = rec[2] + rec[3] / rec[1]
+        fresh = (rec[0] == kb) & (rec[1] > 0)
+        at = (g.role_idx, a) if isinstance(a, slice) else (g.role_idx[:, None], a)
+        mean = mean.reshape(nc, -1)
+        if fresh.all():
+            m = mean
+            self.means_ts[at] = ends
+        else:  # a signal without a value this hop keeps its last mean while it is not stale
+            fresh = fresh.reshape(nc, -1)
+            mts = self.means_ts[at]
+            gone = ends - mts > self.stale_s
+            m = np.where(fresh, mean, np.where(gone, np.nan, self.means[at]))
+            self.means_ts[at] = np.where(fresh, ends, mts)
+        self.means[at] = m
+        v = dict(zip(g.roles, m, strict=True))
         q = v["flow"]
-        ps = v.get("suction_pressure", np.zeros(len(a)))
-        t_c = v.get("liquid_temperature", g.t_const)
         p_in = v["power_in"]
-        elec_now = p_in if spec.power is not None else electrical_kw(c["voltage"], p_in, c["pf"])
-        run_kw = c["run_kw"]
+        elec = p_in * pump.k_elec
         was = self.running[a]
-        running = (elec_now > run_kw) | (was & (elec_now > 0.5 * run_kw))
-        out = derive(spec, q, v["discharge_pressure"], ps, p_in, t_c if t_c is not None else nan, running)
+        run_kw = pump.run_kw
+        running = (elec > run_kw) | (was & (elec > 0.5 * run_kw))
+        out = derive(pump, q, v["discharge_pressure"], v.get("suction_pressure", 0.0), p_in, v.get("liquid_temperature"), running)
         self.values[:, a] = out
         # totals: each hop covers the time since the asset's last one, at most stale_after_s
-        dt = np.clip(np.nan_to_num(ends - self.last_end[a], nan=self.hop_s), 0.0, self.stale_s)
+        dt = ends - self.last_end[a]  # NaN at an asset's first hop: it counts from there
+        np.clip(dt, 0.0, self.stale_s, out=dt)
         self.last_end[a] = ends
         h = dt / 3600.0
         ratio = out[6]
         lo, hi = spec.region.preferred
         alo, ahi = spec.region.allowable
+        outside = (ratio < lo) | (ratio > hi)
         in_pref = running & (ratio >= lo) & (ratio <= hi)
         in_allow = running & (ratio >= alo) & (ratio <= ahi)
-        tot = self.totals
-        tot[0, a] += np.where(np.isfinite(elec_now) & (elec_now > 0), elec_now, 0.0) * h
-        tot[1, a] += np.where(running & np.isfinite(q) & (q > 0), q, 0.0) * h
-        tot[2, a] += np.where(running, h, 0.0)
-        tot[3, a] += running & ~was
-        tot[4, a] += np.where(in_pref, h, 0.0)
-        tot[5, a] += np.where(in_allow, h, 0.0)
+        hr = h * running
+        inc = np.empty((len(TOTALS), len(ends)))
+        np.multiply(elec, h, out=inc[0])
+        np.multiply(q, hr, out=inc[1])
+        inc[2] = hr
+        np.greater(running, was, out=inc[3])
+        np.multiply(h, in_pref, out=inc[4])
+        np.multiply(h, in_allow, out=inc[5])
+        np.fmax(inc, 0.0, out=inc)  # NaN (a missing signal) adds nothing
+        self.totals[:, a] += inc
         self.running[a] = running
-        self.t_run[a] += np.where(running, dt, 0.0)
-        self.t_pref[a] += np.where(in_pref, dt, 0.0)
-        self.t_allow[a] += np.where(in_allow, dt, 0.0)
         # rollup stats of each derived signal
-        ok = np.isfinite(out)
+        ok = out == out
         z = np.where(ok, out, 0.0)
-        first = ok & (self.s_n[:, a] == 0)
         self.s_n[:, a] += ok
         self.s_sum[:, a] += z
         self.s_sq[:, a] += z * z
-        self.s_min[:, a] = np.where(ok, np.minimum(self.s_min[:, a], z), self.s_min[:, a])
-        self.s_max[:, a] = np.where(ok, np.maximum(self.s_max[:, a], z), self.s_max[:, a])
-        self.s_first[:, a] = np.where(first, ends, self.s_first[:, a])
-        self.s_last_ts[:, a] = np.where(ok, ends, self.s_last_ts[:, a])
+        self.s_min[:, a] = np.fmin(self.s_min[:, a], out)
+        self.s_max[:, a] = np.fmax(self.s_max[:, a], out)
+        self.s_first[a] = np.fmin(self.s_first[a], ends)
+        self.s_last[a] = ends
         # wear: the deficits smoothed over about over_s / 4 (an hour's noise says nothing of wear)
-        tau = spec.wear.over_s / 4.0
-        k = 1.0 - np.exp(-dt / tau)
         e = self.ema[:, a]
-        d = out[9:11]
-        e = np.where(np.isfinite(d), np.where(np.isfinite(e), e + k * (d - e), d), e)
-        self.ema[:, a] = e
-        self._alarms(g, a, ends, out, running, q, elec_now, in_pref, alarm)
+        upd = e + (out[9:11] - e) * -np.expm1(-dt / self.tau[a])
+        self.ema[:, a] = np.where(upd == upd, upd, e)  # no deficit figure (stopped, first hop): unchanged
+        # the pump alarms' conditions, then the Debounce of those that change or wait
+        w = spec.wear
+        c = self.conds if isinstance(a, slice) else np.zeros((len(KINDS), len(ends)), dtype=bool)
+        dry = (elec > run_kw) & (q < pump.min_flow)
+        np.logical_and(running & outside, ~dry, out=c[0])
+        low = out[8] < spec.npsh.min_margin_m
+        if spec.npsh.min_ratio is not None and pump.npshr_tab is not None:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                low |= out[7] < spec.npsh.min_ratio * (out[7] - out[8])
+        np.logical_and(running, low, out=c[1])
+        worn = (self.ema[0, a] > w.head_deficit_pct) if w.head_deficit_pct is not None else np.zeros(len(ends), dtype=bool)
+        if w.efficiency_deficit_pct is not None:
+            worn |= self.ema[1, a] > w.efficiency_deficit_pct
+        np.logical_and(running, worn, out=c[2])
+        c[3] = dry
+        n = len(self.has)
+        items = self.items.reshape(len(KINDS), n)[:, a].ravel()
+        cond = c.ravel()
+        hot = self.alarms.changing(items, cond)
+        if len(hot):
+            self._debounce(pump, items, cond, hot, ends, alarm)
         if self.rules:
             self._limits(a, ends, alarm)
 
-    def _alarms(
-        self,
-        g: _Group,
-        a: np.ndarray,
-        ends: np.ndarray,
-        out: np.ndarray,
-        running: np.ndarray,
-        q: np.ndarray,
-        elec: np.ndarray,
-        in_pref: np.ndarray,
-        alarm: PumpAlarm,
+    def _debounce(
+        self, pump: Pump, items: np.ndarray, cond: np.ndarray, hot: np.ndarray, ends: np.ndarray, alarm: PumpAlarm
     ) -> None:
-        spec = g.spec
-        c = _consts(spec)
-        margin = out[8]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            low = margin < spec.npsh.min_margin_m
-            if spec.npsh.min_ratio is not None and c["npshr"] is not None:
-                low |= out[7] / c["npshr"](q) < spec.npsh.min_ratio
-            wear = spec.wear
-            worn = np.zeros(len(a), dtype=bool)
-            if wear.head_deficit_pct is not None:
-                worn |= self.ema[0, a] > wear.head_deficit_pct
-            if wear.efficiency_deficit_pct is not None:
-                worn |= self.ema[1, a] > wear.efficiency_deficit_pct
-            dry = (elec > c["run_kw"]) & (q < c["min_flow"])
-        conds = {
-            "operating_region": running & np.isfinite(out[6]) & ~in_pref & ~dry,
-            "npsh": running & low,
-            "performance": running & worn,
-            "dry_run": dry,
-        }
-        delays = {
-            "operating_region": (spec.region.delay_s, min(spec.region.delay_s, 60.0)),
-            "npsh": (spec.npsh.delay_s, min(spec.npsh.delay_s, 60.0)),
-            "performance": (wear.over_s / 2.0, wear.over_s / 4.0),
-            "dry_run": (spec.dry_run.delay_s, spec.dry_run.delay_s),
-        }
-        for ki, (kind, cond) in enumerate(conds.items()):
-            ds = self.alarms[kind]
-            for j in ds.changing(a, cond).tolist():
-                i = int(a[j])
-                db = ds.alarms[i]
-                since = db.since
-                ts = float(ends[j])
-                lvl = ds.update(i, ts, int(cond[j]), delays[kind])
-                if db.since is not None and since is None:
-                    self.since[ki, i] = ts
-                if lvl is None:
-                    continue
-                held = ts - (self.since[ki, i] if math.isfinite(self.since[ki, i]) else ts)
-                ema = (float(self.ema[0, i]), float(self.ema[1, i]))
-                ev, msg = _evidence(kind, self.asset_ids[i], spec, c, out[:, j], ema, held, lvl)
-                alarm(self.asset_ids[i], kind, SOURCE, lvl, ts, ev, msg)
+        spec = pump.spec
+        n = len(self.has)
+        m = len(ends)
+        delays = (
+            (spec.region.delay_s, min(spec.region.delay_s, 60.0)),
+            (spec.npsh.delay_s, min(spec.npsh.delay_s, 60.0)),
+            (spec.wear.over_s / 2.0, spec.wear.over_s / 4.0),
+            (spec.dry_run.delay_s, spec.dry_run.delay_s),
+        )
+        for j in hot.tolist():
+            item = int(items[j])
+            ki, i = divmod(item, n)
+            ts = float(ends[j % m])
+            db = self.alarms.alarms[item]
+            waiting = db.since is not None
+            lvl = self.alarms.update(item, ts, int(cond[j]), delays[ki])
+            if db.since is not None and not waiting:
+                self.since[item] = ts
+            if lvl is None:
+                continue
+            held = ts - self.since[item] if math.isfinite(self.since[item]) else 0.0
+            ema = (float(self.ema[0, i]), float(self.ema[1, i]))
+            ev, msg = _evidence(KINDS[ki], self.asset_ids[i], pump, self.values[:, i], ema, held, lvl)
+            alarm(self.asset_ids[i], KINDS[ki], SOURCE, lvl, ts, ev, msg)
 
-    def _limits(self, a: np.ndarray, ends: np.ndarray, alarm: PumpAlarm) -> None:
-        due = set(a.tolist())
-        pos = {int(i): j for j, i in enumerate(a.tolist())}
+    def _limits(self, a: Any, ends: np.ndarray, alarm: PumpAlarm) -> None:
+        idx = np.arange(len(self.has))[a].tolist()
+        pos = {i: j for j, i in enumerate(idx)}
         names = list(DERIVED)
         for i, d, rule, db in self.rules:
-            if i not in due:
-                continue
+            j = pos.get(i)
             v = float(self.values[d, i])
-            if not math.isfinite(v):
+            if j is None or not math.isfinite(v):
                 continue
             prev = db.active
-            lvl = db.update(float(ends[pos[i]]), rule.target(v, prev))
+            ts = float(ends[j])
+            lvl = db.update(ts, rule.target(v, prev))
             if lvl is not None:
                 shown = lvl or prev
-                ev = {"signal": names[d], "value": v, "unit": rule.unit, "limit": rule.limit(shown), "level": LEVEL_NAMES[shown]}
+                limit = rule.limit(shown)
+                ev = {"signal": names[d], "value": v, "unit": rule.unit, "limit": limit, "level": LEVEL_NAMES[shown]}
                 word = "above" if shown > 0 else "below"
-                msg = f"{names[d]} {v:.4g} {rule.unit} {word} {LEVEL_NAMES[shown]} {rule.limit(shown):.4g}" if lvl else ""
-                alarm(self.asset_ids[i], "threshold", names[d], lvl, float(ends[pos[i]]), ev, msg)
+                msg = f"{self.asset_ids[i]} {names[d]} {v:.4g} {rule.unit} {word} {LEVEL_NAMES[shown]} {limit:.4g}" if lvl else ""
+                alarm(self.asset_ids[i], "threshold", names[d], lvl, ts, ev, msg)
 
     # ------------------------------------------------------------------ rollups, totals, restore
 
@@ -485,18 +539,18 @@ class PumpBank:
                 st.total_sq = float(self.s_sq[d, i])
                 st.min = float(self.s_min[d, i])
                 st.max = float(self.s_max[d, i])
-                st.first_ts = float(self.s_first[d, i])
-                st.last_ts = float(self.s_last_ts[d, i])
+                st.first_ts = float(self.s_first[i])
+                st.last_ts = float(self.s_last[i])
                 st.last = float(self.values[d, i])
             stats[name] = st
             obj[name] = st.total / n if n else None
         for t, name in enumerate(TOTALS):
             obj[name] = int(self.totals[t, i]) if name == "starts" else float(self.totals[t, i])
-        run = float(self.t_run[i])
+        run = float(self.totals[2, i] - self.totals_then[2, i])
         obj["running"] = bool(self.running[i])
-        obj["run_s"] = run
-        obj["region_preferred_share"] = float(self.t_pref[i] / run) if run else None
-        obj["region_allowable_share"] = float(self.t_allow[i] / run) if run else None
+        obj["run_s"] = run * 3600.0
+        obj["region_preferred_share"] = float((self.totals[4, i] - self.totals_then[4, i]) / run) if run else None
+        obj["region_allowable_share"] = float((self.totals[5, i] - self.totals_then[5, i]) / run) if run else None
         return stats, obj
 
     def reset(self) -> None:
@@ -522,13 +576,13 @@ class PumpBank:
                 if isinstance(v, (int, float)) and math.isfinite(v) and v >= 0:
                     self.totals[t, i] = float(v)
             n += 1
+        self.totals_then = self.totals.copy()
         return n
 
     def restore_alarm(self, i: int, kind: str) -> bool:
-        ds = self.alarms.get(kind)
-        if ds is None or not self.has[i]:
+        if kind not in KINDS or not self.has[i]:
             return False
-        ds.restore(i)
+        self.alarms.restore(KINDS.index(kind) * len(self.has) + i)
         return True
 
 
@@ -560,13 +614,14 @@ def duration(s: float) -> str:
 
 
 def _evidence(
-    kind: str, asset: str, spec: PumpSpec, c: dict[str, Any], v: np.ndarray, ema: tuple[float, float], held: float, lvl: int
+    kind: str, asset: str, pump: Pump, v: np.ndarray, ema: tuple[float, float], held: float, lvl: int
 ) -> tuple[dict[str, Any], str]:
     ema_h, ema_e = ema
+    spec = pump.spec
     names = list(DERIVED)
     val = {n: (round(float(x), 4) if math.isfinite(x) else None) for n, x in zip(names, v.tolist(), strict=True)}
-    q = val["bep_ratio"] * c["bep"] if val["bep_ratio"] is not None else math.nan
-    ev: dict[str, Any] = {"flow": round(q, 2) if math.isfinite(q) else None, "unit": "m3/h", "bep_flow": c["bep"]}
+    q = val["bep_ratio"] * pump.bep if val["bep_ratio"] is not None else math.nan
+    ev: dict[str, Any] = {"flow": round(q, 2) if math.isfinite(q) else None, "unit": "m3/h", "bep_flow": pump.bep}
     if kind == "operating_region":
         lo, hi = spec.region.preferred
         ev.update(bep_ratio=val["bep_ratio"], preferred=[lo, hi], delay_s=spec.region.delay_s)
@@ -612,7 +667,7 @@ def _evidence(
     ev.update(electrical_kw=val["electrical_kw"], head_m=val["head_m"], max_flow_share=spec.dry_run.max_flow_share)
     if not lvl:
         return ev, f"{asset} moves liquid again ({_f(q, '.1f')} m3/h)"
-    shut = float(c["head"](0.0))
+    shut = float(pump.head_at(0.0))
     what = "dead-head: a closed valve" if (val["head_m"] or 0.0) > 0.8 * shut else "dry run: no liquid at the inlet"
     return ev, f"{asset} draws {_f(val['electrical_kw'], '.1f')} kW with {_f(q, '.1f')} m3/h flow for {duration(held)}: {what}"
 
