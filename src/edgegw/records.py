@@ -142,25 +142,30 @@ class Rollup:
     anomaly_mean: float | None = None
     alarms_raised: int = 0
     pump: dict[str, Any] | None = None  # derived pump figures and totals (engine/pump.py), with a pump description
+    forecast: list[dict[str, Any]] | None = None  # signals heading for a limit (engine/forecast.py), with `forecast:`
     id: str = ""
     seq: int = 0
     gateway: str = ""
     site: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "seq": self.seq,
-            "gateway": self.gateway,
-            "site": self.site,
-            "asset": self.asset,
-            "start": iso(self.start),
-            "end": iso(self.end),
-            "signals": {name: s.to_dict() for name, s in self.signals.items()},
-            "anomaly_max": self.anomaly_max,
-            "anomaly_mean": self.anomaly_mean,
-            "alarms_raised": self.alarms_raised,
-        } | ({"pump": self.pump} if self.pump is not None else {})
+        return (
+            {
+                "id": self.id,
+                "seq": self.seq,
+                "gateway": self.gateway,
+                "site": self.site,
+                "asset": self.asset,
+                "start": iso(self.start),
+                "end": iso(self.end),
+                "signals": {name: s.to_dict() for name, s in self.signals.items()},
+                "anomaly_max": self.anomaly_max,
+                "anomaly_mean": self.anomaly_mean,
+                "alarms_raised": self.alarms_raised,
+            }
+            | ({"pump": self.pump} if self.pump is not None else {})
+            | ({"forecast": self.forecast} if self.forecast is not None else {})
+        )
 
 
 @dataclass(slots=True)

@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from edgegw.config.base import Base, TopicName
+from edgegw.config.forecast import ForecastSpec
 from edgegw.config.pump import PumpSpec
 
 
@@ -65,6 +66,7 @@ class Profile(Base):
     model_alarms: ModelAlarmSpec = Field(default_factory=ModelAlarmSpec)
     signals: dict[str, SignalSpec] = Field(min_length=1)
     pump: PumpSpec | None = Field(None, description="The pump these assets are (config/pump.py).")
+    forecast: ForecastSpec | None = Field(None, description="When signals will reach their limits (config/forecast.py).")
 
     @model_validator(mode="after")
     def _hop(self) -> Profile:
@@ -85,6 +87,10 @@ class Profile(Base):
     def _pump_signals(self) -> Profile:
         if self.pump is not None:
             self.pump.check_signals(self.signals)
+        derived = self.pump.limits if self.pump is not None else {}
+        for name in (self.forecast.signals or []) if self.forecast is not None else []:
+            if name not in self.signals and name not in derived:
+                raise ValueError(f"forecast.signals: {name!r} is neither a signal of this profile nor a derived one with limits")
         return self
 
     @property

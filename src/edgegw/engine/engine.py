@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from edgegw.config import GatewayConfig, Profile
-from edgegw.engine import pump, window
+from edgegw.engine import forecast, pump, window
 from edgegw.engine.features import N_FEATURES, feature_names, window_features
 from edgegw.engine.modelmeta import MODEL_KINDS, OFF_HOPS, ON_HOPS
 from edgegw.engine.models import ModelSet, Scores, Verdict
@@ -156,6 +156,7 @@ class Engine:
         }
         self._due: list[AssetState] = []
         self._pumps = pump.banks(cfg, members)  # profile -> its pumps' derived signals and alarms
+        self._forecasts = forecast.forecasts(cfg, members)  # profile -> time to each limit
         self.readings_in = 0
         self.rejected: dict[str, int] = {}
         self.hops = 0
@@ -305,6 +306,9 @@ class Engine:
             else:
                 s.stale = True
             return True
+        if kind == "forecast":
+            fcs = self._forecasts.get(a.profile_name)
+            return fcs is not None and fcs.restore_alarm(asset, source)
         if kind in pump.KINDS:
             bank = self._pumps.get(a.profile_name)
             return bank is not None and bank.restore_alarm(a.index, kind)
@@ -466,6 +470,9 @@ class Engine:
             derived = bank.rollup(i) if bank is not None else None
             if derived is not None:  # the pump's derived signals join the measured ones
                 stats.update(derived[0])
+            fc = self._forecasts.get(a.profile_name)
+            if fc is not None:
+                fc.add_rollup(a.id, stats)
             out.append(
                 Rollup(
                     a.id,
@@ -480,6 +487,12 @@ class Engine:
             )
         for bank in self._pumps.values():
             bank.reset()
+        if self._forecasts:  # at most once per forecast.every_s; each rollup carries the latest
+            for fc in self._forecasts.values():
+                fc.run(end, self._pump_alarm)
+            for r in out:
+                fc = self._forecasts.get(self.assets[r.asset].profile_name)
+                r.forecast = fc.of(r.asset) if fc is not None else None
         for ps in self._ps.values():
             ps.score_max.fill(-math.inf)
             ps.score_sum.fill(0.0)

@@ -278,7 +278,7 @@ def derive(pump: Pump, q: Any, pd: Any, ps: Any, p_in: Any, t_c: Any, running: A
 ROLES = ("flow", "discharge_pressure", "suction_pressure", "power_in", "liquid_temperature")
 KINDS = ("operating_region", "npsh", "performance", "dry_run")
 SOURCE = "pump"  # the alarm's source: (asset, kind, "pump")
-TOTALS = ("energy_kwh", "volume_m3", "run_hours", "starts", "preferred_hours", "allowable_hours")
+TOTALS = ("energy_kwh", "volume_m3", "run_hours", "starts", "preferred_hours", "allowable_hours", "hydraulic_kwh")
 _NEEDS_RUN = [3, 4, 5, 9, 10]  # efficiency, pump_efficiency, specific energy, deficits
 PumpAlarm = Callable[[str, str, str, int, float, dict[str, Any], str], None]  # asset, kind, source, level, ts, ev, message
 
@@ -432,6 +432,7 @@ class PumpBank:
         np.greater(running, was, out=inc[3])
         np.multiply(h, in_pref, out=inc[4])
         np.multiply(h, in_allow, out=inc[5])
+        np.multiply(out[1], hr, out=inc[6])
         np.fmax(inc, 0.0, out=inc)  # NaN (a missing signal) adds nothing
         self.totals[:, a] += inc
         self.running[a] = running
