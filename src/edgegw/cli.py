@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("edgegw.sim.demo", "simulator + gateway + live alert table on an embedded broker"),
     "watch": ("edgegw.watch", "live table of active alarms from a broker"),
     "alarms": ("edgegw.notify.journal", "print the alarm journal (transitions, acks, shelves)"),
+    "energy": ("edgegw.pump.cli", "the pumps' energy report: kWh, m3, kWh/m3, time per region, saving at BEP"),
 }
 
 
