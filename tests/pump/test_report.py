@@ -74,13 +74,8 @@ def test_edgegw_energy_from_the_state_dir_and_from_rollups(tmp_path: Path, capsy
     assert out.startswith("Energy report of gw-pumphouse-1, since the gateway began counting") and "9.9 kWh (10 %) to save" in out
     assert "<table>" in (tmp_path / "r.html").read_text()
     lines = tmp_path / "rollups.txt"
-    lines.write_text(
-        "".join(
-            f"rollups/plant-a/pump-1 {json.dumps({'asset': 'pump-1', 'end': f'2026-01-01T0{h}:00:00Z', 'pump': {'energy_kwh': 5.0 * h}})}\n"
-            for h in range(4)
-        )
-        + "not json\n"
-    )
+    rolled = [{"asset": "pump-1", "end": f"2026-01-01T0{h}:00:00Z", "pump": {"energy_kwh": 5.0 * h}} for h in range(4)]
+    lines.write_text("".join(f"rollups/plant-a/pump-1 {json.dumps(r)}\n" for r in rolled) + "not json\n")
     assert main(["energy", "-c", str(cfg), "--rollups", str(lines), "--json"]) == 0
     (row,) = json.loads(capsys.readouterr().out)
     assert row["kwh"] == 15.0
