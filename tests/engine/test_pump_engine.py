@@ -221,3 +221,16 @@ def test_a_bad_asset_override_names_the_asset(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as e:
         load_config(f)
     assert "assets.0.pump.current: signal 'amps' is not in this profile's signals" in e.value.problems[0]
+
+
+def test_the_documented_example_is_a_valid_config() -> None:
+    import re
+
+    from edgegw.config.pump import pumps_of
+
+    text = (EXAMPLE.parent.parent / "docs" / "pump.md").read_text()
+    block = re.search(r"```yaml\n(.*?)```", text, re.S)
+    assert block is not None
+    cfg = GatewayConfig.model_validate(yaml.safe_load(block.group(1)))
+    pumps = pumps_of(cfg.assets, cfg.profiles)
+    assert pumps["pump-2"].motor is not None and pumps["pump-2"].motor.voltage == 230 and pumps["pump-2"].bep_flow == 55
