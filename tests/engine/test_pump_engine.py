@@ -234,3 +234,20 @@ def test_the_documented_example_is_a_valid_config() -> None:
     cfg = GatewayConfig.model_validate(yaml.safe_load(block.group(1)))
     pumps = pumps_of(cfg.assets, cfg.profiles)
     assert pumps["pump-2"].motor is not None and pumps["pump-2"].motor.voltage == 230 and pumps["pump-2"].bep_flow == 55
+
+
+def test_pump_alarms_restored_after_a_restart_clear_normally(rig: Rig) -> None:
+    e = rig.engine
+    assert e.restore("pump-1", "npsh", "pump") and e.restore("pump-1", "operating_region", "pump")
+    assert not e.restore("pump-1", "threshold", "efficiency"), "no limit on efficiency in this description"
+    rig.run(20)  # healthy at BEP: both clear, with their words
+    cleared = {a.kind: a.message for a in rig.alerts if a.state == "cleared"}
+    assert set(cleared) == {"npsh", "operating_region"}
+    assert cleared["operating_region"] == "pump-1 back in its preferred operating region at 100 % of its best-efficiency flow"
+
+
+def test_a_restored_limit_on_a_derived_signal_clears(tmp_path: Path) -> None:
+    rig = Rig(load_config(write(tmp_path, {**PUMP, "limits": {"efficiency": {"lo": 0.5}}})))
+    assert rig.engine.restore("pump-1", "threshold", "efficiency", -1)
+    rig.run(5)
+    assert [(a.kind, a.source, str(a.state)) for a in rig.alerts] == [("threshold", "efficiency", "cleared")]

@@ -295,6 +295,9 @@ class Engine:
         a = self.assets.get(asset)
         if a is None:
             return False
+        if kind == "threshold" and source in pump.DERIVED:  # a limit on a derived pump signal
+            bank = self._pumps.get(a.profile_name)
+            return bank is not None and bank.restore_limit(a.index, source, level)
         if kind in ("threshold", "quality", "stale"):
             s = a.signals.get(source)
             if s is None:

@@ -580,6 +580,15 @@ class PumpBank:
         self.totals_then = self.totals.copy()
         return n
 
+    def restore_limit(self, i: int, name: str, level: int) -> bool:
+        """Asset i's limit alarm on a derived signal was active (at `level`) before a restart."""
+        d = list(DERIVED).index(name)
+        for j, dd, _, db in self.rules:
+            if j == i and dd == d:
+                db.active = level
+                return True
+        return False
+
     def restore_alarm(self, i: int, kind: str) -> bool:
         if kind not in KINDS or not self.has[i]:
             return False
@@ -678,6 +687,7 @@ def _f(x: float | None, fmt: str) -> str:
 
 
 __all__ = [
+    "DERIVED",
     "KINDS",
     "TOTALS",
     "Curve",
