@@ -251,3 +251,19 @@ def test_a_restored_limit_on_a_derived_signal_clears(tmp_path: Path) -> None:
     assert rig.engine.restore("pump-1", "threshold", "efficiency", -1)
     rig.run(5)
     assert [(a.kind, a.source, str(a.state)) for a in rig.alerts] == [("threshold", "efficiency", "cleared")]
+
+
+def test_hop_results_carry_the_derived_signals(rig: Rig) -> None:
+    from edgegw.records import HopResult
+
+    got: list[HopResult] = []
+    rig.engine.on_hop = got.append
+    rig.run(5)
+    r = got[-1]
+    j = r.signals.index("hydraulic_kw")
+    assert r.signals[:6] == ["vibration", "pressure", "temperature", "flow", "current", "suction_pressure"]
+    i = r.assets.index("pump-1")
+    assert r.last is not None and r.last[i, j] == pytest.approx(5.9)
+    (b,) = [k for k in range(r.buckets.shape[1]) if r.bucket_asset[k] == i]
+    assert r.buckets[0, b, j] == 1 and r.buckets[1, b, j] == pytest.approx(5.9)  # one value: count 1, its mean
+    assert r.buckets.shape[2] == len(r.signals) == r.bucket_bad.shape[1]

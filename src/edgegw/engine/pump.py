@@ -21,7 +21,7 @@ from edgegw.config import GatewayConfig
 from edgegw.config.pump import DERIVED, PumpSpec, pumps_of
 from edgegw.engine import window
 from edgegw.engine.rules import LEVEL_NAMES, Debounce, DebounceSet, ThresholdRule
-from edgegw.records import SignalStats
+from edgegw.records import HopResult, SignalStats
 
 G = 9.80665  # m/s2, standard gravity
 SQRT3 = math.sqrt(3.0)
@@ -346,6 +346,7 @@ class PumpBank:
         self.items = np.arange(len(KINDS) * n)
         self.conds = np.zeros((len(KINDS), n), dtype=bool)
         self._stats_reset()
+        self._names: dict[int, tuple[list[str], list[str]]] = {}  # HopResult.signals -> with the derived ones
         self.rules: list[tuple[int, int, ThresholdRule, Debounce]] = []  # (asset, derived index, rule, debounce)
         names = list(DERIVED)
         for i, spec in specs.items():
@@ -521,6 +522,32 @@ class PumpBank:
                 word = "above" if shown > 0 else "below"
                 msg = f"{self.asset_ids[i]} {names[d]} {v:.4g} {rule.unit} {word} {LEVEL_NAMES[shown]} {limit:.4g}" if lvl else ""
                 alarm(self.asset_ids[i], "threshold", names[d], lvl, ts, ev, msg)
+
+    def extend(self, res: HopResult, aidx: Any) -> None:
+        """Add the derived signals to a hop's HopResult as columns after the measured ones: their
+        newest values in `last`, and in the hop bucket (the one ending at the window end) a
+        bucket of one value each (count 1, mean = min = max = last), so history and the page keep
+        and show them like measured signals."""
+        vals = self.values[:, aidx].T  # (due assets, derived)
+        nd = vals.shape[1]
+        names = self._names.get(id(res.signals))
+        if names is None or names[0] is not res.signals:
+            names = self._names[id(res.signals)] = (res.signals, [*res.signals, *DERIVED])
+        res.signals = names[1]
+        if res.last is not None:
+            res.last = np.concatenate([res.last, vals], axis=1)
+        nb = res.buckets.shape[1]
+        d = np.full((5, nb, nd), np.nan)
+        d[0] = 0.0
+        if nb:
+            ba = res.bucket_asset
+            hop = res.hop_s
+            match = np.rint(res.bucket_starts / hop) == np.rint(res.ends[ba] / hop) - 1.0
+            v = vals[ba[match]]
+            d[0, match] = np.isfinite(v)
+            d[1:, match] = v
+        res.buckets = np.concatenate([res.buckets, d], axis=2)
+        res.bucket_bad = np.concatenate([res.bucket_bad, np.zeros((nb, nd))], axis=1)
 
     # ------------------------------------------------------------------ rollups, totals, restore
 
