@@ -80,8 +80,35 @@ def test_edgegw_energy_from_the_state_dir_and_from_rollups(tmp_path: Path, capsy
     (row,) = json.loads(capsys.readouterr().out)
     assert row["kwh"] == 15.0
     assert main(["energy", "-c", str(cfg), "--since", "7d"]) == 2
-    assert "--since needs --rollups" in capsys.readouterr().err
+    assert "no history at" in capsys.readouterr().err  # a period needs the historian (or --rollups)
     bad = tmp_path / "bad.yaml"
     bad.write_text(cfg.read_text().replace("bep_flow: 60", "bep_flow: -1"))
     assert main(["energy", "-c", str(bad)]) == 78
     assert "bep_flow" in capsys.readouterr().err
+
+
+def test_a_period_from_history(tmp_path: Path) -> None:
+    from edgegw.engine.engine import Engine
+    from edgegw.history.store import Historian
+    from edgegw.pump.report import rows_from_history
+    from tests.engine.test_pump_engine import BEP
+
+    cfg = load_config(write(tmp_path, assets=[{"id": "pump-1", "profile": "pump"}]))
+    h = Historian(cfg, tmp_path / "history.db")
+    e = Engine(cfg, lambda a: None, clock=lambda: 0.0)
+    e.on_hop = h.hop
+    t0 = 1_800_000_000.0
+    for i in range(2 * 300):  # five minutes at the best-efficiency point, 2 Hz
+        for s, v in BEP.items():
+            e.ingest("pump-1", s, t0 + i / 2, v)
+        e.run_hops()
+    h.writer.write(h.take())
+    assert h.writer.db is not None
+    h.writer.roll_up(h.writer.db)
+    (r,) = rows_from_history(tmp_path / "history.db", pumps_of(cfg.assets, cfg.profiles), {"pump-1": 1.0}, t0, t0 + 400)
+    # hops end at 1..299 s, each a second at 8.9076 kW and 60 m3/h
+    assert r.kwh == pytest.approx(8.9076 * 299 / 3600, rel=0.01)
+    assert r.m3 == pytest.approx(60 * 299 / 3600, rel=0.01)
+    assert r.efficiency == pytest.approx(5.9 / 8.9076, rel=0.01)
+    assert r.run_hours == pytest.approx(299 / 3600, rel=0.01) and r.starts == 1
+    assert r.preferred_hours == pytest.approx(r.run_hours)

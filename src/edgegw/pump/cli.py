@@ -1,5 +1,6 @@
-"""`edgegw energy`: the pumps' energy report, from the gateway's totals (since counting began) or
-from rollups saved as JSON lines (`mosquitto_sub -t 'rollups/#' > rollups.jsonl`) for a period."""
+"""`edgegw energy`: the pumps' energy report, from the gateway's totals (since counting began), from
+its history for a period (`--since 7d`), or from rollups saved as JSON lines (`--rollups FILE`,
+e.g. `mosquitto_sub -v -t 'rollups/#' > rollups.jsonl`)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("-c", "--config", required=True, help="YAML config file (the pump descriptions, the state directory)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     p.add_argument("--rollups", metavar="FILE", help="rollups as JSON lines (mosquitto_sub output, with or without -v)")
-    p.add_argument("--since", metavar="SPAN", help="with --rollups: the last 7d, 24h, 90m ... or from an ISO time")
+    p.add_argument(
+        "--since", metavar="SPAN", help="a period: the last 7d, 24h, 90m ... or from an ISO time (history or --rollups)"
+    )
     p.add_argument("--html", metavar="FILE", help="also write the report as a self-contained HTML page")
     p.add_argument("--json", action="store_true", help="print the figures as JSON instead of words")
 
@@ -58,7 +61,7 @@ def read_rollups(path: str) -> list[dict[str, Any]]:
 
 def main(args: argparse.Namespace) -> int:
     from edgegw.preflight import state_dir_of
-    from edgegw.pump.report import render_html, render_text, rows_from_rollups, rows_from_totals
+    from edgegw.pump.report import render_html, render_text, rows_from_history, rows_from_rollups, rows_from_totals
     from edgegw.pump.totals import TotalsFile
 
     try:
@@ -81,11 +84,16 @@ def main(args: argparse.Namespace) -> int:
         except OSError as e:
             print(f"edgegw energy: cannot read {args.rollups}: {e.strerror}", file=sys.stderr)
             return 1
-        title = f"Energy report of {cfg.gateway.id}"
-    else:
-        if since is not None:
-            print("edgegw energy: --since needs --rollups (the totals count since the gateway began)", file=sys.stderr)
+    elif since is not None:  # a period: from the historian
+        from edgegw.history.query import HistoryUnavailable
+
+        hop = {a.id: cfg.profiles[a.profile].hop_s for a in cfg.assets}
+        try:
+            rows = rows_from_history(cfg, pumps, hop, since)
+        except HistoryUnavailable as e:
+            print(f"edgegw energy: {e}; give --rollups FILE, or no --since for the totals", file=sys.stderr)
             return 2
+    else:
         folder, _ = state_dir_of(cfg)
         if folder is None:
             print(
@@ -93,7 +101,7 @@ def main(args: argparse.Namespace) -> int:
             )
             return 2
         rows = rows_from_totals(TotalsFile(Path(folder)).read(), pumps)
-        title = f"Energy report of {cfg.gateway.id}"
+    title = f"Energy report of {cfg.gateway.id}"
     if args.json:
         print(json.dumps([r.to_dict() for r in rows], indent=2))
     else:

@@ -153,6 +153,56 @@ def rows_from_rollups(
     return out
 
 
+def rows_from_history(
+    path_or_cfg: Any, pumps: dict[str, PumpSpec], hop_s: dict[str, float], since: float, until: float | None = None
+) -> list[EnergyRow]:
+    """Rows for a period from the historian (history.query): the derived signals' bucket means
+    and counts (one value a hop), so a bucket's energy is its mean kW over its hops' hours.
+    Region hours and starts are told at the bucket's resolution (a minute, or an hour for long
+    periods). A pump whose derived signals are not in history is left out."""
+    from edgegw.history import query as hq
+
+    want = ["electrical_kw", "hydraulic_kw", "efficiency", "bep_ratio"]
+    out = []
+    for asset, spec in pumps.items():
+        try:
+            t = hq.query(path_or_cfg, asset, [*want, spec.flow], since, until, points=5000)
+        except KeyError:
+            continue
+        if not len(t.time):
+            continue
+        hop_h = hop_s[asset] / 3600.0
+        sig = t.signals
+        hours = {k: np.nan_to_num(sig[k]["count"]) * hop_h for k in ("electrical_kw", "efficiency")}
+        mean = {k: np.asarray(sig[k]["mean"], dtype=float) for k in [*want, spec.flow]}
+        run_h = hours["efficiency"]  # efficiency has a value while the pump runs
+        ratio = mean["bep_ratio"]
+        lo, hi = spec.region.preferred
+        alo, ahi = spec.region.allowable
+        with np.errstate(invalid="ignore"):
+            pref = (ratio >= lo) & (ratio <= hi)
+            allow = (ratio >= alo) & (ratio <= ahi)
+        on = run_h > 0
+        totals = {
+            "energy_kwh": float(np.nansum(mean["electrical_kw"] * hours["electrical_kw"])),
+            "hydraulic_kwh": float(np.nansum(mean["hydraulic_kw"] * hours["electrical_kw"])),
+            "volume_m3": float(np.nansum(mean[spec.flow] * hours["electrical_kw"])),  # hop hours: flow counts readings
+            "run_hours": float(run_h.sum()),
+            "starts": float(np.count_nonzero(on[1:] & ~on[:-1]) + (1 if len(on) and on[0] else 0)),
+            "preferred_hours": float(run_h[pref].sum()),
+            "allowable_hours": float(run_h[allow].sum()),
+        }
+        row = _row(asset, spec, totals, float(t.time[0]), float(t.time[-1] + t.bucket_s))
+        eff = mean["efficiency"]
+        ok = np.isfinite(eff)
+        if ok.sum() >= 6:
+            th = (t.time[ok] - t.time[ok][-1]) / 3600.0
+            slope, lo_s, hi_s, _ = theil_sen(th, eff[ok] * 100.0, 0.95)
+            row.efficiency_trend = float(slope[0]) * WEEK_H if (lo_s[0] > 0 or hi_s[0] < 0) else 0.0
+        out.append(row)
+    return out
+
+
 def _ts(v: Any) -> float | None:
     if isinstance(v, (int, float)):
         return float(v)
