@@ -57,3 +57,10 @@ def test_ingest_bench_runs_the_three_subscribers(tmp_path: Path) -> None:
     for client in ("aiomqtt", "paho", "gateway"):
         assert d["burst"][client]["lost"] == 0, d["burst"][client]
         assert len(d["sweep"][client]) == 1
+
+
+def test_pump_bench_writes_json(tmp_path: Path) -> None:
+    d = run_bench(tmp_path, "bench_pump.py", "_smoke_pump", "--seconds", "40", "--assets", "3")
+    assert [r["model"] for r in d["rows"]] == [True, False]
+    assert all(r["plain_mean_us"] > 0 and r["pump_mean_us"] > 0 for r in d["rows"])
+    assert d["forecast"]["rows"] == 3 * 6  # 3 pumps x the example's 6 signals with a limit

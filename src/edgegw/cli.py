@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "alarms": ("edgegw.history.cli:alarms_", "print the alarm journal (transitions, acks, shelves)"),
     "history": ("edgegw.history.cli", "print or export what the gateway kept of an asset's signals"),
     "browse": ("edgegw.browse", "list an OPC UA server's variables (NodeIds, units) as a config fragment"),
+    "energy": ("edgegw.pump.cli", "the pumps' energy report: kWh, m3, kWh/m3, time per region, saving at BEP"),
 }
 
 

@@ -32,6 +32,7 @@ from edgegw.engine.models import ModelError, ModelSet, load_profile_models
 from edgegw.gwalarms import GatewayAlarms
 from edgegw.health import Health
 from edgegw.intake import FUTURE_SLACK_S, Intake
+from edgegw.pump.totals import SAVE_EVERY_S, TotalsFile
 from edgegw.ratelimit import RateLimitedLog
 from edgegw.records import AlarmEvent, Alert, HopResult, Rollup
 from edgegw.reload import ConfigReload
@@ -92,6 +93,9 @@ class Gateway:
             cfg, self._on_alert, models if models is not None else load_models(cfg, config_path), future_slack_s=FUTURE_SLACK_S
         )
         self.engine.on_hop = self._on_hop
+        self.pump_totals = TotalsFile(state_dir) if state_dir and self.engine.pump_totals() else None
+        if self.pump_totals is not None:  # energy, run hours and starts go on across restarts
+            self.engine.restore_pump_totals(self.pump_totals.read())
         self.intake = Intake(self.engine, cfg.ingest)
         self.local = LocalSink(cfg)
         self.sinks: list[Sink] = [self.local]
@@ -190,6 +194,13 @@ class Gateway:
             for s in self.sinks:
                 self._hand(s, s.rollup, r)
 
+    async def _save_pump_totals(self) -> None:
+        """Each minute, in a worker thread: the pumps' energy, run hours and starts."""
+        assert self.pump_totals is not None
+        while True:
+            await asyncio.sleep(SAVE_EVERY_S)
+            await asyncio.to_thread(self.pump_totals.write, self.engine.pump_totals())
+
     def reload_models(self) -> None:
         """SIGHUP: load models again; a bad file keeps the old model serving."""
         try:
@@ -272,6 +283,9 @@ class Gateway:
                 watchdog = tg.create_task(sdnotify.watchdog_loop(), name="watchdog")
                 health = tg.create_task(self.health.run(), name="health")
                 alarm_tasks = self._alarm_tasks(tg)
+                duties = [ticker, watchdog, health, *alarm_tasks]
+                if self.pump_totals is not None:
+                    duties.append(tg.create_task(self._save_pump_totals(), name="pump-totals"))
                 self.ready.set()
                 sdnotify.notify("READY=1", f"STATUS=running: {len(self.sources)} source(s), {len(self.engine.assets)} asset(s)")
                 log.info(
@@ -286,7 +300,7 @@ class Gateway:
                 log.info("stopping")
                 await _cancel(source_tasks)
                 self.engine.run_hops()
-                await _cancel([ticker, watchdog, health, *alarm_tasks])
+                await _cancel(duties)
                 for s in self.sinks:
                     try:
                         await s.close(2.0)
@@ -296,6 +310,8 @@ class Gateway:
                 await _cancel(sink_tasks)
         finally:
             self.seq.close()
+            if self.pump_totals is not None:
+                self.pump_totals.write(self.engine.pump_totals())
             if own_signals:
                 for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                     loop.remove_signal_handler(sig)

@@ -178,7 +178,6 @@ def _state_dir(cfg: GatewayConfig, problems: list[tuple[tuple[Any, ...], str]], 
     return d
 
 
-
 def _history(
     cfg: GatewayConfig, state_dir: Path | None, problems: list[tuple[tuple[Any, ...], str]], warnings: list[str]
 ) -> None:

@@ -182,6 +182,8 @@ class Rollup:
     anomaly_max: float | None = None
     anomaly_mean: float | None = None
     alarms_raised: int = 0
+    pump: dict[str, Any] | None = None  # derived pump figures and totals (engine/pump.py), with a pump description
+    forecast: list[dict[str, Any]] | None = None  # signals heading for a limit (engine/forecast.py), with `forecast:`
     id: str = ""
     seq: int = 0
     gateway: str = ""
@@ -190,20 +192,24 @@ class Rollup:
     decimals: dict[str, int] = field(default_factory=dict)  # signal -> decimals of its resolution
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "seq": self.seq,
-            "gateway": self.gateway,
-            "site": self.site,
-            "asset": self.asset,
-            "start": iso(self.start),
-            "end": iso(self.end),
-            "signals": {name: s.to_dict(self.decimals.get(name)) for name, s in self.signals.items()},
-            "units": self.units,
-            "anomaly_max": self.anomaly_max,
-            "anomaly_mean": self.anomaly_mean,
-            "alarms_raised": self.alarms_raised,
-        }
+        return (
+            {
+                "id": self.id,
+                "seq": self.seq,
+                "gateway": self.gateway,
+                "site": self.site,
+                "asset": self.asset,
+                "start": iso(self.start),
+                "end": iso(self.end),
+                "signals": {name: s.to_dict(self.decimals.get(name)) for name, s in self.signals.items()},
+                "units": self.units,
+                "anomaly_max": self.anomaly_max,
+                "anomaly_mean": self.anomaly_mean,
+                "alarms_raised": self.alarms_raised,
+            }
+            | ({"pump": self.pump} if self.pump is not None else {})
+            | ({"forecast": self.forecast} if self.forecast is not None else {})
+        )
 
 
 @dataclass(slots=True)

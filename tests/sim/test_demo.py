@@ -44,6 +44,9 @@ async def test_short_demo_catches_the_injected_faults(tmp_path: Path) -> None:
         assert modes[mode]["delay_s"] >= 0
     assert summary["false_alarms"] <= 1, text
     assert "RAISED" in text and "FAULT" in text and "CAUGHT" in text
+    # the energy figures of every pump (engine/pump.py, the example's pump description)
+    assert [r["asset"] for r in facts["energy"]] == ["pump-1", "pump-2", "pump-3", "pump-4"]
+    assert all(r["kwh"] > 0 and 0.1 < r["kwh_m3"] < 0.3 for r in facts["energy"]), facts["energy"]
     assert not broker_reachable("127.0.0.1", port)  # the embedded broker is gone again
 
 

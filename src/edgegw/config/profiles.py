@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field, model_validator
 
 from edgegw.config.base import Base, ConfigPath, TopicName
+from edgegw.config.forecast import ForecastSpec
+from edgegw.config.pump import PumpSpec
 
 
 class SignalSpec(Base):
@@ -64,6 +68,8 @@ class Profile(Base):
     model: ConfigPath | None = Field(None, description="Model directory (anomaly + failure ONNX and metadata).")
     model_alarms: ModelAlarmSpec = Field(default_factory=ModelAlarmSpec)
     signals: dict[str, SignalSpec] = Field(min_length=1)
+    pump: PumpSpec | None = Field(None, description="The pump these assets are (config/pump.py).")
+    forecast: ForecastSpec | None = Field(None, description="When signals will reach their limits (config/forecast.py).")
 
     @model_validator(mode="after")
     def _hop(self) -> Profile:
@@ -80,6 +86,16 @@ class Profile(Base):
             )
         return self
 
+    @model_validator(mode="after")
+    def _pump_signals(self) -> Profile:
+        if self.pump is not None:
+            self.pump.check_signals(self.signals)
+        derived = self.pump.limits if self.pump is not None else {}
+        for name in (self.forecast.signals or []) if self.forecast is not None else []:
+            if name not in self.signals and name not in derived:
+                raise ValueError(f"forecast.signals: {name!r} is neither a signal of this profile nor a derived one with limits")
+        return self
+
     @property
     def buckets(self) -> int:
         """Buckets in a window: window_s / hop_s."""
@@ -89,3 +105,4 @@ class Profile(Base):
 class AssetSpec(Base):
     id: TopicName = Field(description="Asset id as it appears in topics.")
     profile: str
+    pump: dict[str, Any] | None = Field(None, description="Keys laid over the profile's pump description for this asset.")

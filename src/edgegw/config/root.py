@@ -14,6 +14,7 @@ from edgegw.config.names import unknown
 from edgegw.config.notify import NotifyConfig
 from edgegw.config.outputs import AlertsConfig, RollupsConfig
 from edgegw.config.profiles import AssetSpec, Profile
+from edgegw.config.pump import asset_pump
 from edgegw.config.sources import OpcuaSource, Source
 from edgegw.config.upstream import UpstreamConfig
 
@@ -74,6 +75,17 @@ class GatewayConfig(Base):
                     src.expand(signals_of)
                 except ValueError as e:
                     raise ValueError(f"sources.{i}.{'node' if src.node else 'browse_path'}: {e}") from None
+        return self
+
+    @model_validator(mode="after")
+    def _asset_pumps(self) -> GatewayConfig:
+        for i, a in enumerate(self.assets):
+            if a.pump is not None:
+                prof = self.profiles[a.profile]
+                try:
+                    asset_pump(prof.pump, a.pump).check_signals(prof.signals)
+                except ValueError as e:
+                    raise ValueError(f"assets.{i}.{e}") from None
         return self
 
     @model_validator(mode="after")

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from edgegw.config import GatewayConfig, Profile
-from edgegw.engine import text, window
+from edgegw.engine import forecast, pump, text, window
 from edgegw.engine.features import N_FEATURES, feature_names, window_features
 from edgegw.engine.modelmeta import MODEL_KINDS, OFF_HOPS, ON_HOPS
 from edgegw.engine.models import ModelSet, Scores, Verdict
@@ -185,6 +185,8 @@ class Engine:
             for a in cfg.assets
         }
         self._due: list[AssetState] = []
+        self._pumps = pump.banks(cfg, members)  # profile -> its pumps' derived signals and alarms
+        self._forecasts = forecast.forecasts(cfg, members)  # profile -> time to each limit
         self.readings_in = 0
         self.rejected: dict[str, int] = {}
         self.hops = 0
@@ -369,6 +371,9 @@ class Engine:
         a = self.assets.get(asset)
         if a is None:
             return False
+        if kind == "threshold" and source in pump.DERIVED:  # a limit on a derived pump signal
+            bank = self._pumps.get(a.profile_name)
+            return bank is not None and bank.restore_limit(a.index, source, level)
         if kind in ("threshold", "quality", "stale"):
             s = a.signals.get(source)
             if s is None:
@@ -380,6 +385,12 @@ class Engine:
             else:
                 s.stale = True
             return True
+        if kind == "forecast":
+            fcs = self._forecasts.get(a.profile_name)
+            return fcs is not None and fcs.restore_alarm(asset, source)
+        if kind in pump.KINDS:
+            bank = self._pumps.get(a.profile_name)
+            return bank is not None and bank.restore_alarm(a.index, kind)
         alarms = a.ps.model_alarms.get(kind)
         if alarms is None:
             return False
@@ -478,6 +489,9 @@ class Engine:
             r = rows[inside]
             sig = win.signals
             win.acc[:, kc[inside].astype(np.intp) % win.n_buckets, r] = np.array([sig[i].record() for i in r.tolist()]).T
+        bank = self._pumps.get(pname)
+        if bank is not None:  # pump performance (engine/pump.py) from the hop buckets just stored
+            bank.hop(win, aidx, k_end, ends, self._pump_alarm)
         x = window_features(win, rows, k_rows).reshape(na, ns * N_FEATURES)
         if win.uses_parts(len(rows)):  # the next hop's window ends a bucket later: prepare() builds its tails
             win.next_k_end = float(k_end.max()) + 1.0
@@ -501,7 +515,10 @@ class Engine:
         if self.hop_observer is not None:
             self.hop_observer(pname, [a.id for a in assets], ends, x, verdicts)
         if self.on_hop is not None:
-            self.on_hop(self._hop_result(pname, ps, assets, aidx, rows, k_end, x, model, sc, idx))
+            result = self._hop_result(pname, ps, assets, aidx, rows, k_end, x, model, sc, idx)
+            if bank is not None:  # the derived pump signals as columns of their own (history, the page)
+                bank.extend(result, aidx)
+            self.on_hop(result)
 
     def _hop_result(
         self,
@@ -637,6 +654,24 @@ class Engine:
             alert = Alert(a.id, v.kind, model.name, AlertState.CLEARED, Severity.INFO, ts, ev, msg)
         self._emit(alert)
 
+    def _pump_alarm(self, asset: str, kind: str, source: str, level: int, ts: float, ev: dict[str, Any], msg: str) -> None:
+        """A pump alarm's transition (engine/pump.py words it)."""
+        a = self.assets[asset]
+        if level:
+            sev = severity_of(level) if kind == "threshold" else _KIND_SEVERITY.get(kind, Severity.WARNING)
+            a.alarms_raised += 1
+            self._emit(Alert(a.id, kind, source, AlertState.RAISED, sev, ts, ev, msg))
+        else:
+            self._emit(Alert(a.id, kind, source, AlertState.CLEARED, Severity.INFO, ts, ev, msg or f"{kind} {source} cleared"))
+
+    def pump_totals(self) -> dict[str, dict[str, float]]:
+        """Energy, volume, run hours, starts and region hours per asset with a pump, to save."""
+        return {aid: t for bank in self._pumps.values() for aid, t in bank.totals_of().items()}
+
+    def restore_pump_totals(self, saved: dict[str, dict[str, float]]) -> int:
+        """Totals saved before a restart (see pump_totals); returns the assets that took theirs."""
+        return sum(bank.restore(saved) for bank in self._pumps.values())
+
     def feature_names(self, profile: str) -> list[str]:
         return feature_names(list(self.profiles[profile].signals))
 
@@ -653,6 +688,13 @@ class Engine:
             ps, i = a.ps, a.index
             n = ps.score_n[i]
             raised, a.alarms_raised = a.alarms_raised, 0
+            bank = self._pumps.get(a.profile_name)
+            derived = bank.rollup(i) if bank is not None else None
+            if derived is not None:  # the pump's derived signals join the measured ones
+                stats.update(derived[0])
+            fc = self._forecasts.get(a.profile_name)
+            if fc is not None:
+                fc.add_rollup(a.id, stats)
             out.append(
                 Rollup(
                     a.id,
@@ -664,8 +706,17 @@ class Engine:
                     alarms_raised=raised,
                     units=shown[a.profile_name][0],
                     decimals=shown[a.profile_name][1],
+                    pump=derived[1] if derived is not None else None,
                 )
             )
+        for bank in self._pumps.values():
+            bank.reset()
+        if self._forecasts:  # at most once per forecast.every_s; each rollup carries the latest
+            for fc in self._forecasts.values():
+                fc.run(end, self._pump_alarm)
+            for r in out:
+                fc = self._forecasts.get(self.assets[r.asset].profile_name)
+                r.forecast = fc.of(r.asset) if fc is not None else None
         for ps in self._ps.values():
             ps.score_max.fill(-math.inf)
             ps.score_sum.fill(0.0)
@@ -687,6 +738,8 @@ _KIND_SEVERITY = {
     "quality": Severity.WARNING,
     "anomaly": Severity.WARNING,
     "failure_risk": Severity.CRITICAL,
+    "npsh": Severity.CRITICAL,
+    "dry_run": Severity.CRITICAL,
 }
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from edgegw.records import iso
-from edgegw.sim.faults import MODES, Fault, parse_fault, random_faults
+from edgegw.sim.faults import MODES, PUMP_MODES, Fault, parse_fault, random_faults
 from edgegw.sim.fleet import Fleet
 from edgegw.sim.history import write_history
 from edgegw.watch import host_port
@@ -41,7 +41,8 @@ def configure(p: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="SPEC",
-        help=f"ASSET:MODE@START[,ramp=S][,for=S][,signal=NAME], e.g. pump-1:bearing_wear@60,ramp=90; modes: {', '.join(MODES)}",
+        help=f"ASSET:MODE@START[,ramp=S][,for=S][,signal=NAME], e.g. pump-1:bearing_wear@60,ramp=90; "
+        f"modes: {', '.join(MODES)}; pump performance: {', '.join(PUMP_MODES)}",
     )
     p.add_argument("--random-faults", type=int, default=0, metavar="N", help="inject N faults at random times")
     p.add_argument("--broker", metavar="HOST:PORT", help="publish JSON telemetry to this MQTT broker")
@@ -50,6 +51,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--coap-port", type=int, help="serve observable SenML resources /pumps/<id> over CoAP (UDP)")
     p.add_argument("--bind", default="127.0.0.1", help="address the OPC UA and CoAP servers listen on")
     p.add_argument("--csv", metavar="FILE", help="write labelled history to FILE (as fast as it computes)")
+    p.add_argument("--truth", action="store_true", help="--csv: add the true pump figures (true_head_m, true_hydraulic_kw, ...)")
     p.add_argument(
         "--start", default=DEFAULT_HISTORY_START, help=f"--csv: time of the first row (default {DEFAULT_HISTORY_START})"
     )
@@ -86,7 +88,7 @@ def main(args: argparse.Namespace) -> int:
     if args.csv:
         start = datetime.fromisoformat(args.start.replace("Z", "+00:00")).timestamp()
         t0 = time.perf_counter()
-        rows = write_history(args.csv, fleet, duration or 3600.0, start)
+        rows = write_history(args.csv, fleet, duration or 3600.0, start, truth=args.truth)
         print(
             f"wrote {rows} rows ({len(fleet.assets)} pumps x {duration:g} s at {args.rate:g} Hz) to {args.csv} "
             f"in {time.perf_counter() - t0:.1f} s"

@@ -31,6 +31,8 @@ from edgegw.watch import CLEAR_SCREEN, AlarmBoard, Change, colour, event_line, r
 
 if TYPE_CHECKING:
     from edgegw.config import GatewayConfig
+    from edgegw.gateway import Gateway
+    from edgegw.pump.report import EnergyRow
     from edgegw.sim.broker import EmbeddedBroker
     from edgegw.sim.clock import LiveClock
 
@@ -93,6 +95,7 @@ class Display:
         self.board = AlarmBoard()
         self.faults: list[FaultRecord] = []
         self.events: list[str] = []
+        self.energy: Callable[[], list[EnergyRow]] | None = None  # the pumps' figures so far
 
     def line(self, text: str) -> None:
         if self.tty:
@@ -133,6 +136,9 @@ class Display:
             lines.append(f"  {self.stamp(f.injected_at)}  {f.asset:<8} {f.mode + extra:<26} {state}")
         lines += ["", f"Active alarms ({len(self.board.active)})"]
         lines += ["  " + s for s in render_table(self.board.rows(), self.colour, shutil.get_terminal_size().columns - 4)]
+        rows = self.energy() if self.energy is not None else []
+        if rows:
+            lines += ["", "Energy so far"] + ["  " + energy_line(r) for r in rows]
         lines += ["", "Recent events"] + ["  " + e for e in self.events]
         self.out.write(CLEAR_SCREEN + "\n".join(lines) + "\n")
         self.out.flush()
@@ -202,7 +208,7 @@ async def _setup(args: argparse.Namespace) -> Setup:
     return Setup(cfg, cfg_path, host, port, broker, broker_note, model_note)
 
 
-async def _start_gateway(st: Setup) -> tuple[asyncio.Task[None], asyncio.Event]:
+async def _start_gateway(st: Setup) -> tuple[asyncio.Task[None], asyncio.Event, Gateway]:
     """The real gateway, running once it says it is ready; (its task, the event that stops it)."""
     from edgegw.gateway import Gateway
 
@@ -215,7 +221,7 @@ async def _start_gateway(st: Setup) -> tuple[asyncio.Task[None], asyncio.Event]:
         gw_task.result()
     if ready not in done:
         raise RuntimeError("the gateway did not start within 30 s")
-    return gw_task, stop_gw
+    return gw_task, stop_gw, gw
 
 
 def _alert_filter(cfg: GatewayConfig) -> str:
@@ -294,7 +300,8 @@ async def run_demo(args: argparse.Namespace, out: TextIO = sys.stdout) -> tuple[
         (s.topic for s in st.cfg.sources if s.type == "mqtt" and "{asset}" in s.topic and "{signal}" not in s.topic), TOPIC
     )
 
-    gw_task, stop_gw = await _start_gateway(st)
+    gw_task, stop_gw, gw = await _start_gateway(st)
+    display.energy = lambda: energy_rows(st.cfg, gw)
     score = Scorecard([])
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -336,8 +343,29 @@ async def run_demo(args: argparse.Namespace, out: TextIO = sys.stdout) -> tuple[
         "messages_sent": publisher.sent,
         "messages_dropped": publisher.dropped,
         "ran_s": round(fleet.t, 1),
+        "energy": [r.to_dict() for r in energy_rows(st.cfg, gw)],
     }
     return score, facts
+
+
+def energy_rows(cfg: GatewayConfig, gw: Gateway) -> list[EnergyRow]:
+    """The pumps' energy figures since the demo's gateway started (engine/pump.py's totals)."""
+    from edgegw.config.pump import pumps_of
+    from edgegw.pump.report import rows_from_totals
+
+    return rows_from_totals(gw.engine.pump_totals(), pumps_of(cfg.assets, cfg.profiles))
+
+
+def energy_line(r: EnergyRow | dict[str, Any]) -> str:
+    """pump-1  0.52 kWh  3.1 m3  0.168 kWh/m3  wire-to-water 0.58 (BEP 0.58)  preferred region 100 %"""
+    d = r.to_dict() if not isinstance(r, dict) else r
+    per = f"{d['kwh_m3']:.3f} kWh/m3" if d.get("kwh_m3") is not None else "– kWh/m3"
+    eff = f"{d['efficiency']:.2f}" if d.get("efficiency") is not None else "–"
+    pref = f"{100 * d['preferred_hours'] / d['run_hours']:.0f} %" if d.get("run_hours") else "–"
+    return (
+        f"{d['asset']:<8} {d['kwh']:7.2f} kWh {d['m3']:7.1f} m3  {per}  wire-to-water {eff} "
+        f"(BEP {d['bep_efficiency']:.2f})  preferred region {pref}"
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -357,6 +385,10 @@ def main(args: argparse.Namespace) -> int:
     print("Scorecard")
     for line in score.lines():
         print("  " + line)
+    if facts.get("energy"):
+        print("Energy")
+        for d in facts["energy"]:
+            print("  " + energy_line(d))
     if args.summary:
         summary = {**score.summary(), **facts}
         Path(args.summary).write_text(json.dumps(summary, indent=2) + "\n")

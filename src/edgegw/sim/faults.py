@@ -10,6 +10,14 @@ signature, so a classifier can tell them apart:
 - seal_leak: flow and discharge pressure drop while the motor load stays
 - motor_overload: extra shaft load, current and winding temperature rise
 - stuck / dropout / spikes: one sensor freezes, falls silent, or throws outliers
+
+Pump-performance modes (PUMP_MODES; injected by name, not among the random faults the shipped
+models were trained on):
+- off_bep: the demand falls to 40 % of the best-efficiency flow (a throttled valve)
+- impeller_wear: head and efficiency fall under the curve (12 % each at full severity)
+- strainer_clog: a suction strainer clogs, the inlet pressure falls with flow squared (NPSH margin
+  shrinks) until cavitation sets in at half severity
+- dry_run: the liquid leaves the inlet: no flow, no head, the motor still draws power
 """
 
 from __future__ import annotations
@@ -24,6 +32,8 @@ from edgegw.sim.physics import Effects
 PROCESS_MODES = ("bearing_wear", "cavitation", "impeller_imbalance", "seal_leak", "motor_overload")
 SENSOR_MODES = ("stuck", "dropout", "spikes")
 MODES = PROCESS_MODES + SENSOR_MODES
+PUMP_MODES = ("off_bep", "impeller_wear", "strainer_clog", "dry_run")
+ALL_MODES = MODES + PUMP_MODES
 NORMAL = "normal"
 
 # Default development time (process) or duration (sensor) of each mode, seconds.
@@ -33,13 +43,27 @@ DEFAULT_RAMP_S = {
     "impeller_imbalance": 0.0,
     "seal_leak": 30.0,
     "motor_overload": 40.0,
+    "off_bep": 10.0,
+    "impeller_wear": 120.0,
+    "strainer_clog": 300.0,
+    "dry_run": 5.0,
 }
 DEFAULT_SENSOR_S = 20.0
 # Severity at which a process fault shows in the mapped signals; labels start there. Cavitation
 # first lowers the suction pressure, and the discharge pressure with it (the head holds until the
 # margin to vapour pressure is gone, near 0.45): a discharge pressure below the pump curve for the
 # flow is the developing fault, and is labelled as such.
-ONSET = {"bearing_wear": 0.2, "cavitation": 0.15, "impeller_imbalance": 0.0, "seal_leak": 0.15, "motor_overload": 0.15}
+ONSET = {
+    "bearing_wear": 0.2,
+    "cavitation": 0.15,
+    "impeller_imbalance": 0.0,
+    "seal_leak": 0.15,
+    "motor_overload": 0.15,
+    "off_bep": 0.5,  # below 70 % of the BEP flow
+    "impeller_wear": 0.4,  # head 5 % under the curve
+    "strainer_clog": 0.3,  # the NPSH margin gone under about 2 m
+    "dry_run": 0.5,
+}
 DEFAULT_SENSOR_SIGNAL = {"stuck": "pressure", "dropout": "temperature", "spikes": "vibration"}
 
 
@@ -86,8 +110,8 @@ def make_fault(
     signal: str | None = None,
 ) -> Fault:
     """A fault with the mode's defaults filled in; raises ValueError for an unknown mode."""
-    if mode not in MODES:
-        raise ValueError(f"unknown fault mode {mode!r} (one of {', '.join(MODES)})")
+    if mode not in ALL_MODES:
+        raise ValueError(f"unknown fault mode {mode!r} (one of {', '.join(ALL_MODES)})")
     if mode in SENSOR_MODES:
         return Fault(
             asset,
@@ -177,6 +201,17 @@ def effects(faults: list[Fault], t: float) -> Effects:
             fx.extra_power += 7.5 * s
             fx.bearing_heat += 6.0 * s
             fx.vib_add += 0.4 * s
+        elif f.mode == "off_bep":
+            fx.demand_cut += 0.6 * s
+        elif f.mode == "impeller_wear":
+            fx.head_loss += 0.12 * s
+            fx.efficiency_loss += 0.12 * s
+            fx.vib_add += 0.3 * s
+        elif f.mode == "strainer_clog":
+            fx.strainer_drop += 0.9 * s
+        elif f.mode == "dry_run":
+            fx.dry += s
+            fx.bearing_heat += 8.0 * s
     return fx
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -27,6 +27,7 @@ class Sample:
     t: float
     values: dict[str, float]  # a dropped-out signal is absent
     label: str
+    truth: dict[str, float] = field(default_factory=dict)  # the true pump figures (Pump._truth)
 
 
 class Fleet:
@@ -89,7 +90,7 @@ class Fleet:
             fx = effects(self._faults[i], t)
             values = quantise(pump.step(t, self.dt, fx))
             values = self._sensor[i].apply(t, values)
-            out.append(Sample(pump.asset, t, values, self.label(i, t)))
+            out.append(Sample(pump.asset, t, values, self.label(i, t), pump.truth))
         self.steps += 1
         return out
 

@@ -25,6 +25,21 @@ SIGNALS: dict[str, tuple[str, float]] = {
 }
 
 _RHO_G = 1000.0 * 9.81  # water, N/m3
+AMBIENT_BAR = 1.01325
+# The true pump figures a step knows (Pump.truth), named as the gateway's derived signals.
+TRUTH = (
+    "head_m",
+    "hydraulic_kw",
+    "electrical_kw",
+    "efficiency",
+    "pump_efficiency",
+    "specific_kwh_m3",
+    "bep_ratio",
+    "npsh_available_m",
+    "head_deficit_pct",
+    "efficiency_deficit_pct",
+)
+VAPOUR_20C_BAR = 0.023392  # water at 20 degC (steam tables)
 _SQRT3 = math.sqrt(3.0)
 
 
@@ -63,6 +78,11 @@ class Effects:
     leak: float = 0.0  # m3/h lost through a seal before the flow meter
     extra_power: float = 0.0  # kW of extra shaft load (binding, overload)
     motor_heat: float = 0.0  # degC added to the winding's settling temperature
+    demand_cut: float = 0.0  # share of the flow demand gone (a throttled valve: off the best efficiency point)
+    head_loss: float = 0.0  # share of the curve's head lost (a worn impeller)
+    efficiency_loss: float = 0.0  # share of the hydraulic efficiency lost (a worn impeller, internal leakage)
+    strainer_drop: float = 0.0  # bar lost across a clogging suction strainer at rated flow (grows with flow^2)
+    dry: float = 0.0  # share of the liquid gone from the inlet (dry run)
 
 
 @dataclass(slots=True)
@@ -82,6 +102,7 @@ class Pump:
         self.rng = rng
         self.phase = phase
         self.state = PumpState(math.nan, math.nan)  # settled at the first step's operating point
+        self.truth: dict[str, float] = {}  # the last step's true pump figures (see `_truth`)
 
     # --------------------------------------------------------------- curves
 
@@ -92,9 +113,9 @@ class Pump:
         x = (q - self.spec.rated_flow) / self.spec.rated_flow
         return max(self.spec.efficiency * (1.0 - x * x), 0.2)
 
-    def _shaft_kw(self, q: float, head: float) -> float:
+    def _shaft_kw(self, q: float, head: float, efficiency_loss: float = 0.0) -> float:
         hydraulic = _RHO_G * (q / 3600.0) * head / 1000.0
-        return hydraulic / self._efficiency(q) + 1.2  # + friction and windage
+        return hydraulic / (self._efficiency(q) * (1.0 - efficiency_loss)) + 1.2  # + friction and windage
 
     def _current(self, kw: float) -> float:
         s = self.spec
@@ -115,16 +136,16 @@ class Pump:
         # Load cycle: a slow sine plus an Ornstein-Uhlenbeck wander of the demand.
         st.demand += -st.demand * dt / 60.0 + 0.01 * math.sqrt(dt) * noise[0]
         demand = 1.0 + s.load_swing * math.sin(2.0 * math.pi * t / s.cycle_s + self.phase) + st.demand
-        q_pump = s.rated_flow * demand
-        suction = s.suction - fx.suction_drop + 0.01 * noise[1]
+        q_pump = s.rated_flow * demand * (1.0 - fx.demand_cut)
+        suction = s.suction - fx.suction_drop - fx.strainer_drop * (q_pump / s.rated_flow) ** 2 + 0.01 * noise[1]
         # Cavitation sets in when the suction pressure falls below what the impeller needs.
         cav = min(max((0.75 - suction) / 0.45, 0.0), 1.0)
-        head = self._head(q_pump) * (1.0 - 0.65 * cav * (1.0 + 0.15 * noise[3]))
-        q_pump *= 1.0 - 0.25 * cav
+        head = self._head(q_pump) * (1.0 - 0.65 * cav * (1.0 + 0.15 * noise[3])) * (1.0 - fx.head_loss) * (1.0 - fx.dry)
+        q_pump *= (1.0 - 0.25 * cav) * (1.0 - fx.dry)
         flow = q_pump - fx.leak
         flow *= 1.0 + 0.006 * (1.0 + fx.flow_noise + 10.0 * cav) * noise[2]
         discharge = suction + _RHO_G * head / 1e5 - 0.03 * fx.leak + 0.02 * noise[3]
-        kw = self._shaft_kw(q_pump, head) / (1.0 - 0.45 * cav) + fx.extra_power  # vapour churns, lifts little
+        kw = self._shaft_kw(q_pump, head, fx.efficiency_loss) / (1.0 - 0.45 * cav) + fx.extra_power  # vapour churns, lifts little
         current = self._current(kw) * (1.0 + 0.004 * noise[4])
         off_bep = (q_pump - s.rated_flow) / s.rated_flow
         level = s.base_vibration * (1.0 + 1.5 * off_bep * off_bep) + fx.vib_add + 3.0 * cav
@@ -139,6 +160,7 @@ class Pump:
         k_m = 1.0 - math.exp(-dt / s.motor_tau_s)
         st.bearing_temp += k_b * (self._bearing_target(q_pump, fx.bearing_heat) - st.bearing_temp)
         st.motor_temp += k_m * (self._motor_target(current, fx.motor_heat) - st.motor_temp)
+        self.truth = self._truth(q_pump, max(flow, 0.0), head, kw, suction, fx)
         return {
             "vibration": max(vibration, 0.0),
             "pressure": discharge,
@@ -147,6 +169,28 @@ class Pump:
             "current": current,
             "suction_pressure": suction,
             "motor_temperature": st.motor_temp + 0.12 * noise[7],
+        }
+
+    def _truth(
+        self, q_pump: float, delivered: float, head: float, shaft_kw: float, suction: float, fx: Effects
+    ) -> dict[str, float]:
+        """What the gateway's pump figures should read (engine/pump.py), from the physics: the
+        liquid at 20 degC, the motor at its rated efficiency."""
+        s = self.spec
+        hydraulic = _RHO_G * (q_pump / 3600.0) * head / 1000.0
+        electrical = shaft_kw / s.motor_efficiency
+        healthy_head = self._head(q_pump)
+        return {
+            "head_m": head,
+            "hydraulic_kw": hydraulic,
+            "electrical_kw": electrical,
+            "efficiency": hydraulic / electrical if electrical > 0 else math.nan,
+            "pump_efficiency": hydraulic / shaft_kw if shaft_kw > 0 else math.nan,
+            "specific_kwh_m3": electrical / delivered if delivered > 0 else math.nan,
+            "bep_ratio": q_pump / s.rated_flow,
+            "npsh_available_m": (suction + AMBIENT_BAR - VAPOUR_20C_BAR) * 1e5 / _RHO_G,
+            "head_deficit_pct": (1.0 - head / healthy_head) * 100.0 if healthy_head > 0 else math.nan,
+            "efficiency_deficit_pct": fx.efficiency_loss * 100.0,
         }
 
 
