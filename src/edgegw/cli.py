@@ -21,6 +21,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("edgegw.sim.demo", "simulator + gateway + live alert table on an embedded broker"),
     "watch": ("edgegw.watch", "live table of active alarms from a broker"),
     "alarms": ("edgegw.notify.journal", "print the alarm journal (transitions, acks, shelves)"),
+    "users": ("edgegw.web.auth", "add, list or remove the page's users (roles viewer, operator, admin)"),
+    "report": ("edgegw.web.report", "an HTML report of the assets from history: availability, alarms, trends"),
 }
 
 

@@ -35,6 +35,7 @@ from edgegw.sources import Source, build_sources
 
 if TYPE_CHECKING:
     from edgegw.notify.dispatch import Notifier
+    from edgegw.web.server import WebServer
 
 log = structlog.get_logger("edgegw.gateway")
 ROLLUP_CHUNK = 8  # rollups encoded per loop turn at the top of an interval
@@ -95,6 +96,13 @@ class Gateway:
 
             self.notifier = build_notifier(cfg, self._on_alert, state_dir)
             self.sinks.append(self.notifier)
+        self.web: WebServer | None = None
+        if cfg.web is not None:  # the operator's page: a sink of the fan-out; its commands go through the handler
+            from edgegw.web.server import GatewayPort, WebServer
+
+            command = getattr(self, "alarm_command", None) or (self.notifier.command if self.notifier else None)
+            self.web = WebServer(cfg, GatewayPort(self._web_info, command), state_dir)
+            self.sinks.append(self.web)
         self.sources: list[Source] = build_sources(cfg, self.intake)
         self.health = Health(self)
 
@@ -172,6 +180,10 @@ class Gateway:
         self.engine.models.update(models)
         log.info("models reloaded", profiles=sorted(models))
 
+    def _web_info(self) -> dict[str, Any]:
+        """The page's gateway view: the health figures and each profile's model version."""
+        return {**self.health.snapshot(), "model_versions": {p: m.version for p, m in self.engine.models.items()}}
+
     # -- running
 
     async def _ticker(self) -> None:
@@ -247,6 +259,8 @@ class Gateway:
             self.engine.restore(d.get("asset", ""), d.get("kind", ""), d.get("source", ""), _level(d))
         if self.notifier is not None:
             self.notifier.restore(alarms)
+        if self.web is not None:
+            self.web.live.restore(alarms)
 
 
 async def _cancel(tasks: list[asyncio.Task[Any]], grace: float = 1.0) -> None:

@@ -53,6 +53,7 @@ def prepare(path: str, overrides: Sequence[str] = ()) -> Prepared:
     _readings(cfg, problems)
     state_dir = _state_dir(cfg, problems)
     _notify(cfg, state_dir, problems)
+    _web(cfg, state_dir, problems)
     _source_libraries(cfg, problems)
     if problems:
         raise ConfigError(located(path, problems))
@@ -103,6 +104,23 @@ def _notify(cfg: GatewayConfig, state_dir: Path | None, problems: list[tuple[tup
     folder = cfg.notify.folder(state_dir)
     for i, t in enumerate(cfg.notify.targets):
         _queue_file(queue_file(folder, t), ("notify", "targets", i), problems)
+
+
+def _web(cfg: GatewayConfig, state_dir: Path | None, problems: list[tuple[tuple[Any, ...], str]]) -> None:
+    """The page's users file can be read (a missing one only warns at start), and its TLS files load."""
+    if cfg.web is None:
+        return
+    from edgegw.web.auth import UsersError, default_users_file, read_users
+
+    try:
+        read_users(default_users_file(cfg.web.users_file, state_dir))
+    except UsersError as e:
+        problems.append((("web", "users_file"), str(e)))
+    if cfg.web.tls is not None:
+        try:
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cfg.web.tls.cert_file, cfg.web.tls.key_file)
+        except (OSError, ssl.SSLError) as e:
+            problems.append((("web", "tls"), f"cannot load the certificate and key: {e}"))
 
 
 def _queue_file(p: Path, loc: tuple[Any, ...], problems: list[tuple[tuple[Any, ...], str]]) -> None:

@@ -14,6 +14,7 @@ from edgegw.config.outputs import AlertsConfig, RollupsConfig
 from edgegw.config.profiles import AssetSpec, Profile
 from edgegw.config.sources import Source
 from edgegw.config.upstream import UpstreamConfig
+from edgegw.config.web import WebConfig
 
 WINDOW_MEMORY_MAX = 1 << 30  # bytes of window state over all profiles; beyond it a gateway cannot run
 _WINDOW_BYTES = 2 * 13 * 8  # per row and bucket: the bucket store and the tail table, 13 float64 fields
@@ -44,6 +45,7 @@ class GatewayConfig(Base):
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     log: LogConfig = Field(default_factory=LogConfig)
     notify: NotifyConfig | None = Field(None, description="Email and webhook targets, alarm journal, ack/shelve.")
+    web: WebConfig | None = Field(None, description="The operator's page (pip install 'edgegw[web]').")
     _warnings: list[str] = PrivateAttr(default_factory=list)
 
     @property

@@ -1,0 +1,187 @@
+"""What the page shows live: the latest per asset and the active alarms, pushed to every browser.
+
+`LiveState` takes the gateway's fan-out (hop results and alerts) and keeps one small tile per
+asset and the active alarm table. Each change is encoded once as a Server-Sent Event and put on
+every browser's queue; a browser that falls `maxsize` events behind loses its queue and gets a
+fresh snapshot instead (a resync), so a slow phone never makes the gateway hold more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections import deque
+from typing import Any
+
+import orjson
+
+from edgegw.config import GatewayConfig
+from edgegw.records import AlarmEvent, Alert, HopResult, iso
+
+STATE_ORDER = ("nodata", "normal", "stale", "warning", "critical")
+
+
+def sse(event: str, data: Any) -> bytes:
+    return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+
+
+def _num(x: Any) -> float | None:
+    try:
+        f = float(x)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(f) or math.isinf(f) else round(f, 4)
+
+
+class Client:
+    """One open event stream: a bounded queue of encoded events and a wake-up."""
+
+    __slots__ = ("maxsize", "overflowed", "queue", "wake")
+
+    def __init__(self, maxsize: int) -> None:
+        self.maxsize = maxsize
+        self.queue: deque[bytes] = deque()
+        self.wake = asyncio.Event()
+        self.overflowed = 0
+
+    def push(self, msg: bytes) -> None:
+        if len(self.queue) >= self.maxsize:
+            self.queue.clear()
+            self.queue.append(b"")  # the marker: send a snapshot instead of what was dropped
+            self.overflowed += 1
+        elif self.queue and self.queue[0] == b"":
+            pass  # a resync is coming anyway: it holds this change
+        else:
+            self.queue.append(msg)
+        self.wake.set()
+
+
+class LiveState:
+    """Tiles and active alarms, kept from the fan-out, pushed to the connected browsers."""
+
+    def __init__(self, cfg: GatewayConfig, queue_size: int = 256) -> None:
+        self.queue_size = queue_size
+        self.clients: set[Client] = set()
+        self.alarms: dict[str, dict[str, Any]] = {}  # "asset/kind/source" -> the alert as published
+        self.tiles: dict[str, dict[str, Any]] = {}
+        self.profiles: dict[str, dict[str, Any]] = {}
+        for name, p in cfg.profiles.items():
+            self.profiles[name] = {
+                "signals": {
+                    s: {
+                        "unit": spec.unit,
+                        **{k: getattr(spec, k) for k in ("hi", "hihi", "lo", "lolo") if getattr(spec, k, None) is not None},
+                    }
+                    for s, spec in p.signals.items()
+                },
+                "hop_s": p.hop_s,
+                "stale_after_s": p.stale_after_s,
+            }
+        for a in cfg.assets:
+            self.tiles[a.id] = {"asset": a.id, "profile": a.profile, "state": "nodata", "values": {}, "ts": None}
+        self.hops = 0
+        self.resyncs = 0
+
+    # -- the fan-out
+
+    def hop(self, r: HopResult) -> None:
+        self.hops += 1
+        changed = []
+        for i, asset in enumerate(r.assets):
+            t = self.tiles.get(asset)
+            if t is None:
+                continue
+            if r.last is not None:
+                row = r.last[i]
+                values = t["values"]
+                for j, sig in enumerate(r.signals):
+                    v = _num(row[j])
+                    if v is not None:
+                        values[sig] = v
+            t["ts"] = float(r.ends[i])
+            t["seen"] = time.time()
+            for name, arr in (("anomaly", r.anomaly), ("threshold", r.threshold), ("risk", r.risk)):
+                if arr is not None:
+                    v = _num(arr[i])
+                    if v is not None or name not in t:
+                        t[name] = v
+            if r.cause is not None and r.cause[i]:
+                t["cause"] = r.cause[i]
+            if r.model_version:
+                t["model_version"] = r.model_version
+            self._judge(t)
+            changed.append(t)
+        if changed:
+            self.publish(sse("tiles", changed))
+
+    def alert(self, a: Alert) -> None:
+        key = f"{a.asset}/{a.kind}/{a.source}"
+        if a.state == "raised":
+            self.alarms[key] = a.to_dict()
+            self.publish(sse("alarm", {"key": key, "alarm": self.alarms[key]}))
+        elif self.alarms.pop(key, None) is not None:
+            self.publish(sse("alarm", {"key": key, "alarm": None}))
+        t = self.tiles.get(a.asset)
+        if t is not None:
+            self._judge(t)
+            self.publish(sse("tiles", [t]))
+
+    def event(self, e: AlarmEvent) -> None:
+        key = "/".join(e.key)
+        self.publish(sse("event", {"ts": iso(e.ts), "event": e.event, "key": key, "by": e.by, "note": e.note, **e.detail}))
+
+    def restore(self, alarms: list[dict[str, Any]]) -> None:
+        """Alarms active before a restart, as the local broker handed them back."""
+        for d in alarms:
+            key = f"{d.get('asset')}/{d.get('kind')}/{d.get('source')}"
+            self.alarms.setdefault(key, d)
+        for t in self.tiles.values():
+            self._judge(t)
+        self.publish(self.snapshot_event())
+
+    def _judge(self, t: dict[str, Any]) -> None:
+        prefix = t["asset"] + "/"
+        worst = "normal" if t.get("ts") is not None else "nodata"
+        n = 0
+        for key, d in self.alarms.items():
+            if not key.startswith(prefix):
+                continue
+            n += 1
+            s = "stale" if d.get("kind") == "stale" else str(d.get("severity", "warning"))
+            if s in STATE_ORDER and STATE_ORDER.index(s) > STATE_ORDER.index(worst):
+                worst = s
+        t["state"] = worst
+        t["alarms"] = n
+
+    # -- the browsers
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"tiles": list(self.tiles.values()), "alarms": list(self.alarms.values()), "profiles": self.profiles}
+
+    def snapshot_event(self) -> bytes:
+        return sse("snapshot", self.snapshot())
+
+    def publish(self, msg: bytes) -> None:
+        for c in self.clients:
+            c.push(msg)
+
+    def connect(self) -> Client:
+        c = Client(self.queue_size)
+        self.clients.add(c)
+        return c
+
+    def disconnect(self, c: Client) -> None:
+        self.clients.discard(c)
+        self.resyncs += c.overflowed
+
+    def take(self, c: Client) -> bytes:
+        """What a client's stream writes next: its queued events, or a snapshot after an overflow."""
+        if c.queue and c.queue[0] == b"":
+            c.queue.clear()
+            c.wake.clear()
+            return self.snapshot_event()
+        out = b"".join(c.queue)
+        c.queue.clear()
+        c.wake.clear()
+        return out
