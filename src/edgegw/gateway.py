@@ -21,6 +21,9 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from edgegw import sdnotify
+from edgegw.alarms.commands import AlarmCommand, CommandListener, listening
+from edgegw.alarms.restore import sort_out
+from edgegw.alarms.state import ActiveAlarms, Key
 from edgegw.config import EX_CONFIG, ConfigError, GatewayConfig
 from edgegw.engine.engine import Engine
 from edgegw.engine.models import ModelError, ModelSet, load_profile_models
@@ -100,10 +103,10 @@ class Gateway:
         if cfg.web is not None:  # the operator's page: a sink of the fan-out; its commands go through the handler
             from edgegw.web.server import GatewayPort, WebServer
 
-            command = getattr(self, "alarm_command", None) or (self.notifier.command if self.notifier else None)
-            self.web = WebServer(cfg, GatewayPort(self._web_info, command), state_dir)
+            self.web = WebServer(cfg, GatewayPort(self._web_info, self.alarm_command), state_dir)
             self.sinks.append(self.web)
         self.sources: list[Source] = build_sources(cfg, self.intake)
+        self._alarms_room()
         self.health = Health(self)
 
     # -- alerts and rollups fan out to every sink
@@ -115,8 +118,11 @@ class Gateway:
         rec.site = self.cfg.gateway.site
 
     def _on_alert(self, alert: Alert) -> None:
-        """Stamp once, then every sink in its own guard: one that raises is counted and logged,
-        the others still get the alert, and nothing reaches the source or hop that found it."""
+        """Through the active alarms (a stale or quality alarm a lost link causes stops there), then
+        stamp once, then every sink in its own guard: one that raises is counted and logged, the
+        others still get the alert, and nothing reaches the source or hop that found it."""
+        if not self.alarms.take(alert):
+            return
         self._stamp(alert)
         if alert.state == "raised" and "acked_by" not in alert.evidence:  # an ack re-publishes the raise
             self.alerts_raised += 1
@@ -226,6 +232,7 @@ class Gateway:
                 ticker = tg.create_task(self._ticker(), name="ticker")
                 watchdog = tg.create_task(sdnotify.watchdog_loop(), name="watchdog")
                 health = tg.create_task(self.health.run(), name="health")
+                alarm_tasks = self._alarm_tasks(tg)
                 self.ready.set()
                 sdnotify.notify("READY=1", f"STATUS=running: {len(self.sources)} source(s), {len(self.engine.assets)} asset(s)")
                 log.info(
@@ -240,7 +247,7 @@ class Gateway:
                 log.info("stopping")
                 await _cancel(source_tasks)
                 self.engine.run_hops()
-                await _cancel([ticker, watchdog, health])
+                await _cancel([ticker, watchdog, health, *alarm_tasks])
                 for s in self.sinks:
                     try:
                         await s.close(2.0)
@@ -255,12 +262,44 @@ class Gateway:
                     loop.remove_signal_handler(sig)
 
     def _restored(self, alarms: list[dict[str, Any]]) -> None:
-        for d in alarms:
-            self.engine.restore(d.get("asset", ""), d.get("kind", ""), d.get("source", ""), _level(d))
+        """Alarms active before the restart: back to their owner, or cleared as orphans."""
+        models = {a: (m.name if (m := self.engine.models.get(s.profile_name)) else None) for a, s in self.engine.assets.items()}
+        kept, orphans = sort_out(self.cfg, alarms, {s.name for s in self.sources}, models, self.engine.restore)
+        self.alarms.restore(kept)
         if self.notifier is not None:
-            self.notifier.restore(alarms)
+            self.notifier.restore(alarms)  # an orphan's clear reaches the targets told of its raise
         if self.web is not None:
-            self.web.live.restore(alarms)
+            self.web.live.restore(kept)
+        for d, why in orphans:
+            self.alarms.clear_orphan(d, why)
+        if orphans:
+            log.info("orphaned alarms cleared", alarms=["/".join((d["asset"], d["kind"], d["source"])) for d, _ in orphans])
+
+    # -- the alarms room (alarms/): active alarms, the command handler, link alarms
+
+    def _alarms_room(self) -> None:
+        self.alarms = ActiveAlarms(self.cfg, self._on_alert, self._on_event)
+        self.alarms.shelves = self.notifier
+        self.alarms.holds = self._alarm_owned
+        self.alarms.forget = self._alarm_forget
+        self.alarm_listener = CommandListener(self.cfg, self.alarm_command) if listening(self.cfg) else None
+
+    def _alarm_tasks(self, tg: asyncio.TaskGroup) -> list[asyncio.Task[None]]:
+        if self.alarm_listener is None:
+            return []
+        return [tg.create_task(self.alarm_listener.run(), name="alarm commands")]
+
+    def alarm_command(self, name: str, cmd: AlarmCommand) -> tuple[bool, str]:
+        """The one handler of ack, shelve, unshelve and clear, for MQTT commands and the page
+        (`cmd.by` = who acts); (ok, reason). A refused command changes nothing."""
+        return self.alarms.command(name, cmd)
+
+    def _alarm_owned(self, key: Key) -> str | None:
+        """Why a clear by command is refused: the condition still has an owner that sees it."""
+        return self.engine.owns(*key)
+
+    def _alarm_forget(self, key: Key) -> None:
+        self.engine.reset_alarm(*key)
 
 
 async def _cancel(tasks: list[asyncio.Task[Any]], grace: float = 1.0) -> None:
@@ -274,10 +313,6 @@ async def _cancel(tasks: list[asyncio.Task[Any]], grace: float = 1.0) -> None:
             t.cancel()
         await asyncio.wait(pending, timeout=grace)
     log.error("tasks ignore cancellation", tasks=[t.get_name() for t in tasks if not t.done()])
-
-
-def _level(d: dict[str, Any]) -> int:
-    return {"hihi": 2, "hi": 1, "lo": -1, "lolo": -2}.get(str(d.get("level")), 1)
 
 
 # -- `edgegw run`

@@ -87,6 +87,43 @@ class Alert:
         return d
 
 
+_BASE_FIELDS = {"id", "seq", "ts", "gateway", "site", "asset", "kind", "source", "state", "severity", "message", "raised_at"}
+
+
+def epoch(text: Any) -> float | None:
+    """An ISO 8601 time as written by `iso()` back to epoch seconds (None if it is not one)."""
+    try:
+        return datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def alert_from_dict(d: dict[str, Any]) -> Alert:
+    """An alert read back from the broker (a retained raise) as the object the gateway made."""
+    ev = {k: v for k, v in d.items() if k not in _BASE_FIELDS}
+    try:
+        severity = Severity(d.get("severity", "warning"))
+    except ValueError:
+        severity = Severity.WARNING
+    a = Alert(
+        str(d.get("asset", "")),
+        str(d.get("kind", "")),
+        str(d.get("source", "")),
+        AlertState.CLEARED if d.get("state") == "cleared" else AlertState.RAISED,
+        severity,
+        epoch(d.get("ts")) or 0.0,
+        ev,
+        str(d.get("message", "")),
+        id=str(d.get("id", "")),
+        seq=int(d.get("seq", 0) or 0),
+        gateway=str(d.get("gateway", "")),
+        site=str(d.get("site", "")),
+    )
+    if d.get("raised_at"):
+        a.raised_at = epoch(d["raised_at"])
+    return a
+
+
 @dataclass(slots=True)
 class SignalStats:
     """Aggregates of one signal over one rollup interval."""

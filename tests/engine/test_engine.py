@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from edgegw.config import GatewayConfig, load_config
-from edgegw.engine.engine import Engine
+from edgegw.engine.engine import START_GRACE_S, Engine
 from edgegw.engine.models import Verdict
 from edgegw.records import Alert, Severity
 from tests.helpers import EXAMPLE
@@ -56,13 +56,16 @@ def test_stale_raised_by_wall_clock_and_cleared_by_data() -> None:
     feed(e, "pump-1", 0, 1)
     clock[0] += 11
     e.tick()
+    assert {(a.asset, a.kind) for a in alerts} == {("pump-1", "stale")}  # the others: never heard, still in the start grace
+    clock[0] += START_GRACE_S
+    e.tick()
     stale = [a for a in alerts if a.kind == "stale"]
     assert {a.asset for a in stale} == {"pump-1", "pump-2", "pump-3", "pump-4"}
     assert len(stale) == 4 * len(SIGNALS)
     alerts.clear()
     e.tick()
     assert alerts == []  # no repeat while still stale
-    feed(e, "pump-1", 12, 1)
+    feed(e, "pump-1", 12 + START_GRACE_S, 1)
     assert sorted(a.source for a in alerts if a.kind == "stale" and a.state == "cleared") == sorted(SIGNALS)
 
 

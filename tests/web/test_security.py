@@ -20,7 +20,7 @@ def client() -> aiohttp.ClientSession:
 async def test_rules(mosquitto: Broker, tmp_path: Path) -> None:
     async with page_gateway(mosquitto.port, tmp_path, "web.login_attempts_per_min=3") as p:
         gw = p.gw
-        site, gid = gw.cfg.gateway.site, gw.cfg.gateway.id
+        site = gw.cfg.gateway.site
         async with client() as anon:
             # no session: the login page, and every API answers 401
             async with anon.get(p.url + "/") as r:

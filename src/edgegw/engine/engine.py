@@ -29,6 +29,7 @@ from edgegw.records import Alert, AlertState, HopResult, Quality, Rollup, Severi
 
 AlertSink = Callable[[Alert], None]
 _BAD = Quality.BAD  # per reading: looking a member up on an Enum class costs ~0.25 us in Python 3.11
+START_GRACE_S = 30.0  # a signal not heard since the start gets this much longer before it is stale
 HopObserver = Callable[[str, list[str], np.ndarray, np.ndarray, list[list[Verdict]] | None], None]
 
 
@@ -305,12 +306,13 @@ class Engine:
             win.prepare()
 
     def tick(self, now: float | None = None) -> None:
-        """Wall-clock checks (stale signals). Call about once a second."""
+        """Wall-clock checks (stale signals). Call about once a second. A signal never heard since
+        the start waits START_GRACE_S longer: after a restart, devices and sessions reconnect."""
         now = self._clock() if now is None else now
         for a in self.assets.values():
             stale_after = a.profile.stale_after_s
             for s in a.signals.values():
-                if not s.stale and now - s.last_seen > stale_after:
+                if not s.stale and now - s.last_seen > (stale_after if s.last_ts != -math.inf else stale_after + START_GRACE_S):
                     s.stale = True
                     ev = {"signal": s.name, "silent_s": round(now - s.last_seen, 1), "limit": stale_after}
                     self._transition(a, "stale", s.name, 1, now, ev)
@@ -336,6 +338,48 @@ class Engine:
             return False
         alarms.restore(a.index)
         return True
+
+    def owns(self, asset: str, kind: str, source: str) -> str | None:
+        """Why the engine still watches this alarm's condition (it will clear the alarm itself), or
+        None where it cannot: the signal (or, for a model alarm, every signal) is silent, or the
+        alarm is not the engine's. A clear by command is refused while this says why."""
+        a = self.assets.get(asset)
+        if a is None:
+            return None
+        now = self._clock()
+        heard = [s for s in a.signal_list if s.last_ts != -math.inf and now - s.last_seen <= a.profile.stale_after_s]
+        if kind in ("threshold", "quality", "stale"):
+            s = a.signals.get(source)
+            if s is None:
+                return None
+            if kind == "stale":
+                return f"{asset} {source} is silent; the alarm clears when it reports again (or shelve it)"
+            if s in heard:
+                return f"{asset} {source} is reporting; the alarm clears when its value is back to normal"
+            return None
+        if kind in a.ps.model_alarms and heard:
+            return f"{asset} is reporting and its model judges it every hop; the alarm clears when it looks normal"
+        return None
+
+    def reset_alarm(self, asset: str, kind: str, source: str) -> None:
+        """Forget an alarm's state (cleared by command, or re-armed once its link is back): a
+        condition still there raises it anew, a silent signal after stale_after_s from now."""
+        a = self.assets.get(asset)
+        if a is None:
+            return
+        s = a.signals.get(source)
+        if kind == "threshold" and s is not None:
+            s.threshold = Debounce(s.threshold.on_delay, s.threshold.off_delay)
+        elif kind == "quality" and s is not None:
+            s.quality = Debounce(s.quality.on_delay, s.quality.off_delay)
+        elif kind == "stale" and s is not None:
+            s.stale = False
+            s.last_seen = self._clock()
+        elif kind in a.ps.model_alarms:
+            alarms = a.ps.model_alarms[kind]
+            alarms.alarms[a.index].active = 0
+            alarms.alarms[a.index].since = None
+            alarms.active[a.index] = alarms.pending[a.index] = False
 
     # ------------------------------------------------------------------ hops
 

@@ -1,6 +1,7 @@
 """The notification sink: takes every alert like the other sinks, decides per target whether it
-is sent (severity, asset and kind filters, on_clear, shelves), queues it durably, journals it,
-and answers ack/shelve commands.
+is sent (severity, asset and kind filters, on_clear, shelves), queues it durably and journals it
+with the alarm events (acks, shelves, clears) the alarms room hands it. It keeps the shelves
+(the alarms room's commands set them) until history owns that table.
 
 `alert()` only appends to memory: the queue writes happen in one commit a few milliseconds later,
 after the local sink has published the alert, so a notification never delays the MQTT alert.
@@ -14,7 +15,6 @@ import fnmatch
 import functools
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +24,9 @@ import structlog
 from edgegw.backoff import Backoff
 from edgegw.config import ConfigError, GatewayConfig
 from edgegw.config.notify import SEVERITIES, EmailTarget, NotifyConfig, TargetBase, WebhookTarget, queue_file
-from edgegw.notify.commands import AlarmCommand, CommandListener
 from edgegw.notify.delivery import QueueBusy, Sender, TargetQueue
 from edgegw.notify.journal import Journal, Key, Shelf
-from edgegw.records import AlarmEvent, Alert, AlertState, HopResult, Rollup, Severity, iso
+from edgegw.records import AlarmEvent, Alert, AlertState, HopResult, Rollup, Severity, alert_from_dict, iso
 from edgegw.runtime import cancel_requested
 
 log = structlog.get_logger("edgegw.notify")
@@ -37,7 +36,6 @@ SETTLE_S = 0.01  # a delivery starts once no alert came for this long (a few ms 
 SETTLE_MAX_S = 0.5  # ... or after this long at most
 FAILED_KIND = "notify_failed"
 _RANK = {s: i for i, s in enumerate(SEVERITIES)}
-_BASE_FIELDS = {"id", "seq", "ts", "gateway", "site", "asset", "kind", "source", "state", "severity", "message", "raised_at"}
 
 
 def _sender(target: TargetBase, gateway: str) -> Sender:
@@ -49,35 +47,6 @@ def _sender(target: TargetBase, gateway: str) -> Sender:
     from edgegw.notify.webhook import WebhookSender
 
     return WebhookSender(target, gateway)
-
-
-def _epoch(text: Any) -> float:
-    try:
-        return datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return time.time()
-
-
-def alert_from_dict(d: dict[str, Any]) -> Alert:
-    """An alert read back from the broker (a retained raise) as the object the gateway made."""
-    ev = {k: v for k, v in d.items() if k not in _BASE_FIELDS}
-    a = Alert(
-        str(d.get("asset", "")),
-        str(d.get("kind", "")),
-        str(d.get("source", "")),
-        AlertState.RAISED,
-        Severity(d.get("severity", "warning")),
-        _epoch(d.get("ts")),
-        ev,
-        str(d.get("message", "")),
-        id=str(d.get("id", "")),
-        seq=int(d.get("seq", 0)),
-        gateway=str(d.get("gateway", "")),
-        site=str(d.get("site", "")),
-    )
-    if d.get("raised_at"):
-        a.raised_at = _epoch(d["raised_at"])
-    return a
 
 
 class Notifier:
@@ -104,9 +73,7 @@ class Notifier:
             raise ConfigError([f"notify.state_dir: {e}"]) from None
         self.journal = Journal(self.journal_path, self.ncfg.journal) if self.ncfg.journal.enabled else None
         self.shelves: dict[Key, Shelf] = self.journal.load_shelves() if self.journal else {}
-        self.commands = CommandListener(cfg, self.command) if self.ncfg.commands.enabled else None
         self.active: dict[Key, Alert] = {}
-        self._assets = {a.id: cfg.profiles[a.profile] for a in cfg.assets}
         self._pending: list[tuple[TargetQueue, str, bytes]] = []
         self._flush_pending = False
         self._last_alert = 0.0
@@ -166,7 +133,13 @@ class Notifier:
         """Hops are not published here."""
 
     def event(self, event: AlarmEvent) -> None:
-        """Alarm events are journaled by history, not sent from here."""
+        """Alarm events (acks, shelves, clears by command, orphans, suppressions) go to the journal
+        next to the transitions; they are not notifications."""
+        if self.journal is not None:
+            severity = str(event.detail.get("severity", ""))
+            self.journal.record(
+                event.event, *event.key, severity=severity, by=event.by, note=event.note, detail=event.detail, ts=event.ts
+            )
 
     def rollup(self, rollup: Rollup) -> None:
         """Rollups are not notified."""
@@ -261,73 +234,30 @@ class Notifier:
         except RuntimeError:
             self.emit(a)
 
-    # -- commands
+    # -- shelves (set by the alarms room's commands)
 
-    def command(self, name: str, c: AlarmCommand) -> tuple[bool, str]:
-        """Apply one parsed command; (ok, reason). Refused commands change nothing."""
-        if name == "ack":
-            return self._ack(c)
-        if name == "shelve":
-            return self._shelve(c)
-        return self._unshelve(c)
+    def shelve(self, key: Key, by: str, note: str, duration_s: float) -> float:
+        """Hold back notifications of `key` for `duration_s`; returns when the shelf ends."""
+        until = time.time() + duration_s
+        self.shelves[key] = (until, by, note)
+        return until
 
-    def _known(self, c: AlarmCommand) -> str | None:
-        """Why the alarm named is not one this gateway has (None: it is)."""
-        if c.key in self.active or c.key in self.shelves:
-            return None
-        if c.asset != self.cfg.gateway.id and c.asset not in self._assets:
-            return f"unknown asset {c.asset!r}"
-        kinds = ("threshold", "stale", "quality", "anomaly", "failure_risk")
-        if c.asset in self._assets and c.kind not in kinds:
-            return f"unknown kind {c.kind!r} (one of {', '.join(kinds)})"
-        if (
-            c.asset in self._assets
-            and c.kind in ("threshold", "stale", "quality")
-            and c.source not in self._assets[c.asset].signals
-        ):
-            return f"asset {c.asset!r} has no signal {c.source!r}"
-        return None
+    def unshelve(self, key: Key) -> bool:
+        if key not in self.shelves:
+            return False
+        self._end_shelf(key, None)
+        return True
 
-    def _ack(self, c: AlarmCommand) -> tuple[bool, str]:
-        a = self.active.get(c.key)
-        if a is None:
-            return False, self._known(c) or f"no active alarm {'/'.join(c.key)}"
-        if "acked_by" in a.evidence:
-            return True, f"already acknowledged by {a.evidence['acked_by']}"
-        now = time.time()
-        ev = {**a.evidence, "acked_by": c.by, "acked_at": iso(now)}
-        if c.note:
-            ev["ack_note"] = c.note
-        if self.journal is not None:
-            self.journal.record("acked", a.asset, a.kind, a.source, str(a.severity), c.by, c.note, {"alert_id": a.id})
-        acked = Alert(a.asset, a.kind, a.source, AlertState.RAISED, a.severity, a.ts, ev, a.message, raised_at=a.raised_at)
-        self.active[c.key] = acked
-        if self.emit is not None:
-            self.emit(acked)  # re-published (retained) with acked_by / acked_at, and upstream
-        return True, "acknowledged"
+    def shelved_until(self, key: Key) -> float | None:
+        shelf = self.shelves.get(key)
+        return shelf[0] if shelf is not None else None
 
-    def _shelve(self, c: AlarmCommand) -> tuple[bool, str]:
-        why = self._known(c)
-        if why:
-            return False, why
-        assert c.duration_s is not None
-        until = time.time() + c.duration_s
-        self.shelves[c.key] = (until, c.by, c.note)
-        if self.journal is not None:
-            self.journal.record("shelved", *c.key, by=c.by, note=c.note, detail={"until": iso(until), "duration_s": c.duration_s})
-        return True, f"shelved until {iso(until)}"
-
-    def _unshelve(self, c: AlarmCommand) -> tuple[bool, str]:
-        if c.key not in self.shelves:
-            return False, self._known(c) or f"alarm {'/'.join(c.key)} is not shelved"
-        self._end_shelf(c.key, "unshelved", c.by, c.note)
-        return True, "unshelved"
-
-    def _end_shelf(self, key: Key, event: str, by: str = "", note: str = "") -> None:
-        """The shelf is over: an alarm still active is announced now."""
+    def _end_shelf(self, key: Key, event: str | None) -> None:
+        """The shelf is over: an alarm still active is announced now. `event`: journaled here (an
+        expiry); an unshelve by command comes as an AlarmEvent."""
         self.shelves.pop(key, None)
-        if self.journal is not None:
-            self.journal.record(event, *key, by=by, note=note)
+        if self.journal is not None and event is not None:
+            self.journal.record(event, *key)
         a = self.active.get(key)
         if a is None or "acked_by" in a.evidence:
             return
@@ -365,8 +295,6 @@ class Notifier:
         jobs.append(("notify:shelves", self._expire_shelves))
         if self.journal is not None:
             jobs.append(("notify:journal", functools.partial(self.journal.run, self.shelves)))
-        if self.commands is not None:
-            jobs.append(("notify:commands", self.commands.run))
         tasks = [asyncio.create_task(self._keep(name, job), name=name) for name, job in jobs]
         log.info(
             "notifications running",
@@ -404,8 +332,6 @@ class Notifier:
         }
         if self.journal is not None:
             out["journal"] = self.journal.stats()
-        if self.commands is not None:
-            out["commands"] = {"taken": self.commands.taken, "refused": self.commands.refused}
         return out
 
 

@@ -6,7 +6,8 @@ kill loses at most that period of journal (never a notification: those have queu
 own). Retention deletes entries older than `retention_days` and, beyond `max_mb`, the oldest.
 The active shelves are kept here too, so a restart does not end a shelf early.
 
-`edgegw alarms --since 24h [--csv]` prints the journal.
+`edgegw alarms --since 24h [--csv]` prints the journal; `edgegw alarms clear KEY -c FILE` clears
+one alarm on a running gateway (edgegw.alarms.cli).
 """
 
 from __future__ import annotations
@@ -231,6 +232,9 @@ def write_table(entries: list[dict[str, Any]], out: Any) -> None:
 
 
 def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", nargs="?", choices=["clear"], help="clear: clear one alarm on the running gateway")
+    p.add_argument("key", nargs="?", metavar="ASSET/KIND/SOURCE", help="the alarm to clear, e.g. pump-1/threshold/vibration")
+    p.add_argument("--note", default="", help="clear: why (journaled with who cleared it)")
     p.add_argument("-c", "--config", help="the gateway's config (finds the journal under notify.state_dir)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     p.add_argument(
@@ -243,6 +247,10 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    if getattr(args, "action", None) == "clear":
+        from edgegw.alarms.cli import clear
+
+        return clear(args)
     state = os.environ.get("STATE_DIRECTORY", "").split(":")[0] or DEFAULT_STATE_DIR
     path = Path(args.journal) if args.journal else Path(state) / "alarms.db"
     if args.config and not args.journal:

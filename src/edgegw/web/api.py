@@ -21,7 +21,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from edgegw import __version__
-from edgegw.notify.commands import AlarmCommand
+from edgegw.alarms.commands import AlarmCommand, max_shelve_s
 from edgegw.web.auth import COOKIE, User, check_password
 
 if TYPE_CHECKING:
@@ -336,6 +336,8 @@ async def alarm_command(request: web.Request) -> web.Response:
             return _error(400, "duration_s: a number of seconds > 0")
         if not note.strip():
             return _error(400, "note: a shelve needs a reason")
+        if duration > max_shelve_s(s.cfg):
+            return _error(400, f"duration_s: the longest shelf allowed is {max_shelve_s(s.cfg):g} s")
     else:
         duration = None
     results = []

@@ -23,10 +23,10 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from edgegw.alarms.commands import AlarmCommand
 from edgegw.backoff import Backoff
 from edgegw.config import GatewayConfig
 from edgegw.config.web import WebConfig, is_loopback
-from edgegw.notify.commands import AlarmCommand
 from edgegw.records import AlarmEvent, Alert, HopResult, Rollup
 from edgegw.runtime import Link, supervise
 from edgegw.web.auth import LoginPacer, Sessions, Users, default_users_file, load_key

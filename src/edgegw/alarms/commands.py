@@ -1,18 +1,19 @@
-"""Acknowledge and shelve over MQTT (ISA-18.2 / OPC UA Part 9 style), on the local broker.
+"""Alarm commands over MQTT on the local broker (ISA-18.2 / OPC UA Part 9 style), always listening.
 
 `cmd/{gateway}/alarms/ack`       {asset, kind, source, by, note}
 `cmd/{gateway}/alarms/shelve`    {asset, kind, source, by, note, duration_s}
 `cmd/{gateway}/alarms/unshelve`  {asset, kind, source, by, note}
+`cmd/{gateway}/alarms/clear`     {asset, kind, source, by, note}
 
 Every command gets a reply on `cmd/{gateway}/alarms/response`: `{ok, command, reason, ...}`. A
 malformed payload, an unknown command or an alarm the gateway does not know changes nothing and
-the reply says why. `request_id`, when given, is echoed so a client can match its reply.
-Anyone who may publish there may acknowledge: restrict the topic with the broker's ACLs.
+the reply says why. `request_id`, when given, is echoed so a client can match its reply. The one
+handler (`Gateway.alarm_command`) also serves the operator's page. Anyone who may publish there
+may act on alarms: restrict the topic with the broker's ACLs.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
@@ -27,12 +28,17 @@ from edgegw.config import GatewayConfig
 from edgegw.mqttconn import NODELAY, client_kwargs
 from edgegw.ratelimit import RateLimitedLog
 from edgegw.records import iso
+from edgegw.runtime import Link, supervise
 
-log = structlog.get_logger("edgegw.notify.commands")
+log = structlog.get_logger("edgegw.alarms.commands")
 _rl = RateLimitedLog(log)
 
-COMMANDS = ("ack", "shelve", "unshelve")
+COMMANDS = ("ack", "shelve", "unshelve", "clear")
 MAX_PAYLOAD = 4096
+DEFAULT_TOPIC = "cmd/{gateway}/alarms"
+DEFAULT_MAX_SHELVE_S = 7 * 86400.0
+
+__all__ = ["COMMANDS", "AlarmCommand", "CommandListener", "Handler", "command_topic", "listening", "parse"]
 
 
 class AlarmCommand(BaseModel):
@@ -56,11 +62,21 @@ Handler = Callable[[str, AlarmCommand], tuple[bool, str]]
 
 
 def command_topic(cfg: GatewayConfig) -> str:
-    assert cfg.notify is not None
-    return cfg.notify.commands.topic.format(gateway=cfg.gateway.id, site=cfg.gateway.site)
+    """`cmd/{gateway}/alarms`, or `notify.commands.topic` where a notify section sets it."""
+    template = cfg.notify.commands.topic if cfg.notify is not None else DEFAULT_TOPIC
+    return template.format(gateway=cfg.gateway.id, site=cfg.gateway.site)
 
 
-def parse(command: str, payload: bytes, max_shelve_s: float) -> AlarmCommand | str:
+def max_shelve_s(cfg: GatewayConfig) -> float:
+    return cfg.notify.commands.max_shelve_s if cfg.notify is not None else DEFAULT_MAX_SHELVE_S
+
+
+def listening(cfg: GatewayConfig) -> bool:
+    """Commands are on unless a notify section turns them off (`notify.commands.enabled: false`)."""
+    return cfg.notify is None or cfg.notify.commands.enabled
+
+
+def parse(command: str, payload: bytes, longest_shelf_s: float) -> AlarmCommand | str:
     """The command, or the reason it is refused."""
     if command not in COMMANDS:
         return f"unknown command {command!r} (expected one of {', '.join(COMMANDS)})"
@@ -79,26 +95,32 @@ def parse(command: str, payload: bytes, max_shelve_s: float) -> AlarmCommand | s
     if command == "shelve":
         if cmd.duration_s is None:
             return "shelve needs duration_s (seconds)"
-        if cmd.duration_s > max_shelve_s:
-            return f"duration_s {cmd.duration_s:g} is over the longest shelf allowed ({max_shelve_s:g} s)"
+        if cmd.duration_s > longest_shelf_s:
+            return f"duration_s {cmd.duration_s:g} is over the longest shelf allowed ({longest_shelf_s:g} s)"
     elif cmd.duration_s is not None:
         return f"duration_s belongs to shelve, not {command}"
     return cmd
 
 
 class CommandListener:
-    """One client on the local broker: takes commands, hands them to `handler`, replies."""
+    """One client on the local broker, as a supervised session: takes commands, hands them to
+    `handler`, replies on `.../response`."""
 
     def __init__(self, cfg: GatewayConfig, handler: Handler) -> None:
-        assert cfg.notify is not None
         self.cfg = cfg
+        self.name = "alarm commands"
         self.handler = handler
         self.base = command_topic(cfg)
         self.response_topic = f"{self.base}/response"
-        self.max_shelve_s = cfg.notify.commands.max_shelve_s
-        self.connected = False
+        self.max_shelve_s = max_shelve_s(cfg)
+        self.link = Link("alarm commands", f"{cfg.mqtt.host}:{cfg.mqtt.port}")
+        self.backoff = Backoff(0.5, 30.0)
         self.taken = 0
         self.refused = 0
+
+    @property
+    def connected(self) -> bool:
+        return self.link.connected
 
     def take(self, topic: str, payload: bytes, retained: bool) -> dict[str, Any]:
         """One message -> the reply to publish."""
@@ -127,27 +149,24 @@ class CommandListener:
             _rl.warning(f"refused:{command}", "alarm command refused", topic=topic, reason=reason)
         return reply
 
+    def stats(self) -> dict[str, Any]:
+        return {**self.link.stats(), "taken": self.taken, "refused": self.refused}
+
     async def run(self) -> None:
+        await supervise(self.link, self._session, self.backoff, expected=(aiomqtt.MqttError, OSError))
+
+    async def _session(self, link: Link) -> None:
         b = self.cfg.mqtt
         ident = f"{b.client_id or 'edgegw-' + self.cfg.gateway.id}-cmd"
-        backoff = Backoff()
-        while True:
-            try:
-                async with aiomqtt.Client(**client_kwargs(b), identifier=ident, socket_options=NODELAY) as client:
-                    await client.subscribe(f"{self.base}/+", qos=1)
-                    self.connected = True
-                    backoff.reset()
-                    async for m in client.messages:
-                        topic = m.topic.value
-                        if topic == self.response_topic:
-                            continue
-                        payload = m.payload if isinstance(m.payload, bytes) else str(m.payload or "").encode()
-                        reply = self.take(topic, payload, bool(m.retain))
-                        await client.publish(self.response_topic, orjson.dumps(reply), qos=1)
-            except aiomqtt.MqttError as e:
-                self.connected = False
-                delay = backoff.next()
-                _rl.warning("connection", "alarm command connection lost", error=str(e), retry_in_s=round(delay, 1))
-                await asyncio.sleep(delay)
-            finally:
-                self.connected = False
+        async with aiomqtt.Client(**client_kwargs(b), identifier=ident, socket_options=NODELAY) as client:
+            await client.subscribe(f"{self.base}/+", qos=1)
+            link.up(topic=f"{self.base}/+")
+            async for m in client.messages:
+                topic = m.topic.value
+                if topic == self.response_topic:
+                    continue
+                payload = m.payload if isinstance(m.payload, bytes) else str(m.payload or "").encode()
+                reply = self.take(topic, payload, bool(m.retain))
+                await client.publish(self.response_topic, orjson.dumps(reply), qos=1)
+                link.progress()
+        raise aiomqtt.MqttError("alarm command connection ended")
