@@ -35,11 +35,11 @@ def make_users(path: Path) -> None:
 
 
 @contextlib.asynccontextmanager
-async def page_gateway(broker_port: int, tmp: Path, *overrides: str) -> AsyncIterator[Page]:
+async def page_gateway(broker_port: int, tmp: Path, *overrides: str, web_port: int | None = None) -> AsyncIterator[Page]:
     users = tmp / "users"
     if not users.exists():
         make_users(users)
-    web = free_port()
+    web = web_port or free_port()
     cfg = example_config(
         broker_port,
         f"web.listen=127.0.0.1:{web}",
