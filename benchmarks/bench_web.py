@@ -189,7 +189,8 @@ def run(quick: bool) -> dict[str, Any]:
                 pg.goto(url, wait_until="commit")
                 pg.wait_for_function(
                     "() => document.querySelectorAll('[data-asset] .vals dd').length >= 24 && "
-                    "[...document.querySelectorAll('[data-asset=\"pump-1\"] .vals dd')].every(e => !e.textContent.startsWith('–'))"
+                    "[...document.querySelectorAll('[data-asset=\"pump-1\"] .vals dd')]"
+                    ".every(e => !e.textContent.startsWith('–'))"
                 )
                 firsts.append(pg.evaluate("performance.now()"))
                 c.close()
