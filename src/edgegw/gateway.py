@@ -37,6 +37,7 @@ from edgegw.sinks.local import LocalSink
 from edgegw.sources import Source, build_sources
 
 if TYPE_CHECKING:
+    from edgegw.history.store import Historian
     from edgegw.notify.dispatch import Notifier
     from edgegw.web.server import WebServer
 
@@ -99,11 +100,20 @@ class Gateway:
 
             self.notifier = build_notifier(cfg, self._on_alert, state_dir)
             self.sinks.append(self.notifier)
+        self.history: Historian | None = None
+        history_file = cfg.history.file(state_dir)
+        if history_file is not None:  # on by default wherever there is a state directory
+            from edgegw.history.store import Historian
+
+            self.history = Historian(cfg, history_file, self._on_alert)
+            self.sinks.append(self.history)
+            self.engine.keep_raw(cfg.history.raw)
         self.web: WebServer | None = None
         if cfg.web is not None:  # the operator's page: a sink of the fan-out; its commands go through the handler
             from edgegw.web.server import GatewayPort, WebServer
 
-            self.web = WebServer(cfg, GatewayPort(self._web_info, self.alarm_command), state_dir)
+            history = self.history.path if self.history is not None else None
+            self.web = WebServer(cfg, GatewayPort(self._web_info, self.alarm_command, history), state_dir)
             self.sinks.append(self.web)
         self.sources: list[Source] = build_sources(cfg, self.intake)
         self._alarms_room()

@@ -9,6 +9,7 @@ from pydantic import Field, PrivateAttr, model_validator
 from edgegw.config.base import Base, TopicName
 from edgegw.config.brokers import MqttBroker
 from edgegw.config.daemon import IngestConfig, LogConfig, MetricsConfig
+from edgegw.config.history import HistoryConfig
 from edgegw.config.notify import NotifyConfig
 from edgegw.config.outputs import AlertsConfig, RollupsConfig
 from edgegw.config.profiles import AssetSpec, Profile
@@ -46,6 +47,7 @@ class GatewayConfig(Base):
     log: LogConfig = Field(default_factory=LogConfig)
     notify: NotifyConfig | None = Field(None, description="Email and webhook targets, alarm journal, ack/shelve.")
     web: WebConfig | None = Field(None, description="The operator's page (pip install 'edgegw[web]').")
+    history: HistoryConfig = Field(default_factory=HistoryConfig, description="What the gateway keeps on its disk.")
     _warnings: list[str] = PrivateAttr(default_factory=list)
 
     @property

@@ -252,6 +252,8 @@ async def gateway_info(request: web.Request) -> web.Response:
     s = request.app[SERVER]
     info = dict(s.port.info())
     info.update(version=__version__, page_clients=len(s.live.clients), page_uptime_s=round(time.time() - s.started, 1))
+    if s.history is not None:
+        info["history_mb"] = await asyncio.to_thread(s.history.size_mb)
     return _json(info)
 
 
@@ -280,9 +282,9 @@ async def trend(request: web.Request) -> web.Response:
         points = max(10, min(2000, int(request.query.get("points", "1000"))))
     except ValueError:
         points = 1000
-    history = s.port.history()
+    history = s.history
     if history is None:
-        return _error(503, "no history on this gateway (configure history:)")
+        return _error(503, "no history on this gateway (it needs a state directory)")
     try:
         data = await asyncio.to_thread(history.trend, asset, start, end, points)
     except Exception as e:  # a bad query must not cost the page; the log has the trace
@@ -297,9 +299,9 @@ async def alarm_history(request: web.Request) -> web.Response:
         return got
     s = request.app[SERVER]
     start, end = _span(request)
-    history = s.port.history()
+    history = s.history
     if history is None:
-        return _error(503, "no history on this gateway (configure history:)")
+        return _error(503, "no history on this gateway (it needs a state directory)")
     asset = request.query.get("asset") or None
     kind = request.query.get("kind") or None
     try:

@@ -31,6 +31,7 @@ from edgegw.records import AlarmEvent, Alert, HopResult, Rollup
 from edgegw.runtime import Link, supervise
 from edgegw.web.auth import LoginPacer, Sessions, Users, default_users_file, load_key
 from edgegw.web.live import LiveState
+from edgegw.web.trends import HistoryReader
 
 log = structlog.get_logger("edgegw.web")
 
@@ -40,11 +41,11 @@ STATIC = ("app.js", "app.css", "uPlot.iife.min.js", "uPlot.min.css", "uPlot.LICE
 @dataclass
 class GatewayPort:
     """What the page asks of the gateway: its figures, the alarm command handler (the one MQTT
-    commands use; None when the gateway has none), and the history reader (None without one)."""
+    commands use; None when the gateway has none), and the history file (None: history off)."""
 
     info: Callable[[], dict[str, Any]]
     command: Callable[[str, AlarmCommand], tuple[bool, str]] | None = None
-    history: Any = None
+    history: Path | None = None
 
 
 class Static:
@@ -96,6 +97,7 @@ class WebServer:
         self.users = Users(default_users_file(cfg.web.users_file, state_dir))
         self.sessions = Sessions(load_key(self.users.path.with_name(self.users.path.name + ".key")), cfg.web.session_hours * 3600)
         self.static = Static()
+        self.history = HistoryReader(port.history) if port.history is not None else None
         self.pacer = LoginPacer(cfg.web.login_attempts_per_min)
         self.link = Link("web", cfg.web.listen)
         self.started = time.time()

@@ -225,14 +225,13 @@
     if (!box) return;
     box.replaceChildren(h("p", { class: "muted" }, "Loading trends…"));
     const end = S.end ? `&end=${S.end}` : "";
-    let d, j;
-    try {
-      [d, j] = await Promise.all([api(`/api/trend?asset=${encodeURIComponent(asset)}&range=${S.range}${end}&points=1500`),
-        api(`/api/alarms/history?asset=${encodeURIComponent(asset)}&range=${S.range}${end}`).catch(() => ({ rows: [] }))]);
-    } catch (e) { box.replaceChildren(h("p", { class: "muted" }, e.message)); return; }
-    document.getElementById("span").textContent = `${new Date(d.start * 1000).toLocaleString()} – ${new Date(d.end * 1000).toLocaleString()}${d.tier ? ` · ${d.tier} buckets` : ""}`;
+    let d;
+    try { d = await api(`/api/trend?asset=${encodeURIComponent(asset)}&range=${S.range}${end}&points=1500`); }
+    catch (e) { box.replaceChildren(h("p", { class: "muted" }, e.message)); return; }
+    document.getElementById("span").textContent = `${new Date(d.start * 1000).toLocaleString()} – ${new Date(d.end * 1000).toLocaleString()}${d.tier ? ` · ${d.tier} tier, ${d.bucket_s} s buckets` : ""}`;
     box.replaceChildren();
-    const spans = alarmSpans(j.rows || [], d.start, d.end);
+    const spans = {};
+    for (const a of d.spans || []) for (const k of spanKeys(a)) (spans[k] = spans[k] || []).push([a.start, a.end === null ? d.end : a.end]);
     const prof = S.profiles[S.tiles.get(asset).profile] || { signals: {} };
     if (!d.t || !d.t.length) { box.append(h("p", { class: "muted" }, "No history in this range.")); return; }
     for (const [sig, s] of Object.entries(d.signals || {})) {
@@ -247,18 +246,6 @@
       chart(box, "anomaly score (dashed: threshold)", d.t, series, { hihi: thr }, spans["*model"], "");
     }
     if (d.risk && d.risk.some((v) => v !== null)) chart(box, "failure risk", d.t, [{ label: "risk", data: d.risk, stroke: "#333" }], {}, spans["*model"], "");
-  }
-  function alarmSpans(rows, start, end) {
-    const open = new Map(), out = {};
-    const add = (k, a, b) => { for (const key of k) (out[key] = out[key] || []).push([a, b]); };
-    for (const r of [...rows].sort((x, y) => Date.parse(x.ts) - Date.parse(y.ts))) {
-      const key = `${r.kind}/${r.source}`, t = Date.parse(r.ts) / 1000, st = r.state || r.event;
-      if (st === "raised" && !open.has(key)) open.set(key, [t, r]);
-      else if ((st === "cleared" || st === "orphan_cleared") && open.has(key)) { const [t0, r0] = open.get(key); open.delete(key); add(spanKeys(r0), t0, t); }
-    }
-    for (const [t0, r0] of open.values()) add(spanKeys(r0), t0, end);
-    for (const a of S.alarms.values()) if (a.raised_at && !rows.length) add(spanKeys(a), Date.parse(a.raised_at) / 1000, end);
-    return out;
   }
   function spanKeys(r) { return r.kind === "anomaly" || r.kind === "failure_risk" ? ["*", "*model"] : [r.source]; }
 
