@@ -97,7 +97,7 @@ class WebServer:
         self.users = Users(default_users_file(cfg.web.users_file, state_dir))
         self.sessions = Sessions(load_key(self.users.path.with_name(self.users.path.name + ".key")), cfg.web.session_hours * 3600)
         self.static = Static()
-        self.history = HistoryReader(port.history) if port.history is not None else None
+        self.history = HistoryReader(port.history, cfg.history.fine_s) if port.history is not None else None
         self.pacer = LoginPacer(cfg.web.login_attempts_per_min)
         self.link = Link("web", cfg.web.listen)
         self.started = time.time()

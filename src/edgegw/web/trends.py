@@ -23,11 +23,21 @@ def _col(a: np.ndarray) -> list[float | None]:
     return [None if not math.isfinite(v) else round(v, 5) for v in a.tolist()]
 
 
+def tier_for(span_s: float, fine_s: float, points: int) -> str:
+    """The finest tier that shows `span_s` in at most `points` buckets. Chosen here by span alone:
+    history.query's "auto" also asks which tier reaches back to the start, and on a history younger
+    than the range that picks the hour tier (one point) where the fine one holds everything."""
+    if span_s / fine_s <= points:
+        return "fine"
+    return "minute" if span_s / 60.0 <= points else "hour"
+
+
 class HistoryReader:
     """One history file, read by the page (trends, the alarm journal) and by reports."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, fine_s: float = 10.0) -> None:
         self.path = path
+        self.fine_s = fine_s
 
     def size_mb(self) -> float | None:
         try:
@@ -39,7 +49,7 @@ class HistoryReader:
         """Every signal's mean, min and max per bucket of the tier that fits `points`, the model
         outputs, and the alarm spans that overlap [start, end)."""
         try:
-            t = hq.query(self.path, asset, since=start, until=end, points=points)
+            t = hq.query(self.path, asset, since=start, until=end, points=points, tier=tier_for(end - start, self.fine_s, points))
         except (hq.HistoryUnavailable, KeyError):
             return {"t": [], "signals": {}, "spans": [], "tier": None}
         return {
