@@ -209,14 +209,19 @@
       c.restore();
     } } };
   }
-  function chart(box, title, t, series, limits, spans, unit) {
-    const width = Math.max(280, box.clientWidth || 600);
-    const opts = { title, width, height: 180, cursor: { drag: { x: false } }, legend: { show: true },
-      scales: { x: { time: true } }, axes: [{}, { label: unit, size: 60 }],
-      series: [{}, ...series.map((s) => ({ label: s.label, stroke: s.stroke, width: s.width || 1.5, fill: s.fill, points: { show: false } }))],
-      plugins: [limitsPlugin(limits || {}), spansPlugin(spans || [])] };
+  function chart(box, title, d, series, limits, spans, unit) {
     const el = h("div", { class: "chart" }); box.append(el);
-    S.charts.push(new uPlot(opts, [t, ...series.map((s) => s.data)], el));
+    const opts = { title, width: Math.max(260, el.clientWidth - 8), height: 170, cursor: { drag: { x: false, y: false } }, legend: { show: false },
+      scales: { x: { time: true, range: [d.start, d.end] }, y: { range: (u, lo, hi) => yRange(lo, hi, limits) } }, axes: [{}, { label: unit, size: 56 }],
+      series: [{}, ...series.map((s) => ({ label: s.label, stroke: s.stroke, width: s.width || 1.5, points: { show: false } }))],
+      plugins: [limitsPlugin(limits || {}), spansPlugin(spans || [])] };
+    S.charts.push(new uPlot(opts, [d.t, ...series.map((s) => s.data)], el));
+  }
+  function yRange(lo, hi, limits) {
+    for (const v of Object.values(limits || {})) if (typeof v === "number") { lo = lo === null ? v : Math.min(lo, v); hi = hi === null ? v : Math.max(hi, v); }
+    if (lo === null || hi === null) return [0, 1];
+    const pad = (hi - lo) * 0.06 || Math.abs(hi) * 0.1 || 1;
+    return [lo - pad, hi + pad];
   }
   async function charts(asset) {
     for (const c of S.charts) c.destroy();
@@ -238,14 +243,14 @@
       const spec = prof.signals[sig] || {};
       const series = [{ label: "mean", data: s.mean, stroke: "#333" }];
       if (s.min && s.max) series.push({ label: "min", data: s.min, stroke: "#9a9a9a", width: 1 }, { label: "max", data: s.max, stroke: "#9a9a9a", width: 1 });
-      chart(box, `${sig.replace(/_/g, " ")}${spec.unit ? ` (${spec.unit})` : ""}`, d.t, series, { hi: spec.hi, hihi: spec.hihi, lo: spec.lo, lolo: spec.lolo }, spans[sig] || spans["*"], spec.unit || "");
+      chart(box, `${sig.replace(/_/g, " ")}${spec.unit ? ` (${spec.unit})` : ""}`, d, series, { hi: spec.hi, hihi: spec.hihi, lo: spec.lo, lolo: spec.lolo }, [...(spans[sig] || []), ...(spans["*"] || [])], spec.unit || "");
     }
     if (d.anomaly && d.anomaly.some((v) => v !== null)) {
       const series = [{ label: "anomaly score", data: d.anomaly, stroke: "#333" }];
-      const thr = d.threshold && d.threshold.find((v) => v !== null);
-      chart(box, "anomaly score (dashed: threshold)", d.t, series, { hihi: thr }, spans["*model"], "");
+      const thr = (d.threshold || []).find((v) => v !== null) ?? S.tiles.get(asset).threshold;
+      chart(box, "anomaly score (dashed: threshold)", d, series, { hihi: thr }, spans["*model"], "");
     }
-    if (d.risk && d.risk.some((v) => v !== null)) chart(box, "failure risk", d.t, [{ label: "risk", data: d.risk, stroke: "#333" }], {}, spans["*model"], "");
+    if (d.risk && d.risk.some((v) => v !== null)) chart(box, "failure risk", d, [{ label: "risk", data: d.risk, stroke: "#333" }], {}, spans["*model"], "");
   }
   function spanKeys(r) { return r.kind === "anomaly" || r.kind === "failure_risk" ? ["*", "*model"] : [r.source]; }
 
