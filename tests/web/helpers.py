@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from pathlib import Path
 import aiohttp
 
 from edgegw.gateway import Gateway
+from edgegw.web.server import GatewayPort, WebServer
 from edgegw.web.auth import User, hash_password, write_users
 from tests.helpers import example_config, running_gateway
 from tests.peers import free_port
@@ -61,3 +63,38 @@ async def login(session: aiohttp.ClientSession, url: str, name: str) -> str:
         me = await r.json()
     assert me["user"] == name
     return str(me["csrf"])
+
+
+def web_sink(tmp: Path) -> tuple[WebServer, str]:
+    """The page's sink alone (no gateway), on a free port, with the two users."""
+    make_users(tmp / "users")
+    port = free_port()
+    cfg = example_config(1883, f"web.listen=127.0.0.1:{port}", f"web.users_file={tmp / 'users'}")
+    return WebServer(cfg, GatewayPort(dict), None), f"http://127.0.0.1:{port}"
+
+
+class SseReader:
+    """A logged-in viewer's event stream, opened at the first `saw()` (the server may not listen
+    before): `saw(id)` is whether an alert with that id reached it, in a snapshot or an event."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.text = ""
+        self._task: asyncio.Task[None] | None = None
+
+    def saw(self, alert_id: str) -> bool:
+        if self._task is None or (self._task.done() and alert_id not in self.text):
+            self._task = asyncio.get_running_loop().create_task(self._read())
+        return alert_id in self.text
+
+    async def _read(self) -> None:
+        with contextlib.suppress(aiohttp.ClientError):
+            async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as s:
+                await login(s, self.url, "vera")
+                async with s.get(self.url + "/api/events") as r:
+                    async for chunk in r.content.iter_any():
+                        self.text += chunk.decode()
+
+    def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
