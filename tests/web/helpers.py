@@ -11,8 +11,8 @@ from pathlib import Path
 import aiohttp
 
 from edgegw.gateway import Gateway
-from edgegw.web.server import GatewayPort, WebServer
 from edgegw.web.auth import User, hash_password, write_users
+from edgegw.web.server import GatewayPort, WebServer
 from tests.helpers import example_config, running_gateway
 from tests.peers import free_port
 
