@@ -11,7 +11,7 @@ from tests.web.dayhistory import build
 
 
 def test_report_of_simulated_history(tmp_path: Path) -> None:
-    cfg, _ = build(tmp_path, 0.5)
+    build(tmp_path, 0.5)
     out = tmp_path / "report.html"
     r = subprocess.run(
         [sys.executable, "-m", "edgegw", "report", "-c", str(tmp_path / "config.yaml"), "--since", "30m", "--out", str(out)],
