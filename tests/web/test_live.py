@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import orjson
 
-from edgegw.records import HopResult
+from edgegw.records import AlarmEvent, HopResult
 from edgegw.web.live import LiveState
 from tests.helpers import example_config, threshold_alert
 
@@ -53,3 +53,18 @@ def test_slow_client_resyncs() -> None:
     live.disconnect(slow)
     live.disconnect(fast)
     assert not live.clients and live.resyncs == 1
+
+
+def test_shelves_mark_the_alarm_until_unshelved() -> None:
+    live = LiveState(example_config(1883))
+    c = live.connect()
+    live.alert(threshold_alert("pump-2"))
+    key = ("pump-2", "threshold", "vibration")
+    live.event(AlarmEvent(1.0, "shelved", key, "otto", "sensor swap", {"until": "2030-01-01T00:00:00.000Z"}))
+    assert live.alarms["pump-2/threshold/vibration"]["shelved_until"] == "2030-01-01T00:00:00.000Z"
+    live.alert(threshold_alert("pump-2", evidence={"acked_by": "otto"}))  # re-published: still shelved
+    assert live.alarms["pump-2/threshold/vibration"]["shelved_until"]
+    live.event(AlarmEvent(2.0, "unshelved", key, "otto"))
+    assert "shelved_until" not in live.alarms["pump-2/threshold/vibration"]
+    kinds = [k for k, _ in events(live.take(c))]
+    assert kinds.count("event") == 2 and "alarm" in kinds

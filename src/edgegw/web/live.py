@@ -118,7 +118,11 @@ class LiveState:
     def alert(self, a: Alert) -> None:
         key = f"{a.asset}/{a.kind}/{a.source}"
         if a.state == "raised":
-            self.alarms[key] = a.to_dict()
+            d = a.to_dict()
+            old = self.alarms.get(key)
+            if old is not None and "shelved_until" in old:  # a shelf outlives a re-publish (an ack, a level change)
+                d["shelved_until"], d["shelved_by"] = old["shelved_until"], old.get("shelved_by")
+            self.alarms[key] = d
             self.publish(sse("alarm", {"key": key, "alarm": self.alarms[key]}))
         elif self.alarms.pop(key, None) is not None:
             self.publish(sse("alarm", {"key": key, "alarm": None}))
@@ -128,7 +132,18 @@ class LiveState:
             self.publish(sse("tiles", [t]))
 
     def event(self, e: AlarmEvent) -> None:
+        """Journal-worthy events go to the open alarm histories; shelves mark the active alarm
+        (they travel as events, not as a re-published alert)."""
         key = "/".join(e.key)
+        a = self.alarms.get(key)
+        if a is not None and e.event in ("shelved", "unshelved", "shelf_expired"):
+            if e.event == "shelved":
+                a["shelved_until"] = e.detail.get("until")
+                a["shelved_by"] = e.by
+            else:
+                a.pop("shelved_until", None)
+                a.pop("shelved_by", None)
+            self.publish(sse("alarm", {"key": key, "alarm": a}))
         self.publish(sse("event", {"ts": iso(e.ts), "event": e.event, "key": key, "by": e.by, "note": e.note, **e.detail}))
 
     def restore(self, alarms: list[dict[str, Any]]) -> None:
