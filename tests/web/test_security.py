@@ -116,3 +116,34 @@ async def test_static_is_versioned_compressed_and_small(mosquitto: Broker, tmp_p
             assert total < 300_000, total
         async with c.get(f"{p.url}/static/{v}/../auth.py") as r:
             assert r.status == 404
+
+
+async def test_https_secure_cookie_and_anonymous_viewers(mosquitto: Broker, tmp_path: Path) -> None:
+    import ssl
+
+    from tests.peers import make_pki
+
+    (tmp_path / "pki").mkdir()
+    pki = make_pki(tmp_path / "pki")
+    tls = (f"web.tls.cert_file={pki['server']}", f"web.tls.key_file={pki['server_key']}", "web.anonymous=viewer")
+    async with page_gateway(mosquitto.port, tmp_path, *tls) as p:
+        url = p.url.replace("http://", "https://")
+        ctx = ssl.create_default_context(cafile=str(pki["ca"]))
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True), connector=aiohttp.TCPConnector(ssl=ctx)) as c:
+            async with c.get(url + "/api/state") as r:  # anonymous: looks without a login
+                assert r.status == 200 and len((await r.json())["tiles"]) == 4
+            async with c.get(url + "/api/me") as r:
+                me = await r.json()
+                assert me["user"] == "anonymous" and me["role"] == "viewer" and me["csrf"] == ""
+            async with c.post(
+                url + "/api/alarms/ack", json={"keys": ["pump-1/threshold/vibration"]}, headers={"Origin": url}
+            ) as r:
+                assert r.status == 403  # and never acts
+            async with c.post(
+                url + "/login",
+                data={"username": "otto", "password": "oper-pass-456"},
+                headers={"Origin": url},
+                allow_redirects=False,
+            ) as r:
+                cookie = r.headers["Set-Cookie"]
+                assert r.status == 303 and "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
