@@ -28,7 +28,7 @@ from edgegw.config import GatewayConfig
 from edgegw.history import query as hq
 from edgegw.web.trends import tier_for
 
-POINTS = 600  # buckets per chart: plenty for a printed page, the tier is picked to fit
+POINTS = 1500  # buckets per chart: a day in minutes, a week in hours; the tier is picked to fit
 W, H, PAD_L, PAD_R, PAD_T, PAD_B = 720, 150, 52, 12, 10, 22
 MODEL_KINDS = ("anomaly", "failure_risk")
 KIND_TEXT = {
@@ -48,6 +48,10 @@ def when(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
+def short(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%m-%d %H:%M")
+
+
 def dur(s: float) -> str:
     if s < 90:
         return f"{s:.0f} s"
@@ -64,6 +68,7 @@ class AssetReport:
     since: float
     until: float
     trend: hq.Trend | None
+    fine: hq.Trend | None = None  # the finest tier holding the period in 20,000 buckets: availability, verdicts
     available: float = 0.0  # share of the period with readings
     in_alarm: float = 0.0  # share of the period with at least one alarm active
     alarms: list[hq.AlarmSpan] = field(default_factory=list)
@@ -78,7 +83,7 @@ def gather(path: Path, cfg: GatewayConfig, asset: str, since: float, until: floa
         fine = hq.query(path, asset, since=since, until=until, tier=tier_for(until - since, cfg.history.fine_s, 20000))
     except (hq.HistoryUnavailable, KeyError):
         return AssetReport(asset, since, until, None)
-    r = AssetReport(asset, since, until, t, alarms=t.alarms)
+    r = AssetReport(asset, since, until, t, fine, alarms=t.alarms)
     span = max(until - since, 1.0)
     if len(fine.time):  # the finest tier that holds the period in 20,000 buckets: 10 s for a day, 1 min for a week
         counts = np.nansum(np.vstack([cols["count"] for cols in fine.signals.values()]), axis=0)
@@ -194,7 +199,7 @@ h1{font-size:20px;margin:0 0 4px}h2{font-size:16px;margin:28px 0 6px;border-bott
 h3{font-size:13px;margin:14px 0 4px;color:#444;text-transform:uppercase;letter-spacing:.03em}
 table{border-collapse:collapse;width:100%;margin:4px 0}
 td,th{border-bottom:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:top}
-th{background:#eee}td:first-child{white-space:nowrap}td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}.muted{color:#666}
+th{background:#eee}td:first-child,td.nw,td.n{white-space:nowrap}td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}.muted{color:#666}
 .bad{color:#b00020;font-weight:600}.warn{color:#8a5a00;font-weight:600}
 svg text{font-size:10px;fill:#444}svg text.t{font-weight:600;fill:#222;font-size:11px}svg text.lim{fill:#8a5a00}
 section.asset{page-break-before:always}@media print{body{margin:0}a{color:inherit;text-decoration:none}}
@@ -232,18 +237,20 @@ def render(cfg: GatewayConfig, reports: list[AssetReport], since: float, until: 
 
 
 def _verdict(r: AssetReport) -> str:
-    t = r.trend
+    t = r.fine
     if t is None or not np.isfinite(t.anomaly).any():
         return "not judged"
     parts = []
     judged = np.isfinite(t.anomaly)
     over = judged & np.isfinite(t.threshold) & (t.anomaly > t.threshold)
-    parts.append(f"unlike normal in {over.sum() / max(judged.sum(), 1):.1%} of {t.tier} buckets")
+    parts.append(f"unlike normal in {over.sum() / max(judged.sum(), 1):.1%} of {dur(t.bucket_s)} buckets")
     if np.isfinite(t.risk).any():
         causes = Counter(c for c in t.cause if c and c != "normal")
         peak = float(np.nanmax(t.risk))
-        named = ", ".join(f"{c.replace('_', ' ')} ×{n}" for c, n in causes.most_common(3))
-        parts.append(f"failure risk peak {peak:.0%}" + (f" ({named})" if named else ""))
+        named = ", ".join(
+            f"{c.replace('_', ' ')} {n * t.bucket_s / max(r.until - r.since, 1):.1%}" for c, n in causes.most_common(3)
+        )
+        parts.append(f"failure risk peak {peak:.0%}" + (f"; named cause {named} of the time" if named else ""))
     return "; ".join(parts)
 
 
@@ -251,12 +258,15 @@ def _top_table(top: list[dict[str, Any]]) -> str:
     if not top:
         return '<p class="muted">No alarms in this period.</p>'
     rows = "".join(
-        f"<tr><td>{e(when(x['start']))}</td><td>{e(x['asset'])}</td>"
-        f"<td>{e(KIND_TEXT.get(x['kind'], x['kind']))}: {e(x['cause'])}</td>"
-        f"<td class=n>{e(dur(x['duration']))}{'' if x['closed'] else ' (active)'}</td><td>{e(x['message'])}</td></tr>"
+        f"<tr><td>{e(x['asset'])}</td><td>{e(KIND_TEXT.get(x['kind'], x['kind']))}: {e(x['cause'])}</td>"
+        f"<td class=n>{x['count']}</td><td class=nw>{e(short(x['first']))}</td><td class=n>{e(dur(x['total']))}</td>"
+        f"<td class=n>{e(dur(x['longest']))}{' (active)' if x['active'] else ''}</td><td>{e(x['message'])}</td></tr>"
         for x in top
     )
-    return f"<table><tr><th>raised</th><th>asset</th><th>alarm</th><th class=n>lasted</th><th>message</th></tr>{rows}</table>"
+    return (
+        "<table><tr><th>asset</th><th>alarm</th><th class=n>times</th><th>first</th><th class=n>total</th>"
+        f"<th class=n>longest</th><th>last message</th></tr>{rows}</table>"
+    )
 
 
 def _asset(cfg: GatewayConfig, r: AssetReport) -> str:
@@ -320,24 +330,30 @@ def _asset(cfg: GatewayConfig, r: AssetReport) -> str:
 
 
 def top_events(reports: list[AssetReport], n: int = 12) -> list[dict[str, Any]]:
-    """The period's longest alarms, critical ones first."""
-    rows: list[dict[str, Any]] = []
+    """The period's alarms grouped by asset, kind and cause, critical first, then by time in alarm."""
+    groups: dict[tuple[str, str, str], dict[str, Any]] = {}
     for r in reports:
         for a in r.alarms:
-            end = a.end if a.end is not None else r.until
-            rows.append(
+            took = min(a.end if a.end is not None else r.until, r.until) - max(a.start, r.since)
+            g = groups.setdefault(
+                (r.asset, a.kind, _cause(a)),
                 {
                     "asset": r.asset,
                     "kind": a.kind,
                     "cause": _cause(a),
-                    "start": a.start,
-                    "duration": min(end, r.until) - max(a.start, r.since),
-                    "closed": a.end is not None,
-                    "message": a.message,
-                    "critical": a.severity == "critical",
-                }
+                    "count": 0,
+                    "first": a.start,
+                    "total": 0.0,
+                    "longest": 0.0,
+                },
             )
-    rows.sort(key=lambda x: (not x["critical"], -x["duration"]))
+            g["count"] += 1
+            g["total"] += took
+            g["longest"] = max(g["longest"], took)
+            g["active"] = a.end is None
+            g["message"] = a.message
+            g["critical"] = g.get("critical", False) or a.severity == "critical"
+    rows = sorted(groups.values(), key=lambda x: (not x["critical"], -x["total"]))
     return rows[:n]
 
 

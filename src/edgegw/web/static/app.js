@@ -63,8 +63,9 @@
     const kids = [h("div", { class: "tile-head" }, h("span", { class: "name" }, t.asset), h("span", { class: "state" }, STATE_TEXT[t.state] || t.state)), vals];
     if (t.anomaly !== undefined && t.anomaly !== null && t.threshold) {
       const frac = Math.min(1, t.anomaly / (t.threshold * 2));
-      kids.push(h("div", { class: "score" + (t.anomaly > t.threshold ? " over" : ""), title: "anomaly score against its threshold (the mark)" },
-        h("span", {}, `anomaly ${fmt(t.anomaly, 3)} / ${fmt(t.threshold, 3)}`), h("meter", { min: 0, max: 1, value: frac.toFixed(3) })));
+      const fill = h("i"); fill.style.width = `${(frac * 100).toFixed(1)}%`;
+      kids.push(h("div", { class: "score" + (t.anomaly > t.threshold ? " over" : ""), title: "anomaly score against its threshold (the mark at half way)" },
+        h("span", {}, `anomaly ${fmt(t.anomaly, 3)} / ${fmt(t.threshold, 3)}`), h("b", { class: "bar" }, fill)));
     }
     if (t.risk !== undefined && t.risk !== null && t.risk >= 0.2) kids.push(h("div", { class: "cause" }, `failure risk ${(t.risk * 100).toFixed(0)} %${t.cause ? ": " + t.cause.replace(/_/g, " ") : ""}`));
     if (t.alarms) kids.push(h("div", { class: "nal" }, `${t.alarms} alarm${t.alarms > 1 ? "s" : ""}`));
