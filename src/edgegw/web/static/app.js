@@ -65,7 +65,7 @@
       const frac = Math.min(1, t.anomaly / (t.threshold * 2));
       const fill = h("i"); fill.style.width = `${(frac * 100).toFixed(1)}%`;
       kids.push(h("div", { class: "score" + (t.anomaly > t.threshold ? " over" : ""), title: "anomaly score against its threshold (the mark at half way)" },
-        h("span", {}, `anomaly ${fmt(t.anomaly, 3)} / ${fmt(t.threshold, 3)}`), h("b", { class: "bar" }, fill)));
+        h("span", {}, `anomaly ${fmt(t.anomaly, 3)} / ${fmt(t.threshold, 3)}`), h("b", { class: "gauge" }, fill)));
     }
     if (t.risk !== undefined && t.risk !== null && t.risk >= 0.2) kids.push(h("div", { class: "cause" }, `failure risk ${(t.risk * 100).toFixed(0)} %${t.cause ? ": " + t.cause.replace(/_/g, " ") : ""}`));
     if (t.alarms) kids.push(h("div", { class: "nal" }, `${t.alarms} alarm${t.alarms > 1 ? "s" : ""}`));
