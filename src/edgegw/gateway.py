@@ -115,6 +115,10 @@ class Gateway:
             history = self.history.path if self.history is not None else None
             self.web = WebServer(cfg, GatewayPort(self._web_info, self.alarm_command, history), state_dir)
             self.sinks.append(self.web)
+        if cfg.report is not None and self.history is not None and state_dir is not None:  # reports mailed on a schedule
+            from edgegw.web.schedule import ReportMailer
+
+            self.sinks.append(ReportMailer(cfg, self.history.path, state_dir))
         self.sources: list[Source] = build_sources(cfg, self.intake)
         self._alarms_room()
         self.health = Health(self)

@@ -55,6 +55,7 @@ def prepare(path: str, overrides: Sequence[str] = ()) -> Prepared:
     state_dir = _state_dir(cfg, problems, warnings)
     _notify(cfg, state_dir, problems)
     _web(cfg, state_dir, problems)
+    _report(cfg, state_dir, problems)
     _history(cfg, state_dir, problems, warnings)
     _source_libraries(cfg, problems)
     if problems:
@@ -123,6 +124,23 @@ def _web(cfg: GatewayConfig, state_dir: Path | None, problems: list[tuple[tuple[
             ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cfg.web.tls.cert_file, cfg.web.tls.key_file)
         except (OSError, ssl.SSLError) as e:
             problems.append((("web", "tls"), f"cannot load the certificate and key: {e}"))
+
+
+def _report(cfg: GatewayConfig, state_dir: Path | None, problems: list[tuple[tuple[Any, ...], str]]) -> None:
+    """A report schedule needs history (a state directory) and email targets that exist."""
+    if cfg.report is None:
+        return
+    if state_dir is None or cfg.history.file(state_dir) is None:
+        problems.append((("report",), "a report schedule needs history: set gateway.state_dir (and history on)"))
+    emails = {t.name for t in cfg.notify.targets if t.type == "email"} if cfg.notify is not None else set()
+    for i, name in enumerate(cfg.report.to):
+        if name not in emails:
+            have = f" (email targets: {', '.join(sorted(emails))})" if emails else " (no notify email target)"
+            problems.append((("report", "to", i), f"{name!r} is not an email target of notify:{have}"))
+    known = {a.id for a in cfg.assets}
+    for i, a in enumerate(cfg.report.assets):
+        if a not in known:
+            problems.append((("report", "assets", i), f"unknown asset {a!r}"))
 
 
 def _queue_file(p: Path, loc: tuple[Any, ...], problems: list[tuple[tuple[Any, ...], str]]) -> None:

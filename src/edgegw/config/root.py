@@ -15,7 +15,7 @@ from edgegw.config.outputs import AlertsConfig, RollupsConfig
 from edgegw.config.profiles import AssetSpec, Profile
 from edgegw.config.sources import Source
 from edgegw.config.upstream import UpstreamConfig
-from edgegw.config.web import WebConfig
+from edgegw.config.web import ReportSchedule, WebConfig
 
 WINDOW_MEMORY_MAX = 1 << 30  # bytes of window state over all profiles; beyond it a gateway cannot run
 _WINDOW_BYTES = 2 * 13 * 8  # per row and bucket: the bucket store and the tail table, 13 float64 fields
@@ -47,6 +47,7 @@ class GatewayConfig(Base):
     log: LogConfig = Field(default_factory=LogConfig)
     notify: NotifyConfig | None = Field(None, description="Email and webhook targets, alarm journal, ack/shelve.")
     web: WebConfig | None = Field(None, description="The operator's page (pip install 'edgegw[web]').")
+    report: ReportSchedule | None = Field(None, description="Reports mailed through notify email targets on a schedule.")
     history: HistoryConfig = Field(default_factory=HistoryConfig, description="What the gateway keeps on its disk.")
     _warnings: list[str] = PrivateAttr(default_factory=list)
 

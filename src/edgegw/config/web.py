@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import ipaddress
+import re
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -79,3 +80,35 @@ class WebConfig(Base):
     @property
     def port(self) -> int:
         return split_listen(self.listen)[1]
+
+
+_SPAN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(m|h|d)\s*$")
+
+
+def span_s(text: str) -> float:
+    """`30m`, `24h`, `7d` -> seconds."""
+    m = _SPAN.match(text)
+    if not m:
+        raise ValueError(f"{text!r}: expected a span such as 24h or 7d")
+    return float(m[1]) * {"m": 60, "h": 3600, "d": 86400}[m[2]]
+
+
+class ReportSchedule(Base):
+    """`report:` a report of the last `every` mailed through notify email targets, every `every`
+    (at UTC multiples of it: 24h at midnight UTC), kept on disk until each target took it."""
+
+    every: str = Field("7d", description="How often, and the period each report covers: 24h, 7d, ...")
+    to: list[str] = Field(min_length=1, description="Names of notify email targets that get the report.")
+    assets: list[str] = Field(default_factory=list, description="Only these assets; empty: all.")
+    keep: int = Field(8, ge=1, le=1000, description="Reports kept in <state_dir>/reports.")
+
+    @field_validator("every")
+    @classmethod
+    def _every(cls, v: str) -> str:
+        if span_s(v) < 3600:
+            raise ValueError(f"{v!r}: at least 1h")
+        return v
+
+    @property
+    def every_s(self) -> float:
+        return span_s(self.every)
