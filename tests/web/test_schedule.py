@@ -68,8 +68,11 @@ def test_check_names_a_report_target_that_is_no_email_target(tmp_path: Path) -> 
             "profiles.pump.model=null",
             "--set",
             f"gateway.state_dir={tmp_path}",
-        ]
-        + ["--set", "report.every=7d", "--set", "report.to=[office]"],
+            "--set",
+            "report.every=7d",
+            "--set",
+            "report.to=[office]",
+        ],
         capture_output=True,
         text=True,
     )
