@@ -55,7 +55,7 @@ def fine_rows(path: Path, asset: str) -> dict[float, np.ndarray]:
     sid = db.execute("SELECT id FROM series WHERE asset = ?", (asset,)).fetchone()[0]
     rows = db.execute("SELECT t, v FROM agg_fine WHERE series = ? ORDER BY t", (sid,)).fetchall()
     db.close()
-    return {t: schema.unpack([v], len(SIGNALS))[0] for t, v in rows}
+    return {t: schema.unpack([v], len(SIGNALS))[0][0] for t, v in rows}
 
 
 def test_fine_buckets_hold_the_readings_and_minutes_are_their_exact_aggregate(tmp_path: Path) -> None:
@@ -64,12 +64,14 @@ def test_fine_buckets_hold_the_readings_and_minutes_are_their_exact_aggregate(tm
     flush(h)
     sent2 = feed(e, T0 + 150, T0 + 185)  # more of the same minute later: it is built again
     flush(h)
+    assert h.writer.db is not None
+    h.writer.roll_up(h.writer.db)  # minutes and hours follow within a minute: now
     sent.update(sent2)
     fine = fine_rows(h.path, "pump-1")
     for (_, t), v in sent.items():
         if t + 10 <= T0 + 180:
             got = fine[t][:, 0]
-            want = [len(v), np.mean(v), min(v), max(v), v[-1], 0]
+            want = np.array([len(v), np.mean(v), min(v), max(v), v[-1], 0.0])
             np.testing.assert_allclose(got, want, rtol=2e-7, err_msg=f"bucket {t}")
     for tier, span, src in (("minute", 60.0, "fine"), ("hour", 3600.0, "minute")):
         coarse = query.query(h.path, "pump-1", None, T0, T0 + 200, tier=tier)
