@@ -38,6 +38,7 @@ cmd=${1:-help}; shift || true
 case "$cmd" in
   demo)
     venv demo
+    case ":$PATH:" in *":$PWD/$VENV/bin:"*) ;; *) echo "edgegw is in $VENV/bin: export PATH=\"$PWD/$VENV/bin:\$PATH\" to use it as plain 'edgegw'";; esac
     exec "$VENV/bin/edgegw" demo "$@" ;;
   test)
     need_pkgs

@@ -103,6 +103,8 @@ fi
   say "warning: no models/pump shipped: set profiles.pump.model (or null) in $ETC/edgegw.yaml"
 install -m 0644 "$SRC/README.md" "$ROOT$OPT/README.md"
 install -m 0644 "$SRC/systemd/README.md" "$ROOT$OPT/SERVICE.md"
+install -d -m 0755 "$ROOT$OPT/docs"
+install -m 0644 "$SRC"/docs/*.md "$ROOT$OPT/docs/"
 
 # 3. config: the user's file is never touched; the current example sits beside it
 install -d -m 0755 "$ROOT$ETC"

@@ -145,6 +145,7 @@ async def test_a_source_delivers_readings_and_outlives_malformed_input(feed: Fee
         assert set(stats) >= LINK_KEYS and json.loads(json.dumps(stats)) == stats, stats
         assert stats["connected"] is True and stats["connects"] == 1 and stats["failures"] == 0
         assert stats["connected_since"] <= time.time()
+        assert src.assets == {ASSET} and src.link.connected  # what its link alarm names and suppresses
     finally:
         await _cancel([task])  # what the gateway does with its sources when it stops
     assert task.done(), f"{src.name}: run() did not end when cancelled"

@@ -24,6 +24,7 @@ from edgegw import sdnotify
 from edgegw.alarms.commands import AlarmCommand, CommandListener, listening
 from edgegw.alarms.restore import sort_out
 from edgegw.alarms.state import ActiveAlarms, Key
+from edgegw.alarms.suppress import LinkWatch
 from edgegw.config import EX_CONFIG, ConfigError, GatewayConfig
 from edgegw.engine.engine import Engine
 from edgegw.engine.models import ModelError, ModelSet, load_profile_models
@@ -120,7 +121,7 @@ class Gateway:
 
             self.sinks.append(ReportMailer(cfg, self.history.path, state_dir))
         self.sources: list[Source] = build_sources(cfg, self.intake)
-        self._alarms_room()
+        self._alarms_room(state_dir)
         self.health = Health(self)
 
     # -- alerts and rollups fan out to every sink
@@ -215,6 +216,7 @@ class Gateway:
         while True:
             await asyncio.sleep(1.0 - (time.time() % 1.0) + 0.001)
             now = time.time()
+            self.links.tick()  # before the stale checks: a stale alarm a lost link causes goes under its link alarm
             self.engine.tick(now)  # hops are the intake's: it batches assets crossing a boundary together
             if now >= next_rollup:
                 if self.cfg.rollups.enabled:
@@ -280,6 +282,7 @@ class Gateway:
         models = {a: (m.name if (m := self.engine.models.get(s.profile_name)) else None) for a, s in self.engine.assets.items()}
         kept, orphans = sort_out(self.cfg, alarms, {s.name for s in self.sources}, models, self.engine.restore)
         self.alarms.restore(kept)
+        self.links.restore(kept)
         if self.notifier is not None:
             self.notifier.restore(alarms)  # an orphan's clear reaches the targets told of its raise
         if self.web is not None:
@@ -287,16 +290,21 @@ class Gateway:
         for d, why in orphans:
             self.alarms.clear_orphan(d, why)
         if orphans:
-            log.info("orphaned alarms cleared", alarms=["/".join((d["asset"], d["kind"], d["source"])) for d, _ in orphans])
+            log.info(
+                "orphaned alarms cleared",
+                alarms=["/".join(str(d.get(k, "")) for k in ("asset", "kind", "source")) for d, _ in orphans],
+            )
 
     # -- the alarms room (alarms/): active alarms, the command handler, link alarms
 
-    def _alarms_room(self) -> None:
+    def _alarms_room(self, state_dir: Path | None) -> None:
         self.alarms = ActiveAlarms(self.cfg, self._on_alert, self._on_event)
         self.alarms.shelves = self.notifier
         self.alarms.holds = self._alarm_owned
         self.alarms.forget = self._alarm_forget
-        self.alarm_listener = CommandListener(self.cfg, self.alarm_command) if listening(self.cfg) else None
+        self.alarm_listener = CommandListener(self.cfg, self.alarm_command, state_dir) if listening(self.cfg) else None
+        self.links = LinkWatch(self.cfg.gateway.id, self.sources, self.alarms, self._on_alert, self._alarm_rearm)
+        self.alarms.suppressor = self.links.owner
 
     def _alarm_tasks(self, tg: asyncio.TaskGroup) -> list[asyncio.Task[None]]:
         if self.alarm_listener is None:
@@ -310,9 +318,21 @@ class Gateway:
 
     def _alarm_owned(self, key: Key) -> str | None:
         """Why a clear by command is refused: the condition still has an owner that sees it."""
-        return self.engine.owns(*key)
+        return self.links.owns(key) or self.engine.owns(*key)
 
     def _alarm_forget(self, key: Key) -> None:
+        self.links.forget(key)
+        self.engine.reset_alarm(*key)
+
+    def alarm_stats(self) -> dict[str, Any]:
+        """Active, suppressed, acked, cleared, orphans; link alarms; the command listener."""
+        out = {**self.alarms.stats(), "links": self.links.stats()}
+        if self.alarm_listener is not None:
+            out["commands"] = self.alarm_listener.stats()
+        return out
+
+    def _alarm_rearm(self, key: Key) -> None:
+        """An alarm held back under a link alarm that cleared: its owner starts it afresh."""
         self.engine.reset_alarm(*key)
 
 

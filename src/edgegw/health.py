@@ -165,6 +165,7 @@ class Health:
             "rejected": rejected,
             "rejected_total": sum(rejected.values()),
             "alerts_raised": gw.alerts_raised,
+            "alarms": gw.alarm_stats(),
             "hops": e.hops,
             "windows_skipped": e.windows_skipped,
             "hop_ms": hop,  # one profile's features + batched model inference, per hop

@@ -150,20 +150,24 @@ class SignalStats:
         self.last_ts = ts
         self.last = value
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, decimals: int | None = None) -> dict[str, Any]:
+        """`decimals`: values rounded to the signal's resolution (std one decimal finer)."""
         if self.count == 0:
             return {"count": 0}
         mean = self.total / self.count
-        var = max(self.total_sq / self.count - mean * mean, 0.0)
+        std = max(self.total_sq / self.count - mean * mean, 0.0) ** 0.5
+        v = {"mean": mean, "min": self.min, "max": self.max, "std": std, "last": self.last}
+        if decimals is not None:
+            v = {k: round(x, decimals + (k == "std")) for k, x in v.items()}
         return {
             "count": self.count,
-            "mean": mean,
-            "min": self.min,
-            "max": self.max,
-            "std": var**0.5,
+            "mean": v["mean"],
+            "min": v["min"],
+            "max": v["max"],
+            "std": v["std"],
             "first_ts": iso(self.first_ts),
             "last_ts": iso(self.last_ts),
-            "last": self.last,
+            "last": v["last"],
         }
 
 
@@ -182,6 +186,8 @@ class Rollup:
     seq: int = 0
     gateway: str = ""
     site: str = ""
+    units: dict[str, str] = field(default_factory=dict)  # signal -> unit, once per message
+    decimals: dict[str, int] = field(default_factory=dict)  # signal -> decimals of its resolution
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -192,7 +198,8 @@ class Rollup:
             "asset": self.asset,
             "start": iso(self.start),
             "end": iso(self.end),
-            "signals": {name: s.to_dict() for name, s in self.signals.items()},
+            "signals": {name: s.to_dict(self.decimals.get(name)) for name, s in self.signals.items()},
+            "units": self.units,
             "anomaly_max": self.anomaly_max,
             "anomaly_mean": self.anomaly_mean,
             "alarms_raised": self.alarms_raised,

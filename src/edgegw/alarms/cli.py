@@ -48,20 +48,9 @@ def clear(args: argparse.Namespace) -> int:
     note = getattr(args, "note", None)
     if note:
         payload["note"] = note
-    try:
-        reply = asyncio.run(_ask(cfg, "clear", payload))
-    except TimeoutError:
-        print(
-            f"edgegw alarms clear: no reply from gateway {cfg.gateway.id} in {REPLY_TIMEOUT_S:g} s "
-            f"(is it running, with this config's broker {cfg.mqtt.host}:{cfg.mqtt.port}?)",
-            file=sys.stderr,
-        )
-        return 1
-    except OSError as e:  # aiomqtt.MqttError is not one: caught in _ask
-        print(f"edgegw alarms clear: cannot reach the broker {cfg.mqtt.host}:{cfg.mqtt.port}: {e}", file=sys.stderr)
-        return 1
+    reply = asyncio.run(_ask(cfg, "clear", payload))
     if isinstance(reply, str):
-        print(f"edgegw alarms clear: cannot reach the broker {cfg.mqtt.host}:{cfg.mqtt.port}: {reply}", file=sys.stderr)
+        print(f"edgegw alarms clear: {reply}", file=sys.stderr)
         return 1
     if not reply.get("ok"):
         print(f"edgegw alarms clear {key}: refused: {reply.get('reason', '?')}", file=sys.stderr)
@@ -71,16 +60,22 @@ def clear(args: argparse.Namespace) -> int:
 
 
 async def _ask(cfg: Any, command: str, payload: dict[str, Any]) -> dict[str, Any] | str:
-    """Publish one command and wait for its reply (matched by request_id); a str: the broker error."""
+    """Publish one command and wait for its reply (matched by request_id); a str: why none came."""
     import aiomqtt
 
-    from edgegw.alarms.commands import command_topic
+    from edgegw.alarms.commands import command_topic, where_listening
     from edgegw.mqttconn import client_kwargs
+    from edgegw.preflight import state_dir_of
 
-    base = command_topic(cfg)
+    base, broker = command_topic(cfg), cfg.mqtt
+    running = where_listening(state_dir_of(cfg)[0], cfg.gateway.id)
+    if running is not None:  # the broker the gateway really uses (run with --set overrides, say)
+        base = str(running.get("topic", base))
+        broker = broker.model_copy(update={"host": running.get("host", broker.host), "port": running.get("port", broker.port)})
+    where = f"{broker.host}:{broker.port}"
     try:
         async with asyncio.timeout(REPLY_TIMEOUT_S):
-            async with aiomqtt.Client(**client_kwargs(cfg.mqtt), identifier=f"edgegw-cli-{uuid.uuid4().hex[:12]}") as c:
+            async with aiomqtt.Client(**client_kwargs(broker), identifier=f"edgegw-cli-{uuid.uuid4().hex[:12]}") as c:
                 await c.subscribe(f"{base}/response", qos=1)
                 await c.publish(f"{base}/{command}", orjson.dumps(payload), qos=1)
                 async for m in c.messages:
@@ -90,6 +85,8 @@ async def _ask(cfg: Any, command: str, payload: dict[str, Any]) -> dict[str, Any
                         continue
                     if isinstance(d, dict) and d.get("request_id") == payload["request_id"]:
                         return d
-    except aiomqtt.MqttError as e:
-        return str(e)
-    raise TimeoutError
+    except (aiomqtt.MqttError, OSError) as e:
+        return f"cannot reach the broker {where}: {e}"
+    except TimeoutError:
+        pass
+    return f"no reply from gateway {cfg.gateway.id} on {where} in {REPLY_TIMEOUT_S:g} s (is it running?)"

@@ -10,12 +10,20 @@ malformed payload, an unknown command or an alarm the gateway does not know chan
 the reply says why. `request_id`, when given, is echoed so a client can match its reply. The one
 handler (`Gateway.alarm_command`) also serves the operator's page. Anyone who may publish there
 may act on alarms: restrict the topic with the broker's ACLs.
+
+With a state directory, the listener notes where it listens (`<gateway>.commands.json`: pid,
+broker host and port, topic) while it runs, so `edgegw alarms clear -c FILE` finds the broker of
+a gateway started with `--set mqtt.port=...` overrides the file does not hold.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import aiomqtt
@@ -102,11 +110,29 @@ def parse(command: str, payload: bytes, longest_shelf_s: float) -> AlarmCommand 
     return cmd
 
 
+def runfile(state_dir: Path, gateway: str) -> Path:
+    return state_dir / f"{gateway}.commands.json"
+
+
+def where_listening(state_dir: Path | None, gateway: str) -> dict[str, Any] | None:
+    """Where a running gateway takes commands ({pid, host, port, topic}), if it says so."""
+    if state_dir is None:
+        return None
+    try:
+        d = orjson.loads(runfile(state_dir, gateway).read_bytes())
+        os.kill(int(d["pid"]), 0)  # still running (EPERM: running as another user)
+    except PermissionError:
+        return d if isinstance(d, dict) else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return d if isinstance(d, dict) else None
+
+
 class CommandListener:
     """One client on the local broker, as a supervised session: takes commands, hands them to
     `handler`, replies on `.../response`."""
 
-    def __init__(self, cfg: GatewayConfig, handler: Handler) -> None:
+    def __init__(self, cfg: GatewayConfig, handler: Handler, state_dir: Path | None = None) -> None:
         self.cfg = cfg
         self.name = "alarm commands"
         self.handler = handler
@@ -117,6 +143,7 @@ class CommandListener:
         self.backoff = Backoff(0.5, 30.0)
         self.taken = 0
         self.refused = 0
+        self.runfile = runfile(state_dir, cfg.gateway.id) if state_dir is not None else None
 
     @property
     def connected(self) -> bool:
@@ -153,7 +180,24 @@ class CommandListener:
         return {**self.link.stats(), "taken": self.taken, "refused": self.refused}
 
     async def run(self) -> None:
-        await supervise(self.link, self._session, self.backoff, expected=(aiomqtt.MqttError, OSError))
+        try:
+            await supervise(self.link, self._session, self.backoff, expected=(aiomqtt.MqttError, OSError))
+        finally:
+            if self.runfile is not None:
+                with contextlib.suppress(OSError):
+                    self.runfile.unlink()
+
+    def _note_where(self) -> None:
+        if self.runfile is None:
+            return
+        b = self.cfg.mqtt
+        d = {"pid": os.getpid(), "host": b.host, "port": b.port, "topic": self.base, "since": iso(time.time())}
+        tmp = self.runfile.with_suffix(".tmp")
+        try:
+            tmp.write_bytes(orjson.dumps(d))
+            os.replace(tmp, self.runfile)
+        except OSError as e:
+            _rl.warning("runfile", "cannot note where alarm commands are taken", path=str(self.runfile), error=str(e))
 
     async def _session(self, link: Link) -> None:
         b = self.cfg.mqtt
@@ -161,6 +205,7 @@ class CommandListener:
         async with aiomqtt.Client(**client_kwargs(b), identifier=ident, socket_options=NODELAY) as client:
             await client.subscribe(f"{self.base}/+", qos=1)
             link.up(topic=f"{self.base}/+")
+            await asyncio.to_thread(self._note_where)
             async for m in client.messages:
                 topic = m.topic.value
                 if topic == self.response_topic:

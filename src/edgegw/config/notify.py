@@ -189,11 +189,13 @@ class JournalConfig(Base):
 
 
 class CommandsConfig(Base):
-    """Acknowledge and shelve over MQTT on the local broker."""
+    """Alarm commands (ack, shelve, unshelve, clear) over MQTT on the local broker; the listener runs
+    without a notify section too, and `enabled: false` here turns it off."""
 
     enabled: bool = True
     topic: str = Field(
-        "cmd/{gateway}/alarms", description="Commands arrive on <topic>/ack, /shelve, /unshelve; replies go to <topic>/response."
+        "cmd/{gateway}/alarms",
+        description="Commands arrive on <topic>/ack, /shelve, /unshelve, /clear; replies go to <topic>/response.",
     )
     max_shelve_s: float = Field(7 * 86400.0, gt=0, description="Longest shelf a command may ask for.")
 

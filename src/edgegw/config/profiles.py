@@ -17,6 +17,9 @@ class SignalSpec(Base):
     on_delay_s: float = Field(0.0, ge=0, description="Condition must hold this long (event time) to raise.")
     off_delay_s: float = Field(0.0, ge=0, description="Condition must be gone this long (event time) to clear.")
     range: tuple[float, float] | None = Field(None, description="Physical range; outside it a reading is bad.")
+    resolution: float | None = Field(
+        None, gt=0, description="Smallest step worth showing: alarm texts and rollups round to it (default: deadband / 10)."
+    )
 
     @model_validator(mode="after")
     def _order(self) -> SignalSpec:

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from edgegw.config import GatewayConfig, Profile
-from edgegw.engine import window
+from edgegw.engine import text, window
 from edgegw.engine.features import N_FEATURES, feature_names, window_features
 from edgegw.engine.modelmeta import MODEL_KINDS, OFF_HOPS, ON_HOPS
 from edgegw.engine.models import ModelSet, Scores, Verdict
@@ -302,14 +302,12 @@ class Engine:
     def _transition(self, a: AssetState, kind: str, source: str, level: int, ts: float, ev: dict[str, Any]) -> None:
         if level:
             severity = severity_of(level) if kind == "threshold" else _KIND_SEVERITY.get(kind, Severity.WARNING)
-            if kind == "threshold":
-                msg = f"{source} {ev['value']:.4g} {'above' if level > 0 else 'below'} {ev['level']} {ev['limit']:.4g}"
-            else:
-                msg = _message(kind, source, ev)
             a.alarms_raised += 1
+            msg = text.raised(kind, source, ev, a.profile.signals)
             alert = Alert(a.id, kind, source, AlertState.RAISED, severity, ts, ev, msg)
         else:
-            alert = Alert(a.id, kind, source, AlertState.CLEARED, Severity.INFO, ts, ev, f"{kind} {source} cleared")
+            msg = text.cleared(kind, source, ev, a.profile.signals)
+            alert = Alert(a.id, kind, source, AlertState.CLEARED, Severity.INFO, ts, ev, msg)
         self._emit(alert)
 
     def prepare(self) -> None:
@@ -595,10 +593,12 @@ class Engine:
         ev = {"score": v.score, "threshold": v.threshold, "model": model.name, "model_version": model.version}
         ev.update(v.evidence)
         if lvl:
-            alert = Alert(a.id, v.kind, model.name, AlertState.RAISED, v.severity, ts, ev, _message(v.kind, model.name, ev))
+            msg = text.raised(v.kind, model.name, ev, a.profile.signals)
+            alert = Alert(a.id, v.kind, model.name, AlertState.RAISED, v.severity, ts, ev, msg)
             a.alarms_raised += 1
         else:
-            alert = Alert(a.id, v.kind, model.name, AlertState.CLEARED, Severity.INFO, ts, ev, f"{v.kind} cleared")
+            msg = text.cleared(v.kind, model.name, ev, a.profile.signals)
+            alert = Alert(a.id, v.kind, model.name, AlertState.CLEARED, Severity.INFO, ts, ev, msg)
         self._emit(alert)
 
     def feature_names(self, profile: str) -> list[str]:
@@ -609,6 +609,7 @@ class Engine:
     def take_rollups(self, start: float, end: float) -> list[Rollup]:
         """Aggregates since the last call, one Rollup per asset; accumulators start afresh."""
         out = []
+        shown = {name: _shown(p) for name, p in self.profiles.items()}
         for a in self.assets.values():
             stats = {}
             for s in a.signals.values():
@@ -625,6 +626,8 @@ class Engine:
                     anomaly_max=float(ps.score_max[i]) if n else None,
                     anomaly_mean=float(ps.score_sum[i] / n) if n else None,
                     alarms_raised=raised,
+                    units=shown[a.profile_name][0],
+                    decimals=shown[a.profile_name][1],
                 )
             )
         for ps in self._ps.values():
@@ -651,18 +654,10 @@ _KIND_SEVERITY = {
 }
 
 
-def _message(kind: str, source: str, ev: dict[str, Any]) -> str:
-    if kind == "stale":
-        return f"{source} silent for {ev.get('silent_s')} s"
-    if kind == "quality":
-        return f"{source} readings are bad (value {ev.get('value')}, range {ev.get('range')})"
-    if kind == "anomaly":
-        top = ", ".join(str(c.get("feature", c)) if isinstance(c, dict) else str(c) for c in ev.get("top", [])[:3])
-        score = f"score {ev.get('score', 0):.3f} > {ev.get('threshold', 0):.3f}"
-        return f"unlike normal operation ({score}){': ' + top if top else ''}"
-    if kind == "failure_risk":
-        return f"failure risk {ev.get('score', 0):.2f}: {ev.get('class', '?')}"
-    return f"{kind} {source}"
+def _shown(p: Profile) -> tuple[dict[str, str], dict[str, int]]:
+    """A profile's units and resolution decimals per signal, as rollups show them."""
+    units = {n: s.unit for n, s in p.signals.items() if s.unit}
+    return units, {n: d for n, s in p.signals.items() if (d := text.decimals(s)) is not None}
 
 
 # store fields a HopResult reads (bucket k's slot may hold another bucket: field K says which)

@@ -273,7 +273,13 @@ class OnnxModelSet:
         if len(self._rel_cols):
             m = (x[self._rel_cols].astype(np.float64) - self._rel_center) / self._rel_scale
             z = np.concatenate([z, relation_z(m, *self._rel)])
-        return self._explain(z, np.argsort(-np.abs(z)))
+        ev = self._explain(z, np.argsort(-np.abs(z)))
+        values, n = x[self._used].astype(np.float64), len(self._mean)
+        for t in ev["top"]:  # the feature's value and its normal (the training centre): "8x normal" in the text
+            i = self._used_names.index(t["feature"])
+            if i < n:
+                t["value"], t["normal"] = _round(float(values[i])), _round(float(self._mean[i]))
+        return ev
 
     def risk_evidence(self, probs: np.ndarray, p_fault: float) -> dict[str, Any]:
         """The most likely fault class of one row, from the classifier's calibrated probabilities;
@@ -434,3 +440,8 @@ def _warm_up(ms: OnnxModelSet, meta: ModelMeta, nf: int) -> None:
         raise
     except Exception as e:  # a graph that loads but cannot run this input
         raise ModelError(f"{ms.directory}: warm-up run failed: {str(e).splitlines()[0][:200]}") from None
+
+
+def _round(v: float) -> float:
+    """Four significant digits: evidence for people and machines, not float noise."""
+    return float(f"{v:.4g}") if math.isfinite(v) else v

@@ -165,6 +165,7 @@ _LEGACY = "alarms.db"  # the notify journal of earlier versions: the same table
 def alarms_configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("action", nargs="?", choices=("clear",), help="clear KEY: clear an alarm by command")
     p.add_argument("key", nargs="?", help="the alarm to clear: asset/kind/source")
+    p.add_argument("--note", default="", help="clear: why (journaled with who cleared it)")
     p.add_argument("-c", "--config", help="the gateway's config (finds the journal in its history file)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     p.add_argument("--journal", "--file", dest="file", metavar="FILE", help="the history (or old alarms.db) file itself")

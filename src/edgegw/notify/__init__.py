@@ -1,5 +1,5 @@
-"""Alarms reach people: email and webhook targets behind durable per-target queues, acknowledge and
-shelve over MQTT, and the alarm journal. Built by the gateway only when `notify:` is configured;
+"""Alarms reach people: email and webhook targets behind durable per-target queues, shelves (set by
+the alarms room's commands), and the alarm journal. Built by the gateway only when `notify:` is configured;
 importing this package loads no delivery library (aiosmtplib and httpx load with their target)."""
 
 from __future__ import annotations

@@ -12,10 +12,13 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from edgegw.config import GatewayConfig
     from edgegw.intake import Intake
+    from edgegw.runtime import Link
 
 
 class Source(Protocol):
     name: str
+    assets: frozenset[str]  # the assets it feeds (what its link alarm names and suppresses)
+    link: Link
 
     @property
     def connected(self) -> bool: ...

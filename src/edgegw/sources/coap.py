@@ -123,7 +123,7 @@ _RESPONSE = {
 class ReadingsResource(resource.Resource):
     """The whole server site: every POST/PUT whose path fits the template is a batch of readings."""
 
-    def __init__(self, template: PathTemplate, decoder: PayloadDecoder, intake: Intake, assets: set[str]) -> None:
+    def __init__(self, template: PathTemplate, decoder: PayloadDecoder, intake: Intake, assets: frozenset[str]) -> None:
         super().__init__()
         self.assets = assets
         self.template = template
@@ -179,7 +179,7 @@ class CoapTelemetrySource:
         self.notifications = 0  # observe notifications and poll responses taken
         self.registrations = 0  # successful observe registrations
         self.polls = 0
-        self.assets = {a.id for a in cfg.assets}
+        self.assets = frozenset(a.id for a in cfg.assets) if spec.mode == "server" else frozenset([self.asset])
 
     def stats(self) -> CoapStats:
         st = CoapStats(**self.link.stats(), notifications=self.notifications, registrations=self.registrations, polls=self.polls)

@@ -58,6 +58,7 @@ class MqttTelemetrySource:
         self.backoff = Backoff(0.5, 30.0)
         self.template = TopicTemplate(spec.topic)
         self.fixed_asset = spec.asset or ""
+        self.assets = frozenset([self.fixed_asset]) if self.template.asset_at < 0 else frozenset(a.id for a in cfg.assets)
         self.fixed_signal = spec.signal or ""
         self.max_payload = cfg.ingest.max_payload_bytes
         self._json = JsonDecoder(spec.fields, spec.timestamp, intake)

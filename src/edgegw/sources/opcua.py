@@ -58,6 +58,7 @@ class OpcuaTelemetrySource:
         self.backoff = Backoff(initial=0.5, cap=spec.reconnect_max_s)
         # client handle h (1-based) -> (asset, signal) of spec.nodes[h - 1]
         self.targets: list[tuple[str, str]] = [(n.asset, n.signal) for n in spec.nodes]
+        self.assets = frozenset(a for a, _ in self.targets)
         self.ts_mode = spec.timestamp
         self.items_created = 0  # monitored items created, over all sessions
         self.changes = 0  # data changes taken
