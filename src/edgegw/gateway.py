@@ -114,7 +114,8 @@ class Gateway:
             from edgegw.web.server import GatewayPort, WebServer
 
             history = self.history.path if self.history is not None else None
-            self.web = WebServer(cfg, GatewayPort(self._web_info, self.alarm_command, history), state_dir)
+            shelves = self.notifier.shelved_until if self.notifier is not None else None
+            self.web = WebServer(cfg, GatewayPort(self._web_info, self.alarm_command, history, shelves), state_dir)
             self.sinks.append(self.web)
         if cfg.report is not None and self.history is not None and state_dir is not None:  # reports mailed on a schedule
             from edgegw.web.schedule import ReportMailer

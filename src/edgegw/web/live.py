@@ -12,6 +12,7 @@ import asyncio
 import math
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -60,8 +61,14 @@ class Client:
 class LiveState:
     """Tiles and active alarms, kept from the fan-out, pushed to the connected browsers."""
 
-    def __init__(self, cfg: GatewayConfig, queue_size: int = 256) -> None:
+    def __init__(
+        self,
+        cfg: GatewayConfig,
+        queue_size: int = 256,
+        shelved_until: Callable[[tuple[str, str, str]], float | None] | None = None,
+    ) -> None:
         self.queue_size = queue_size
+        self.shelved_until = shelved_until
         self.clients: set[Client] = set()
         self.alarms: dict[str, dict[str, Any]] = {}  # "asset/kind/source" -> the alert as published
         self.tiles: dict[str, dict[str, Any]] = {}
@@ -150,7 +157,14 @@ class LiveState:
         """Alarms active before a restart, as the local broker handed them back."""
         for d in alarms:
             key = f"{d.get('asset')}/{d.get('kind')}/{d.get('source')}"
-            self.alarms.setdefault(key, d)
+            d = self.alarms.setdefault(key, dict(d))
+            until = (
+                self.shelved_until((str(d.get("asset")), str(d.get("kind")), str(d.get("source"))))
+                if self.shelved_until
+                else None
+            )
+            if until is not None:
+                d["shelved_until"] = iso(until)
         for t in self.tiles.values():
             self._judge(t)
         self.publish(self.snapshot_event())

@@ -46,6 +46,7 @@ class GatewayPort:
     info: Callable[[], dict[str, Any]]
     command: Callable[[str, AlarmCommand], tuple[bool, str]] | None = None
     history: Path | None = None
+    shelved_until: Callable[[tuple[str, str, str]], float | None] | None = None  # the shelves kept across restarts
 
 
 class Static:
@@ -93,7 +94,7 @@ class WebServer:
         self.cfg = cfg
         self.web = cfg.web
         self.port = port
-        self.live = LiveState(cfg, cfg.web.sse_queue)
+        self.live = LiveState(cfg, cfg.web.sse_queue, port.shelved_until)
         self.users = Users(default_users_file(cfg.web.users_file, state_dir))
         self.sessions = Sessions(load_key(self.users.path.with_name(self.users.path.name + ".key")), cfg.web.session_hours * 3600)
         self.static = Static()

@@ -125,7 +125,7 @@
     }
     return h("tr", { "data-alarm-key": key, "data-severity": a.severity, "data-ack": st, class: `sev-${a.severity} ${st}` },
       selectable ? h("td", {}, h("input", { type: "checkbox", value: key, "aria-label": "select" })) : null,
-      h("td", { class: "sev" }, a.severity), h("td", {}, h("a", { href: `#/asset/${encodeURIComponent(a.asset)}` }, a.asset)),
+      h("td", { class: "sev" }, a.severity), h("td", {}, S.tiles.has(a.asset) ? h("a", { href: `#/asset/${encodeURIComponent(a.asset)}` }, a.asset) : a.asset),
       h("td", {}, KIND_TEXT[a.kind] || a.kind, h("br"), h("small", {}, a.source)),
       h("td", { class: "msg" }, a.message, h("br"), h("small", {}, explain(a) === a.message ? "" : explain(a))),
       h("td", {}, h("span", { title: clock(a.raised_at || a.ts) }, ago(a.raised_at || a.ts)), st === "acked" ? h("small", {}, h("br"), `ack ${a.acked_by}`) : null, st === "shelved" ? h("small", {}, h("br"), `shelved until ${clock(a.shelved_until)}`) : null),
@@ -187,6 +187,8 @@
       alarmTable(activeAlarms("all").filter((a) => a.asset === asset), false));
     assetHead(t);
     charts(asset);
+    clearInterval(S.refresh);
+    S.refresh = setInterval(() => { if (S.view === `#/asset/${encodeURIComponent(asset)}` && !S.end && !document.hidden) charts(asset); }, 60000);
   }
   function limitsPlugin(limits) {
     return { hooks: { draw: (u) => {
