@@ -54,7 +54,7 @@ def prepare(path: str, overrides: Sequence[str] = ()) -> Prepared:
     warnings = list(cfg.warnings)
     state_dir = _state_dir(cfg, problems, warnings)
     _notify(cfg, state_dir, problems)
-    _web(cfg, state_dir, problems)
+    _web(cfg, state_dir, problems, warnings)
     _report(cfg, state_dir, problems)
     _history(cfg, state_dir, problems, warnings)
     _source_libraries(cfg, problems)
@@ -109,14 +109,18 @@ def _notify(cfg: GatewayConfig, state_dir: Path | None, problems: list[tuple[tup
         _queue_file(queue_file(folder, t), ("notify", "targets", i), problems)
 
 
-def _web(cfg: GatewayConfig, state_dir: Path | None, problems: list[tuple[tuple[Any, ...], str]]) -> None:
-    """The page's users file can be read (a missing one only warns at start), and its TLS files load."""
+def _web(cfg: GatewayConfig, state_dir: Path | None, problems: list[tuple[tuple[Any, ...], str]], warnings: list[str]) -> None:
+    """The page's users file can be read, and its TLS files load; no users yet, or a listen beyond
+    loopback without TLS, only warn."""
     if cfg.web is None:
         return
+    from edgegw.config.web import is_loopback
     from edgegw.web.auth import UsersError, default_users_file, read_users
 
     try:
-        read_users(default_users_file(cfg.web.users_file, state_dir))
+        path = default_users_file(cfg.web.users_file, state_dir)
+        if not read_users(path) and cfg.web.anonymous == "off":
+            warnings.append(f"web.users_file: no users in {path} yet: edgegw users add NAME --role operator --users-file {path}")
     except UsersError as e:
         problems.append((("web", "users_file"), str(e)))
     if cfg.web.tls is not None:
@@ -124,6 +128,8 @@ def _web(cfg: GatewayConfig, state_dir: Path | None, problems: list[tuple[tuple[
             ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cfg.web.tls.cert_file, cfg.web.tls.key_file)
         except (OSError, ssl.SSLError) as e:
             problems.append((("web", "tls"), f"cannot load the certificate and key: {e}"))
+    elif not is_loopback(cfg.web.host):
+        warnings.append(f"web.listen: {cfg.web.listen} is reachable beyond this machine without TLS: set web.tls")
 
 
 def _report(cfg: GatewayConfig, state_dir: Path | None, problems: list[tuple[tuple[Any, ...], str]]) -> None:

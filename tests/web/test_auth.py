@@ -88,3 +88,25 @@ def test_config_errors_name_the_field(tmp_path: Path) -> None:
     )
     assert r.returncode == 78
     assert "web.listen: '0.0.0.0': expected HOST:PORT" in r.stderr and "web.anonymous" in r.stderr
+
+
+def test_check_warns_of_no_users_and_no_tls_beyond_loopback(tmp_path: Path) -> None:
+    from tests.helpers import EXAMPLE
+
+    users = tmp_path / "users"
+    r = edgegw(
+        "check",
+        "-c",
+        str(EXAMPLE),
+        "--set",
+        "profiles.pump.model=null",
+        "--set",
+        "web.listen=0.0.0.0:8080",
+        "--set",
+        f"web.users_file={users}",
+    )
+    assert r.returncode == 0, r.stderr
+    assert (
+        f"no users in {users} yet: edgegw users add" in r.stderr
+        and "0.0.0.0:8080 is reachable beyond this machine without TLS" in r.stderr
+    )
