@@ -21,18 +21,11 @@ from edgegw.config import GatewayConfig
 from edgegw.records import AlarmEvent, Alert, HopResult, iso
 
 STATE_ORDER = ("nodata", "normal", "stale", "warning", "critical")
+_INF = (math.inf, -math.inf)
 
 
 def sse(event: str, data: Any) -> bytes:
     return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
-
-
-def _num(x: Any) -> float | None:
-    try:
-        f = float(x)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(f) or math.isinf(f) else round(f, 4)
 
 
 class Client:
@@ -93,33 +86,43 @@ class LiveState:
     # -- the fan-out
 
     def hop(self, r: HopResult) -> None:
+        """Newest values and scores into the tiles (arrays to lists once per hop, not per value);
+        encoded and pushed only when a browser is connected."""
         self.hops += 1
+        now = time.time()
+        n = len(r.assets)
+        last = r.last.round(4).tolist() if r.last is not None else None
+        ends = r.ends.tolist()
+        scores = [
+            (name, arr.tolist())
+            for name, arr in (("anomaly", r.anomaly), ("threshold", r.threshold), ("risk", r.risk))
+            if arr is not None
+        ]
         changed = []
-        for i, asset in enumerate(r.assets):
-            t = self.tiles.get(asset)
+        for i in range(n):
+            t = self.tiles.get(r.assets[i])
             if t is None:
                 continue
-            if r.last is not None:
-                row = r.last[i]
+            if last is not None:
                 values = t["values"]
-                for j, sig in enumerate(r.signals):
-                    v = _num(row[j])
-                    if v is not None:
+                for sig, v in zip(r.signals, last[i], strict=True):
+                    if v == v and v not in _INF:  # not NaN, not infinite
                         values[sig] = v
-            t["ts"] = float(r.ends[i])
-            t["seen"] = time.time()
-            for name, arr in (("anomaly", r.anomaly), ("threshold", r.threshold), ("risk", r.risk)):
-                if arr is not None:
-                    v = _num(arr[i])
-                    if v is not None or name not in t:
-                        t[name] = v
+            t["ts"] = ends[i]
+            t["seen"] = now
+            for name, col in scores:
+                v = col[i]
+                if v == v and v not in _INF:
+                    t[name] = round(v, 4)
+                elif name not in t:
+                    t[name] = None
             if r.cause is not None and r.cause[i]:
                 t["cause"] = r.cause[i]
             if r.model_version:
                 t["model_version"] = r.model_version
             self._judge(t)
             changed.append(t)
-        if changed:
+        if changed and self.clients:
             self.publish(sse("tiles", changed))
 
     def alert(self, a: Alert) -> None:
@@ -136,7 +139,8 @@ class LiveState:
         t = self.tiles.get(a.asset)
         if t is not None:
             self._judge(t)
-            self.publish(sse("tiles", [t]))
+            if self.clients:
+                self.publish(sse("tiles", [t]))
 
     def event(self, e: AlarmEvent) -> None:
         """Journal-worthy events go to the open alarm histories; shelves mark the active alarm
