@@ -164,9 +164,17 @@ class Peer:
     stats_keys: set[str]
 
 
-@pytest.fixture(params=["local", "upstream", "notify", "history"])
+@pytest.fixture(params=["local", "upstream", "notify", "history", "web"])
 async def peer(request: pytest.FixtureRequest, broker_factory: Any, tmp_path: Path) -> AsyncIterator[Peer]:
     kind = request.param
+    if kind == "web":  # the page: its peer is a logged-in browser's event stream
+        from tests.web.helpers import SseReader, web_sink
+
+        sink, url = web_sink(tmp_path)
+        reader = SseReader(url)
+        yield Peer(sink, reader.saw, reader.close, LINK_KEYS)
+        reader.close()
+        return
     if kind == "history":  # its peer is its file: an alert has arrived when the journal holds it
         import shutil
 

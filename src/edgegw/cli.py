@@ -25,6 +25,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "history": ("edgegw.history.cli", "print or export what the gateway kept of an asset's signals"),
     "browse": ("edgegw.browse", "list an OPC UA server's variables (NodeIds, units) as a config fragment"),
     "energy": ("edgegw.pump.cli", "the pumps' energy report: kWh, m3, kWh/m3, time per region, saving at BEP"),
+    "users": ("edgegw.web.auth", "add, list or remove the page's users (roles viewer, operator, admin)"),
+    "report": ("edgegw.web.report", "an HTML report of the assets from history: availability, alarms, trends"),
 }
 
 

@@ -46,6 +46,7 @@ from edgegw.wallclock import WallClock
 if TYPE_CHECKING:
     from edgegw.history.store import Historian
     from edgegw.notify.dispatch import Notifier
+    from edgegw.web.server import WebServer
 
 log = structlog.get_logger("edgegw.gateway")
 ROLLUP_CHUNK = 8  # rollups encoded per loop turn at the top of an interval
@@ -117,6 +118,18 @@ class Gateway:
             self.history = Historian(cfg, history_file, self._on_alert)
             self.sinks.append(self.history)
             self.engine.keep_raw(cfg.history.raw)
+        self.web: WebServer | None = None
+        if cfg.web is not None:  # the operator's page: a sink of the fan-out; its commands go through the handler
+            from edgegw.web.server import GatewayPort, WebServer
+
+            history = self.history.path if self.history is not None else None
+            shelves = self.notifier.shelved_until if self.notifier is not None else None
+            self.web = WebServer(cfg, GatewayPort(self._web_info, self.alarm_command, history, shelves), state_dir)
+            self.sinks.append(self.web)
+        if cfg.report is not None and self.history is not None and state_dir is not None:  # reports mailed on a schedule
+            from edgegw.web.schedule import ReportMailer
+
+            self.sinks.append(ReportMailer(cfg, self.history.path, state_dir))
         self.sources: list[Source] = build_sources(cfg, self.intake)
         self._alarms_room(state_dir)
         self.health = Health(self)
@@ -230,6 +243,10 @@ class Gateway:
         self.intake.clock_stepped(delta)
         return True
 
+    def _web_info(self) -> dict[str, Any]:
+        """The page's gateway view: the health figures and each profile's model version."""
+        return {**self.health.snapshot(), "model_versions": {p: m.version for p, m in self.engine.models.items()}}
+
     # -- running
 
     async def _ticker(self) -> None:
@@ -327,6 +344,8 @@ class Gateway:
         self.gateway_alarms.restored(alarms)
         if self.history is not None:
             self.history.restore(alarms)
+        if self.web is not None:
+            self.web.live.restore(kept)
         for d, why in orphans:
             self.alarms.clear_orphan(d, why)
         if orphans:

@@ -56,6 +56,8 @@ def prepare(path: str, overrides: Sequence[str] = ()) -> Prepared:
     warnings = list(cfg.warnings)
     state_dir = _state_dir(cfg, problems, warnings)
     _notify(cfg, state_dir, problems)
+    _web(cfg, state_dir, problems, warnings)
+    _report(cfg, state_dir, problems)
     _history(cfg, state_dir, problems, warnings)
     _source_libraries(cfg, problems)
     if problems:
@@ -107,6 +109,46 @@ def _notify(cfg: GatewayConfig, state_dir: Path | None, problems: list[tuple[tup
     folder = cfg.notify.folder(state_dir)
     for i, t in enumerate(cfg.notify.targets):
         _queue_file(queue_file(folder, t), ("notify", "targets", i), problems)
+
+
+def _web(cfg: GatewayConfig, state_dir: Path | None, problems: list[tuple[tuple[Any, ...], str]], warnings: list[str]) -> None:
+    """The page's users file can be read, and its TLS files load; no users yet, or a listen beyond
+    loopback without TLS, only warn."""
+    if cfg.web is None:
+        return
+    from edgegw.config.web import is_loopback
+    from edgegw.web.auth import UsersError, default_users_file, read_users
+
+    try:
+        path = default_users_file(cfg.web.users_file, state_dir)
+        if not read_users(path) and cfg.web.anonymous == "off":
+            warnings.append(f"web.users_file: no users in {path} yet: edgegw users add NAME --role operator --users-file {path}")
+    except UsersError as e:
+        problems.append((("web", "users_file"), str(e)))
+    if cfg.web.tls is not None:
+        try:
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cfg.web.tls.cert_file, cfg.web.tls.key_file)
+        except (OSError, ssl.SSLError) as e:
+            problems.append((("web", "tls"), f"cannot load the certificate and key: {e}"))
+    elif not is_loopback(cfg.web.host):
+        warnings.append(f"web.listen: {cfg.web.listen} is reachable beyond this machine without TLS: set web.tls")
+
+
+def _report(cfg: GatewayConfig, state_dir: Path | None, problems: list[tuple[tuple[Any, ...], str]]) -> None:
+    """A report schedule needs history (a state directory) and email targets that exist."""
+    if cfg.report is None:
+        return
+    if state_dir is None or cfg.history.file(state_dir) is None:
+        problems.append((("report",), "a report schedule needs history: set gateway.state_dir (and history on)"))
+    emails = {t.name for t in cfg.notify.targets if t.type == "email"} if cfg.notify is not None else set()
+    for i, name in enumerate(cfg.report.to):
+        if name not in emails:
+            have = f" (email targets: {', '.join(sorted(emails))})" if emails else " (no notify email target)"
+            problems.append((("report", "to", i), f"{name!r} is not an email target of notify:{have}"))
+    known = {a.id for a in cfg.assets}
+    for i, a in enumerate(cfg.report.assets):
+        if a not in known:
+            problems.append((("report", "assets", i), f"unknown asset {a!r}"))
 
 
 def _queue_file(p: Path, loc: tuple[Any, ...], problems: list[tuple[tuple[Any, ...], str]]) -> None:

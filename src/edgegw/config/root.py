@@ -17,6 +17,7 @@ from edgegw.config.profiles import AssetSpec, Profile
 from edgegw.config.pump import asset_pump
 from edgegw.config.sources import OpcuaSource, Source
 from edgegw.config.upstream import UpstreamConfig
+from edgegw.config.web import ReportSchedule, WebConfig
 
 WINDOW_MEMORY_MAX = 1 << 30  # bytes of window state over all profiles; beyond it a gateway cannot run
 _WINDOW_BYTES = 2 * 13 * 8  # per row and bucket: the bucket store and the tail table, 13 float64 fields
@@ -47,6 +48,8 @@ class GatewayConfig(Base):
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     log: LogConfig = Field(default_factory=LogConfig)
     notify: NotifyConfig | None = Field(None, description="Email and webhook targets, alarm journal, ack/shelve.")
+    web: WebConfig | None = Field(None, description="The operator's page (pip install 'edgegw[web]').")
+    report: ReportSchedule | None = Field(None, description="Reports mailed through notify email targets on a schedule.")
     history: HistoryConfig = Field(default_factory=HistoryConfig, description="What the gateway keeps on its disk.")
     _warnings: list[str] = PrivateAttr(default_factory=list)
 

@@ -155,6 +155,30 @@ class Setup:
     broker: EmbeddedBroker | None  # started here, stopped at the end; None: one was already there
     broker_note: str
     model_note: str
+    page_note: str = ""
+    page_dir: Path | None = None
+
+
+def _page(cfg: GatewayConfig, overrides: list[str]) -> tuple[str, Path | None]:
+    """Turn the operator's page on (loopback, port 8080 or a free one) with a user `demo` (operator)
+    whose random password is printed: no anonymous access even in the demo. (note, folder to remove)."""
+    import importlib.util
+    import secrets
+    import tempfile
+
+    if cfg.web is not None:
+        return f"page {cfg.web.listen} (users from {cfg.web.users_file or 'the state dir'})", None
+    if importlib.util.find_spec("aiohttp") is None:
+        return "page off (pip install 'edgegw[web]')", None
+    from edgegw.web.auth import User, hash_password, write_users
+
+    folder = Path(tempfile.mkdtemp(prefix="edgegw-demo-"))
+    password = secrets.token_urlsafe(9)
+    write_users(folder / "users", {"demo": User("demo", "operator", hash_password(password))})
+    with socket.socket() as s:
+        port = 8080 if s.connect_ex(("127.0.0.1", 8080)) != 0 else free_port()
+    overrides += [f"web.listen=127.0.0.1:{port}", f"web.users_file={folder / 'users'}"]
+    return f"page http://127.0.0.1:{port}/ (user demo, password {password})", folder
 
 
 def _load(args: argparse.Namespace) -> tuple[Path, list[str], str]:
@@ -205,7 +229,10 @@ async def _setup(args: argparse.Namespace) -> Setup:
             overrides += [f"mqtt.host={host}", f"mqtt.port={port}"]
             cfg = load_config(cfg_path, overrides)
         broker_note = f"embedded broker (amqtt) on {host}:{port}"
-    return Setup(cfg, cfg_path, host, port, broker, broker_note, model_note)
+    page_note, page_dir = _page(cfg, overrides)
+    if page_dir is not None:
+        cfg = load_config(cfg_path, overrides)
+    return Setup(cfg, cfg_path, host, port, broker, broker_note, model_note, page_note, page_dir)
 
 
 async def _start_gateway(st: Setup) -> tuple[asyncio.Task[None], asyncio.Event, Gateway]:
@@ -290,7 +317,7 @@ async def run_demo(args: argparse.Namespace, out: TextIO = sys.stdout) -> tuple[
     setup("warning", "console")
     tty = out.isatty()
     display = Display(out, tty, args.colour and tty, args.duration)
-    display.header = f"edgegw demo — {st.broker_note} — gateway {st.cfg.gateway.id} — model {st.model_note}"
+    display.header = f"edgegw demo — {st.broker_note} — gateway {st.cfg.gateway.id} — model {st.model_note}\n{st.page_note}"
     if not tty:
         out.write(display.header + "\n")
         out.flush()
@@ -331,6 +358,8 @@ async def run_demo(args: argparse.Namespace, out: TextIO = sys.stdout) -> tuple[
         if st.broker is not None:
             with contextlib.suppress(Exception):
                 await st.broker.stop()
+        if st.page_dir is not None:
+            shutil.rmtree(st.page_dir, ignore_errors=True)
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
     # faults scheduled but not reached (run stopped early) are not judged
@@ -339,6 +368,7 @@ async def run_demo(args: argparse.Namespace, out: TextIO = sys.stdout) -> tuple[
         "seed": args.seed,
         "broker": st.broker_note,
         "model": st.model_note,
+        "page": st.page_note.split(" (")[0],
         "started_at": iso(clock.start_ts),
         "messages_sent": publisher.sent,
         "messages_dropped": publisher.dropped,
