@@ -21,6 +21,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("edgegw.sim.demo", "simulator + gateway + live alert table on an embedded broker"),
     "watch": ("edgegw.watch", "live table of active alarms from a broker"),
     "alarms": ("edgegw.notify.journal", "print the alarm journal (transitions, acks, shelves)"),
+    "retrain": ("edgegw.ml.retrain", "train, validate and arm models from the gateway's own history (learn:)"),
+    "models": ("edgegw.learn.cli", "learned models per asset: learning or armed, version, last retrain; rollback"),
 }
 
 
@@ -45,7 +47,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         parser = build_parser(load)
     except ModuleNotFoundError as e:
-        extra = {"train": "train", "backtest": "train", "demo": "demo", "simulate": "demo"}.get(load or "", "")
+        extra = {"train": "train", "backtest": "train", "retrain": "train", "demo": "demo", "simulate": "demo"}.get(
+            load or "", ""
+        )
         hint = f" (install the extra: pip install 'edgegw[{extra}]')" if extra else ""
         print(f"edgegw {load}: missing module {e.name}{hint}", file=sys.stderr)
         return 1

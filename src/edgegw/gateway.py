@@ -34,6 +34,7 @@ from edgegw.sinks.local import LocalSink
 from edgegw.sources import Source, build_sources
 
 if TYPE_CHECKING:
+    from edgegw.learn.schedule import Learner
     from edgegw.notify.dispatch import Notifier
 
 log = structlog.get_logger("edgegw.gateway")
@@ -95,6 +96,9 @@ class Gateway:
 
             self.notifier = build_notifier(cfg, self._on_alert, state_dir)
             self.sinks.append(self.notifier)
+        self.learner: Learner | None = None
+        if cfg.learning is not None and state_dir is not None:
+            self._start_learning(state_dir)
         self.sources: list[Source] = build_sources(cfg, self.intake)
         self.health = Health(self)
 
@@ -171,6 +175,25 @@ class Gateway:
             return
         self.engine.models.update(models)
         log.info("models reloaded", profiles=sorted(models))
+
+    def _start_learning(self, state_dir: Path) -> None:
+        """Models learned on the gateway (learn/): the learner loads what the store serves now and
+        swaps in what retraining installs later; it sees hops and alarms as a sink."""
+        from edgegw.engine.models import load_model_set
+        from edgegw.learn.schedule import Learner
+
+        def load(path: Path, profile: str) -> ModelSet:
+            return load_model_set(path, profile, self.cfg.profiles[profile])
+
+        def install(key: str, profile: str, model: ModelSet | None) -> None:
+            target = self.engine.models if key == profile else self.engine.asset_models
+            if model is None:
+                target.pop(key, None)
+            else:
+                target[key] = model
+
+        self.learner = Learner(self.cfg, self.config_path, state_dir, load, install, self._on_alert, self._on_event)
+        self.sinks.append(self.learner)
 
     # -- running
 

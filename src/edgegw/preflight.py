@@ -53,6 +53,7 @@ def prepare(path: str, overrides: Sequence[str] = ()) -> Prepared:
     _readings(cfg, problems)
     state_dir = _state_dir(cfg, problems)
     _notify(cfg, state_dir, problems)
+    _learn(cfg, state_dir, problems)
     _source_libraries(cfg, problems)
     if problems:
         raise ConfigError(located(path, problems))
@@ -103,6 +104,13 @@ def _notify(cfg: GatewayConfig, state_dir: Path | None, problems: list[tuple[tup
     folder = cfg.notify.folder(state_dir)
     for i, t in enumerate(cfg.notify.targets):
         _queue_file(queue_file(folder, t), ("notify", "targets", i), problems)
+
+
+def _learn(cfg: GatewayConfig, state_dir: Path | None, problems: list[tuple[tuple[Any, ...], str]]) -> None:
+    """A profile that learns its model keeps its history and its models in the state directory."""
+    learned = cfg.learned_profiles
+    if learned and state_dir is None:
+        problems.append((("profiles", learned[0], "model"), "a learned model (model: learn) needs a writable gateway.state_dir"))
 
 
 def _queue_file(p: Path, loc: tuple[Any, ...], problems: list[tuple[tuple[Any, ...], str]]) -> None:

@@ -9,6 +9,7 @@ from pydantic import Field, PrivateAttr, model_validator
 from edgegw.config.base import Base, TopicName
 from edgegw.config.brokers import MqttBroker
 from edgegw.config.daemon import IngestConfig, LogConfig, MetricsConfig
+from edgegw.config.learn import LEARN, LearnConfig
 from edgegw.config.notify import NotifyConfig
 from edgegw.config.outputs import AlertsConfig, RollupsConfig
 from edgegw.config.profiles import AssetSpec, Profile
@@ -44,6 +45,7 @@ class GatewayConfig(Base):
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     log: LogConfig = Field(default_factory=LogConfig)
     notify: NotifyConfig | None = Field(None, description="Email and webhook targets, alarm journal, ack/shelve.")
+    learn: LearnConfig | None = Field(None, description="Learning on the gateway, for profiles with `model: learn`.")
     _warnings: list[str] = PrivateAttr(default_factory=list)
 
     @property
@@ -61,6 +63,16 @@ class GatewayConfig(Base):
                 raise ValueError(f"assets.{i}.id: duplicate asset id {a.id!r}")
             seen.add(a.id)
         return self
+
+    @property
+    def learning(self) -> LearnConfig | None:
+        """The learning settings when some profile learns its model, else None."""
+        return (self.learn or LearnConfig()) if self.learned_profiles else None
+
+    @property
+    def learned_profiles(self) -> list[str]:
+        """Profiles whose model the gateway learns: `model: learn`, or no model while `learn:` is set."""
+        return [n for n, p in self.profiles.items() if p.model == LEARN or (p.model is None and self.learn is not None)]
 
     @model_validator(mode="after")
     def _window_memory(self) -> GatewayConfig:

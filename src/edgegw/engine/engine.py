@@ -160,6 +160,7 @@ class Engine:
         self.hops = 0
         self.windows_skipped = 0
         self.hop_observer: HopObserver | None = None
+        self.asset_models: dict[str, ModelSet] = {}  # learned on the gateway: an asset's own model (learn/)
         self.on_hop: Callable[[HopResult], None] | None = None  # the gateway's fan-out of each hop
         self.hop_seconds: list[float] = []  # recent hop durations, for self-metrics
 
@@ -378,8 +379,23 @@ class Engine:
                 verdicts = [[] for _ in assets]
                 for k, row in zip(idx.tolist(), sc.verdicts() if sc is not None else [], strict=True):
                     verdicts[k] = row
+        if self.asset_models:
+            self._own_models(ps, profile, assets, ends, x)
         if self.hop_observer is not None:
             self.hop_observer(pname, [a.id for a in assets], ends, x, verdicts)
+
+    def _own_models(self, ps: ProfileState, profile: Profile, assets: list[AssetState], ends: np.ndarray, x: np.ndarray) -> None:
+        """Assets with a model of their own (learned on the gateway) are judged by it, a call each;
+        an asset without one runs thresholds only (its profile's model, if any, judged it above)."""
+        for k, a in enumerate(assets):
+            m = self.asset_models.get(a.id)
+            if m is None:
+                continue
+            if ends[k] - ps.first_ts[a.index] < profile.window_s - profile.hop_s or np.isnan(x[k]).any():
+                self.windows_skipped += 1
+                continue
+            sc = m.score(x[k : k + 1].astype(np.float32))
+            self._model_alarms(ps, np.array([a.index]), ends[k : k + 1], sc, m, model_delays(profile, m))
 
     def _model_alarms(
         self,
