@@ -167,9 +167,13 @@ class HopResult:
     """One profile's hop, for the rooms that keep or show it (history, the page, learning): arrays
     by due asset (row i is `assets[i]`), no object per asset. Handed to every sink's `hop()`.
 
-    `buckets`: the hop buckets that finished since the asset's last hop, as (count, mean, min, max,
-    last) per signal: array of shape (n_buckets_emitted, 5, n_signals) per asset in `bucket_rows`,
-    with their start times in `bucket_starts` (event time). Scores are NaN where not judged."""
+    Finished hop buckets, flat over the hop (a usual hop has one per asset; a replay or an uploaded
+    backlog may carry many): bucket j belongs to asset `bucket_asset[j]` (a row of `assets`),
+    starts at `bucket_starts[j]` (event time) and holds `buckets[f, j, s]` for f in BUCKET_FIELDS
+    (count, mean, min, max, last; NaN where the signal had no value) and `bucket_bad[j, s]` (values
+    rejected as bad quality or out of range since the asset's previous bucket). Each bucket is
+    emitted once, in time order per asset; buckets with neither values nor bad ones are left out.
+    Scores are NaN where not judged."""
 
     profile: str
     assets: list[str]
@@ -185,8 +189,13 @@ class HopResult:
     judged: np.ndarray | None = None  # bool per asset: the models scored this row
     model_version: str = ""
     last: np.ndarray | None = None  # (n_assets, n_signals): each signal's newest value, NaN if none yet
-    bucket_starts: list[np.ndarray] = field(default_factory=list)  # per asset: start time of each bucket
-    bucket_rows: list[np.ndarray] = field(default_factory=list)  # per asset: (n, 5, n_signals) aggregates
+    bucket_asset: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.intp))  # (n_buckets,) row of assets
+    bucket_starts: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (n_buckets,) start time (event time)
+    buckets: np.ndarray = field(default_factory=lambda: np.zeros((5, 0, 0)))  # (5, n_buckets, n_signals)
+    bucket_bad: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # (n_buckets, n_signals)
+
+
+BUCKET_FIELDS = ("count", "mean", "min", "max", "last")  # HopResult.buckets[f]
 
 
 @dataclass(slots=True)

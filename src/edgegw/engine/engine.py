@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -102,15 +103,34 @@ class AssetState:
         self.due = False
         self.alarms_raised = 0
         ps.assets.append(self)
+        ps.asset_ids.append(asset_id)
 
 
 class ProfileState:
     """What a hop reads for the assets of one profile, by asset index: the due window's end bucket
     (the window is buckets [hop_k - B, hop_k), ending at hop_k * hop_s), the first reading, the
     model alarms (a DebounceSet per kind; delays come from the profile or the model serving it on
-    each hop, see model_delays) and the anomaly scores of the rollup interval."""
+    each hop, see model_delays) and the anomaly scores of the rollup interval. For `HopResult`: the first bucket not
+    emitted yet per asset, and per store row the bad values counted (in `ingest`'s bad path only)
+    and those already handed out."""
 
-    __slots__ = ("assets", "first_ts", "hop_k", "model_alarms", "n_signals", "score_max", "score_n", "score_sum", "win")
+    __slots__ = (
+        "asset_ids",
+        "assets",
+        "bad",
+        "bad_sent",
+        "emit_k",
+        "feature_names",
+        "first_ts",
+        "hop_k",
+        "model_alarms",
+        "n_signals",
+        "score_max",
+        "score_n",
+        "score_sum",
+        "signal_names",
+        "win",
+    )
 
     def __init__(self, profile: Profile, n_assets: int) -> None:
         self.n_signals = len(profile.signals)
@@ -122,6 +142,12 @@ class ProfileState:
         self.score_max = np.full(n_assets, -math.inf)
         self.score_sum = np.zeros(n_assets)
         self.score_n = np.zeros(n_assets)
+        self.asset_ids: list[str] = []  # by index, as assets
+        self.signal_names = list(profile.signals)
+        self.feature_names = feature_names(self.signal_names)
+        self.emit_k = np.full(n_assets, -math.inf)  # buckets below this were emitted in a HopResult
+        self.bad = np.zeros(n_assets * self.n_signals)  # bad values per store row, ever
+        self.bad_sent = np.zeros(n_assets * self.n_signals)  # of those, already in a HopResult
 
 
 class Engine:
@@ -202,6 +228,7 @@ class Engine:
             self._transition(a, "quality", signal, q, ts, {"signal": signal, "value": _num(value), "range": _range(s)})
         if bad:
             self.reject("bad_value")
+            a.ps.bad[s.buckets.row] += 1.0  # the bucket's quality, for history
             return
         self.readings_in += 1
         b = s.buckets
@@ -367,6 +394,8 @@ class Engine:
         self.hops += na
         model = self.models.get(pname)
         verdicts: list[list[Verdict]] | None = None
+        sc: Scores | None = None
+        idx = np.zeros(0, dtype=np.intp)
         if model is not None:
             ok = (ends - ps.first_ts[aidx] >= profile.window_s - profile.hop_s) & ~np.isnan(x).any(axis=1)
             idx = np.flatnonzero(ok)
@@ -383,6 +412,96 @@ class Engine:
             self._own_models(ps, profile, assets, ends, x)
         if self.hop_observer is not None:
             self.hop_observer(pname, [a.id for a in assets], ends, x, verdicts)
+        if self.on_hop is not None:
+            self.on_hop(self._hop_result(pname, ps, assets, aidx, rows, k_end, x, model, sc, idx))
+
+    def _hop_result(
+        self,
+        pname: str,
+        ps: ProfileState,
+        assets: list[AssetState],
+        aidx: Any,
+        rows: np.ndarray,
+        k_end: np.ndarray,
+        x: np.ndarray,
+        model: ModelSet | None,
+        sc: Scores | None,
+        idx: np.ndarray,
+    ) -> HopResult:
+        """The hop as a HopResult: scores by asset and the buckets each asset finished since its
+        last one, read from the store (see HopResult). A burst (a backlog crossing many buckets
+        between hops) yields every finished bucket still in the store; a bucket whose slot a newer
+        one took is gone. The usual hop, one bucket per asset, costs a fixed few numpy calls."""
+        win = ps.win
+        ns = ps.n_signals
+        na = len(assets)
+        hop = win.hop_s
+        nb = win.n_buckets
+        whole = isinstance(aidx, slice)
+        start = np.maximum(ps.emit_k[aidx], k_end - nb)
+        ps.emit_k[aidx] = k_end
+        span = k_end - start
+        if whole and na and span.min() == span.max() == 1 and k_end.min() == k_end.max():
+            kp, ip = start, np.arange(na)  # the usual hop: one bucket, one slot for all
+            g = win.acc[_EMIT_FIELDS, int(start[0] % nb)].reshape(len(_EMIT_FIELDS), na, ns)
+        else:
+            m = int(span.max()) if na else 0
+            ks = start[:, None] + np.arange(max(m, 0))
+            flat = np.flatnonzero((ks < k_end[:, None]).ravel())
+            kp, ip = ks.ravel()[flat], flat // max(m, 1)
+            a_i = np.arange(na) if whole else aidx
+            r2 = (a_i[ip] * ns)[:, None] + np.arange(ns)  # (P, ns) store rows
+            g = win.acc[_EMIT_FIELDS[:, None, None], (kp % nb).astype(np.intp)[None, :, None], r2[None]]
+        n = np.where(g[3] == kp[:, None], g[0], 0.0)  # a slot holding another bucket: no values
+        bad = np.zeros((len(kp), ns))
+        d = ps.bad[rows] - ps.bad_sent[rows]
+        if len(kp) and d.any():  # bad values since the asset's last bucket go with its newest bucket
+            newest = np.flatnonzero(np.append(ip[1:] != ip[:-1], True))
+            bad[newest] = d.reshape(na, ns)[ip[newest]]
+            ps.bad_sent[rows] = ps.bad[rows]
+        have = n > 0
+        if not have.all():
+            keep = have.any(axis=1) | (bad > 0).any(axis=1)
+            kp, ip, g, n, have, bad = kp[keep], ip[keep], g[:, keep], n[keep], have[keep], bad[keep]
+        out = np.empty((5, len(kp), ns))
+        out[0] = n
+        np.divide(g[2], n, out=out[1], where=have)
+        out[1] += g[1]
+        out[2:] = g[4:]
+        if not have.all():
+            out[1:, ~have] = np.nan
+        sig = win.signals if whole else [win.signals[r] for r in rows.tolist()]
+        res = HopResult(
+            profile=pname,
+            assets=ps.asset_ids if whole else [a.id for a in assets],
+            ends=k_end * hop,
+            hop_s=hop,
+            signals=ps.signal_names,
+            features=x,
+            feature_names=ps.feature_names,
+            last=np.fromiter(map(_LAST, sig), float, len(rows)).reshape(na, ns),
+            bucket_asset=ip,
+            bucket_starts=kp * hop,
+            buckets=out,
+            bucket_bad=bad,
+        )
+        judged = np.zeros(na, dtype=bool)
+        anomaly = np.full(na, math.nan)
+        risk = np.full(na, math.nan)
+        cause = [""] * na
+        if model is not None and sc is not None:
+            j = idx[sc.judged]
+            judged[j] = True
+            anomaly[j] = sc.anomaly[sc.judged]
+            if sc.risk is not None:
+                risk[j] = sc.risk[sc.judged]
+                for r, c in sc.causes().items():
+                    cause[int(idx[r])] = c
+        res.judged, res.anomaly, res.risk, res.cause = judged, anomaly, risk, cause
+        if model is not None:
+            res.threshold = np.where(judged, float(getattr(model, "threshold", math.nan)), math.nan)
+            res.model_version = model.version
+        return res
 
     def _own_models(self, ps: ProfileState, profile: Profile, assets: list[AssetState], ends: np.ndarray, x: np.ndarray) -> None:
         """Assets with a model of their own (learned on the gateway) are judged by it, a call each;
@@ -500,6 +619,11 @@ def _message(kind: str, source: str, ev: dict[str, Any]) -> str:
     if kind == "failure_risk":
         return f"failure risk {ev.get('score', 0):.2f}: {ev.get('class', '?')}"
     return f"{kind} {source}"
+
+
+# store fields a HopResult reads (bucket k's slot may hold another bucket: field K says which)
+_EMIT_FIELDS = np.array([window.N, window.C, window.S1, window.K, window.MIN, window.MAX, window.LAST])
+_LAST = attrgetter("last")
 
 
 def _index(a: AssetState) -> int:

@@ -79,6 +79,23 @@ class Scores:
         ev = m.risk_evidence(self.probs[self.probs_row[i]], p) if hot and self.probs is not None else {}
         return Verdict("failure_risk", hot, p, m.failure_threshold, Severity.CRITICAL, ev)
 
+    def causes(self) -> dict[int, str]:
+        """The named cause of each row whose failure risk is over its threshold (row -> class or
+        the model's unknown class), as `risk_evidence` names it, for all rows at once."""
+        if self.risk_hot is None or self.probs is None or not self.risk_hot.any():
+            return {}
+        m = self.models
+        if not len(m._fault_idx):
+            return {}
+        rows = np.flatnonzero(self.risk_hot)
+        p = self.probs[[self.probs_row[r] for r in rows.tolist()]]
+        pf = p[:, m._fault_idx]
+        c = m._fault_idx[np.argmax(pf, axis=1)]
+        share = p[np.arange(len(rows)), c] / np.maximum(pf.sum(axis=1), 1e-12)
+        sure = (share >= m._cause_threshold).tolist()
+        names = [m.classes[i] if ok else m._unknown for i, ok in zip(c.tolist(), sure, strict=True)]
+        return dict(zip(rows.tolist(), names, strict=True))
+
     def verdicts(self) -> list[list[Verdict]]:
         kinds = ("anomaly",) if self.risk is None else ("anomaly", "failure_risk")
         return [[self.verdict(i, k) for k in kinds] if ok else [] for i, ok in enumerate(self.judged.tolist())]
