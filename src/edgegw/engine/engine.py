@@ -408,12 +408,12 @@ class Engine:
                 verdicts = [[] for _ in assets]
                 for k, row in zip(idx.tolist(), sc.verdicts() if sc is not None else [], strict=True):
                     verdicts[k] = row
-        if self.asset_models:
-            self._own_models(ps, profile, assets, ends, x)
+        own = self._own_models(ps, profile, assets, ends, x) if self.asset_models else None
         if self.hop_observer is not None:
             self.hop_observer(pname, [a.id for a in assets], ends, x, verdicts)
         if self.on_hop is not None:
-            self.on_hop(self._hop_result(pname, ps, assets, aidx, rows, k_end, x, model, sc, idx))
+            res = self._hop_result(pname, ps, assets, aidx, rows, k_end, x, model, sc, idx)
+            self.on_hop(_with_own(res, own) if own else res)
 
     def _hop_result(
         self,
@@ -503,9 +503,13 @@ class Engine:
             res.model_version = model.version
         return res
 
-    def _own_models(self, ps: ProfileState, profile: Profile, assets: list[AssetState], ends: np.ndarray, x: np.ndarray) -> None:
+    def _own_models(
+        self, ps: ProfileState, profile: Profile, assets: list[AssetState], ends: np.ndarray, x: np.ndarray
+    ) -> list[tuple[int, Scores]]:
         """Assets with a model of their own (learned on the gateway) are judged by it, a call each;
-        an asset without one runs thresholds only (its profile's model, if any, judged it above)."""
+        an asset without one runs thresholds only (its profile's model, if any, judged it above).
+        Returns (row, scores) per judged asset, for the hop's result."""
+        out = []
         for k, a in enumerate(assets):
             m = self.asset_models.get(a.id)
             if m is None:
@@ -515,6 +519,8 @@ class Engine:
                 continue
             sc = m.score(x[k : k + 1].astype(np.float32))
             self._model_alarms(ps, np.array([a.index]), ends[k : k + 1], sc, m, model_delays(profile, m))
+            out.append((k, sc))
+        return out
 
     def _model_alarms(
         self,
@@ -624,6 +630,20 @@ def _message(kind: str, source: str, ev: dict[str, Any]) -> str:
 # store fields a HopResult reads (bucket k's slot may hold another bucket: field K says which)
 _EMIT_FIELDS = np.array([window.N, window.C, window.S1, window.K, window.MIN, window.MAX, window.LAST])
 _LAST = attrgetter("last")
+
+
+def _with_own(res: HopResult, own: list[tuple[int, Scores]]) -> HopResult:
+    """A hop's result with the scores of the assets judged by their own (learned) model."""
+    if res.judged is None or res.anomaly is None:
+        return res
+    if res.threshold is None:
+        res.threshold = np.full(len(res.assets), math.nan)
+    for k, sc in own:
+        if sc.judged[0]:
+            res.judged[k] = True
+            res.anomaly[k] = sc.anomaly[0]
+            res.threshold[k] = float(getattr(sc.models, "threshold", math.nan))
+    return res
 
 
 def _index(a: AssetState) -> int:

@@ -218,6 +218,11 @@ def fit_candidate(
     h = History(signals, [key], ends, np.zeros(len(x), dtype=np.int64), np.empty((len(x), 0)), [], None, digest, ["history"])
     plan = tr.Plan(key, profile, tr._model_alarms(args, profile, interval, profile.model_alarms.model_dump()), h, interval, False)
     fit = tr._fit_anomaly(args, plan, w)
+    # A few days of history have not shown the whole tail of normal: the threshold is at least the
+    # highest score any row it learned from gets (those rows are normal by the exclusion rules).
+    tail = fit.threshold
+    fit.threshold = max(tail, float(fit.scores(x).max()))
+    fit.held_rate = float((fit.cal_scores > fit.threshold).mean())
     meta, protos = tr._model(args, plan, w, fit, None)
     learned = {"asset": key, "first_end": float(ends[0]), "last_end": float(ends[-1])}
     meta = dataclasses.replace(meta, data={**(meta.data or {}), "learned": learned})
@@ -226,7 +231,7 @@ def fit_candidate(
     def hot(rows_x: np.ndarray) -> np.ndarray:
         return np.asarray(fit.scores(rows_x) > fit.threshold)
 
-    figures = {"threshold": round(fit.threshold, 4), "calibration_above": round(fit.held_rate, 4), "fit_rows": len(x)}
+    figures = {"threshold": round(fit.threshold, 4), "tail_threshold": round(tail, 4), "calibration_above": round(fit.held_rate, 4), "fit_rows": len(x)}
     return Candidate(meta, protos, hot, delays, figures)
 
 
