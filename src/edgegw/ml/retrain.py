@@ -231,7 +231,12 @@ def fit_candidate(
     def hot(rows_x: np.ndarray) -> np.ndarray:
         return np.asarray(fit.scores(rows_x) > fit.threshold)
 
-    figures = {"threshold": round(fit.threshold, 4), "tail_threshold": round(tail, 4), "calibration_above": round(fit.held_rate, 4), "fit_rows": len(x)}
+    figures = {
+        "threshold": round(fit.threshold, 4),
+        "tail_threshold": round(tail, 4),
+        "calibration_above": round(fit.held_rate, 4),
+        "fit_rows": len(x),
+    }
     return Candidate(meta, protos, hot, delays, figures)
 
 
