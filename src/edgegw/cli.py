@@ -1,7 +1,8 @@
 """The `edgegw` command. Each subcommand lives in the module that does the work; this file only
 lists them, so `edgegw run` never imports the training or simulator code.
 
-A subcommand module provides `configure(parser)` and `main(args) -> int`.
+A subcommand module provides `configure(parser)` and `main(args) -> int` (`module:prefix`: the
+module's `<prefix>configure` and `<prefix>main`, for a module holding two commands).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("edgegw.sim.cli", "run the pump simulator (MQTT, OPC UA, CoAP, or CSV history)"),
     "demo": ("edgegw.sim.demo", "simulator + gateway + live alert table on an embedded broker"),
     "watch": ("edgegw.watch", "live table of active alarms from a broker"),
-    "alarms": ("edgegw.notify.journal", "print the alarm journal (transitions, acks, shelves)"),
+    "alarms": ("edgegw.history.cli:alarms_", "print the alarm journal (transitions, acks, shelves)"),
+    "history": ("edgegw.history.cli", "print or export what the gateway kept of an asset's signals"),
     "retrain": ("edgegw.ml.retrain", "train, validate and arm models from the gateway's own history (learn:)"),
     "models": ("edgegw.learn.cli", "learned models per asset: learning or armed, version, last retrain; rollback"),
 }
@@ -36,7 +38,8 @@ def build_parser(load: str | None = None) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(_module=module)
         if name == load:
-            importlib.import_module(module).configure(p)
+            mod, _, prefix = module.partition(":")  # module:prefix -> prefix + configure / main
+            getattr(importlib.import_module(mod), f"{prefix}configure")(p)
     return parser
 
 
@@ -54,7 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"edgegw {load}: missing module {e.name}{hint}", file=sys.stderr)
         return 1
     args = parser.parse_args(argv)
-    rc: int = importlib.import_module(args._module).main(args)
+    mod, _, prefix = args._module.partition(":")
+    rc: int = getattr(importlib.import_module(mod), f"{prefix}main")(args)
     return rc
 
 

@@ -34,6 +34,7 @@ from edgegw.sinks.local import LocalSink
 from edgegw.sources import Source, build_sources
 
 if TYPE_CHECKING:
+    from edgegw.history.store import Historian
     from edgegw.learn.schedule import Learner
     from edgegw.notify.dispatch import Notifier
 
@@ -96,6 +97,14 @@ class Gateway:
 
             self.notifier = build_notifier(cfg, self._on_alert, state_dir)
             self.sinks.append(self.notifier)
+        self.history: Historian | None = None
+        history_file = cfg.history.file(state_dir)
+        if history_file is not None:  # on by default wherever there is a state directory
+            from edgegw.history.store import Historian
+
+            self.history = Historian(cfg, history_file, self._on_alert)
+            self.sinks.append(self.history)
+            self.engine.keep_raw(cfg.history.raw)
         self.learner: Learner | None = None
         if cfg.learning is not None and state_dir is not None:
             self._start_learning(state_dir)

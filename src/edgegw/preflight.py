@@ -51,13 +51,15 @@ def prepare(path: str, overrides: Sequence[str] = ()) -> Prepared:
     _tls(cfg, problems)
     _outbox(cfg, problems)
     _readings(cfg, problems)
-    state_dir = _state_dir(cfg, problems)
+    warnings = list(cfg.warnings)
+    state_dir = _state_dir(cfg, problems, warnings)
     _notify(cfg, state_dir, problems)
+    _history(cfg, state_dir, problems, warnings)
     _learn(cfg, state_dir, problems)
     _source_libraries(cfg, problems)
     if problems:
         raise ConfigError(located(path, problems))
-    return Prepared(cfg, models, state_dir, list(cfg.warnings))
+    return Prepared(cfg, models, state_dir, warnings)
 
 
 def _models(cfg: GatewayConfig, path: str, problems: list[tuple[tuple[Any, ...], str]]) -> dict[str, ModelSet]:
@@ -155,15 +157,45 @@ def state_dir_of(cfg: GatewayConfig) -> tuple[Path | None, bool]:
     return (Path(DEFAULT_STATE_DIR), False) if Path(DEFAULT_STATE_DIR).is_dir() else (None, False)
 
 
-def _state_dir(cfg: GatewayConfig, problems: list[tuple[tuple[Any, ...], str]]) -> Path | None:
+def _state_dir(cfg: GatewayConfig, problems: list[tuple[tuple[Any, ...], str]], warnings: list[str]) -> Path | None:
+    """A configured directory that does not exist is a mistake; one that exists but cannot be
+    written (a read-only file system, a full card) only costs what it keeps: the gateway runs,
+    seq is not kept durably, and history raises its gateway alarm."""
     d, configured = state_dir_of(cfg)
     if d is None:
         return None
-    if not d.is_dir() or not os.access(d, os.W_OK | os.X_OK):
+    if not d.is_dir():
         if configured:
-            problems.append((("gateway", "state_dir"), f"{d} is not a writable directory"))
+            problems.append((("gateway", "state_dir"), f"{d} is not a directory"))
         return None
+    if not os.access(d, os.W_OK | os.X_OK):
+        if not configured:
+            return None
+        warnings.append(f"gateway.state_dir: {d} is not writable: seq and history are not kept (history raises an alarm)")
     return d
+
+
+def _history(
+    cfg: GatewayConfig, state_dir: Path | None, problems: list[tuple[tuple[Any, ...], str]], warnings: list[str]
+) -> None:
+    """History's file: held by no other gateway; an unwritable folder is a warning (history
+    raises its gateway alarm and the gateway runs without it)."""
+    p = cfg.history.file(state_dir)
+    if p is None:
+        if cfg.history.enabled and cfg.history.path is None:
+            warnings.append("history: no state directory (gateway.state_dir): history is not kept")
+        return
+    folder = next((d for d in (p.parent, *p.parent.parents) if d.exists()), None)
+    if p.exists() and not p.is_file():
+        problems.append((("history", "path"), f"{p} is not a regular file"))
+        return
+    if folder is None or not os.access(folder, os.W_OK | os.X_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        if state_dir is None or p.parent != state_dir or os.access(state_dir, os.W_OK):  # else said above
+            warnings.append(f"history: cannot write {p}: history is not kept (the gateway raises an alarm)")
+        return
+    problem: list[tuple[tuple[Any, ...], str]] = []
+    _queue_file(p, ("history", "path"), problem)
+    problems += [(loc, msg.replace("(one gateway per outbox)", "(one gateway per history file)")) for loc, msg in problem]
 
 
 def _source_libraries(cfg: GatewayConfig, problems: list[tuple[tuple[Any, ...], str]]) -> None:

@@ -193,6 +193,10 @@ class HopResult:
     bucket_starts: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (n_buckets,) start time (event time)
     buckets: np.ndarray = field(default_factory=lambda: np.zeros((5, 0, 0)))  # (5, n_buckets, n_signals)
     bucket_bad: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # (n_buckets, n_signals)
+    # every reading accepted since the profile's last hop, when the engine keeps them (Engine.keep_raw):
+    # (n, 3) rows of ts, value, store row (= index in raw_assets * n_signals + signal index)
+    raw: np.ndarray | None = None
+    raw_assets: list[str] = field(default_factory=list)  # all of the profile's assets, by index
 
 
 BUCKET_FIELDS = ("count", "mean", "min", "max", "last")  # HopResult.buckets[f]

@@ -9,6 +9,7 @@ from pydantic import Field, PrivateAttr, model_validator
 from edgegw.config.base import Base, TopicName
 from edgegw.config.brokers import MqttBroker
 from edgegw.config.daemon import IngestConfig, LogConfig, MetricsConfig
+from edgegw.config.history import HistoryConfig
 from edgegw.config.learn import LEARN, LearnConfig
 from edgegw.config.notify import NotifyConfig
 from edgegw.config.outputs import AlertsConfig, RollupsConfig
@@ -45,6 +46,7 @@ class GatewayConfig(Base):
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     log: LogConfig = Field(default_factory=LogConfig)
     notify: NotifyConfig | None = Field(None, description="Email and webhook targets, alarm journal, ack/shelve.")
+    history: HistoryConfig = Field(default_factory=HistoryConfig, description="What the gateway keeps on its disk.")
     learn: LearnConfig | None = Field(None, description="Learning on the gateway, for profiles with `model: learn`.")
     _warnings: list[str] = PrivateAttr(default_factory=list)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import time
+from array import array
 from collections.abc import Callable
 from operator import attrgetter
 from typing import Any
@@ -125,6 +126,7 @@ class ProfileState:
         "hop_k",
         "model_alarms",
         "n_signals",
+        "raw",
         "score_max",
         "score_n",
         "score_sum",
@@ -148,6 +150,7 @@ class ProfileState:
         self.emit_k = np.full(n_assets, -math.inf)  # buckets below this were emitted in a HopResult
         self.bad = np.zeros(n_assets * self.n_signals)  # bad values per store row, ever
         self.bad_sent = np.zeros(n_assets * self.n_signals)  # of those, already in a HopResult
+        self.raw: array | None = None  # ts, value, row of every accepted reading, when kept (Engine.keep_raw)
 
 
 class Engine:
@@ -252,6 +255,11 @@ class Engine:
                 b.max = value
             b.last = value
         s.last_value_ts = ts
+        raw = a.ps.raw
+        if raw is not None:  # history's raw readings (off by default): three floats, no object
+            raw.append(ts)
+            raw.append(value)
+            raw.append(b.row)
         s.stats.add(ts, value)
         rule = s.rule
         if rule.active:
@@ -272,6 +280,11 @@ class Engine:
             k = window.bucket_of(ts, hop) + 1
             a.next_k = k
             a.next_hop = k * hop
+
+    def keep_raw(self, on: bool = True) -> None:
+        """Hand every accepted reading to on_hop (HopResult.raw), for history's optional raw tier."""
+        for ps in self._ps.values():
+            ps.raw = array("d") if on else None
 
     # ------------------------------------------------------------------ alarms
 
@@ -485,6 +498,9 @@ class Engine:
             buckets=out,
             bucket_bad=bad,
         )
+        if ps.raw is not None and len(ps.raw):
+            res.raw, res.raw_assets = np.frombuffer(ps.raw, dtype=np.float64).reshape(-1, 3).copy(), ps.asset_ids
+            del ps.raw[:]
         judged = np.zeros(na, dtype=bool)
         anomaly = np.full(na, math.nan)
         risk = np.full(na, math.nan)

@@ -22,6 +22,7 @@ import argparse
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import sys
 import time
@@ -445,7 +446,27 @@ def history_reader() -> RowReader:
 
 
 def read_history_rows(cfg: GatewayConfig, state_dir: Path, asset: str, pname: str) -> Rows:
-    raise NotImplementedError("waiting for the historian's feature rows")
+    """The asset's sampled feature rows (history.features_every_hops) and every alarm span it had
+    (history's journal: raised to cleared, acked or shelved meanwhile or not) over the feature
+    rows' retention, in the profile's feature order."""
+    from edgegw.history.query import HistoryUnavailable, features, query
+
+    names = feature_names(list(cfg.profiles[pname].signals))
+    until = time.time() + 86400.0  # rows stamped a little ahead of the clock count too
+    since = 0.0
+    try:
+        ends, x, have = features(cfg, asset, since, until)
+        trend = query(cfg, asset, since=since, until=until, tier="hour", points=10)
+    except HistoryUnavailable as e:
+        raise ValueError(f"no history to learn from: {e}") from None
+    if not len(ends):
+        return Rows(asset, np.zeros(0), np.zeros((0, len(names))), names, [])
+    missing = [n for n in names if n not in have]
+    if missing:
+        raise ValueError(f"{asset}: history's feature rows lack {missing[:3]} (the profile changed?)")
+    cols = [have.index(n) for n in names]
+    spans = [(s.start, math.inf if s.end is None else s.end, s.kind) for s in trend.alarms]
+    return Rows(asset, np.asarray(ends, dtype=float), np.asarray(x[:, cols], dtype=np.float64), names, spans)
 
 
 __all__ = ["Rows", "alarm_share", "caught_spans_missed", "fit_candidate", "normal_mask", "retrain_one", "trend", "trend_guard"]
