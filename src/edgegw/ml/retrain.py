@@ -388,14 +388,17 @@ def targets(cfg: GatewayConfig, per: str, only: Sequence[str]) -> list[tuple[str
 
 
 def main(args: argparse.Namespace) -> int:
-    from edgegw.check import prepare_or_report
+    from edgegw.config import load_config
+    from edgegw.preflight import state_dir_of
 
-    ready = prepare_or_report(args.config, [])
-    if ready is None:
+    try:  # not the daemon's whole preflight: the running daemon holds the history and queue locks
+        cfg = load_config(args.config)
+    except ConfigError as e:
+        print(e, file=sys.stderr)
         return 78
-    cfg = ready.cfg
+    state_dir = state_dir_of(cfg)[0]
     lcfg = cfg.learning
-    if lcfg is None or ready.state_dir is None:
+    if lcfg is None or state_dir is None:
         print(f"edgegw retrain: {args.config}: no profile learns its model (model: learn) or no state directory", file=sys.stderr)
         return 78
     if not args.no_limits:
@@ -408,13 +411,13 @@ def main(args: argparse.Namespace) -> int:
     if unknown:
         print(f"edgegw retrain: unknown asset(s) {unknown}", file=sys.stderr)
         return 2
-    store = ModelStore(ready.state_dir)
+    store = ModelStore(state_dir)
     read = history_reader()
     rc = 0
     with threadpool_limits(limits=1):
         for key, pname, members in targets(cfg, lcfg.per, only):
             try:
-                parts = [read(cfg, ready.state_dir, a, pname) for a in members]
+                parts = [read(cfg, state_dir, a, pname) for a in members]
                 rows = _merge(parts, key, cfg.profiles[pname].window_s, lcfg.margin_s)
                 verdict = retrain_one(key, pname, cfg.profiles[pname], lcfg, rows, store, args.seed)
             except (ConfigError, OSError, ValueError, MemoryError) as e:
