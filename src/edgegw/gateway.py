@@ -84,6 +84,7 @@ class Gateway:
             cfg, self._on_alert, models if models is not None else load_models(cfg, config_path), future_slack_s=FUTURE_SLACK_S
         )
         self.engine.on_hop = self._on_hop
+        self.engine.every_hop = True  # uploaded history gets a window per hop, as live (learning counts them)
         self.intake = Intake(self.engine, cfg.ingest)
         self.local = LocalSink(cfg)
         self.sinks: list[Sink] = [self.local]

@@ -189,6 +189,7 @@ class Engine:
         self.hops = 0
         self.windows_skipped = 0
         self.hop_observer: HopObserver | None = None
+        self.every_hop = False  # live: a backlog's every hop runs (see ingest); replays run their own
         self.asset_models: dict[str, ModelSet] = {}  # learned on the gateway: an asset's own model (learn/)
         self.on_hop: Callable[[HopResult], None] | None = None  # the gateway's fan-out of each hop
         self.hop_seconds: list[float] = []  # recent hop durations, for self-metrics
@@ -271,6 +272,8 @@ class Engine:
         if ts < a.first_ts:
             a.first_ts = a.ps.first_ts[a.index] = ts
         if ts >= a.next_hop:
+            if a.due and self.every_hop:  # a backlog crossed another boundary before the due hop
+                self.run_hops()  # ran: run it now, so uploaded history gets every window, as live
             if a.next_hop != -math.inf:
                 a.ps.hop_k[a.index] = a.next_k
                 if not a.due:

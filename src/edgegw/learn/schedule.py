@@ -194,22 +194,22 @@ class Learner:
             path = self.store.current(ks.key)
             if path is not None:
                 try:
-                    self._serve(ks, path, self._load(path, ks.profile), quiet=True)
+                    self._serve(ks, path, self._load(path, ks.profile))
                 except Exception as e:  # a model that must not serve: thresholds only, said loudly
                     log.error("learned model does not load; thresholds only", key=ks.key, path=str(path), error=str(e))
 
-    def _serve(self, ks: KeyState, path: Path, model: Any, quiet: bool = False) -> None:
+    def _serve(self, ks: KeyState, path: Path, model: Any, installed: list[str] | None = None) -> None:
+        """Swap a loaded model in; journaled unless it is the one found at start (installed None)."""
         old = ks.version
         self._install(ks.key, ks.profile, model)
         ks.version = model.version
         data = getattr(getattr(model, "meta", None), "data", None) or {}
         learned = data.get("learned", {})
         ks.learned_until = float(learned.get("last_end", ks.last))
-        if quiet:
+        if installed is None:
             return
-        installed = self.store.installed(ks.key)
         event = "model_armed" if not old else ("model_rolled_back" if old not in installed else "model_replaced")
-        log.info("learned model serving", key=ks.key, version=model.version, previous=old or None, event=event)
+        log.info("learned model serving", key=ks.key, version=model.version, previous=old or None, what=event)
         for a in ks.members:
             self._journal(
                 AlarmEvent(
@@ -260,7 +260,7 @@ class Learner:
             except Exception as e:  # a bad model keeps the old one serving
                 log.error("new learned model does not load; keeping the one serving", key=ks.key, path=str(path), error=str(e))
             else:
-                self._serve(ks, path, model)
+                self._serve(ks, path, model, await asyncio.to_thread(self.store.installed, ks.key))
         last = await asyncio.to_thread(self.store.last, ks.key)
         at = float(last.get("at", 0.0))
         if at <= ks.last_seen_verdict:
