@@ -26,15 +26,16 @@ def learn(**over: object) -> LearnConfig:
     return LearnConfig.model_validate({**LCFG.model_dump(), **over})
 
 
-def rows(n: int, t0: float = 0.0, seed: int = 0, asset: str = "pump-1") -> Rows:
+def rows(n: int, t0: float = 0.0, seed: int = 0, asset: str = "pump-1", signals: list[str] = SIGNALS) -> Rows:
     """n hops of a healthy pump's feature rows: shape features steady, 60 samples a window."""
     rng = np.random.default_rng(seed)
-    x = np.empty((n, len(NAMES)))
-    for j, name in enumerate(NAMES):
+    names = feature_names(signals)
+    x = np.empty((n, len(names)))
+    for j, name in enumerate(names):
         feat = name.split(".", 1)[1]
         base = {"count": 60.0, "kurtosis": 3.0, "crest": 1.4, "skew": 0.0, "slope": 0.0}.get(feat, 1.0 + j % 7)
         x[:, j] = base + 0.05 * rng.standard_normal(n) * (0 if feat == "count" else max(abs(base), 1.0))
-    return Rows(asset, t0 + np.arange(1, n + 1, dtype=float), x, NAMES)
+    return Rows(asset, t0 + np.arange(1, n + 1, dtype=float), x, names)
 
 
 def col(signal: str, feat: str) -> int:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -98,6 +99,9 @@ class Learner:
                     self._of_asset[a] = ks
         self._active: dict[str, set[tuple[str, str]]] = {a: set() for a in self._of_asset}
         self._child: asyncio.subprocess.Process | None = None
+        # under systemd, edgegw-retrain.timer trains (its own unit, venv and memory cap): the
+        # daemon only picks up what it installs
+        self.spawns = os.environ.get("EDGEGW_RETRAIN") != "timer"
         self.retrains = 0
         self._closed = False
         self._restore()
@@ -236,7 +240,7 @@ class Learner:
         """Pick up new models and verdicts, start a retrain if one is due, save the status."""
         for ks in self.keys.values():
             await self._pick_up(ks)
-        if self._child is None:
+        if self._child is None and self.spawns:
             due = [ks for ks in self.keys.values() if self._due(ks)]
             if due:
                 self._child = await self._spawn(due)

@@ -353,24 +353,46 @@ def configure(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="random seed of the fit")
     p.add_argument("--no-limits", action="store_true", help="do not lower the priority or cap the memory")
+    p.add_argument("--due", action="store_true", help="only assets without a model or whose model is learn.every_s old")
 
 
 def limit_self(lcfg: LearnConfig) -> None:
-    """Lower priority and cap memory: training must never starve the daemon beside it."""
+    """Lower priority and cap memory: training must never starve the daemon beside it. Under
+    systemd (edgegw-retrain.service) the unit sets them instead: its filter refuses these calls."""
     import resource
 
+    if os.environ.get("EDGEGW_RETRAIN_LIMITS") == "systemd":
+        return
     try:
         os.nice(max(0, lcfg.nice - os.nice(0)))
         if hasattr(os, "SCHED_IDLE"):
             os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     except OSError:
-        pass  # best effort: an unprivileged container may refuse the scheduler change
+        pass  # best effort: a container may refuse the scheduler change
     # RLIMIT_DATA (heap and private mappings), not RLIMIT_AS: shared libraries' address space
     # alone is past 400 MiB once scikit-learn and onnxruntime are mapped
     cap = lcfg.memory_mb * 2**20
-    hard = resource.getrlimit(resource.RLIMIT_DATA)[1]
-    if hard == resource.RLIM_INFINITY or hard > cap:
-        resource.setrlimit(resource.RLIMIT_DATA, (cap, cap))
+    try:
+        hard = resource.getrlimit(resource.RLIMIT_DATA)[1]
+        if hard == resource.RLIM_INFINITY or hard > cap:
+            resource.setrlimit(resource.RLIMIT_DATA, (cap, cap))
+    except (OSError, ValueError) as e:
+        print(f"edgegw retrain: memory cap not set: {e}", file=sys.stderr)
+
+
+def is_due(store: ModelStore, key: str, rows: Rows, lcfg: LearnConfig) -> bool:
+    """For `--due` (the timer): a key without a model is always worth a try (the rules decide);
+    one with a model once its history has grown `every_s` past what the model learned from."""
+    path = store.current(key)
+    if path is None or not len(rows.ends):
+        return True
+    from edgegw.engine.models import read_model_meta
+
+    try:
+        learned = (read_model_meta(path).data or {}).get("learned", {})
+    except ModelError:
+        return True
+    return float(rows.ends[-1]) - float(learned.get("last_end", -math.inf)) >= lcfg.every_s
 
 
 def targets(cfg: GatewayConfig, per: str, only: Sequence[str]) -> list[tuple[str, str, list[str]]]:
@@ -419,6 +441,8 @@ def main(args: argparse.Namespace) -> int:
             try:
                 parts = [read(cfg, state_dir, a, pname) for a in members]
                 rows = _merge(parts, key, cfg.profiles[pname].window_s, lcfg.margin_s)
+                if args.due and not is_due(store, key, rows, lcfg):
+                    continue
                 verdict = retrain_one(key, pname, cfg.profiles[pname], lcfg, rows, store, args.seed)
             except (ConfigError, OSError, ValueError, MemoryError) as e:
                 why = f"{type(e).__name__}: {e}"
@@ -460,8 +484,8 @@ def read_history_rows(cfg: GatewayConfig, state_dir: Path, asset: str, pname: st
     try:
         ends, x, have = features(cfg, asset, since, until)
         trend = query(cfg, asset, since=since, until=until, tier="hour", points=10)
-    except HistoryUnavailable as e:
-        raise ValueError(f"no history to learn from: {e}") from None
+    except HistoryUnavailable:  # nothing kept yet: still learning
+        return Rows(asset, np.zeros(0), np.zeros((0, len(names))), names, [])
     if not len(ends):
         return Rows(asset, np.zeros(0), np.zeros((0, len(names))), names, [])
     missing = [n for n in names if n not in have]
