@@ -44,6 +44,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timestamp-column", help="timestamp column (default: 'timestamp', 'time', ... or the first)")
     parser.add_argument("--timestamp-format", help="strptime format (default: ISO 8601 or epoch numbers)")
     parser.add_argument("--timestamp-unit", choices=["s", "ms", "us", "ns"], default="s")
+    from edgegw.ml import learnreplay
+
+    learnreplay.configure(parser)
 
 
 def _fail(msg: str, code: int = 1) -> int:
@@ -52,6 +55,10 @@ def _fail(msg: str, code: int = 1) -> int:
 
 
 def main(args: argparse.Namespace) -> int:
+    if getattr(args, "learn", False):
+        from edgegw.ml.learnreplay import main as learn_main
+
+        return learn_main(args)
     if not args.config and not args.model:
         return _fail("give -c CONFIG or --model DIR", 2)
     try:

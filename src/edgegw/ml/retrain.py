@@ -269,8 +269,8 @@ def retrain_one(
     verdict["previous"] = current.version if current is not None else ""
     try:
         verdict.update(_decide(key, pname, profile, lcfg, rows, store, current, seed))
-    except TrainError as e:
-        verdict.update(outcome="learning", reason=str(e))
+    except TrainError as e:  # too little normal history: an armed asset keeps its model
+        verdict.update(outcome="kept" if current is not None else "learning", reason=str(e))
     verdict["took_s"] = round(time.monotonic() - t0, 2)
     store.set_last(key, verdict)
     return verdict
