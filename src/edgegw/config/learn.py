@@ -69,7 +69,11 @@ class LearnConfig(Base):
     false_alarm_rate: float = Field(0.001, gt=0, lt=0.5, description="Target share of normal windows above the threshold.")
     nice: int = Field(19, ge=0, le=19, description="Niceness of the training process.")
     memory_mb: int = Field(
-        400, ge=64, le=65536, description="Memory cap of the training process (RLIMIT_DATA: heap and private mappings), MiB."
+        1024,
+        ge=64,
+        le=65536,
+        description="Cap of the training process's private memory (RLIMIT_DATA, MiB; virtual, so above its "
+        "resident peak, ~370 MB for 4 pumps and 7 days): a runaway guard. Under systemd, MemoryMax= of its unit.",
     )
     timeout_s: float = Field(1800.0, gt=0, le=86400, description="A training process running longer is stopped.")
     trend: TrendGuard = Field(default_factory=TrendGuard)

@@ -314,8 +314,10 @@ class Learner:
         argv = [sys.executable, "-m", "edgegw", "retrain", "-c", str(self.config_path), "--asset", ",".join(k.key for k in due)]
         log.info("retrain starting", keys=[k.key for k in due])
         self.retrains += 1
+        # one thread and few malloc arenas: less to reserve under the memory cap, no CPU taken from the daemon
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MALLOC_ARENA_MAX": "2"}
         return await asyncio.create_subprocess_exec(
-            *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL
+            *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL, env=env
         )
 
     async def _reap(self, child: asyncio.subprocess.Process, due: list[KeyState]) -> None:

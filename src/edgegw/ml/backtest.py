@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from edgegw.config import ConfigError, GatewayConfig, Profile, load_config, resolve_path
+from edgegw.config.learn import LEARN
 from edgegw.engine.engine import Engine
 from edgegw.engine.modelmeta import META_FILE, MODEL_KINDS, ModelMeta
 from edgegw.engine.models import ModelError, ModelSet, Verdict, load_model_set, read_model_meta
@@ -168,7 +169,8 @@ def _setup(args: argparse.Namespace) -> Setup:
     if missing:
         raise DataError(f"the data has no column for signal(s) {missing} of profile {pname!r} (columns: {h.signals})")
     models = {}
-    model_path = args.model or (str(resolve_path(profile.model, args.config)) if profile.model else None)
+    learned = profile.model == LEARN  # no file: with --learn the replay learns it, else thresholds only
+    model_path = args.model or (str(resolve_path(profile.model, args.config)) if profile.model and not learned else None)
     if model_path:
         models[pname] = load_model_set(model_path, pname, profile)
     return Setup(cfg, h, ids, models, pname)

@@ -39,7 +39,10 @@ from edgegw.engine.features import feature_names
 from edgegw.engine.models import ModelError, ModelSet, load_model_set
 from edgegw.learn.store import ModelStore
 
-ALLOWED_ALARM_SHARE = 0.01  # a candidate may always be in alarm this share of held-out normal time
+MAX_FIT_ROWS = 20000  # more normal rows are thinned evenly in time: neighbours at a 1 s hop say the same
+ALLOWED_ALARM_SHARE = 0.01
+# a model alarm span this long (in hops) was a condition, not a blip: the candidate must still catch it
+CAUGHT_HOPS = 30
 MODEL_KINDS = ("anomaly", "failure_risk")
 
 
@@ -95,7 +98,8 @@ def alarm_share(hot: np.ndarray, ends: np.ndarray, delays: tuple[float, float]) 
 
 def trend(t: np.ndarray, v: np.ndarray, ref: np.ndarray, guard: TrendGuard) -> tuple[float, float]:
     """(drift, r2): how far a line through the binned medians of v over time t moves from the first
-    to the last row, in robust spreads of ref, and how well the line fits the medians."""
+    to the last row, in robust spreads of ref, and how well the line fits the medians; no drift
+    when the line ends inside the range ref spanned (1st to 99th percentile)."""
     if len(v) < guard.bins * 3 or len(ref) < 20:
         return 0.0, 0.0
     edges = np.linspace(t[0], t[-1], guard.bins + 1)
@@ -115,6 +119,10 @@ def trend(t: np.ndarray, v: np.ndarray, ref: np.ndarray, guard: TrendGuard) -> t
     r2 = 1.0 - float((resid**2).sum()) / ss if ss > 0 else 0.0
     q1, q3 = np.percentile(ref, [25, 75])
     spread = max((q3 - q1) / 1.349, float(np.std(ref)) * 0.1, 1e-9 * max(abs(float(np.median(ref))), 1.0))
+    end = icpt + slope * (tt[-1] - tt[0])
+    lo, hi = np.percentile(ref, [1, 99])
+    if lo <= end <= hi:  # still where normal history went: a swing, not a creep toward a limit
+        return 0.0, r2
     return float(slope * (t[-1] - t[0]) / spread), r2
 
 
@@ -150,12 +158,15 @@ def _model_x(rows: Rows, model: ModelSet, mask: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(rows.x[mask][:, cols], dtype=np.float32)
 
 
-def caught_spans_missed(rows: Rows, current: ModelSet, cand_hot: Callable[[np.ndarray], np.ndarray]) -> list[str]:
-    """Model alarm spans the current model alarms on that the candidate would not alarm on at all."""
+def caught_spans_missed(
+    rows: Rows, current: ModelSet, cand_hot: Callable[[np.ndarray], np.ndarray], min_s: float = 0.0
+) -> list[str]:
+    """Model alarm spans (lasting min_s at least) the current model alarms on that the candidate
+    would not alarm on at all."""
     missed = []
     finite = np.isfinite(rows.x).all(axis=1)
     for start, end, kind in rows.spans:
-        if kind not in MODEL_KINDS:
+        if kind not in MODEL_KINDS or end - start < min_s:  # a blip is no fault the candidate must catch
             continue
         m = finite & (rows.ends >= start) & (rows.ends <= end)
         if not m.any():
@@ -253,6 +264,7 @@ def retrain_one(
     store: ModelStore,
     seed: int = 0,
     now: float | None = None,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Fit, validate, guard and install one asset's model; the verdict (also kept as last.json)."""
     from edgegw.ml.train import TrainError
@@ -268,7 +280,7 @@ def retrain_one(
             verdict["current_error"] = str(e)
     verdict["previous"] = current.version if current is not None else ""
     try:
-        verdict.update(_decide(key, pname, profile, lcfg, rows, store, current, seed))
+        verdict.update(_decide(key, pname, profile, lcfg, rows, store, current, seed, force))
     except TrainError as e:  # too little normal history: an armed asset keeps its model
         verdict.update(outcome="kept" if current is not None else "learning", reason=str(e))
     verdict["took_s"] = round(time.monotonic() - t0, 2)
@@ -285,6 +297,7 @@ def _decide(
     store: ModelStore,
     current: ModelSet | None,
     seed: int,
+    force: bool = False,
 ) -> dict[str, Any]:
     from edgegw.ml.train import TrainError
 
@@ -303,6 +316,10 @@ def _decide(
     val = np.zeros(len(normal), dtype=bool)
     val[idx[-n_val:]] = True
     fit_mask = normal & ~val
+    fit_idx = np.flatnonzero(fit_mask)
+    if len(fit_idx) > MAX_FIT_ROWS:
+        fit_mask = np.zeros(len(normal), dtype=bool)
+        fit_mask[fit_idx[np.linspace(0, len(fit_idx) - 1, MAX_FIT_ROWS).round().astype(int)]] = True
     cand = fit_candidate(key, profile, lcfg, rows, fit_mask, min_samples, seed)
     out["version"] = cand.meta.version
     out.update(cand.figures)
@@ -321,7 +338,7 @@ def _decide(
             "reason": f"in alarm {cand_share:.1%} of the held-out normal rows (at most {allowed:.1%})",
         }
     if current is not None:
-        missed = caught_spans_missed(rows, current, cand.hot)
+        missed = caught_spans_missed(rows, current, cand.hot, CAUGHT_HOPS * profile.hop_s)
         if missed:
             return {
                 **out,
@@ -330,7 +347,7 @@ def _decide(
             }
         learned = learned_range(current)
         since = float(learned.get("last_end", rows.ends[idx[-1]] - lcfg.every_s))
-        why = trend_guard(rows, normal, since, current, list(profile.signals), lcfg.trend)
+        why = None if force else trend_guard(rows, normal, since, current, list(profile.signals), lcfg.trend)
         if why:
             return {**out, "outcome": "refused", "reason": f"trend guard: {why}"}
         if cand.meta.version == current.version:
@@ -353,6 +370,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="random seed of the fit")
     p.add_argument("--no-limits", action="store_true", help="do not lower the priority or cap the memory")
+    p.add_argument("--force", action="store_true", help="skip the trend guard: the recent history is the new normal")
     p.add_argument("--due", action="store_true", help="only assets without a model or whose model is learn.every_s old")
 
 
@@ -443,7 +461,7 @@ def main(args: argparse.Namespace) -> int:
                 rows = _merge(parts, key, cfg.profiles[pname].window_s, lcfg.margin_s)
                 if args.due and not is_due(store, key, rows, lcfg):
                     continue
-                verdict = retrain_one(key, pname, cfg.profiles[pname], lcfg, rows, store, args.seed)
+                verdict = retrain_one(key, pname, cfg.profiles[pname], lcfg, rows, store, args.seed, force=args.force)
             except (ConfigError, OSError, ValueError, MemoryError) as e:
                 why = f"{type(e).__name__}: {e}"
                 verdict = {"asset": key, "profile": pname, "outcome": "error", "reason": why, "at": time.time()}
