@@ -40,7 +40,7 @@ from edgegw.engine.models import ModelError, ModelSet, load_model_set
 from edgegw.learn.store import ModelStore
 
 MAX_FIT_ROWS = 20000  # more normal rows are thinned evenly in time: neighbours at a 1 s hop say the same
-ALLOWED_ALARM_SHARE = 0.01
+ALLOWED_ALARM_SHARE = 0.01  # a candidate may always be in alarm this share of held-out normal time
 # a model alarm span this long (in hops) was a condition, not a blip: the candidate must still catch it
 CAUGHT_HOPS = 30
 MODEL_KINDS = ("anomaly", "failure_risk")
