@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> dict:
     return res
 
 
-def learn_one(train: str, test: str, out: str, every: str) -> dict:
+def learn_one(train: str, test: str, out: str, every: str, extra: tuple[str, ...] = ()) -> dict:
     """One bearing run through the learning replay: the healthy part and the rest as one history,
     commissioned after the healthy part's span."""
     import subprocess

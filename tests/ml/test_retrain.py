@@ -87,6 +87,15 @@ def test_a_slow_creep_through_a_retrain_period_is_refused_and_the_old_model_kept
     v = retrain_one("pump-1", "pump", PROFILE, LCFG, later, store)
     assert v["outcome"] == "refused" and "trend guard" in v["reason"] and "vibration crept up" in v["reason"], v
     assert store.current_version("pump-1") == first["version"]
+    # the creep levels off at its new height: no longer steady, but not back either, so still refused
+    flat = rows(2400)
+    high = flat.ends > 800
+    for feat in ("mean", "min", "max", "rms", "last"):
+        c = col("vibration", feat)
+        flat.x[high, c] += 0.6 * np.minimum((flat.ends[high] - 800) / 800, 1.0) * flat.x[0, c]
+    v = retrain_one("pump-1", "pump", PROFILE, LCFG, flat, store)
+    assert v["outcome"] == "refused" and "still beyond" in v["reason"], v
+    assert store.current_version("pump-1") == first["version"]
     # the same stretch without the creep replaces the model
     v = retrain_one("pump-1", "pump", PROFILE, LCFG, rows(1600, seed=1), store)
     assert v["outcome"] == "replaced", v

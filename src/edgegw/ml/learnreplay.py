@@ -52,6 +52,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--learn-every", type=duration, metavar="DUR", help="retrain period (default learn.every_s)")
     g.add_argument(
+        "--learn-features", metavar="LIST", help="comma-separated features a learned model reads (default learn.features)"
+    )
+    g.add_argument(
         "--learn-every-hops",
         type=int,
         metavar="N",
@@ -251,7 +254,12 @@ def main(args: argparse.Namespace) -> int:
         over["min_history_s"] = args.learn_after
     if args.learn_every is not None:
         over["every_s"] = max(60.0, args.learn_every)
-    lcfg = LearnConfig.model_validate({**base.model_dump(), **over})
+    if args.learn_features:
+        over["features"] = [f.strip() for f in args.learn_features.split(",") if f.strip()]
+    try:
+        lcfg = LearnConfig.model_validate({**base.model_dump(), **over})
+    except ValueError as e:
+        return bt._fail(f"--learn options: {e}", 2)
     every_hops = args.learn_every_hops or (setup.cfg.history.features_every_hops if args.config else 1) or 1
     t0 = time.monotonic()
     import sklearn.ensemble  # noqa: F401 - its OpenMP runtime first, so the limit below applies to it

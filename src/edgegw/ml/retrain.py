@@ -126,31 +126,77 @@ def trend(t: np.ndarray, v: np.ndarray, ref: np.ndarray, guard: TrendGuard) -> t
     return float(slope * (t[-1] - t[0]) / spread), r2
 
 
+@dataclass
+class Creep:
+    """What the trend guard found: why, and what must come back into range before a later retrain
+    may absorb the stretch (`name`: a signal, or "" for the current model's score; `side` +1 up,
+    -1 down; `bound`: the edge of the range the older normal rows spanned)."""
+
+    why: str
+    name: str
+    side: int
+    bound: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "side": self.side, "bound": self.bound, "why": self.why}
+
+
 def trend_guard(
     rows: Rows, normal: np.ndarray, since: float, current: ModelSet | None, signals: Sequence[str], guard: TrendGuard
-) -> str | None:
+) -> Creep | None:
     """Why the normal rows after `since` (those a new model would newly absorb) must not become
     normal: a steady creep up of the current model's score, or of a signal's window mean, larger
-    than `guard.limit` robust spreads of the rows before; None when there is none."""
+    than `guard.limit` robust spreads of the rows before and out of their range; None if none."""
     if not guard.enabled:
         return None
-    recent = normal & (rows.ends > since)
-    ref = normal & (rows.ends <= since)
+    new = rows.ends[normal & (rows.ends > since)]
+    if not len(new):
+        return None
+    # the whole new stretch, and its latest half: a creep that began late is steady there
+    for start in (since, float(new[0] + (new[-1] - new[0]) / 2)):
+        found = _creep(rows, normal & (rows.ends > start), normal & (rows.ends <= since), current, signals, guard)
+        if found:
+            return found
+    return None
+
+
+def _values(rows: Rows, mask: np.ndarray, name: str, current: ModelSet | None) -> np.ndarray:
+    if not name:
+        assert current is not None
+        return np.asarray(current.score(_model_x(rows, current, mask)).anomaly)
+    return rows.x[mask, rows.names.index(f"{name}.mean")]
+
+
+def _creep(
+    rows: Rows, recent: np.ndarray, ref: np.ndarray, current: ModelSet | None, signals: Sequence[str], guard: TrendGuard
+) -> Creep | None:
     if recent.sum() < guard.bins * 3 or ref.sum() < 20:
         return None
     t = rows.ends[recent]
-    if current is not None:
-        s_recent = current.score(_model_x(rows, current, recent)).anomaly
-        s_ref = current.score(_model_x(rows, current, ref)).anomaly
-        drift, r2 = trend(t, s_recent, s_ref, guard)
-        if drift >= guard.limit and r2 >= guard.steadiness:
-            return f"the current model's score crept up {drift:.1f} spreads (R2 {r2:.2f}) over the new rows"
-    for s in signals:
-        c = rows.names.index(f"{s}.mean")
-        drift, r2 = trend(t, rows.x[recent, c], rows.x[ref, c], guard)
-        if abs(drift) >= guard.limit and r2 >= guard.steadiness:
-            return f"{s} crept {'up' if drift > 0 else 'down'} {abs(drift):.1f} spreads (R2 {r2:.2f}) over the new rows"
+    for name in ([""] if current is not None else []) + list(signals):
+        ref_v = _values(rows, ref, name, current)
+        drift, r2 = trend(t, _values(rows, recent, name, current), ref_v, guard)
+        if (drift >= guard.limit or (name and drift <= -guard.limit)) and r2 >= guard.steadiness:
+            side = 1 if drift > 0 else -1
+            what = f"{name} crept {'up' if side > 0 else 'down'}" if name else "the current model's score crept up"
+            bound = float(np.percentile(ref_v, 99 if side > 0 else 1))
+            return Creep(f"{what} {abs(drift):.1f} spreads (R2 {r2:.2f}) over the new rows", name, side, bound)
     return None
+
+
+def still_beyond(rows: Rows, normal: np.ndarray, current: ModelSet | None, creep: dict[str, Any]) -> bool:
+    """A creep the guard refused earlier has not come back: the latest tenth of the normal rows
+    (their median) is still beyond the bound of the range normal history had spanned."""
+    idx = np.flatnonzero(normal)
+    if len(idx) < 10 or (not creep.get("name") and current is None):
+        return False
+    latest = np.zeros(len(normal), dtype=bool)
+    latest[idx[-max(3, len(idx) // 10) :]] = True
+    try:
+        v = float(np.median(_values(rows, latest, str(creep.get("name", "")), current)))
+    except ValueError:  # a signal no longer in the profile
+        return False
+    return (v - float(creep["bound"])) * int(creep["side"]) > 0
 
 
 def _model_x(rows: Rows, model: ModelSet, mask: np.ndarray) -> np.ndarray:
@@ -347,9 +393,16 @@ def _decide(
             }
         learned = learned_range(current)
         since = float(learned.get("last_end", rows.ends[idx[-1]] - lcfg.every_s))
-        why = None if force else trend_guard(rows, normal, since, current, list(profile.signals), lcfg.trend)
-        if why:
-            return {**out, "outcome": "refused", "reason": f"trend guard: {why}"}
+        if not force and lcfg.trend.enabled:
+            prev = store.last(key)
+            held = prev.get("creep") if prev.get("outcome") == "refused" else None
+            if isinstance(held, dict) and still_beyond(rows, normal, current, held):
+                what = held.get("name") or "the current model's score"
+                return {**out, "outcome": "refused", "creep": held, "reason": f"trend guard: {what} is still beyond "
+                        f"the range normal history spanned since it was refused ({held.get('why', '')})"}  # fmt: skip
+            creep = trend_guard(rows, normal, since, current, list(profile.signals), lcfg.trend)
+            if creep is not None:
+                return {**out, "outcome": "refused", "reason": f"trend guard: {creep.why}", "creep": creep.to_dict()}
         if cand.meta.version == current.version:
             return {**out, "outcome": "kept", "reason": "the same data and settings give the same model"}
     from edgegw.ml import export
