@@ -1,7 +1,7 @@
 #!/bin/sh
 # Install or upgrade edgegw as a systemd service. Safe to run again: it upgrades in place.
 #
-#   sudo systemd/install.sh [--root DIR] [--extras opcua,coap,metrics] [--now] [--mosquitto]
+#   sudo systemd/install.sh [--root DIR] [--extras opcua,coap,metrics] [--now] [--mosquitto] [--learn]
 #
 # What it does (paths below are under DIR when --root or DESTDIR is given):
 #   /opt/edgegw/venv            a venv with the runtime only (numpy, onnxruntime, aiomqtt ...;
@@ -13,6 +13,9 @@
 #                               /etc/edgegw/edgegw.yaml.example
 #   /etc/systemd/system/edgegw.service   the unit, enabled (multi-user.target)
 #   --mosquitto                 also /etc/mosquitto/conf.d/edgegw.conf, unless it exists
+#   --learn                     also /opt/edgegw/train-venv (edgegw[train]: scikit-learn, for
+#                               models learned on the gateway, model: learn) and
+#                               edgegw-retrain.service + .timer (hourly, enabled)
 #
 # On the live system (no root) it reloads systemd and restarts a running edgegw; --now also
 # starts it. With --root it only lays out files (systemctl --root enables the unit), so it
@@ -25,9 +28,10 @@ ROOT=${DESTDIR:-}
 EXTRAS=
 START=0
 MOSQUITTO=0
+LEARN=0
 PYTHON=${PYTHON:-python3}
 
-usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
   case $1 in
     --root) ROOT=$2; shift 2 ;;
@@ -36,6 +40,7 @@ while [ $# -gt 0 ]; do
     --extras=*) EXTRAS=${1#*=}; shift ;;
     --now) START=1; shift ;;
     --mosquitto) MOSQUITTO=1; shift ;;
+    --learn) LEARN=1; shift ;;
     -h|--help) usage 0 ;;
     *) echo "install.sh: unknown option $1" >&2; usage 2 ;;
   esac
@@ -90,6 +95,24 @@ if [ -n "$ROOT" ]; then
   sed -i "s|$ROOT$VENV|$VENV|g" "$ROOT$VENV"/bin/activate* 2>/dev/null || true
 fi
 
+# 1b. with --learn: a second venv with the training extra, for edgegw-retrain.service only
+if [ "$LEARN" = 1 ]; then
+  TVENV=$OPT/train-venv
+  [ -x "$ROOT$TVENV/bin/python" ] || "$PYTHON" -m venv "$ROOT$TVENV"
+  TPIP="$ROOT$TVENV/bin/python -m pip --disable-pip-version-check -q"
+  say "installing the training extra in $TVENV (for edgegw-retrain)"
+  $TPIP install "edgegw[train] @ file://$WHEEL"
+  $TPIP install --no-deps --force-reinstall "$WHEEL"
+  if [ -n "$ROOT" ]; then
+    for f in "$ROOT$TVENV"/bin/*; do
+      [ -f "$f" ] && [ ! -L "$f" ] || continue
+      if head -n 3 "$f" | grep -q "$ROOT$TVENV/bin/python"; then
+        sed -i "1,3s|$ROOT$TVENV/|$TVENV/|" "$f"
+      fi
+    done
+  fi
+fi
+
 # 2. models and docs: replaced as a whole, so removed files do not linger
 if [ -d "$SRC/models" ]; then
   rm -rf "$ROOT$OPT/models.new"
@@ -134,6 +157,20 @@ fi
 # 4. the unit, enabled
 install -d -m 0755 "$ROOT/etc/systemd/system"
 install -m 0644 "$SRC/systemd/edgegw.service" "$ROOT$UNIT"
+if [ "$LEARN" = 1 ]; then
+  install -m 0644 "$SRC/systemd/edgegw-retrain.service" "$ROOT/etc/systemd/system/edgegw-retrain.service"
+  install -m 0644 "$SRC/systemd/edgegw-retrain.timer" "$ROOT/etc/systemd/system/edgegw-retrain.timer"
+  if [ -n "$ROOT" ] && command -v systemctl >/dev/null 2>&1; then
+    systemctl --root="$ROOT" --quiet enable edgegw-retrain.timer
+  elif [ -n "$ROOT" ] || [ ! -d /run/systemd/system ]; then
+    install -d -m 0755 "$ROOT/etc/systemd/system/timers.target.wants"
+    ln -sf /etc/systemd/system/edgegw-retrain.timer "$ROOT/etc/systemd/system/timers.target.wants/edgegw-retrain.timer"
+  else
+    systemctl daemon-reload
+    systemctl --quiet enable --now edgegw-retrain.timer
+  fi
+  say "edgegw-retrain.timer enabled (hourly; trains what is due for profiles with model: learn)"
+fi
 if [ -n "$ROOT" ]; then
   if command -v systemctl >/dev/null 2>&1; then
     systemctl --root="$ROOT" --quiet enable edgegw.service

@@ -33,6 +33,11 @@ if [ -z "$ROOT" ] && [ -d /run/systemd/system ]; then
 elif [ -n "$ROOT" ] && command -v systemctl >/dev/null 2>&1 && [ -e "$ROOT$UNIT" ]; then
   systemctl --root="$ROOT" --quiet disable edgegw.service 2>/dev/null || true
 fi
+if [ -z "$ROOT" ] && [ -d /run/systemd/system ]; then
+  systemctl disable --now edgegw-retrain.timer 2>/dev/null || true
+fi
+rm -f "$ROOT/etc/systemd/system/timers.target.wants/edgegw-retrain.timer" \
+  "$ROOT/etc/systemd/system/edgegw-retrain.timer" "$ROOT/etc/systemd/system/edgegw-retrain.service"
 rm -f "$ROOT/etc/systemd/system/multi-user.target.wants/edgegw.service" "$ROOT$UNIT"
 rm -rf "$ROOT/etc/systemd/system/edgegw.service.d"
 rm -rf "$ROOT/opt/edgegw"

@@ -27,6 +27,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "energy": ("edgegw.pump.cli", "the pumps' energy report: kWh, m3, kWh/m3, time per region, saving at BEP"),
     "users": ("edgegw.web.auth", "add, list or remove the page's users (roles viewer, operator, admin)"),
     "report": ("edgegw.web.report", "an HTML report of the assets from history: availability, alarms, trends"),
+    "retrain": ("edgegw.ml.retrain", "train, validate and arm models from the gateway's own history (learn:)"),
+    "models": ("edgegw.learn.cli", "learned models per asset: learning or armed, version, last retrain; rollback"),
 }
 
 
@@ -52,7 +54,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         parser = build_parser(load)
     except ModuleNotFoundError as e:
-        extra = {"train": "train", "backtest": "train", "demo": "demo", "simulate": "demo"}.get(load or "", "")
+        extra = {"train": "train", "backtest": "train", "retrain": "train", "demo": "demo", "simulate": "demo"}.get(
+            load or "", ""
+        )
         hint = f" (install the extra: pip install 'edgegw[{extra}]')" if extra else ""
         print(f"edgegw {load}: missing module {e.name}{hint}", file=sys.stderr)
         return 1

@@ -45,6 +45,7 @@ from edgegw.wallclock import WallClock
 
 if TYPE_CHECKING:
     from edgegw.history.store import Historian
+    from edgegw.learn.schedule import Learner
     from edgegw.notify.dispatch import Notifier
     from edgegw.web.server import WebServer
 
@@ -97,6 +98,7 @@ class Gateway:
         self.pump_totals = TotalsFile(state_dir) if state_dir and self.engine.pump_totals() else None
         if self.pump_totals is not None:  # energy, run hours and starts go on across restarts
             self.engine.restore_pump_totals(self.pump_totals.read())
+        self.engine.every_hop = True  # uploaded history gets a window per hop, as live (learning counts them)
         self.intake = Intake(self.engine, cfg.ingest)
         self.local = LocalSink(cfg)
         self.sinks: list[Sink] = [self.local]
@@ -130,6 +132,9 @@ class Gateway:
             from edgegw.web.schedule import ReportMailer
 
             self.sinks.append(ReportMailer(cfg, self.history.path, state_dir))
+        self.learner: Learner | None = None
+        if cfg.learning is not None and state_dir is not None:
+            self._start_learning(state_dir)
         self.sources: list[Source] = build_sources(cfg, self.intake)
         self._alarms_room(state_dir)
         self.health = Health(self)
@@ -246,6 +251,25 @@ class Gateway:
     def _web_info(self) -> dict[str, Any]:
         """The page's gateway view: the health figures and each profile's model version."""
         return {**self.health.snapshot(), "model_versions": {p: m.version for p, m in self.engine.models.items()}}
+
+    def _start_learning(self, state_dir: Path) -> None:
+        """Models learned on the gateway (learn/): the learner loads what the store serves now and
+        swaps in what retraining installs later; it sees hops and alarms as a sink."""
+        from edgegw.engine.models import load_model_set
+        from edgegw.learn.schedule import Learner
+
+        def load(path: Path, profile: str) -> ModelSet:
+            return load_model_set(path, profile, self.cfg.profiles[profile])
+
+        def install(key: str, profile: str, model: ModelSet | None) -> None:
+            target = self.engine.models if key == profile else self.engine.asset_models
+            if model is None:
+                target.pop(key, None)
+            else:
+                target[key] = model
+
+        self.learner = Learner(self.cfg, self.config_path, state_dir, load, install, self._on_alert, self._on_event)
+        self.sinks.append(self.learner)
 
     # -- running
 

@@ -59,6 +59,7 @@ def prepare(path: str, overrides: Sequence[str] = ()) -> Prepared:
     _web(cfg, state_dir, problems, warnings)
     _report(cfg, state_dir, problems)
     _history(cfg, state_dir, problems, warnings)
+    _learn(cfg, state_dir, problems)
     _source_libraries(cfg, problems)
     if problems:
         raise ConfigError(located(path, problems))
@@ -149,6 +150,13 @@ def _report(cfg: GatewayConfig, state_dir: Path | None, problems: list[tuple[tup
     for i, a in enumerate(cfg.report.assets):
         if a not in known:
             problems.append((("report", "assets", i), f"unknown asset {a!r}"))
+
+
+def _learn(cfg: GatewayConfig, state_dir: Path | None, problems: list[tuple[tuple[Any, ...], str]]) -> None:
+    """A profile that learns its model keeps its history and its models in the state directory."""
+    learned = cfg.learned_profiles
+    if learned and state_dir is None:
+        problems.append((("profiles", learned[0], "model"), "a learned model (model: learn) needs a writable gateway.state_dir"))
 
 
 def _queue_file(p: Path, loc: tuple[Any, ...], problems: list[tuple[tuple[Any, ...], str]]) -> None:

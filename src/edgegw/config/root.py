@@ -11,6 +11,7 @@ from edgegw.config.brokers import MqttBroker
 from edgegw.config.daemon import IngestConfig, LogConfig, MetricsConfig
 from edgegw.config.history import HistoryConfig
 from edgegw.config.names import unknown
+from edgegw.config.learn import LEARN, LearnConfig
 from edgegw.config.notify import NotifyConfig
 from edgegw.config.outputs import AlertsConfig, RollupsConfig
 from edgegw.config.profiles import AssetSpec, Profile
@@ -51,6 +52,7 @@ class GatewayConfig(Base):
     web: WebConfig | None = Field(None, description="The operator's page (pip install 'edgegw[web]').")
     report: ReportSchedule | None = Field(None, description="Reports mailed through notify email targets on a schedule.")
     history: HistoryConfig = Field(default_factory=HistoryConfig, description="What the gateway keeps on its disk.")
+    learn: LearnConfig | None = Field(None, description="Learning on the gateway, for profiles with `model: learn`.")
     _warnings: list[str] = PrivateAttr(default_factory=list)
 
     @property
@@ -68,6 +70,16 @@ class GatewayConfig(Base):
                 raise ValueError(f"assets.{i}.id: duplicate asset id {a.id!r}")
             seen.add(a.id)
         return self
+
+    @property
+    def learning(self) -> LearnConfig | None:
+        """The learning settings when some profile learns its model, else None."""
+        return (self.learn or LearnConfig()) if self.learned_profiles else None
+
+    @property
+    def learned_profiles(self) -> list[str]:
+        """Profiles whose model the gateway learns: `model: learn`, or no model while `learn:` is set."""
+        return [n for n, p in self.profiles.items() if p.model == LEARN or (p.model is None and self.learn is not None)]
 
     @model_validator(mode="after")
     def _node_templates(self) -> GatewayConfig:

@@ -192,6 +192,8 @@ class Engine:
         self.hops = 0
         self.windows_skipped = 0
         self.hop_observer: HopObserver | None = None
+        self.every_hop = False  # live: a backlog's every hop runs (see ingest); replays run their own
+        self.asset_models: dict[str, ModelSet] = {}  # learned on the gateway: an asset's own model (learn/)
         self.on_hop: Callable[[HopResult], None] | None = None  # the gateway's fan-out of each hop
         self.hop_seconds: list[float] = []  # recent hop durations, for self-metrics
 
@@ -273,6 +275,8 @@ class Engine:
         if ts < a.first_ts:
             a.first_ts = a.ps.first_ts[a.index] = ts
         if ts >= a.next_hop:
+            if a.due and self.every_hop:  # a backlog crossed another boundary before the due hop
+                self.run_hops()  # ran: run it now, so uploaded history gets every window, as live
             if a.next_hop != -math.inf:
                 a.ps.hop_k[a.index] = a.next_k
                 if not a.due:
@@ -512,13 +516,14 @@ class Engine:
                 verdicts = [[] for _ in assets]
                 for k, row in zip(idx.tolist(), sc.verdicts() if sc is not None else [], strict=True):
                     verdicts[k] = row
+        own = self._own_models(ps, profile, assets, ends, x) if self.asset_models else None
         if self.hop_observer is not None:
             self.hop_observer(pname, [a.id for a in assets], ends, x, verdicts)
         if self.on_hop is not None:
             result = self._hop_result(pname, ps, assets, aidx, rows, k_end, x, model, sc, idx)
             if bank is not None:  # the derived pump signals as columns of their own (history, the page)
                 bank.extend(result, aidx)
-            self.on_hop(result)
+            self.on_hop(_with_own(result, own) if own else result)
 
     def _hop_result(
         self,
@@ -610,6 +615,25 @@ class Engine:
             res.threshold = np.where(judged, float(getattr(model, "threshold", math.nan)), math.nan)
             res.model_version = model.version
         return res
+
+    def _own_models(
+        self, ps: ProfileState, profile: Profile, assets: list[AssetState], ends: np.ndarray, x: np.ndarray
+    ) -> list[tuple[int, Scores]]:
+        """Assets with a model of their own (learned on the gateway) are judged by it, a call each;
+        an asset without one runs thresholds only (its profile's model, if any, judged it above).
+        Returns (row, scores) per judged asset, for the hop's result."""
+        out = []
+        for k, a in enumerate(assets):
+            m = self.asset_models.get(a.id)
+            if m is None:
+                continue
+            if ends[k] - ps.first_ts[a.index] < profile.window_s - profile.hop_s or np.isnan(x[k]).any():
+                self.windows_skipped += 1
+                continue
+            sc = m.score(x[k : k + 1].astype(np.float32))
+            self._model_alarms(ps, np.array([a.index]), ends[k : k + 1], sc, m, model_delays(profile, m))
+            out.append((k, sc))
+        return out
 
     def _model_alarms(
         self,
@@ -752,6 +776,20 @@ def _shown(p: Profile) -> tuple[dict[str, str], dict[str, int]]:
 # store fields a HopResult reads (bucket k's slot may hold another bucket: field K says which)
 _EMIT_FIELDS = np.array([window.N, window.C, window.S1, window.K, window.MIN, window.MAX, window.LAST])
 _LAST = attrgetter("last")
+
+
+def _with_own(res: HopResult, own: list[tuple[int, Scores]]) -> HopResult:
+    """A hop's result with the scores of the assets judged by their own (learned) model."""
+    if res.judged is None or res.anomaly is None:
+        return res
+    if res.threshold is None:
+        res.threshold = np.full(len(res.assets), math.nan)
+    for k, sc in own:
+        if sc.judged[0]:
+            res.judged[k] = True
+            res.anomaly[k] = sc.anomaly[0]
+            res.threshold[k] = float(getattr(sc.models, "threshold", math.nan))
+    return res
 
 
 def _index(a: AssetState) -> int:

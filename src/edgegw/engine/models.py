@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from edgegw.config.learn import LEARN
 from edgegw.engine.features import feature_names as engine_feature_names
 from edgegw.engine.modelmeta import META_FILE, MetaError, ModelMeta, read_meta
 from edgegw.records import Severity
@@ -393,7 +394,7 @@ def load_profile_models(
     out: dict[str, ModelSet] = {}
     failed: list[tuple[str, Path, ModelError]] = []
     for name, profile in profiles.items():
-        if profile.model:
+        if profile.model and profile.model != LEARN:  # a learned model is the learner's to load
             path = resolve_path(profile.model, config_path)
             try:
                 out[name] = load_model_set(path, name, profile)

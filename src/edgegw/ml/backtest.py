@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from edgegw.config import ConfigError, GatewayConfig, Profile, load_config, resolve_path
+from edgegw.config.learn import LEARN
 from edgegw.engine.engine import Engine
 from edgegw.engine.modelmeta import META_FILE, MODEL_KINDS, ModelMeta
 from edgegw.engine.models import ModelError, ModelSet, Verdict, load_model_set, read_model_meta
@@ -56,6 +57,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timestamp-column", help="timestamp column (default: 'timestamp', 'time', ... or the first)")
     parser.add_argument("--timestamp-format", help="strptime format (default: ISO 8601 or epoch numbers)")
     parser.add_argument("--timestamp-unit", choices=["s", "ms", "us", "ns"], default="s")
+    from edgegw.ml import learnreplay
+
+    learnreplay.configure(parser)
 
 
 def _fail(msg: str, code: int = 1) -> int:
@@ -64,6 +68,10 @@ def _fail(msg: str, code: int = 1) -> int:
 
 
 def main(args: argparse.Namespace) -> int:
+    if getattr(args, "learn", False):
+        from edgegw.ml.learnreplay import main as learn_main
+
+        return learn_main(args)
     if not args.config and not args.model:
         return _fail("give -c CONFIG or --model DIR", 2)
     if args.plot:
@@ -175,7 +183,8 @@ def _setup(args: argparse.Namespace) -> Setup:
     if missing:
         raise DataError(f"the data has no column for signal(s) {missing} of profile {pname!r} (columns: {h.signals})")
     models = {}
-    model_path = args.model or (str(resolve_path(profile.model, args.config)) if profile.model else None)
+    learned = profile.model == LEARN  # no file: with --learn the replay learns it, else thresholds only
+    model_path = args.model or (str(resolve_path(profile.model, args.config)) if profile.model and not learned else None)
     if model_path:
         models[pname] = load_model_set(model_path, pname, profile)
     return Setup(cfg, h, ids, models, pname)
