@@ -10,8 +10,8 @@ from edgegw.config.base import Base, ConfigPath, TopicName
 from edgegw.config.brokers import MqttBroker
 from edgegw.config.daemon import IngestConfig, LogConfig, MetricsConfig
 from edgegw.config.history import HistoryConfig
-from edgegw.config.names import unknown
 from edgegw.config.learn import LEARN, LearnConfig
+from edgegw.config.names import unknown
 from edgegw.config.notify import NotifyConfig
 from edgegw.config.outputs import AlertsConfig, RollupsConfig
 from edgegw.config.profiles import AssetSpec, Profile
