@@ -46,7 +46,8 @@ class Prepared:
 
 def prepare(path: str, overrides: Sequence[str] = ()) -> Prepared:
     """Everything `run` needs checked; ConfigError lists every problem as `file:line: field: what`."""
-    cfg = load_config(path, overrides)
+    unresolved: list[str] = []  # names the file uses but does not define: listed with the rest
+    cfg = load_config(path, overrides, unresolved)
     problems: list[tuple[tuple[Any, ...], str]] = []
     models = _models(cfg, path, problems)
     _tls(cfg, problems)
@@ -55,8 +56,8 @@ def prepare(path: str, overrides: Sequence[str] = ()) -> Prepared:
     state_dir = _state_dir(cfg, problems)
     _notify(cfg, state_dir, problems)
     _source_libraries(cfg, problems)
-    if problems:
-        raise ConfigError(located(path, problems))
+    if problems or unresolved:
+        raise ConfigError(unresolved + located(path, problems))
     return Prepared(cfg, models, state_dir, list(cfg.warnings))
 
 
