@@ -20,12 +20,12 @@ from typing import TYPE_CHECKING, Any
 from edgegw.config import ConfigError, GatewayConfig, TlsConfig, load_config
 from edgegw.config.base import MAX_CERT_BYTES, regular_file
 from edgegw.config.load import located
+from edgegw.statelock import STATE_LOCK, lock_state_dir
 
 if TYPE_CHECKING:
     from edgegw.engine.models import ModelSet
 
 DEFAULT_STATE_DIR = "/var/lib/edgegw"
-STATE_LOCK = "edgegw.lock"
 # source type -> (its module, the extra that brings its libraries)
 SOURCE_MODULES = {
     "mqtt": ("edgegw.sources.mqtt", ""),
@@ -54,6 +54,7 @@ def prepare(path: str, overrides: Sequence[str] = ()) -> Prepared:
     _outbox(cfg, problems)
     _readings(cfg, problems)
     state_dir = _state_dir(cfg, problems)
+    _state_lock(state_dir, problems)
     _notify(cfg, state_dir, problems)
     _source_libraries(cfg, problems)
     if problems or unresolved:
@@ -157,38 +158,16 @@ def _state_dir(cfg: GatewayConfig, problems: list[tuple[tuple[Any, ...], str]]) 
         if configured:
             problems.append((("gateway", "state_dir"), f"{d} is not a writable directory"))
         return None
-    lock = d / STATE_LOCK
-    if lock.is_file():
+    return d
+
+
+def _state_lock(d: Path | None, problems: list[tuple[tuple[Any, ...], str]]) -> None:
+    """No other gateway runs on this state directory (statelock.py)."""
+    if d is not None and (d / STATE_LOCK).is_file():
         try:
             os.close(lock_state_dir(d, os.O_RDONLY))
         except ConfigError as e:
             problems.append((("gateway", "state_dir"), e.problems[0]))
-    return d
-
-
-def lock_state_dir(d: Path, mode: int = os.O_RDWR | os.O_CREAT) -> int:
-    """Hold `<d>/edgegw.lock` (flock, released when the process ends, even by kill -9): one running
-    gateway per state directory, whose seq and queues it owns. The open descriptor, to keep for the
-    life of the process; ConfigError naming the holder's pid when another process has it."""
-    lock = d / STATE_LOCK
-    try:
-        fd = os.open(lock, mode | getattr(os, "O_CLOEXEC", 0), 0o644)
-    except OSError as e:
-        raise ConfigError([f"cannot open {lock}: {e.strerror}"]) from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = ""
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            holder = f" (pid {int(os.pread(fd, 32, 0).split()[0])})"
-        os.close(fd)
-        raise ConfigError([f"{d} is in use by another running gateway{holder}: one gateway per state directory"]) from None
-    if mode & os.O_RDWR:
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-    else:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-    return fd
 
 
 def _source_libraries(cfg: GatewayConfig, problems: list[tuple[tuple[Any, ...], str]]) -> None:
