@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, model_validator
 
 from edgegw.config.base import Base, ConfigPath, TopicName
@@ -58,7 +60,9 @@ class Profile(Base):
         description="Expected highest sample rate per signal. Accepted for compatibility; it no longer limits "
         "the window, which holds every sample of the last window_s.",
     )
-    model: ConfigPath | None = Field(None, description="Model directory (anomaly + failure ONNX and metadata).")
+    model: Literal["learn"] | ConfigPath | None = Field(
+        None, description="Model directory (anomaly + failure ONNX and metadata)."
+    )
     model_alarms: ModelAlarmSpec = Field(default_factory=ModelAlarmSpec)
     signals: dict[str, SignalSpec] = Field(min_length=1)
 
