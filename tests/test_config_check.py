@@ -67,3 +67,13 @@ def test_a_misspelt_key_inside_a_tagged_source_gets_a_hint(tmp_path: Path) -> No
     with pytest.raises(ConfigError) as e:
         load_config(f)
     assert any("sources.0.topik: unknown key 'topik' (did you mean 'topic'?)" in p for p in e.value.problems), e.value.problems
+
+
+def test_check_lists_a_wrong_name_and_a_model_that_cannot_serve_together(tmp_path: Path) -> None:
+    """A file whose schema holds still gets the preflight's checks (models, TLS, queues) in the same run."""
+    f = tmp_path / "gw.yaml"
+    f.write_text(EXAMPLE.read_text().replace("flow: flow", "flow: flw").replace("model: models/pump", f"model: {tmp_path}"))
+    r = subprocess.run([sys.executable, "-m", "edgegw", "check", "-c", str(f)], capture_output=True, text=True)
+    assert r.returncode == 78
+    assert "sources.0.fields.flow: signal 'flw' is not in any profile (did you mean 'flow'?)" in r.stderr
+    assert f"profiles.pump.model: {tmp_path}" in r.stderr and "(2 problems)" in r.stderr

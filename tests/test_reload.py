@@ -63,3 +63,5 @@ async def test_sighup_applies_a_new_limit_rejects_a_broken_file_and_names_restar
             restart = await until(lambda: d.logged("changed keys need a restart; they keep their running values"), 10)
             assert restart[0]["keys"] == ["gateway.id"]
             assert d.proc.poll() is None
+            # three reloads, and the connections the changes did not touch were never dropped
+            assert len(d.logged("mqtt-0 connected")) == 1 and len(d.logged("local broker connected")) == 1

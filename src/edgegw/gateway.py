@@ -449,7 +449,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from edgegw.check import prepare_or_report
     from edgegw.log import setup
-    from edgegw.preflight import lock_state_dir
+    from edgegw.statelock import lock_state_dir
 
     ready = prepare_or_report(args.config, args.set)  # the same preflight as `edgegw check`
     if ready is None:

@@ -8,7 +8,6 @@ Nothing is opened but files: no socket, no broker, no outbox database.
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import importlib
 import os
@@ -21,12 +20,12 @@ from typing import TYPE_CHECKING, Any
 from edgegw.config import ConfigError, GatewayConfig, TlsConfig, load_config
 from edgegw.config.base import MAX_CERT_BYTES, regular_file
 from edgegw.config.load import located
+from edgegw.statelock import STATE_LOCK, lock_state_dir
 
 if TYPE_CHECKING:
     from edgegw.engine.models import ModelSet
 
 DEFAULT_STATE_DIR = "/var/lib/edgegw"
-STATE_LOCK = "edgegw.lock"
 # source type -> (its module, the extra that brings its libraries)
 SOURCE_MODULES = {
     "mqtt": ("edgegw.sources.mqtt", ""),
@@ -47,7 +46,8 @@ class Prepared:
 
 def prepare(path: str, overrides: Sequence[str] = ()) -> Prepared:
     """Everything `run` needs checked; ConfigError lists every problem as `file:line: field: what`."""
-    cfg = load_config(path, overrides)
+    unresolved: list[str] = []  # names the file uses but does not define: listed with the rest
+    cfg = load_config(path, overrides, unresolved)
     problems: list[tuple[tuple[Any, ...], str]] = []
     models = _models(cfg, path, problems)
     _tls(cfg, problems)
@@ -55,14 +55,15 @@ def prepare(path: str, overrides: Sequence[str] = ()) -> Prepared:
     _readings(cfg, problems)
     warnings = list(cfg.warnings)
     state_dir = _state_dir(cfg, problems, warnings)
+    _state_lock(state_dir, problems)
     _notify(cfg, state_dir, problems)
     _web(cfg, state_dir, problems, warnings)
     _report(cfg, state_dir, problems)
     _history(cfg, state_dir, problems, warnings)
     _learn(cfg, state_dir, problems)
     _source_libraries(cfg, problems)
-    if problems:
-        raise ConfigError(located(path, problems))
+    if problems or unresolved:
+        raise ConfigError(unresolved + located(path, problems))
     return Prepared(cfg, models, state_dir, warnings)
 
 
@@ -216,16 +217,18 @@ def _state_dir(cfg: GatewayConfig, problems: list[tuple[tuple[Any, ...], str]], 
         if not configured:
             return None
         warnings.append(f"gateway.state_dir: {d} is not writable: seq and history are not kept (history raises an alarm)")
-        return d
-    lock = d / STATE_LOCK
-    if lock.is_file():
+    return d
+
+
+def _state_lock(d: Path | None, problems: list[tuple[tuple[Any, ...], str]]) -> None:
+    """No other gateway runs on this state directory (statelock.py)."""
+    if d is not None and (d / STATE_LOCK).is_file():
         try:
             fd = lock_state_dir(d, os.O_RDONLY)
             if fd >= 0:
                 os.close(fd)
         except ConfigError as e:
             problems.append((("gateway", "state_dir"), e.problems[0]))
-    return d
 
 
 def _history(
@@ -249,34 +252,6 @@ def _history(
     problem: list[tuple[tuple[Any, ...], str]] = []
     _queue_file(p, ("history", "path"), problem)
     problems += [(loc, msg.replace("(one gateway per outbox)", "(one gateway per history file)")) for loc, msg in problem]
-
-
-def lock_state_dir(d: Path, mode: int = os.O_RDWR | os.O_CREAT) -> int:
-    """Hold `<d>/edgegw.lock` (flock, released when the process ends, even by kill -9): one running
-    gateway per state directory, whose seq and queues it owns. The open descriptor, to keep for the
-    life of the process (-1 where the directory cannot be written: nothing to hold); ConfigError
-    naming the holder's pid when another process has it."""
-    lock = d / STATE_LOCK
-    try:
-        fd = os.open(lock, mode | getattr(os, "O_CLOEXEC", 0), 0o644)
-    except OSError as e:
-        if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-            return -1  # a read-only state directory keeps nothing another gateway could spoil
-        raise ConfigError([f"cannot open {lock}: {e.strerror}"]) from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = ""
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            holder = f" (pid {int(os.pread(fd, 32, 0).split()[0])})"
-        os.close(fd)
-        raise ConfigError([f"{d} is in use by another running gateway{holder}: one gateway per state directory"]) from None
-    if mode & os.O_RDWR:
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-    else:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-    return fd
 
 
 def _source_libraries(cfg: GatewayConfig, problems: list[tuple[tuple[Any, ...], str]]) -> None:

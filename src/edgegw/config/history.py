@@ -11,14 +11,14 @@ from pathlib import Path
 
 from pydantic import Field, model_validator
 
-from edgegw.config.base import Base
+from edgegw.config.base import Base, ConfigPath
 
 FILE_NAME = "history.db"
 
 
 class HistoryConfig(Base):
     enabled: bool = Field(True, description="Keep history (needs a state directory or `path`).")
-    path: str | None = Field(None, description="The SQLite file; default <state_dir>/history.db.")
+    path: ConfigPath | None = Field(None, description="The SQLite file; default <state_dir>/history.db.")
     fine_s: float = Field(10.0, ge=1.0, le=60.0, description="The fine tier's bucket, seconds (a divisor of 60).")
     fine_days: float = Field(7.0, gt=0, description="Days the fine tier keeps its rows.")
     minute_days: float = Field(90.0, gt=0, description="Days the minute tier keeps its rows.")

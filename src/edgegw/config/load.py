@@ -130,9 +130,13 @@ def read_text(path: str | os.PathLike[str]) -> str:
         raise ConfigError([f"{fname}:{line}: not UTF-8 text (byte 0x{data[e.start]:02x})"]) from None
 
 
-def load_config(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> GatewayConfig:
+def load_config(
+    path: str | os.PathLike[str], overrides: Sequence[str] = (), unresolved: list[str] | None = None
+) -> GatewayConfig:
     """Read, substitute, override and validate a config file; raise ConfigError listing every problem.
-    Deprecated keys load, with a warning each in the result's `warnings`."""
+    Deprecated keys load, with a warning each in the result's `warnings`. With `unresolved`, a file
+    whose schema holds but that names what it does not define (a source field mapped to a signal no
+    profile has) loads, its problems put there, so the preflight can list its own beside them."""
     fname = str(path)
     text = read_text(path)
     try:
@@ -167,8 +171,10 @@ def load_config(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> 
     except ValidationError as e:
         found = [_schema_problem(err) for err in e.errors()]
     found += [p for p in names.references(root) if p not in found]
-    if found or cfg is None:
-        found.sort(key=lambda p: _line_of(lines(), p[0]) or 0)
+    found.sort(key=lambda p: _line_of(lines(), p[0]) or 0)
+    if cfg is not None and unresolved is not None:
+        unresolved += [at(loc, msg) for loc, msg in found]
+    elif found or cfg is None:
         raise ConfigError([at(loc, msg) for loc, msg in found])
     for given, beside, used in context.get("cwd_paths", []):
         loc = next((loc for loc, v in _strings(root, ()) if v == given), ())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -65,7 +65,9 @@ class Profile(Base):
         description="Expected highest sample rate per signal. Accepted for compatibility; it no longer limits "
         "the window, which holds every sample of the last window_s.",
     )
-    model: ConfigPath | None = Field(None, description="Model directory (anomaly + failure ONNX and metadata).")
+    model: Literal["learn"] | ConfigPath | None = Field(
+        None, description="Model directory (anomaly + failure ONNX and metadata)."
+    )
     model_alarms: ModelAlarmSpec = Field(default_factory=ModelAlarmSpec)
     signals: dict[str, SignalSpec] = Field(min_length=1)
     pump: PumpSpec | None = Field(None, description="The pump these assets are (config/pump.py).")

@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from edgegw.config.base import MAX_CERT_BYTES, Base, regular_file
+from edgegw.config.base import MAX_CERT_BYTES, Base, ConfigPath, regular_file
 
 
 def split_listen(listen: str) -> tuple[str, int]:
@@ -36,8 +36,8 @@ def is_loopback(host: str) -> bool:
 
 
 class WebTls(Base):
-    cert_file: str = Field(description="PEM certificate (chain) the page is served with.")
-    key_file: str = Field(description="PEM private key of cert_file.")
+    cert_file: ConfigPath = Field(description="PEM certificate (chain) the page is served with.")
+    key_file: ConfigPath = Field(description="PEM private key of cert_file.")
 
     @model_validator(mode="after")
     def _files(self) -> WebTls:
@@ -50,7 +50,9 @@ class WebTls(Base):
 
 class WebConfig(Base):
     listen: str = Field("127.0.0.1:8080", description="HOST:PORT the page listens on; loopback unless set.")
-    users_file: str | None = Field(None, description="Users and password hashes (`edgegw users add`); default <state_dir>/users.")
+    users_file: ConfigPath | None = Field(
+        None, description="Users and password hashes (`edgegw users add`); default <state_dir>/users."
+    )
     tls: WebTls | None = Field(None, description="Serve HTTPS with these files (recommended off loopback).")
     anonymous: Literal["off", "viewer"] = Field(
         "off", description="`viewer`: anyone who reaches the page may look (never act) without logging in."
