@@ -14,6 +14,7 @@ import aiomqtt
 
 from edgegw.records import AlarmEvent
 from edgegw.watch import watch
+from tests.alarms.conftest import leaves
 from tests.helpers import Collector, example_config, publish, pump, running_gateway
 from tests.peers import until
 
@@ -22,6 +23,7 @@ async def test_ack_and_watch_work_without_notify(mosquitto: Any) -> None:
     cfg = example_config(mosquitto.port, "profiles.pump.signals.vibration.on_delay_s=0")
     assert cfg.notify is None
     site, base = cfg.gateway.site, f"cmd/{cfg.gateway.id}/alarms"
+    leaves(mosquitto.port, site)
     async with Collector(mosquitto.port, f"alerts/{site}/#", f"{base}/response") as col, running_gateway(cfg) as gw:
         events: list[AlarmEvent] = []
         gw.local.event = events.append  # type: ignore[method-assign]
@@ -60,6 +62,7 @@ async def command(port: int, base: str, name: str, payload: dict[str, Any]) -> N
 async def test_shelves_without_notify_travel_as_marks_and_survive_a_restart(mosquitto: Any, tmp_path: Path) -> None:
     cfg = example_config(mosquitto.port, "profiles.pump.signals.vibration.on_delay_s=0", f"gateway.state_dir={tmp_path}")
     site, base = cfg.gateway.site, f"cmd/{cfg.gateway.id}/alarms"
+    leaves(mosquitto.port, site)
     key = {"asset": "pump-2", "kind": "threshold", "source": "vibration"}
     async with Collector(mosquitto.port, f"alerts/{site}/#", f"{base}/response") as col:
         async with running_gateway(cfg):
