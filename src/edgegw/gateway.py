@@ -84,7 +84,7 @@ class Gateway:
             cfg, self._on_alert, models if models is not None else load_models(cfg, config_path), future_slack_s=FUTURE_SLACK_S
         )
         self.engine.on_hop = self._on_hop
-        self.pump_totals = TotalsFile(state_dir) if state_dir and self.engine.pump_totals() else None
+        self.pump_totals = TotalsFile(state_dir, cfg.gateway.id) if state_dir and self.engine.pump_totals() else None
         if self.pump_totals is not None:  # energy, run hours and starts go on across restarts
             self.engine.restore_pump_totals(self.pump_totals.read())
         self.intake = Intake(self.engine, cfg.ingest)
