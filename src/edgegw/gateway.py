@@ -108,6 +108,10 @@ class Gateway:
             self.history = Historian(cfg, history_file, self._on_alert)
             self.sinks.append(self.history)
             self.engine.keep_raw(cfg.history.raw)
+            if self.engine.forecast_rows():  # time-to-limit trends go on from history's minutes
+                from edgegw.history.forecast import seed_forecasts
+
+                seed_forecasts(self.engine, history_file)
         self.sources: list[Source] = build_sources(cfg, self.intake)
         self.health = Health(self)
 

@@ -592,6 +592,16 @@ class Engine:
         """Totals saved before a restart (see pump_totals); returns the assets that took theirs."""
         return sum(bank.restore(saved) for bank in self._pumps.values())
 
+    def forecast_rows(self) -> list[tuple[str, str, float, int]]:
+        """(asset, signal, resolution_s, points) of every forecast series, to seed from history."""
+        return [(r[0], r[1], fc.spec.resolution_s, fc.spec.points) for fc in self._forecasts.values() for r in fc.rows]
+
+    def seed_forecast(self, asset: str, signal: str, times: np.ndarray, means: np.ndarray) -> int:
+        """Trend points kept before a restart (see ProfileForecasts.seed)."""
+        a = self.assets.get(asset)
+        fc = self._forecasts.get(a.profile_name) if a is not None else None
+        return fc.seed(asset, signal, times, means) if fc is not None else 0
+
     def feature_names(self, profile: str) -> list[str]:
         return feature_names(list(self.profiles[profile].signals))
 
