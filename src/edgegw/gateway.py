@@ -236,11 +236,9 @@ class Gateway:
                     await asyncio.wait_for(self.local.first_connect.wait(), 3.0)
                 source_tasks = [tg.create_task(s.run(), name=f"source:{s.name}") for s in self.sources]
                 ticker = tg.create_task(self._ticker(), name="ticker")
+                pump_saver = tg.create_task(self._save_pump_totals(), name="pump-totals") if self.pump_totals else None
                 watchdog = tg.create_task(sdnotify.watchdog_loop(), name="watchdog")
                 health = tg.create_task(self.health.run(), name="health")
-                duties = [ticker, watchdog, health]
-                if self.pump_totals is not None:
-                    duties.append(tg.create_task(self._save_pump_totals(), name="pump-totals"))
                 self.ready.set()
                 sdnotify.notify("READY=1", f"STATUS=running: {len(self.sources)} source(s), {len(self.engine.assets)} asset(s)")
                 log.info(
@@ -254,8 +252,9 @@ class Gateway:
                 sdnotify.notify("STOPPING=1")
                 log.info("stopping")
                 await _cancel(source_tasks)
+                await _cancel([pump_saver] if pump_saver is not None else [])
                 self.engine.run_hops()
-                await _cancel(duties)
+                await _cancel([ticker, watchdog, health])
                 for s in self.sinks:
                     try:
                         await s.close(2.0)

@@ -149,23 +149,21 @@ class Rollup:
     site: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return (
-            {
-                "id": self.id,
-                "seq": self.seq,
-                "gateway": self.gateway,
-                "site": self.site,
-                "asset": self.asset,
-                "start": iso(self.start),
-                "end": iso(self.end),
-                "signals": {name: s.to_dict() for name, s in self.signals.items()},
-                "anomaly_max": self.anomaly_max,
-                "anomaly_mean": self.anomaly_mean,
-                "alarms_raised": self.alarms_raised,
-            }
-            | ({"pump": self.pump} if self.pump is not None else {})
-            | ({"forecast": self.forecast} if self.forecast is not None else {})
-        )
+        return {
+            "id": self.id,
+            "seq": self.seq,
+            "gateway": self.gateway,
+            "site": self.site,
+            "asset": self.asset,
+            "start": iso(self.start),
+            "end": iso(self.end),
+            "signals": {name: s.to_dict() for name, s in self.signals.items()},
+            "anomaly_max": self.anomaly_max,
+            "anomaly_mean": self.anomaly_mean,
+            "alarms_raised": self.alarms_raised,
+            **({"pump": self.pump} if self.pump is not None else {}),
+            **({"forecast": self.forecast} if self.forecast is not None else {}),
+        }
 
 
 @dataclass(slots=True)

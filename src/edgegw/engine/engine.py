@@ -21,10 +21,12 @@ from typing import Any
 import numpy as np
 
 from edgegw.config import GatewayConfig, Profile
-from edgegw.engine import forecast, pump, window
+from edgegw.engine import window
 from edgegw.engine.features import N_FEATURES, feature_names, window_features
+from edgegw.engine.forecast import forecasts
 from edgegw.engine.modelmeta import MODEL_KINDS, OFF_HOPS, ON_HOPS
 from edgegw.engine.models import ModelSet, Scores, Verdict
+from edgegw.engine.pump import DERIVED, PUMP_KINDS, banks
 from edgegw.engine.rules import LEVEL_NAMES, Debounce, DebounceSet, ThresholdRule, severity_of
 from edgegw.records import Alert, AlertState, HopResult, Quality, Rollup, Severity, SignalStats
 
@@ -184,8 +186,8 @@ class Engine:
             for a in cfg.assets
         }
         self._due: list[AssetState] = []
-        self._pumps = pump.banks(cfg, members)  # profile -> its pumps' derived signals and alarms
-        self._forecasts = forecast.forecasts(cfg, members)  # profile -> time to each limit
+        self._pumps = banks(cfg, members)  # profile -> its pumps' derived signals and alarms
+        self._forecasts = forecasts(cfg, members)  # profile -> time to each limit
         self.readings_in = 0
         self.rejected: dict[str, int] = {}
         self.hops = 0
@@ -335,7 +337,7 @@ class Engine:
         a = self.assets.get(asset)
         if a is None:
             return False
-        if kind == "threshold" and source in pump.DERIVED:  # a limit on a derived pump signal
+        if kind == "threshold" and source in DERIVED:  # a limit on a derived pump signal
             bank = self._pumps.get(a.profile_name)
             return bank is not None and bank.restore_limit(a.index, source, level)
         if kind in ("threshold", "quality", "stale"):
@@ -352,7 +354,7 @@ class Engine:
         if kind == "forecast":
             fcs = self._forecasts.get(a.profile_name)
             return fcs is not None and fcs.restore_alarm(asset, source)
-        if kind in pump.KINDS:
+        if kind in PUMP_KINDS:
             bank = self._pumps.get(a.profile_name)
             return bank is not None and bank.restore_alarm(a.index, kind)
         alarms = a.ps.model_alarms.get(kind)
@@ -633,9 +635,10 @@ class Engine:
                     anomaly_max=float(ps.score_max[i]) if n else None,
                     anomaly_mean=float(ps.score_sum[i] / n) if n else None,
                     alarms_raised=raised,
-                    pump=derived[1] if derived is not None else None,
                 )
             )
+            if derived is not None:
+                out[-1].pump = derived[1]
         for bank in self._pumps.values():
             bank.reset()
         if self._forecasts:  # at most once per forecast.every_s; each rollup carries the latest

@@ -276,7 +276,7 @@ def derive(pump: Pump, q: Any, pd: Any, ps: Any, p_in: Any, t_c: Any, running: A
 # ---------------------------------------------------------------------- per-profile state
 
 ROLES = ("flow", "discharge_pressure", "suction_pressure", "power_in", "liquid_temperature")
-KINDS = ("operating_region", "npsh", "performance", "dry_run")
+KINDS = PUMP_KINDS = ("operating_region", "npsh", "performance", "dry_run")
 SOURCE = "pump"  # the alarm's source: (asset, kind, "pump")
 TOTALS = ("energy_kwh", "volume_m3", "run_hours", "starts", "preferred_hours", "allowable_hours", "hydraulic_kwh")
 _SMOOTHED = ("head_deficit_smoothed_pct", "efficiency_deficit_smoothed_pct")  # PumpBank.ema, saved with the totals
@@ -722,6 +722,7 @@ def _f(x: float | None, fmt: str) -> str:
 __all__ = [
     "DERIVED",
     "KINDS",
+    "PUMP_KINDS",
     "TOTALS",
     "Curve",
     "PumpBank",
