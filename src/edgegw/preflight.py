@@ -158,7 +158,7 @@ def _state_dir(cfg: GatewayConfig, problems: list[tuple[tuple[Any, ...], str]], 
         return None
     if not d.is_dir():
         if configured:
-            problems.append((("gateway", "state_dir"), f"{d} is not a directory"))
+            problems.append((("gateway", "state_dir"), f"{d} is not a writable directory: it does not exist"))
         return None
     if not os.access(d, os.W_OK | os.X_OK):
         if not configured:

@@ -67,7 +67,8 @@ def test_cli_reads_the_journal_of_a_config_and_says_when_there_is_none(tmp_path:
     from tests.notify.peers import notify_config
 
     notify_config(tmp_path, 1883, {"state_dir": str(tmp_path / "st"), "targets": []})
-    args = [sys.executable, "-m", "edgegw", "alarms", "-c", str(tmp_path / "gw.yaml"), "--set", "mqtt.port=1883"]
+    cfg = [str(tmp_path / "gw.yaml"), "--set", "mqtt.port=1883", "--set", "history.enabled=false"]  # the notify journal
+    args = [sys.executable, "-m", "edgegw", "alarms", "-c", *cfg]
     r = subprocess.run(args, capture_output=True, text=True)
     assert r.returncode == 1 and "no journal at" in r.stderr
     j = Journal(tmp_path / "st" / "alarms.db", JournalConfig())

@@ -113,9 +113,9 @@ class ProfileState:
     """What a hop reads for the assets of one profile, by asset index: the due window's end bucket
     (the window is buckets [hop_k - B, hop_k), ending at hop_k * hop_s), the first reading, the
     model alarms (a DebounceSet per kind; delays come from the profile or the model serving it on
-    each hop, see model_delays) and the anomaly scores of the rollup interval. For `HopResult`: the first bucket not
-    emitted yet per asset, and per store row the bad values counted (in `ingest`'s bad path only)
-    and those already handed out."""
+    each hop, see model_delays) and the anomaly scores of the rollup interval. For `HopResult`:
+    the first bucket not emitted yet per asset, and per store row the bad values counted (in
+    `ingest`'s bad path only) and those already handed out."""
 
     __slots__ = (
         "asset_ids",
@@ -487,7 +487,8 @@ class Engine:
         if len(kp) and d.any():  # bad values since the asset's last bucket go with its newest bucket
             newest = np.flatnonzero(np.append(ip[1:] != ip[:-1], True))
             bad[newest] = d.reshape(na, ns)[ip[newest]]
-            ps.bad_sent[rows] = ps.bad[rows]
+            sent = rows[((ip[newest] * ns)[:, None] + np.arange(ns)).ravel()]  # an asset without a bucket keeps its count
+            ps.bad_sent[sent] = ps.bad[sent]
         have = n > 0
         if not have.all():
             keep = have.any(axis=1) | (bad > 0).any(axis=1)
