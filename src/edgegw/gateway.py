@@ -95,7 +95,7 @@ class Gateway:
             cfg, self._on_alert, models if models is not None else load_models(cfg, config_path), future_slack_s=FUTURE_SLACK_S
         )
         self.engine.on_hop = self._on_hop
-        self.pump_totals = TotalsFile(state_dir) if state_dir and self.engine.pump_totals() else None
+        self.pump_totals = TotalsFile(state_dir, cfg.gateway.id) if state_dir and self.engine.pump_totals() else None
         if self.pump_totals is not None:  # energy, run hours and starts go on across restarts
             self.engine.restore_pump_totals(self.pump_totals.read())
         self.engine.every_hop = True  # uploaded history gets a window per hop, as live (learning counts them)
@@ -120,6 +120,10 @@ class Gateway:
             self.history = Historian(cfg, history_file, self._on_alert)
             self.sinks.append(self.history)
             self.engine.keep_raw(cfg.history.raw)
+            if self.engine.forecast_rows():  # time-to-limit trends go on from history's minutes
+                from edgegw.history.forecast import seed_forecasts
+
+                seed_forecasts(self.engine, history_file)
         self.web: WebServer | None = None
         if cfg.web is not None:  # the operator's page: a sink of the fan-out; its commands go through the handler
             from edgegw.web.server import GatewayPort, WebServer
@@ -325,12 +329,11 @@ class Gateway:
                     await asyncio.wait_for(self.local.first_connect.wait(), 3.0)
                 source_tasks = [tg.create_task(s.run(), name=f"source:{s.name}") for s in self.sources]
                 ticker = tg.create_task(self._ticker(), name="ticker")
+                pump_saver = tg.create_task(self._save_pump_totals(), name="pump-totals") if self.pump_totals else None
                 watchdog = tg.create_task(sdnotify.watchdog_loop(), name="watchdog")
                 health = tg.create_task(self.health.run(), name="health")
                 alarm_tasks = self._alarm_tasks(tg)
                 duties = [ticker, watchdog, health, *alarm_tasks]
-                if self.pump_totals is not None:
-                    duties.append(tg.create_task(self._save_pump_totals(), name="pump-totals"))
                 self.ready.set()
                 sdnotify.notify("READY=1", f"STATUS=running: {len(self.sources)} source(s), {len(self.engine.assets)} asset(s)")
                 log.info(
@@ -344,6 +347,7 @@ class Gateway:
                 sdnotify.notify("STOPPING=1")
                 log.info("stopping")
                 await _cancel(source_tasks)
+                await _cancel([pump_saver] if pump_saver is not None else [])
                 self.engine.run_hops()
                 await _cancel(duties)
                 for s in self.sinks:

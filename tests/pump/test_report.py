@@ -68,7 +68,7 @@ def test_edgegw_energy_from_the_state_dir_and_from_rollups(tmp_path: Path, capsy
     d = yaml.safe_load(cfg.read_text())
     d["gateway"]["state_dir"] = str(tmp_path)
     cfg.write_text(yaml.safe_dump(d))
-    TotalsFile(tmp_path).write({"pump-1": TOTALS})
+    TotalsFile(tmp_path, "gw-pumphouse-1").write({"pump-1": TOTALS})
     assert main(["energy", "-c", str(cfg), "--html", str(tmp_path / "r.html")]) == 0
     out = capsys.readouterr().out
     assert out.startswith("Energy report of gw-pumphouse-1, since the gateway began counting") and "9.9 kWh (10 %) to save" in out

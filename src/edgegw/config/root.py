@@ -15,7 +15,6 @@ from edgegw.config.names import unknown
 from edgegw.config.notify import NotifyConfig
 from edgegw.config.outputs import AlertsConfig, RollupsConfig
 from edgegw.config.profiles import AssetSpec, Profile
-from edgegw.config.pump import asset_pump
 from edgegw.config.sources import OpcuaSource, Source
 from edgegw.config.upstream import UpstreamConfig
 from edgegw.config.web import ReportSchedule, WebConfig
@@ -93,17 +92,6 @@ class GatewayConfig(Base):
         return self
 
     @model_validator(mode="after")
-    def _asset_pumps(self) -> GatewayConfig:
-        for i, a in enumerate(self.assets):
-            if a.pump is not None:
-                prof = self.profiles[a.profile]
-                try:
-                    asset_pump(prof.pump, a.pump).check_signals(prof.signals)
-                except ValueError as e:
-                    raise ValueError(f"assets.{i}.{e}") from None
-        return self
-
-    @model_validator(mode="after")
     def _window_memory(self) -> GatewayConfig:
         per_profile: dict[str, int] = dict.fromkeys(self.profiles, 0)
         for a in self.assets:
@@ -119,4 +107,18 @@ class GatewayConfig(Base):
                 f"(window_s / hop_s) need {need[name] / 2**20:,.0f} MiB of window memory; all profiles may use "
                 f"{WINDOW_MEMORY_MAX // 2**20} MiB: a longer hop_s, a shorter window_s or fewer assets"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _asset_pumps(self) -> GatewayConfig:
+        """An asset's `pump:` keys over its profile's description must make a valid one."""
+        from edgegw.config.pump import asset_pump
+
+        for i, a in enumerate(self.assets):
+            if a.pump is not None:
+                prof = self.profiles[a.profile]
+                try:
+                    asset_pump(prof.pump, a.pump).check_signals(prof.signals)
+                except ValueError as e:
+                    raise ValueError(f"assets.{i}.{e}") from None
         return self

@@ -21,10 +21,12 @@ from typing import Any
 import numpy as np
 
 from edgegw.config import GatewayConfig, Profile
-from edgegw.engine import forecast, pump, text, window
+from edgegw.engine import text, window
 from edgegw.engine.features import N_FEATURES, feature_names, window_features
+from edgegw.engine.forecast import forecasts
 from edgegw.engine.modelmeta import MODEL_KINDS, OFF_HOPS, ON_HOPS
 from edgegw.engine.models import ModelSet, Scores, Verdict
+from edgegw.engine.pump import DERIVED, PUMP_KINDS, banks
 from edgegw.engine.rules import LEVEL_NAMES, Debounce, DebounceSet, ThresholdRule, severity_of
 from edgegw.records import Alert, AlertState, HopResult, Quality, Rollup, Severity, SignalStats
 
@@ -185,8 +187,8 @@ class Engine:
             for a in cfg.assets
         }
         self._due: list[AssetState] = []
-        self._pumps = pump.banks(cfg, members)  # profile -> its pumps' derived signals and alarms
-        self._forecasts = forecast.forecasts(cfg, members)  # profile -> time to each limit
+        self._pumps = banks(cfg, members)  # profile -> its pumps' derived signals and alarms
+        self._forecasts = forecasts(cfg, members)  # profile -> time to each limit
         self.readings_in = 0
         self.rejected: dict[str, int] = {}
         self.hops = 0
@@ -375,7 +377,7 @@ class Engine:
         a = self.assets.get(asset)
         if a is None:
             return False
-        if kind == "threshold" and source in pump.DERIVED:  # a limit on a derived pump signal
+        if kind == "threshold" and source in DERIVED:  # a limit on a derived pump signal
             bank = self._pumps.get(a.profile_name)
             return bank is not None and bank.restore_limit(a.index, source, level)
         if kind in ("threshold", "quality", "stale"):
@@ -392,7 +394,7 @@ class Engine:
         if kind == "forecast":
             fcs = self._forecasts.get(a.profile_name)
             return fcs is not None and fcs.restore_alarm(asset, source)
-        if kind in pump.KINDS:
+        if kind in PUMP_KINDS:
             bank = self._pumps.get(a.profile_name)
             return bank is not None and bank.restore_alarm(a.index, kind)
         alarms = a.ps.model_alarms.get(kind)
@@ -697,6 +699,16 @@ class Engine:
         """Totals saved before a restart (see pump_totals); returns the assets that took theirs."""
         return sum(bank.restore(saved) for bank in self._pumps.values())
 
+    def forecast_rows(self) -> list[tuple[str, str, float, int]]:
+        """(asset, signal, resolution_s, points) of every forecast series, to seed from history."""
+        return [(r[0], r[1], fc.spec.resolution_s, fc.spec.points) for fc in self._forecasts.values() for r in fc.rows]
+
+    def seed_forecast(self, asset: str, signal: str, times: np.ndarray, means: np.ndarray) -> int:
+        """Trend points kept before a restart (see ProfileForecasts.seed)."""
+        a = self.assets.get(asset)
+        fc = self._forecasts.get(a.profile_name) if a is not None else None
+        return fc.seed(asset, signal, times, means) if fc is not None else 0
+
     def feature_names(self, profile: str) -> list[str]:
         return feature_names(list(self.profiles[profile].signals))
 
@@ -731,9 +743,10 @@ class Engine:
                     alarms_raised=raised,
                     units=shown[a.profile_name][0],
                     decimals=shown[a.profile_name][1],
-                    pump=derived[1] if derived is not None else None,
                 )
             )
+            if derived is not None:
+                out[-1].pump = derived[1]
         for bank in self._pumps.values():
             bank.reset()
         if self._forecasts:  # at most once per forecast.every_s; each rollup carries the latest

@@ -262,6 +262,25 @@ class ProfileForecasts:
                 )
         self.latest = latest
 
+    def seed(self, asset: str, signal: str, times: np.ndarray, means: np.ndarray) -> int:
+        """Points kept before a restart (e.g. history's minute means), oldest first, folded into
+        this row's resolution; returns the points taken."""
+        taken = 0
+        res = self.spec.resolution_s
+        for k, (a, sig, *_) in enumerate(self.rows):
+            if a != asset or sig != signal:
+                continue
+            ok = np.isfinite(times) & np.isfinite(means)
+            t, y = times[ok], means[ok]
+            if not len(t):
+                return 0
+            b = np.floor(t / res)
+            for u in np.unique(b)[-self.fc.n :]:
+                sel = b == u
+                self.fc.add(k, float(t[sel].mean()), float(y[sel].mean()))
+                taken += 1
+        return taken
+
     def of(self, asset: str) -> list[dict[str, Any]] | None:
         return self.latest.get(asset)
 

@@ -276,9 +276,10 @@ def derive(pump: Pump, q: Any, pd: Any, ps: Any, p_in: Any, t_c: Any, running: A
 # ---------------------------------------------------------------------- per-profile state
 
 ROLES = ("flow", "discharge_pressure", "suction_pressure", "power_in", "liquid_temperature")
-KINDS = ("operating_region", "npsh", "performance", "dry_run")
+KINDS = PUMP_KINDS = ("operating_region", "npsh", "performance", "dry_run")
 SOURCE = "pump"  # the alarm's source: (asset, kind, "pump")
 TOTALS = ("energy_kwh", "volume_m3", "run_hours", "starts", "preferred_hours", "allowable_hours", "hydraulic_kwh")
+_SMOOTHED = ("head_deficit_smoothed_pct", "efficiency_deficit_smoothed_pct")  # PumpBank.ema, saved with the totals
 _NEEDS_RUN = [3, 4, 5, 9, 10]  # efficiency, pump_efficiency, specific energy, deficits
 PumpAlarm = Callable[[str, str, str, int, float, dict[str, Any], str], None]  # asset, kind, source, level, ts, ev, message
 
@@ -585,9 +586,10 @@ class PumpBank:
         self._stats_reset()
 
     def totals_of(self) -> dict[str, dict[str, float]]:
-        """Asset id -> its totals, to save."""
+        """Asset id -> its totals and smoothed deficits (a restart keeps the wear judgement), to save."""
         return {
             aid: {name: float(self.totals[t, i]) for t, name in enumerate(TOTALS)}
+            | {name: float(self.ema[e, i]) for e, name in enumerate(_SMOOTHED)}
             for i, aid in enumerate(self.asset_ids)
             if self.has[i]
         }
@@ -603,6 +605,10 @@ class PumpBank:
                 v = d.get(name)
                 if isinstance(v, (int, float)) and math.isfinite(v) and v >= 0:
                     self.totals[t, i] = float(v)
+            for e, name in enumerate(_SMOOTHED):
+                v = d.get(name)
+                if isinstance(v, (int, float)) and math.isfinite(v):
+                    self.ema[e, i] = float(v)
             n += 1
         self.totals_then = self.totals.copy()
         return n
@@ -716,6 +722,7 @@ def _f(x: float | None, fmt: str) -> str:
 __all__ = [
     "DERIVED",
     "KINDS",
+    "PUMP_KINDS",
     "TOTALS",
     "Curve",
     "PumpBank",

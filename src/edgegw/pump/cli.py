@@ -100,7 +100,7 @@ def main(args: argparse.Namespace) -> int:
                 "edgegw energy: no state directory (gateway.state_dir) holds the pumps' totals; give --rollups", file=sys.stderr
             )
             return 2
-        rows = rows_from_totals(TotalsFile(Path(folder)).read(), pumps)
+        rows = rows_from_totals(TotalsFile(Path(folder), cfg.gateway.id).read(), pumps)
     title = f"Energy report of {cfg.gateway.id}"
     if args.json:
         print(json.dumps([r.to_dict() for r in rows], indent=2))

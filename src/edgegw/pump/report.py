@@ -105,7 +105,7 @@ def _row(asset: str, spec: PumpSpec, d: dict[str, float], start: float | None = 
 
 
 def rows_from_totals(totals: dict[str, dict[str, float]], pumps: dict[str, PumpSpec]) -> list[EnergyRow]:
-    """Rows from the gateway's totals (`<state_dir>/pump-totals.json`): since counting began."""
+    """Rows from the gateway's totals (`<state_dir>/<gateway id>.pump-totals.json`): since counting began."""
     return [_row(a, spec, totals.get(a, {})) for a, spec in pumps.items()]
 
 

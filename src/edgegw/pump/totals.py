@@ -1,6 +1,7 @@
-"""Energy, volume, run hours, starts and region hours per pump, kept across restarts in
-`<state_dir>/pump-totals.json`: written each minute and at a clean stop (write, fsync, rename,
-fsync the folder, as sequence.py does), read back at start. A crash loses at most a minute."""
+"""Energy, volume, run hours, starts, region hours and the smoothed deficits per pump, kept across
+restarts in `<state_dir>/<gateway id>.pump-totals.json` (beside the seq mark): written each minute
+and at a clean stop (write, fsync, rename, fsync the folder, as sequence.py does), read back at
+start. A crash loses at most a minute."""
 
 from __future__ import annotations
 
@@ -14,15 +15,15 @@ import structlog
 from edgegw.ratelimit import RateLimitedLog
 
 log = structlog.get_logger("edgegw.pump")
-FILE = "pump-totals.json"
+SUFFIX = ".pump-totals.json"
 SAVE_EVERY_S = 60.0
 
 
 class TotalsFile:
     """The totals file of one gateway."""
 
-    def __init__(self, state_dir: Path) -> None:
-        self.path = state_dir / FILE
+    def __init__(self, state_dir: Path, gateway_id: str) -> None:
+        self.path = state_dir / f"{gateway_id}{SUFFIX}"
         self._errors = RateLimitedLog(log)
 
     def read(self) -> dict[str, dict[str, float]]:
