@@ -104,7 +104,7 @@ async def test_static_is_versioned_compressed_and_small(mosquitto: Broker, tmp_p
         v = p.gw.web.static.version  # type: ignore[union-attr]
         total = len(html.encode())
         for name in ("app.js", "app.css", "uPlot.iife.min.js", "uPlot.min.css"):
-            assert f"/static/{v}/{name}" in html
+            assert f"/static/{v}/{name}" in html or name == "uPlot.iife.min.js"  # that one loads with the first chart
             async with c.get(
                 f"{p.url}/static/{v}/{name}", headers={"Accept-Encoding": "gzip" if gz else "identity"}, auto_decompress=False
             ) as r:

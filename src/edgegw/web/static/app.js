@@ -4,6 +4,13 @@
 (function () {
   const S = { me: null, tiles: new Map(), tileEls: new Map(), alarms: new Map(), profiles: {}, events: [], view: "", es: null, charts: [] };
   const main = document.getElementById("main");
+  const UPLOT = document.currentScript.src.replace(/app\.js$/, "uPlot.iife.min.js");  // loaded with the first chart
+  let uplotLoading = null;
+  function loadUplot() {
+    if (window.uPlot) return Promise.resolve();
+    if (!uplotLoading) uplotLoading = new Promise((ok, fail) => { const el = h("script", { src: UPLOT }); el.onload = ok; el.onerror = fail; document.head.append(el); });
+    return uplotLoading;
+  }
   const RANGES = { "1h": 3600, "24h": 86400, "7d": 604800, "30d": 2592000 };
   const STATE_TEXT = { normal: "normal", warning: "warning", critical: "critical", stale: "stale", nodata: "no data" };
   const KIND_TEXT = { threshold: "limit", stale: "silent", quality: "bad readings", anomaly: "unlike normal", failure_risk: "failure risk" };
@@ -257,6 +264,7 @@
     const box = document.getElementById("charts");
     if (!box) return;
     box.replaceChildren(h("p", { class: "muted" }, "Loading trends…"));
+    try { await loadUplot(); } catch (e) { box.replaceChildren(h("p", { class: "muted" }, "The chart library did not load.")); return; }
     const end = S.end ? `&end=${S.end}` : "";
     let d;
     try { d = await api(`/api/trend?asset=${encodeURIComponent(asset)}&range=${S.range}${end}&points=1500`); }
