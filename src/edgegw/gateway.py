@@ -286,6 +286,8 @@ class Gateway:
         self.links.restore(kept)
         if self.notifier is not None:
             self.notifier.restore(alarms)  # an orphan's clear reaches the targets told of its raise
+        if self.history is not None:
+            self.history.restore(alarms)
         if self.web is not None:
             self.web.live.restore(kept)
         for d, why in orphans:

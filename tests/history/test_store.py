@@ -164,3 +164,13 @@ def test_an_unwritable_directory_raises_an_alarm_and_loses_only_history(tmp_path
     flush(h)
     assert [(a.kind, a.source, str(a.state)) for a in alarms] == [("history_unwritable", "history", "raised")]
     assert "history" in alarms[0].message and h.stats_["lost"] == 1
+
+
+def test_an_alarm_from_before_a_restart_clears_once_history_is_written(tmp_path: Path) -> None:
+    h, e, alarms = make(tmp_path)
+    gw = h.cfg.gateway.id
+    h.restore([{"asset": gw, "kind": "history_unwritable", "source": "history", "state": "raised"}])
+    h.restore([{"asset": "pump-1", "kind": "threshold", "source": "vibration", "state": "raised"}])  # not history's
+    feed(e, T0, T0 + 20)
+    flush(h)
+    assert [(a.asset, a.kind, str(a.state)) for a in alarms] == [(gw, "history_unwritable", "cleared")]

@@ -4,7 +4,8 @@ On the event loop `hop()`, `alert()` and `event()` only append to memory: a hop'
 folded into each asset's open fine bucket (numpy, a few calls per hop), alarms become journal
 rows. Every `flush_s` the closed buckets, a snapshot of the open ones, sampled feature rows,
 journal rows and (optional) raw readings go to a worker thread as one batch, written in one
-transaction (WAL, synchronous=NORMAL): a kill loses at most that period. The worker also builds
+transaction (WAL, synchronous=FULL: one fsync per flush, so a kill or a power cut loses at most
+that period; checkpoints when the WAL reaches its share of `max_mb`). The worker also builds
 the minute and hour rows the batch touched from the finer rows (exact, late data included),
 deletes rows past each tier's age, and keeps the file and its WAL under `max_mb` by deleting
 the oldest of the finest data first (raw, then fine rows and feature rows, then minutes, hours,
@@ -310,6 +311,12 @@ class Historian:
         flush and the oldest row per tier (epoch seconds, None before the first)."""
         return {**self.stats_, "buffered": len(self._batch.rows) + len(self._batch.journal), "path": str(self.path)}
 
+    def restore(self, alarms: list[dict[str, Any]]) -> None:
+        """History's gateway alarms still active before a restart: they clear as if raised now."""
+        for d in alarms:
+            if d.get("asset") == self.cfg.gateway.id and d.get("source") == "history" and d.get("kind"):
+                self.writer.restore(str(d["kind"]))
+
     def take(self) -> Batch:
         """The batch so far plus a snapshot of every open fine bucket (so a kill loses at most a flush)."""
         b, self._batch = self._batch, Batch()
@@ -397,6 +404,11 @@ class _Writer:
             self.h.gateway_alarm(kind, True, message, evidence)
         else:
             self._active[kind] = time.time() if kind == "history_cut" else self._active[kind]
+
+    def restore(self, kind: str) -> None:
+        """An alarm raised before a restart: cleared like one raised now (history_unwritable at
+        the next good write, the others ALARM_HOLD_S after the last time they held)."""
+        self._active.setdefault(kind, time.time())
 
     def _clear(self, kind: str, message: str) -> None:
         if self._active.pop(kind, None) is not None:
@@ -487,7 +499,10 @@ class _Writer:
         try:
             db.execute("PRAGMA auto_vacuum=INCREMENTAL")  # on a new file: freed pages can be returned
             db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA synchronous=FULL")  # the WAL is synced at each commit: a power cut loses one flush at most
+            wal = int(self.cfg.max_mb * 2**20 * WAL_SHARE / 2)  # half the WAL's share: a checkpoint, then one batch
+            db.execute(f"PRAGMA journal_size_limit={wal}")
+            db.execute(f"PRAGMA wal_autocheckpoint={max(16, min(1000, wal // 4096))}")
             schema.create(db)
             db.execute("SELECT count(*) FROM series").fetchone()
         except sqlite3.Error:
@@ -548,8 +563,9 @@ class _Writer:
                 if not full:  # e.g. the file or directory turned read-only: open again later
                     self.shutdown()
             return
-        with contextlib.suppress(sqlite3.Error):
-            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        if self._wal_bytes() > self.cfg.max_mb * 2**20 * WAL_SHARE:  # a reader held the autocheckpoint back
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         st = self.h.stats_
         st["rows_written"] += n_rows
         st["features_written"] += n_feat
@@ -660,6 +676,12 @@ class _Writer:
         return n
 
     # -- bounds
+
+    def _wal_bytes(self) -> int:
+        try:
+            return os.stat(f"{self.h.path}-wal").st_size
+        except OSError:
+            return 0
 
     def file_bytes(self) -> int:
         total = 0
