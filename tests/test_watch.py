@@ -48,6 +48,8 @@ def test_board_follows_raise_escalate_clear_and_delete() -> None:
     lines = render_table([alert("p9", "anomaly", "pump", severity="critical")], colour_on=True)
     assert "\x1b[1;31m" in lines[1] and "p9" in lines[1]
     assert render_table([], False)[1] == "(no active alarms)"
+    shelved = alert("p3", "stale", "flow", shelved_until="2026-11-23T04:00:00.000Z", shelved_by="bob")
+    assert "[shelved by bob until " in render_table([shelved], False)[1]
 
 
 def test_the_same_alarm_again_is_no_change() -> None:

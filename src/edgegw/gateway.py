@@ -23,6 +23,7 @@ import structlog
 from edgegw import sdnotify
 from edgegw.alarms.commands import AlarmCommand, CommandListener, listening
 from edgegw.alarms.restore import sort_out
+from edgegw.alarms.shelves import Shelf
 from edgegw.alarms.state import ActiveAlarms, Key
 from edgegw.alarms.suppress import LinkWatch
 from edgegw.config import EX_CONFIG, ConfigError, GatewayConfig
@@ -140,7 +141,7 @@ class Gateway:
         if not self.alarms.take(alert):
             return
         self._stamp(alert)
-        if alert.state == "raised" and "acked_by" not in alert.evidence:  # an ack re-publishes the raise
+        if alert.state == "raised" and not ("acked_by" in alert.evidence or "unshelved" in alert.evidence):  # re-published
             self.alerts_raised += 1
         for s in self.sinks:
             try:
@@ -217,6 +218,7 @@ class Gateway:
         while True:
             await asyncio.sleep(1.0 - (time.time() % 1.0) + 0.001)
             now = time.time()
+            self.alarms.tick(now)  # shelves that ran out
             self.links.tick()  # before the stale checks: a stale alarm a lost link causes goes under its link alarm
             self.engine.tick(now)  # hops are the intake's: it batches assets crossing a boundary together
             if now >= next_rollup:
@@ -301,8 +303,10 @@ class Gateway:
     # -- the alarms room (alarms/): active alarms, the command handler, link alarms
 
     def _alarms_room(self, state_dir: Path | None) -> None:
-        self.alarms = ActiveAlarms(self.cfg, self._on_alert, self._on_event)
-        self.alarms.shelves = self.notifier
+        self.alarms = ActiveAlarms(self.cfg, self._on_alert, self._on_event, state_dir)
+        if self.notifier is not None:  # shelves an earlier version kept in notify's journal
+            for key, (until, by, note) in self.notifier.take_shelves().items():
+                self.alarms.shelves.table.setdefault(key, Shelf(until, by, note))
         self.alarms.holds = self._alarm_owned
         self.alarms.forget = self._alarm_forget
         self.alarm_listener = CommandListener(self.cfg, self.alarm_command, state_dir) if listening(self.cfg) else None

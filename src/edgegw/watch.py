@@ -139,6 +139,8 @@ def render_table(rows: Sequence[dict[str, Any]], colour_on: bool, width: int = 1
         msg = str(d.get("message", ""))
         if d.get("acked_by"):
             msg = f"[acked by {d['acked_by']}] {msg}"
+        if d.get("shelved_until"):
+            msg = f"[shelved by {d.get('shelved_by', '?')} until {clock_of(d['shelved_until'])}] {msg}"
         mark = ("> " if i == selected else "  ") if selected is not None else ""
         line = mark + (
             f"{sev:<9} {clock_of(d.get('raised_at') or d.get('ts')):<8} {d.get('asset', '')!s:<10} "

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from edgegw.config import GatewayConfig
+from tests.alarms.conftest import leaves
 from tests.helpers import Collector, running_gateway
 from tests.peers import SIGNALS, OpcuaPumpServer, until
 
@@ -76,6 +77,7 @@ def kinds(col: Collector, kind: str, state: str) -> list[dict[str, Any]]:
 async def test_lost_link_is_one_alarm_and_its_stale_alarms_are_suppressed(mosquitto: Any, opcua_server_factory: Any) -> None:
     server = await opcua_server_factory(ASSETS)
     cfg = link_config(mosquitto.port, server.endpoint)
+    leaves(mosquitto.port, cfg.gateway.site)
     async with Collector(mosquitto.port, f"alerts/{cfg.gateway.site}/#") as col, running_gateway(cfg) as gw:
         async with feeding(server):
             await until(lambda: gw.sources[0].connected, what="subscribed")

@@ -4,18 +4,21 @@
 the active raise per key (asset, kind, source), holds back the stale and quality alarms a lost
 link causes (ISA-18.2 suppression by design: counted and journaled, not published), and lets
 the rest through. Acks, shelves and clears are applied here, with or without a notify section;
-each emits an `AlarmEvent` through the gateway (history journals it). Shelves hold back
-notifications, so while the notifier keeps their table (and their persistence across restarts),
-a shelve without `notify:` is refused.
+each emits an `AlarmEvent` through the gateway (history journals it). A raise of a shelved alarm
+carries the shelf as a mark (`shelved_until`, `shelved_by`: the notifier sends nothing for it);
+when the shelf ends with the alarm still active, the alarm is published again without the mark
+(`unshelved`), which the notifier announces to the targets it held it back from.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from pathlib import Path
+from typing import Any
 
 from edgegw.alarms.commands import AlarmCommand
+from edgegw.alarms.shelves import Shelf, Shelves
 from edgegw.config import GatewayConfig
 from edgegw.records import AlarmEvent, Alert, AlertState, Severity, alert_from_dict, iso
 
@@ -24,16 +27,7 @@ ENGINE_KINDS = ("threshold", "stale", "quality", "anomaly", "failure_risk")
 SIGNAL_KINDS = ("threshold", "stale", "quality")
 SUPPRESSIBLE = ("stale", "quality")  # what a lost link causes; a value past a limit is never the link's doing
 _ACK_FIELDS = ("acked_by", "acked_at", "ack_note")
-
-
-class ShelfKeeper(Protocol):
-    """Who holds shelves (today the notifier, since a shelf holds back notifications)."""
-
-    def shelve(self, key: Key, by: str, note: str, duration_s: float) -> float: ...
-
-    def unshelve(self, key: Key) -> bool: ...
-
-    def shelved_until(self, key: Key) -> float | None: ...
+_SHELF_FIELDS = ("shelved_until", "shelved_by", "unshelved")
 
 
 def key_text(key: Key) -> str:
@@ -43,8 +37,15 @@ def key_text(key: Key) -> str:
 class ActiveAlarms:
     """Key -> the active alert (ack marks in its evidence), suppressed alarms, and the command handler."""
 
-    def __init__(self, cfg: GatewayConfig, emit: Callable[[Alert], None], on_event: Callable[[AlarmEvent], None]) -> None:
-        """`emit`: the gateway's alert entry (an ack or a clear re-enters there); `on_event`: its event fan-out."""
+    def __init__(
+        self,
+        cfg: GatewayConfig,
+        emit: Callable[[Alert], None],
+        on_event: Callable[[AlarmEvent], None],
+        state_dir: Path | None = None,
+    ) -> None:
+        """`emit`: the gateway's alert entry (an ack or a clear re-enters there); `on_event`: its
+        event fan-out; `state_dir`: where shelves are kept across restarts."""
         self.gateway = cfg.gateway.id
         self.emit = emit
         self.on_event = on_event
@@ -53,7 +54,7 @@ class ActiveAlarms:
         self.suppressor: Callable[[Alert], str | None] | None = None  # the link alarm that owns a stale/quality raise
         self.holds: Callable[[Key], str | None] = _nothing  # why a condition still owns the alarm (clear refused)
         self.forget: Callable[[Key], None] = _ignore  # the owner forgets an alarm cleared by command
-        self.shelves: ShelfKeeper | None = None
+        self.shelves = Shelves(state_dir / f"{cfg.gateway.id}.shelves.json" if state_dir is not None else None)
         self._signals = {a.id: set(cfg.profiles[a.profile].signals) for a in cfg.assets}
         self.counts = {"suppressed": 0, "acked": 0, "cleared": 0, "orphans_cleared": 0}
 
@@ -80,6 +81,10 @@ class ActiveAlarms:
                         )
                     )
                     return False
+            shelf = self.shelves.get(key)
+            if shelf is not None and "unshelved" not in alert.evidence:
+                alert.evidence["shelved_until"] = iso(shelf.until)
+                alert.evidence["shelved_by"] = shelf.by
             self.active[key] = alert
             return True
         if self.suppressed.pop(key, None) is not None:
@@ -147,7 +152,7 @@ class ActiveAlarms:
         if "acked_by" in a.evidence:
             return True, f"already acknowledged by {a.evidence['acked_by']}"
         now = time.time()
-        ev = {**a.evidence, "acked_by": c.by, "acked_at": iso(now)}
+        ev = {**{k: v for k, v in a.evidence.items() if k != "unshelved"}, "acked_by": c.by, "acked_at": iso(now)}
         if c.note:
             ev["ack_note"] = c.note
         self.counts["acked"] += 1
@@ -165,7 +170,7 @@ class ActiveAlarms:
             return False, f"refused while the condition owns the alarm: {why}"
         self.forget(c.key)
         now = time.time()
-        ev = {k: v for k, v in a.evidence.items() if k not in _ACK_FIELDS}
+        ev = {k: v for k, v in a.evidence.items() if k not in _ACK_FIELDS and k not in _SHELF_FIELDS}
         ev["cleared_by"] = c.by
         if c.note:
             ev["clear_note"] = c.note
@@ -179,25 +184,43 @@ class ActiveAlarms:
         why = self._known(c)
         if why:
             return False, why
-        if self.shelves is None:
-            return False, "shelving holds back notifications, and this gateway has no notify section"
         assert c.duration_s is not None  # parse() refuses a shelve without it
-        until = self.shelves.shelve(c.key, c.by, c.note, c.duration_s)
+        now = time.time()
+        until = now + c.duration_s
+        self.shelves.put(c.key, Shelf(until, c.by, c.note))
         a = self.active.get(c.key)
         detail = {"until": iso(until), "duration_s": c.duration_s, "severity": str(a.severity) if a else ""}
-        self.on_event(AlarmEvent(time.time(), "shelved", c.key, c.by, c.note, detail))
+        self.on_event(AlarmEvent(now, "shelved", c.key, c.by, c.note, detail))
         return True, f"shelved until {iso(until)}"
 
     def _unshelve(self, c: AlarmCommand) -> tuple[bool, str]:
-        if self.shelves is None or self.shelves.shelved_until(c.key) is None:
+        if self.shelves.pop(c.key) is None:
             return False, self._known(c) or f"alarm {key_text(c.key)} is not shelved"
-        a = self.active.get(c.key)
-        self.on_event(AlarmEvent(time.time(), "unshelved", c.key, c.by, c.note, {"severity": str(a.severity) if a else ""}))
-        self.shelves.unshelve(c.key)
+        self._shelf_ended(c.key, "unshelved", c.by, c.note)
         return True, "unshelved"
 
+    def tick(self, now: float) -> None:
+        """Shelves that ran out (the gateway's 1 s ticker)."""
+        for key in self.shelves.expired(now):
+            self._shelf_ended(key, "shelf_expired")
+
+    def _shelf_ended(self, key: Key, event: str, by: str = "", note: str = "") -> None:
+        """Journaled; an alarm whose raise the shelf held back is published again without the mark."""
+        a = self.active.get(key)
+        self.on_event(AlarmEvent(time.time(), event, key, by, note, {"severity": str(a.severity) if a else ""}))
+        if a is None or "shelved_until" not in a.evidence or "acked_by" in a.evidence:
+            return
+        ev = {k: v for k, v in a.evidence.items() if k not in _SHELF_FIELDS}
+        ev["unshelved"] = True
+        self.emit(Alert(*a.key, AlertState.RAISED, a.severity, a.ts, ev, a.message, raised_at=a.raised_at))
+
     def stats(self) -> dict[str, Any]:
-        return {"active": len(self.active), "suppressed_now": len(self.suppressed), **self.counts}
+        return {
+            "active": len(self.active),
+            "suppressed_now": len(self.suppressed),
+            "shelved": len(self.shelves.table),
+            **self.counts,
+        }
 
 
 def _nothing(key: Key) -> str | None:

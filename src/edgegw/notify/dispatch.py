@@ -1,7 +1,8 @@
 """The notification sink: takes every alert like the other sinks, decides per target whether it
-is sent (severity, asset and kind filters, on_clear, shelves), queues it durably and journals it
-with the alarm events (acks, shelves, clears) the alarms room hands it. It keeps the shelves
-(the alarms room's commands set them) until history owns that table.
+is sent (severity, asset and kind filters, on_clear, shelf marks), queues it durably and journals
+it with the alarm events (acks, shelves, clears) the alarms room hands it. Shelves are the alarms
+room's: a raise carrying `shelved_until` is held back, and the same raise published again with
+`unshelved` when its shelf ends is announced to the targets it was held back from.
 
 `alert()` only appends to memory: the queue writes happen in one commit a few milliseconds later,
 after the local sink has published the alert, so a notification never delays the MQTT alert.
@@ -26,7 +27,7 @@ from edgegw.config import ConfigError, GatewayConfig
 from edgegw.config.notify import SEVERITIES, EmailTarget, NotifyConfig, TargetBase, WebhookTarget, queue_file
 from edgegw.notify.delivery import QueueBusy, Sender, TargetQueue
 from edgegw.notify.journal import Journal, Key, Shelf
-from edgegw.records import AlarmEvent, Alert, AlertState, HopResult, Rollup, Severity, alert_from_dict, iso
+from edgegw.records import AlarmEvent, Alert, AlertState, HopResult, Rollup, Severity, alert_from_dict, epoch, iso
 from edgegw.runtime import cancel_requested
 
 log = structlog.get_logger("edgegw.notify")
@@ -72,7 +73,9 @@ class Notifier:
         except QueueBusy as e:
             raise ConfigError([f"notify.state_dir: {e}"]) from None
         self.journal = Journal(self.journal_path, self.ncfg.journal) if self.ncfg.journal.enabled else None
-        self.shelves: dict[Key, Shelf] = self.journal.load_shelves() if self.journal else {}
+        self.shelves: dict[Key, Shelf] = (
+            self.journal.load_shelves() if self.journal else {}
+        )  # earlier versions': see take_shelves
         self.active: dict[Key, Alert] = {}
         self._pending: list[tuple[TargetQueue, str, bytes]] = []
         self._flush_pending = False
@@ -108,9 +111,15 @@ class Notifier:
         if acked:
             return  # the ack itself is journalled by the command
         payload = orjson.dumps(alert.to_dict())  # the alert exactly as published on MQTT
+        if alert.evidence.get("unshelved"):  # its shelf ended (journaled as an event): tell who was not told
+            for q in self.queues:
+                if key not in q.notified and self._takes(q, alert):
+                    q.notified.add(key)
+                    self._queue(q, alert.id, payload)
+            return
         if self.journal is not None:
             self.journal.record(str(alert.state), alert.asset, alert.kind, alert.source, str(alert.severity), detail=payload)
-        shelved = self._shelved(key)
+        shelved = alert.state == AlertState.RAISED and _shelved(alert.evidence)
         for q in self.queues:
             if alert.state == AlertState.RAISED:
                 send = self._takes(q, alert)
@@ -166,9 +175,11 @@ class Notifier:
             return False
         return _RANK.get(str(a.severity), 0) >= _RANK[t.min_severity]
 
-    def _shelved(self, key: Key) -> bool:
-        shelf = self.shelves.get(key)
-        return shelf is not None and shelf[0] > time.time()
+    def take_shelves(self) -> dict[Key, Shelf]:
+        """Shelves an earlier version kept in the journal, handed to the alarms room once."""
+        out = dict(self.shelves)
+        self.shelves.clear()  # the journal's table empties at its next flush
+        return out
 
     def _queue(self, q: TargetQueue, alert_id: str, payload: bytes) -> None:
         self._pending.append((q, alert_id, payload))
@@ -234,46 +245,10 @@ class Notifier:
         except RuntimeError:
             self.emit(a)
 
-    # -- shelves (set by the alarms room's commands)
-
-    def shelve(self, key: Key, by: str, note: str, duration_s: float) -> float:
-        """Hold back notifications of `key` for `duration_s`; returns when the shelf ends."""
-        until = time.time() + duration_s
-        self.shelves[key] = (until, by, note)
-        return until
-
-    def unshelve(self, key: Key) -> bool:
-        if key not in self.shelves:
-            return False
-        self._end_shelf(key, None)
-        return True
-
-    def shelved_until(self, key: Key) -> float | None:
-        shelf = self.shelves.get(key)
-        return shelf[0] if shelf is not None else None
-
-    def _end_shelf(self, key: Key, event: str | None) -> None:
-        """The shelf is over: an alarm still active is announced now. `event`: journaled here (an
-        expiry); an unshelve by command comes as an AlarmEvent."""
-        self.shelves.pop(key, None)
-        if self.journal is not None and event is not None:
-            self.journal.record(event, *key)
-        a = self.active.get(key)
-        if a is None or "acked_by" in a.evidence:
-            return
-        payload = orjson.dumps(a.to_dict())
-        for q in self.queues:
-            if key not in q.notified and self._takes(q, a):
-                q.notified.add(key)
-                self._queue(q, a.id, payload)
-
-    async def _expire_shelves(self) -> None:
+    async def _refresh(self) -> None:
         while True:
             await asyncio.sleep(1.0)
             self.connected = all(q.failing_since is None for q in self.queues)
-            now = time.time()
-            for key in [k for k, s in self.shelves.items() if s[0] <= now]:
-                self._end_shelf(key, "shelf_expired")
 
     # -- running
 
@@ -292,7 +267,7 @@ class Notifier:
 
     async def run(self) -> None:
         jobs: list[tuple[str, Callable[[], Awaitable[None]]]] = [(f"notify:{q.name}", q.run) for q in self.queues]
-        jobs.append(("notify:shelves", self._expire_shelves))
+        jobs.append(("notify:state", self._refresh))
         if self.journal is not None:
             jobs.append(("notify:journal", functools.partial(self.journal.run, self.shelves)))
         tasks = [asyncio.create_task(self._keep(name, job), name=name) for name, job in jobs]
@@ -328,7 +303,6 @@ class Notifier:
             "queued_total": self.queued,
             "suppressed": dict(self.suppressed),
             "targets": {q.name: q.stats() for q in self.queues},
-            "shelved": len(self.shelves),
         }
         if self.journal is not None:
             out["journal"] = self.journal.stats()
@@ -337,3 +311,10 @@ class Notifier:
 
 def build(cfg: GatewayConfig, emit: Any = None, state_dir: Path | None = None) -> Notifier:
     return Notifier(cfg, emit, state_dir)
+
+
+def _shelved(ev: dict[str, Any]) -> bool:
+    """The raise carries a shelf mark that has not run out."""
+    until = ev.get("shelved_until")
+    t = epoch(until) if until else None
+    return t is not None and t > time.time()
