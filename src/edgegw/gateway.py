@@ -115,8 +115,7 @@ class Gateway:
             from edgegw.web.server import GatewayPort, WebServer
 
             history = self.history.path if self.history is not None else None
-            shelves = self.notifier.shelved_until if self.notifier is not None else None
-            self.web = WebServer(cfg, GatewayPort(self._web_info, self.alarm_command, history, shelves), state_dir)
+            self.web = WebServer(cfg, GatewayPort(self._web_info, self.alarm_command, history, self._shelf_until), state_dir)
             self.sinks.append(self.web)
         if cfg.report is not None and self.history is not None and state_dir is not None:  # reports mailed on a schedule
             from edgegw.web.schedule import ReportMailer
@@ -202,6 +201,11 @@ class Gateway:
             return
         self.engine.models.update(models)
         log.info("models reloaded", profiles=sorted(models))
+
+    def _shelf_until(self, key: Key) -> float | None:
+        """When the shelf of an alarm ends (None: not shelved), for the page after a restart."""
+        shelf = self.alarms.shelves.get(key)
+        return shelf.until if shelf is not None else None
 
     def _web_info(self) -> dict[str, Any]:
         """The page's gateway view: the health figures and each profile's model version."""
