@@ -4,9 +4,9 @@
 
 Per asset: data availability and time in alarm, alarms by kind and cause with counts and
 durations, the models' verdicts, trends of every signal with its limits and alarm spans (inline
-SVG: no script, no image files, no fonts), and the top events of the period. Print it to PDF
-from any browser (File > Print > Save as PDF; the page breaks between assets), or headless:
-`chromium --headless --print-to-pdf=report.pdf report.html`.
+SVG: no script, no image files, no fonts), and the top events of the period. `--out x.pdf`
+prints it with a headless Chromium where one is installed; any browser prints the HTML (File >
+Print > Save as PDF; each asset starts a page).
 """
 
 from __future__ import annotations
