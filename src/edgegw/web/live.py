@@ -128,11 +128,7 @@ class LiveState:
     def alert(self, a: Alert) -> None:
         key = f"{a.asset}/{a.kind}/{a.source}"
         if a.state == "raised":
-            d = a.to_dict()
-            old = self.alarms.get(key)
-            if old is not None and "shelved_until" in old:  # a shelf outlives a re-publish (an ack, a level change)
-                d["shelved_until"], d["shelved_by"] = old["shelved_until"], old.get("shelved_by")
-            self.alarms[key] = d
+            self.alarms[key] = a.to_dict()  # a shelved alarm's re-publish carries its shelf mark
             self.publish(sse("alarm", {"key": key, "alarm": self.alarms[key]}))
         elif self.alarms.pop(key, None) is not None:
             self.publish(sse("alarm", {"key": key, "alarm": None}))
@@ -143,8 +139,8 @@ class LiveState:
                 self.publish(sse("tiles", [t]))
 
     def event(self, e: AlarmEvent) -> None:
-        """Journal-worthy events go to the open alarm histories; shelves mark the active alarm
-        (they travel as events, not as a re-published alert)."""
+        """Journal-worthy events go to the open alarm histories. A shelve is not re-published until
+        the alarm's next transition, so its event marks the active alarm here."""
         key = "/".join(e.key)
         a = self.alarms.get(key)
         if a is not None and e.event in ("shelved", "unshelved", "shelf_expired"):

@@ -4,9 +4,9 @@
 
 Per asset: data availability and time in alarm, alarms by kind and cause with counts and
 durations, the models' verdicts, trends of every signal with its limits and alarm spans (inline
-SVG: no script, no image files, no fonts), and the top events of the period. Print it to PDF
-from any browser (File > Print > Save as PDF; the page breaks between assets), or headless:
-`chromium --headless --print-to-pdf=report.pdf report.html`.
+SVG: no script, no image files, no fonts), and the top events of the period. `--out x.pdf`
+prints it with a headless Chromium where one is installed; any browser prints the HTML (File >
+Print > Save as PDF; each asset starts a page).
 """
 
 from __future__ import annotations
@@ -373,7 +373,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--since", default="7d", help="from: 24h, 7d, or an ISO 8601 time (default 7d)")
     p.add_argument("--until", default="now", help="to: the same forms (default now)")
     p.add_argument("--asset", action="append", default=None, help="only this asset (repeat; default all)")
-    p.add_argument("--out", required=True, help="the HTML file to write")
+    p.add_argument("--out", required=True, help="the file to write: .html, or .pdf (printed by a headless Chromium if installed)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -404,6 +404,48 @@ def main(args: argparse.Namespace) -> int:
         print(f"edgegw report: {err}", file=sys.stderr)
         return 1
     text = build(cfg, path, since, until, args.asset)
-    Path(args.out).write_text(text, encoding="utf-8")
-    print(f"{args.out}: {len(text) / 1024:.0f} KB, {len(args.asset or known)} asset(s), {when(since)} – {when(until)}")
+    out = Path(args.out)
+    if out.suffix.lower() == ".pdf":
+        problem = to_pdf(text, out)
+        if problem:
+            print(f"edgegw report: {problem}", file=sys.stderr)
+            return 1
+    else:
+        out.write_text(text, encoding="utf-8")
+    print(f"{out}: {out.stat().st_size / 1024:.0f} KB, {len(args.asset or known)} asset(s), {when(since)} – {when(until)}")
     return 0
+
+
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+
+
+def to_pdf(text: str, out: Path) -> str | None:
+    """Print the HTML to PDF with a headless Chromium where one is installed; else what to do."""
+    import os
+    import shutil
+    import subprocess
+    import tempfile
+
+    exe = next((p for b in BROWSERS if (p := shutil.which(b))), None)
+    if exe is None:
+        return "no Chromium to print a PDF with: write .html and print it from a browser (Save as PDF)"
+    with tempfile.TemporaryDirectory(prefix="edgegw-report-") as d:
+        html = Path(d) / "report.html"
+        html.write_text(text, encoding="utf-8")
+        argv = [
+            exe,
+            "--headless=new",
+            "--disable-gpu",
+            "--no-pdf-header-footer",
+            f"--user-data-dir={d}/profile",
+            f"--print-to-pdf={out.resolve()}",
+        ]
+        if os.geteuid() == 0:
+            argv.append("--no-sandbox")  # Chromium refuses root otherwise; the page is our own, script-free
+        try:
+            r = subprocess.run([*argv, html.as_uri()], capture_output=True, text=True, timeout=120)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            return f"{exe} could not print the PDF: {e}"
+    if r.returncode != 0 or not out.is_file():
+        return f"{exe} could not print the PDF (exit {r.returncode}): {r.stderr.strip()[-300:]}"
+    return None

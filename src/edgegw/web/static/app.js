@@ -2,8 +2,15 @@
 // the DOM as text (textContent / createTextNode), never as HTML.
 "use strict";
 (function () {
-  const S = { me: null, tiles: new Map(), alarms: new Map(), profiles: {}, events: [], view: "", es: null, charts: [] };
+  const S = { me: null, tiles: new Map(), tileEls: new Map(), alarms: new Map(), profiles: {}, events: [], view: "", es: null, charts: [] };
   const main = document.getElementById("main");
+  const UPLOT = document.currentScript.src.replace(/app\.js$/, "uPlot.iife.min.js");  // loaded with the first chart
+  let uplotLoading = null;
+  function loadUplot() {
+    if (window.uPlot) return Promise.resolve();
+    if (!uplotLoading) uplotLoading = new Promise((ok, fail) => { const el = h("script", { src: UPLOT }); el.onload = ok; el.onerror = fail; document.head.append(el); });
+    return uplotLoading;
+  }
   const RANGES = { "1h": 3600, "24h": 86400, "7d": 604800, "30d": 2592000 };
   const STATE_TEXT = { normal: "normal", warning: "warning", critical: "critical", stale: "stale", nodata: "no data" };
   const KIND_TEXT = { threshold: "limit", stale: "silent", quality: "bad readings", anomaly: "unlike normal", failure_risk: "failure risk" };
@@ -56,29 +63,52 @@
   }
 
   // -- overview
-  function tileBody(t) {
+  // A tile is built once and then only its texts change: a hop touches a few text nodes per
+  // asset, not a subtree, so fifty tiles in five browsers stay cheap.
+  function tileEl(t, cls, href) {
     const p = S.profiles[t.profile] || { signals: {} };
+    const r = { vals: {}, state: document.createTextNode(""), scoreText: document.createTextNode(""), fill: h("i") };
     const vals = h("dl", { class: "vals" });
-    for (const sig of Object.keys(p.signals)) vals.append(h("dt", {}, sig.replace(/_/g, " ")), h("dd", {}, fmt(t.values[sig]), h("small", {}, " " + (p.signals[sig].unit || ""))));
-    const kids = [h("div", { class: "tile-head" }, h("span", { class: "name" }, t.asset), h("span", { class: "state" }, STATE_TEXT[t.state] || t.state)), vals];
-    if (t.anomaly !== undefined && t.anomaly !== null && t.threshold) {
-      const frac = Math.min(1, t.anomaly / (t.threshold * 2));
-      const fill = h("i"); fill.style.width = `${(frac * 100).toFixed(1)}%`;
-      kids.push(h("div", { class: "score" + (t.anomaly > t.threshold ? " over" : ""), title: "anomaly score against its threshold (the mark at half way)" },
-        h("span", {}, `anomaly ${fmt(t.anomaly, 3)} / ${fmt(t.threshold, 3)}`), h("b", { class: "gauge" }, fill)));
+    for (const sig of Object.keys(p.signals)) {
+      r.vals[sig] = document.createTextNode("");
+      vals.append(h("dt", {}, sig.replace(/_/g, " ")), h("dd", {}, r.vals[sig], h("small", {}, " " + (p.signals[sig].unit || ""))));
     }
-    if (t.risk !== undefined && t.risk !== null && t.risk >= 0.2) kids.push(h("div", { class: "cause" }, `failure risk ${(t.risk * 100).toFixed(0)} %${t.cause ? ": " + t.cause.replace(/_/g, " ") : ""}`));
-    if (t.alarms) kids.push(h("div", { class: "nal" }, `${t.alarms} alarm${t.alarms > 1 ? "s" : ""}`));
-    return kids;
+    r.score = h("div", { class: "score", title: "anomaly score against its threshold (the mark at half way)" }, h("span", {}, r.scoreText), h("b", { class: "gauge" }, r.fill));
+    r.cause = h("div", { class: "cause" });
+    r.nal = h("div", { class: "nal" });
+    const el = h(href ? "a" : "div", { class: cls, href, "data-asset": t.asset },
+      h("div", { class: "tile-head" }, h("span", { class: "name" }, t.asset), h("span", { class: "state" }, r.state)), vals, r.score, r.cause, r.nal);
+    el._r = r;
+    fillTile(el, t);
+    return el;
+  }
+  function setText(node, text) { if (node.data !== text) node.data = text; }
+  function setLine(el, text) { if (text) { if (el.textContent !== text) el.textContent = text; if (el.hidden) el.hidden = false; } else if (!el.hidden) el.hidden = true; }
+  function fillTile(el, t) {
+    const r = el._r;
+    if (el.getAttribute("data-state") !== t.state) el.setAttribute("data-state", t.state);
+    setText(r.state, STATE_TEXT[t.state] || t.state);
+    for (const [sig, node] of Object.entries(r.vals)) setText(node, fmt(t.values[sig]));
+    const scored = t.anomaly !== undefined && t.anomaly !== null && !!t.threshold;
+    if (scored) {
+      setText(r.scoreText, `anomaly ${fmt(t.anomaly, 3)} / ${fmt(t.threshold, 3)}`);
+      const w = `${(Math.min(1, t.anomaly / (t.threshold * 2)) * 100).toFixed(1)}%`;
+      if (r.fill.style.width !== w) r.fill.style.width = w;
+      r.score.classList.toggle("over", t.anomaly > t.threshold);
+    }
+    if (r.score.hidden === scored) r.score.hidden = !scored;
+    setLine(r.cause, t.risk !== undefined && t.risk !== null && t.risk >= 0.2 ? `failure risk ${(t.risk * 100).toFixed(0)} %${t.cause ? ": " + t.cause.replace(/_/g, " ") : ""}` : "");
+    setLine(r.nal, t.alarms ? `${t.alarms} alarm${t.alarms > 1 ? "s" : ""}` : "");
   }
   function updateTile(t) {
-    const el = main.querySelector(`[data-asset="${CSS.escape(t.asset)}"]`);
-    if (el) { el.setAttribute("data-state", t.state); el.replaceChildren(...tileBody(t)); }
+    const el = S.tileEls.get(t.asset);
+    if (el && el.isConnected) fillTile(el, t);
     if (S.view.startsWith("#/asset/") && decodeURIComponent(S.view.slice(8)) === t.asset) assetHead(t);
   }
   function overview() {
     const grid = h("section", { class: "tiles" });
-    for (const t of S.tiles.values()) grid.append(h("a", { class: "tile", href: `#/asset/${encodeURIComponent(t.asset)}`, "data-asset": t.asset, "data-state": t.state }, ...tileBody(t)));
+    S.tileEls = new Map();
+    for (const t of S.tiles.values()) { const el = tileEl(t, "tile", `#/asset/${encodeURIComponent(t.asset)}`); S.tileEls.set(t.asset, el); grid.append(el); }
     main.replaceChildren(h("h2", {}, "Assets"), grid, h("h2", {}, "Active alarms"), alarmTable(activeAlarms("all"), false));
   }
 
@@ -167,7 +197,9 @@
   function assetHead(t) {
     const head = document.getElementById("asset-head");
     if (!head) return;
-    head.replaceChildren(h("div", { class: "tile wide", "data-asset": t.asset, "data-state": t.state }, ...tileBody(t)));
+    const el = head.firstChild;
+    if (el && el._r && el.getAttribute("data-asset") === t.asset) fillTile(el, t);
+    else head.replaceChildren(tileEl(t, "tile wide"));
     const ex = document.getElementById("explain");
     const model = [...S.alarms.values()].filter((a) => a.asset === t.asset && (a.kind === "anomaly" || a.kind === "failure_risk"));
     if (ex) ex.replaceChildren(...(model.length ? model.map((a) => h("p", {}, explain(a))) : [h("p", { class: "muted" }, "The models see nothing unusual.")]));
@@ -232,6 +264,7 @@
     const box = document.getElementById("charts");
     if (!box) return;
     box.replaceChildren(h("p", { class: "muted" }, "Loading trends…"));
+    try { await loadUplot(); } catch (e) { box.replaceChildren(h("p", { class: "muted" }, "The chart library did not load.")); return; }
     const end = S.end ? `&end=${S.end}` : "";
     let d;
     try { d = await api(`/api/trend?asset=${encodeURIComponent(asset)}&range=${S.range}${end}&points=1500`); }
