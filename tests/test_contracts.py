@@ -163,9 +163,25 @@ class Peer:
     stats_keys: set[str]
 
 
-@pytest.fixture(params=["local", "upstream", "notify"])
+@pytest.fixture(params=["local", "upstream", "notify", "history"])
 async def peer(request: pytest.FixtureRequest, broker_factory: Any, tmp_path: Path) -> AsyncIterator[Peer]:
     kind = request.param
+    if kind == "history":  # its peer is its file: an alert has arrived when the journal holds it
+        import shutil
+
+        from edgegw.history import query
+        from edgegw.history.store import Historian
+
+        folder = tmp_path / "state"
+        h = Historian(example_config(1883, "history.flush_s=0.2"), folder / "history.db")
+
+        def journalled(i: str) -> bool:
+            with contextlib.suppress(query.HistoryUnavailable):
+                return any(i in e["detail"] for e in query.journal(h.path, 0))
+            return False
+
+        yield Peer(h, journalled, lambda: shutil.rmtree(folder), {"rows_written", "journal_written", "bytes", "last_flush"})
+        return
     if kind == "notify":
         from edgegw.notify.dispatch import Notifier
 

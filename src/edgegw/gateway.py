@@ -280,6 +280,8 @@ class Gateway:
             self.engine.restore(d.get("asset", ""), d.get("kind", ""), d.get("source", ""), _level(d))
         if self.notifier is not None:
             self.notifier.restore(alarms)
+        if self.history is not None:
+            self.history.restore(alarms)
 
 
 async def _cancel(tasks: list[asyncio.Task[Any]], grace: float = 1.0) -> None:

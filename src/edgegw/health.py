@@ -324,4 +324,34 @@ class _PrometheusView:
         yield errs
         if s["outbox_depth"] is not None:
             yield GaugeMetricFamily("edgegw_outbox_depth", "Messages in the upstream outbox.", value=s["outbox_depth"])
+        yield from _history_metrics(s["sinks"].get("history"))
         yield GaugeMetricFamily("edgegw_resident_memory_bytes", "Resident memory.", value=s["rss_mb"] * 2**20)
+
+
+def _history_metrics(h: dict[str, Any] | None) -> Iterator[Any]:
+    """The historian's figures (sinks.history in the JSON metrics), when history is on."""
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    if not h:
+        return
+    rows = CounterMetricFamily("edgegw_history_rows_written", "Rows history wrote, by kind.", labels=["kind"])
+    for kind in ("rows", "features", "journal", "raw"):
+        rows.add_metric([kind], h.get(f"{kind}_written", 0))
+    yield rows
+    yield GaugeMetricFamily("edgegw_history_bytes", "Bytes of the history file and its WAL.", value=h.get("bytes", 0))
+    for name, key, what in (
+        ("edgegw_history_purged", "purged", "Rows deleted for their age."),
+        ("edgegw_history_cut", "cut", "Rows deleted to stay under history.max_mb."),
+        ("edgegw_history_write_errors", "write_errors", "History transactions that failed."),
+        ("edgegw_history_lost", "lost", "Rows history could not write."),
+    ):
+        yield CounterMetricFamily(name, what, value=h.get(key, 0))
+    if h.get("last_flush") is not None:
+        yield GaugeMetricFamily(
+            "edgegw_history_last_flush_timestamp_seconds", "When history last committed.", value=h["last_flush"]
+        )
+    oldest = GaugeMetricFamily("edgegw_history_oldest_timestamp_seconds", "The oldest row per tier.", labels=["tier"])
+    for tier, t in sorted((h.get("oldest") or {}).items()):
+        if t is not None:
+            oldest.add_metric([tier], t)
+    yield oldest

@@ -69,9 +69,11 @@ class DurableSequencer(Sequencer):
         return self.value
 
     def _lease(self) -> None:
+        """Lease the next LEASE numbers; an unwritable file (a read-only state directory) is
+        tried again at the next lease, not at every number (the warning says what it costs)."""
         mark = self.value + LEASE
-        if self._write(mark):
-            self._mark = mark
+        self._write(mark)
+        self._mark = mark
 
     def _write(self, value: int) -> bool:
         """Durably replace the file's number (write, fsync, rename, fsync the folder)."""

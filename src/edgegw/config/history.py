@@ -23,7 +23,7 @@ class HistoryConfig(Base):
     fine_days: float = Field(7.0, gt=0, description="Days the fine tier keeps its rows.")
     minute_days: float = Field(90.0, gt=0, description="Days the minute tier keeps its rows.")
     hour_days: float = Field(730.0, gt=0, description="Days the hour tier keeps its rows.")
-    features_days: float = Field(7.0, gt=0, description="Days the sampled feature rows are kept.")
+    features_days: float = Field(2.0, gt=0, description="Days the sampled feature rows are kept (~2.7 MB per asset-day).")
     journal_days: float = Field(365.0, gt=0, description="Days alarm transitions, acks and shelves are kept.")
     features_every_hops: int = Field(
         10, ge=0, description="Keep one feature row per asset every this many hops (0: none), for learning."

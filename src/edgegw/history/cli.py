@@ -52,29 +52,39 @@ def iso_time(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec=spec).replace("+00:00", "Z")
 
 
-def _path(args: argparse.Namespace, what: str) -> Path | int:
-    """The history file from --file, else from -c (its history section and state directory),
-    else $STATE_DIRECTORY or /var/lib/edgegw; an exit code when the config is bad."""
+def _paths(args: argparse.Namespace, what: str) -> list[Path] | int:
+    """Where history may be, best first: --file; else from -c (its history section and state
+    directory; for `alarms` also the notify journal of earlier versions); else $STATE_DIRECTORY
+    or /var/lib/edgegw. An exit code when the config is bad or keeps nothing."""
     if getattr(args, "file", None):
-        return Path(args.file)
-    if args.config:
-        from edgegw.config import EX_CONFIG, ConfigError, load_config
-        from edgegw.preflight import state_dir_of
+        return [Path(args.file)]
+    if not args.config:
+        state = Path(os.environ.get("STATE_DIRECTORY", "").split(":")[0] or DEFAULT_STATE_DIR)
+        return [state / "history.db", state / _LEGACY] if what == "alarms" else [state / "history.db"]
+    from edgegw.config import EX_CONFIG, ConfigError, load_config
+    from edgegw.preflight import state_dir_of
 
-        try:  # the config alone: a full preflight would refuse while the gateway holds its files
-            cfg = load_config(args.config, args.set)
-        except ConfigError as e:
-            print("\n".join(e.problems), file=sys.stderr)
-            return EX_CONFIG
-        p = cfg.history.file(state_dir_of(cfg)[0])
-        if p is None:
-            print(
-                f"edgegw {what}: {args.config} keeps no history (history.enabled false, or no state directory)", file=sys.stderr
-            )
-            return 1
-        return p
-    state = os.environ.get("STATE_DIRECTORY", "").split(":")[0] or DEFAULT_STATE_DIR
-    return Path(state) / "history.db"
+    try:  # the config alone: a full preflight would refuse while the gateway holds its files
+        cfg = load_config(args.config, args.set)
+    except ConfigError as e:
+        print("\n".join(e.problems), file=sys.stderr)
+        return EX_CONFIG
+    state_dir = state_dir_of(cfg)[0]
+    found = [p for p in [cfg.history.file(state_dir)] if p is not None]
+    if what == "alarms" and cfg.notify is not None and cfg.notify.journal.enabled:
+        found.append(cfg.notify.journal_path(cfg.notify.folder(state_dir)))
+    if not found:
+        print(f"edgegw {what}: {args.config} keeps no history (history.enabled false, or no state directory)", file=sys.stderr)
+        return 1
+    return found
+
+
+def _path(args: argparse.Namespace, what: str) -> Path | int:
+    """The first of _paths that exists, else the first (to name it in the error)."""
+    paths = _paths(args, what)
+    if isinstance(paths, int):
+        return paths
+    return next((p for p in paths if p.exists()), paths[0])
 
 
 # -- `edgegw history`
@@ -176,8 +186,6 @@ def alarms_main(args: argparse.Namespace) -> int:
     path = _path(args, "alarms")
     if isinstance(path, int):
         return path
-    if not path.exists() and not args.file and (path.parent / _LEGACY).exists():
-        path = path.parent / _LEGACY
     try:
         since = parse_time(args.since)
     except ValueError as e:

@@ -76,13 +76,20 @@ def history_path(path_or_cfg: str | Path | GatewayConfig) -> Path:
     return Path(path_or_cfg)
 
 
-def connect(path_or_cfg: str | Path | GatewayConfig) -> sqlite3.Connection:
-    """A read-only connection to the history file; HistoryUnavailable if there is none."""
+def connect(path_or_cfg: str | Path | GatewayConfig, table: str = "agg_hour") -> sqlite3.Connection:
+    """A read-only connection to the history file; HistoryUnavailable if there is none (or it
+    does not hold `table` yet)."""
     p = history_path(path_or_cfg)
     if not p.is_file():
         raise HistoryUnavailable(f"no history at {p}")
     db = sqlite3.connect(f"file:{p}?mode=ro", uri=True, timeout=5.0)
-    db.execute("PRAGMA query_only=1")
+    try:
+        db.execute("PRAGMA query_only=1")
+        if db.execute("SELECT count(*) FROM sqlite_master WHERE name = ?", (table,)).fetchone()[0] < 1:
+            raise HistoryUnavailable(f"{p} holds no history (yet)")
+    except BaseException:
+        db.close()
+        raise
     return db
 
 
@@ -151,16 +158,18 @@ def query(
         lo = math.floor(since / bucket_s) * bucket_s  # the bucket holding `since` counts
         times: list[np.ndarray] = []
         blocks: list[tuple[list[str], np.ndarray]] = []
-        scores: list[tuple[Any, ...]] = []
+        scores: list[np.ndarray] = []
+        causes: list[str | None] = []
         for sid, sig in series:
             rows = db.execute(
-                f"SELECT t, v, anomaly, threshold, risk, cause FROM agg_{tier} WHERE series = ? AND t >= ? AND t < ? ORDER BY t",
-                (sid, lo, until),
+                f"SELECT t, v, cause FROM agg_{tier} WHERE series = ? AND t >= ? AND t < ? ORDER BY t", (sid, lo, until)
             ).fetchall()
             if rows:
                 times.append(np.array([r[0] for r in rows]))
-                blocks.append((sig, schema.unpack([r[1] for r in rows], len(sig))))
-                scores.extend(r[2:] for r in rows)
+                block, sc = schema.unpack([r[1] for r in rows], len(sig))
+                blocks.append((sig, block))
+                scores.append(sc)
+                causes.extend(r[2] for r in rows)
         spans = _spans(db, asset, since, until)
     finally:
         db.close()
@@ -179,9 +188,9 @@ def query(
     for s in want:
         for c in COLUMNS:
             cols[s][c] = cols[s][c][order]
-    sc = [scores[i] for i in order.tolist()]
-    num = [np.array([np.nan if r[i] is None else r[i] for r in sc], dtype=float) for i in range(3)]
-    return Trend(asset, tier, bucket_s, since, until, t[order], cols, num[0], num[1], num[2], [r[3] for r in sc], spans)
+    sc = np.concatenate(scores)[order] if scores else np.zeros((0, len(schema.SCORES)))
+    cause = [causes[i] for i in order.tolist()]
+    return Trend(asset, tier, bucket_s, since, until, t[order], cols, sc[:, 0], sc[:, 1], sc[:, 2], cause, spans)
 
 
 def _spans(db: sqlite3.Connection, asset: str, since: float, until: float) -> list[AlarmSpan]:
@@ -246,7 +255,7 @@ def journal(
     schema.JOURNAL_COLUMNS (`detail` is the alert or event as JSON text). Reads the history file,
     or a notify journal (alarms.db) given by path: both keep the same table."""
     until = math.inf if until is None else until
-    db = connect(path_or_cfg)
+    db = connect(path_or_cfg, "journal")
     try:
         cols = ", ".join(schema.JOURNAL_COLUMNS)
         if asset is None:

@@ -1,10 +1,13 @@
 """The history file's layout, and the packing both the writer and the readers share.
 
 Aggregates: one row per series (an asset and its signal list) and bucket start `t` in each tier
-(`agg_fine`, `agg_minute`, `agg_hour`); the signals are packed in one float32 blob, field-major:
-count[ns], mean[ns], min[ns], max[ns], last[ns], bad[ns] (NaN where a signal had no value; bad =
-values rejected as bad quality or out of range). Model outputs sit beside them: the anomaly score,
-its threshold and the failure risk (each the bucket's max) and the cause named with that risk.
+(`agg_fine`, `agg_minute`, `agg_hour`); the signals and the model outputs are packed in one
+float32 blob (`pack`): flags, count (one when every signal has the same, else one per signal),
+mean[ns], min[ns], max[ns], last[ns] (NaN where a signal had no value), bad[ns] only when a value
+was rejected as bad quality or out of range, then the anomaly score, its threshold and the failure
+risk (each the bucket's max, NaN where not judged); the cause named with that risk is a column.
+About 130 bytes a row for six signals: the key is (t, series), so rows arrive in key order and
+pages fill up (a key by series first left them a third empty), and age and size cuts are ranges.
 A coarser bucket is the exact aggregate of the finer rows it covers (`combine`).
 
 Feature rows (`features`): sampled rows the models got, float32, with the id of their names list
@@ -35,7 +38,7 @@ CREATE TABLE IF NOT EXISTS names (id INTEGER PRIMARY KEY, names TEXT NOT NULL UN
 {aggs}
 CREATE TABLE IF NOT EXISTS features (
     series INTEGER NOT NULL, t REAL NOT NULL, names INTEGER NOT NULL, x BLOB NOT NULL,
-    judged INTEGER NOT NULL, anomaly REAL, risk REAL, PRIMARY KEY (series, t)
+    judged INTEGER NOT NULL, anomaly REAL, risk REAL, PRIMARY KEY (t, series)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS journal (
     id INTEGER PRIMARY KEY, ts REAL NOT NULL, event TEXT NOT NULL, asset TEXT NOT NULL, kind TEXT NOT NULL,
@@ -49,9 +52,10 @@ CREATE TABLE IF NOT EXISTS raw (
 CREATE INDEX IF NOT EXISTS raw_series ON raw (series, t0);
 """
 _AGG = """CREATE TABLE IF NOT EXISTS agg_{tier} (
-    series INTEGER NOT NULL, t REAL NOT NULL, v BLOB NOT NULL,
-    anomaly REAL, threshold REAL, risk REAL, cause TEXT, PRIMARY KEY (series, t)
+    series INTEGER NOT NULL, t REAL NOT NULL, v BLOB NOT NULL, cause TEXT, PRIMARY KEY (t, series)
 ) WITHOUT ROWID;"""
+SCORES = ("anomaly", "threshold", "risk")
+_SAME_COUNT, _HAS_BAD = 1, 2
 
 
 def create(db: sqlite3.Connection) -> None:
@@ -63,16 +67,58 @@ def tier_seconds(fine_s: float) -> dict[str, float]:
     return {"fine": fine_s, "minute": 60.0, "hour": 3600.0}
 
 
-def pack(block: np.ndarray) -> bytes:
-    """One row's (NF, n_signals) aggregates as the blob."""
-    return np.ascontiguousarray(block, dtype="<f4").tobytes()
+def pack(block: np.ndarray, scores: np.ndarray) -> bytes:
+    """One row: its (NF, n_signals) aggregates and its SCORES as the blob (see the module)."""
+    return pack_many(block[None], scores[None])[0]
 
 
-def unpack(blobs: list[bytes], n_signals: int) -> np.ndarray:
-    """Blobs of one series as (n_rows, NF, n_signals) float64."""
+def pack_many(blocks: np.ndarray, scores: np.ndarray) -> list[bytes]:
+    """Rows of (n, NF, n_signals) aggregates and (n, 3) SCORES as blobs, a few calls per layout."""
+    m, _, ns = blocks.shape
+    n, bad = blocks[:, COUNT], blocks[:, BAD]
+    same = (n == n[:, :1]).all(axis=1)
+    has_bad = (bad > 0).any(axis=1)
+    out = [b""] * m
+    for one in (True, False):
+        for with_bad in (False, True):
+            idx = np.flatnonzero((same == one) & (has_bad == with_bad))
+            if not len(idx):
+                continue
+            flags = np.full((len(idx), 1), (_SAME_COUNT if one else 0) | (_HAS_BAD if with_bad else 0), dtype=np.float64)
+            parts = [flags, n[idx, :1] if one else n[idx], blocks[idx, MEAN : LAST + 1].reshape(len(idx), 4 * ns)]
+            if with_bad:
+                parts.append(bad[idx])
+            parts.append(scores[idx])
+            a = np.hstack(parts).astype("<f4")
+            raw, size = a.tobytes(), a.shape[1] * 4
+            for j, i in enumerate(idx.tolist()):
+                out[i] = raw[j * size : (j + 1) * size]
+    return out
+
+
+def unpack(blobs: list[bytes], n_signals: int) -> tuple[np.ndarray, np.ndarray]:
+    """Blobs of one series (in order) as (n_rows, NF, n_signals) aggregates and (n_rows, 3)
+    scores, float64: rows of one layout (one blob length) are read in one go."""
+    ns = n_signals
+    out = np.zeros((len(blobs), NF, ns))
+    scores = np.full((len(blobs), len(SCORES)), np.nan)
     if not blobs:
-        return np.zeros((0, NF, n_signals))
-    return np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), NF, n_signals).astype(np.float64)
+        return out, scores
+    lengths = np.fromiter(map(len, blobs), dtype=np.int64, count=len(blobs))
+    for length in np.unique(lengths).tolist():
+        idx = np.flatnonzero(lengths == length)
+        a = np.frombuffer(b"".join(blobs[i] for i in idx.tolist()), dtype="<f4").reshape(len(idx), length // 4)
+        flags = int(a[0, 0])
+        nc = 1 if flags & _SAME_COUNT else ns
+        at = 1 + nc
+        out[idx, COUNT] = a[:, 1:at] if nc == ns else np.repeat(a[:, 1:2], ns, axis=1)
+        out[idx, MEAN : LAST + 1] = a[:, at : at + 4 * ns].reshape(len(idx), 4, ns)
+        at += 4 * ns
+        if flags & _HAS_BAD:
+            out[idx, BAD] = a[:, at : at + ns]
+            at += ns
+        scores[idx] = a[:, at : at + len(SCORES)]
+    return out, scores
 
 
 def combine(rows: np.ndarray) -> np.ndarray:
@@ -91,3 +137,9 @@ def combine(rows: np.ndarray) -> np.ndarray:
     newest = np.where(has.any(axis=0), len(rows) - 1 - np.argmax(has[::-1], axis=0), 0)
     out[LAST] = np.where(tot > 0, rows[newest, LAST, np.arange(rows.shape[2])], np.nan)
     return out
+
+
+def combine_scores(scores: np.ndarray) -> np.ndarray:
+    """The SCORES of a coarser bucket: each the max of its finer rows' (NaN where none)."""
+    with np.errstate(invalid="ignore"):
+        return np.fmax.reduce(scores, axis=0) if len(scores) else np.full(len(SCORES), np.nan)

@@ -36,14 +36,33 @@ import structlog
 from edgegw.config import GatewayConfig
 from edgegw.config.history import HistoryConfig
 from edgegw.history import schema
-from edgegw.records import AlarmEvent, Alert, AlertState, HopResult, Rollup, Severity, iso
+from edgegw.records import AlarmEvent, Alert, AlertState, HopResult, Rollup, Severity
 
 log = structlog.get_logger("edgegw.history")
 ALARM_HOLD_S = 600.0  # a cut or corrupt-file alarm clears after this long without another
 REOPEN_S = 60.0  # an unavailable file is tried again this often
+PURGE_BUCKETS = 360  # a tier's rows past their age are deleted this many buckets at a time (once a minute)
+ROLLUP_S = 60.0  # minute and hour buckets are built this often (and at a stop)
+MAX_QUEUED = 12  # flushes waiting for the worker at most (beyond: a flush is dropped and counted)
 MAX_PENDING_RAW = 2_000_000  # raw readings held for one flush at most (beyond: the oldest dropped)
 WAL_SHARE = 0.2  # of max_mb kept free for the WAL (a batch and its deletes)
-Row = tuple[str, str, float, bytes, float | None, float | None, float | None, str | None]
+
+
+@dataclass
+class Rows:
+    """Fine buckets of one profile, as arrays (packed by the worker, off the loop)."""
+
+    assets: list[str]
+    key: str  # the signal list, JSON
+    t: np.ndarray  # bucket starts
+    block: np.ndarray  # (n, NF, n_signals)
+    scores: np.ndarray  # (n, 3)
+    cause: list[str | None]
+
+    def __len__(self) -> int:
+        return len(self.assets)
+
+
 FeatureRow = tuple[str, str, float, str, bytes, int, float | None, float | None]
 
 
@@ -109,8 +128,8 @@ class _Open:
         for r in rows.tolist():
             self.cause[r] = None
 
-    def rows(self, rows: np.ndarray, fine_s: float) -> list[Row]:
-        """The buckets of `rows` that hold anything, as table rows."""
+    def rows(self, rows: np.ndarray, fine_s: float) -> list[Rows]:
+        """The buckets of `rows` that hold anything (none or one Rows)."""
         keep = rows[(self.n[rows] > 0).any(axis=1) | (self.bad[rows] > 0).any(axis=1)]
         if not len(keep):
             return []
@@ -123,13 +142,9 @@ class _Open:
         block[:, schema.MAX] = self.mx[keep]
         block[:, schema.LAST] = self.last[keep]
         block[:, schema.BAD] = self.bad[keep]
-        blobs = np.ascontiguousarray(block, dtype="<f4")
-        t = (self.k[keep] * fine_s).tolist()
-        an, th, risk = (_opt(a[keep]) for a in (self.an, self.th, self.risk))
-        return [
-            (self.ids[r], self.key, t[j], blobs[j].tobytes(), an[j], th[j], risk[j], self.cause[r])
-            for j, r in enumerate(keep.tolist())
-        ]
+        scores = np.stack([self.an[keep], self.th[keep], self.risk[keep]], axis=1)
+        ks = keep.tolist()
+        return [Rows([self.ids[r] for r in ks], self.key, self.k[keep] * fine_s, block, scores, [self.cause[r] for r in ks])]
 
 
 def _opt(a: np.ndarray) -> list[float | None]:
@@ -140,7 +155,7 @@ def _opt(a: np.ndarray) -> list[float | None]:
 class Batch:
     """One flush: what the loop hands the worker."""
 
-    rows: list[Row] = field(default_factory=list)  # fine buckets (closed, then the open ones' snapshot)
+    rows: list[Rows] = field(default_factory=list)  # fine buckets (closed, then the open ones' snapshot)
     features: list[FeatureRow] = field(default_factory=list)
     journal: list[tuple[Any, ...]] = field(default_factory=list)
     raw: list[tuple[list[str], str, int, np.ndarray]] = field(default_factory=list)  # (assets, signals key, ns, (n,3))
@@ -291,7 +306,15 @@ class Historian:
         """Minutes and hours are built from the fine tier: rollups add nothing here."""
 
     def stats(self) -> Mapping[str, object]:
+        """For health (JSON metrics and Prometheus): counters, bytes on disk (db + WAL), the last
+        flush and the oldest row per tier (epoch seconds, None before the first)."""
         return {**self.stats_, "buffered": len(self._batch.rows) + len(self._batch.journal), "path": str(self.path)}
+
+    def restore(self, alarms: list[dict[str, Any]]) -> None:
+        """History's gateway alarms still active before a restart: they clear as if raised now."""
+        for d in alarms:
+            if d.get("asset") == self.cfg.gateway.id and d.get("source") == "history" and d.get("kind"):
+                self.writer.restore(str(d["kind"]))
 
     def take(self) -> Batch:
         """The batch so far plus a snapshot of every open fine bucket (so a kill loses at most a flush)."""
@@ -310,8 +333,13 @@ class Historian:
             self._thread.start()
         while not self._closing:
             await asyncio.sleep(self.hcfg.flush_s)
-            if not self._closing:
-                self._queue.put(self.take())
+            if self._closing:
+                break
+            batch = self.take()
+            if self._queue.qsize() >= MAX_QUEUED:  # the disk cannot keep up: memory stays bounded
+                self.stats_["lost"] += sum(map(len, batch.rows)) + len(batch.features) + len(batch.journal)
+                continue
+            self._queue.put(batch)
 
     async def close(self, timeout: float) -> None:
         """The last batch, written before the gateway stops (within `timeout`)."""
@@ -336,7 +364,10 @@ class Historian:
             evidence={"path": str(self.path), **evidence},
             message=message,
         )
-        if self.emit is None or self._loop is None:
+        if self.emit is None:
+            return
+        if self._loop is None:  # not running (tests, tools): the caller's thread is the only one
+            self.emit(a)
             return
         with contextlib.suppress(RuntimeError):  # the loop closed: nobody left to tell
             self._loop.call_soon_threadsafe(self.emit, a)
@@ -351,6 +382,9 @@ class _Writer:
         self.db: sqlite3.Connection | None = None
         self._lock_fd: int | None = None
         self._series: dict[tuple[str, str], int] = {}
+        self._ns: dict[int, int] = {}  # series -> its number of signals
+        self._minutes: set[tuple[int, float]] = set()  # minute buckets whose fine rows changed
+        self._next_rollup = 0.0
         self._names: dict[str, int] = {}
         self._next_open = 0.0
         self._active: dict[str, float] = {}  # gateway alarm kind -> since
@@ -369,6 +403,11 @@ class _Writer:
             self.h.gateway_alarm(kind, True, message, evidence)
         else:
             self._active[kind] = time.time() if kind == "history_cut" else self._active[kind]
+
+    def restore(self, kind: str) -> None:
+        """An alarm raised before a restart: cleared like one raised now (history_unwritable at
+        the next good write, the others ALARM_HOLD_S after the last time they held)."""
+        self._active.setdefault(kind, time.time())
 
     def _clear(self, kind: str, message: str) -> None:
         if self._active.pop(kind, None) is not None:
@@ -390,6 +429,11 @@ class _Writer:
         self.shutdown()
 
     def shutdown(self) -> None:
+        if self.db is not None and self._minutes:
+            try:
+                self.roll_up(self.db)
+            except sqlite3.Error as e:
+                log.warning("history: hour buckets not rolled up at stop", error=str(e))
         if self.db is not None:
             with contextlib.suppress(sqlite3.Error):
                 self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -441,6 +485,7 @@ class _Writer:
         self.db = db
         self._series.clear()
         self._names.clear()
+        self._ns.clear()
         try:
             self.raw_bytes = int(db.execute("SELECT coalesce(sum(length(v)), 0) FROM raw").fetchone()[0])
         except sqlite3.Error:
@@ -480,7 +525,7 @@ class _Writer:
 
     def write(self, b: Batch) -> None:
         if not self.open():
-            self.h.stats_["lost"] += len(b.rows) + len(b.features) + len(b.journal)
+            self.h.stats_["lost"] += sum(map(len, b.rows)) + len(b.features) + len(b.journal)
             return
         db = self.db
         assert db is not None
@@ -500,7 +545,7 @@ class _Writer:
             with contextlib.suppress(sqlite3.Error):
                 db.execute("ROLLBACK")
             self.h.stats_["write_errors"] += 1
-            self.h.stats_["lost"] += len(b.rows) + len(b.features) + len(b.journal)
+            self.h.stats_["lost"] += sum(map(len, b.rows)) + len(b.features) + len(b.journal)
             if isinstance(e, sqlite3.DatabaseError) and _corrupt(e):
                 self._set_aside(str(e))
                 self._next_open = 0.0
@@ -521,7 +566,7 @@ class _Writer:
         st["features_written"] += n_feat
         st["journal_written"] += len(b.journal)
         st["raw_written"] += n_raw
-        st["last_flush"] = iso(time.time())
+        st["last_flush"] = time.time()
         st["bytes"] = self.file_bytes()
         if time.time() >= self._next_oldest:
             self._next_oldest = time.time() + 60.0
@@ -541,34 +586,48 @@ class _Writer:
             self._series[(asset, key)] = sid
         return sid
 
-    def _aggregates(self, db: sqlite3.Connection, rows: list[Row]) -> int:
+    def _aggregates(self, db: sqlite3.Connection, rows: list[Rows]) -> int:
         if not rows:
             return 0
-        out = [(self._sid(db, a, k), t, v, an, th, risk, cause) for a, k, t, v, an, th, risk, cause in rows]
-        db.executemany("INSERT OR REPLACE INTO agg_fine VALUES (?, ?, ?, ?, ?, ?, ?)", out)
-        ns_of = {sid: len(orjson.loads(k)) for (_, k), sid in self._series.items()}
-        touched = {(sid, math.floor(t / 60.0) * 60.0) for sid, t, *_ in out}
-        self._rollup(db, "fine", "minute", touched, ns_of)
-        hours = {(sid, math.floor(t / 3600.0) * 3600.0) for sid, t in touched}
-        self._rollup(db, "minute", "hour", hours, ns_of)
+        out = []
+        for r in rows:
+            blobs = schema.pack_many(r.block, r.scores)
+            out += [(self._sid(db, a, r.key), t, v, c) for a, t, v, c in zip(r.assets, r.t.tolist(), blobs, r.cause, strict=True)]
+        out.sort(key=_by_time)  # in key order: appended pages fill up
+        db.executemany("INSERT OR REPLACE INTO agg_fine VALUES (?, ?, ?, ?)", out)
+        self._minutes |= {(sid, math.floor(t / 60.0) * 60.0) for sid, t, *_ in out}
+        if time.monotonic() >= self._next_rollup:  # minutes and hours lag the fine rows by at most a minute
+            self.roll_up(db)
         return len(out)
 
-    def _rollup(self, db: sqlite3.Connection, src: str, dst: str, keys: set[tuple[int, float]], ns_of: dict[int, int]) -> None:
+    def roll_up(self, db: sqlite3.Connection) -> None:
+        """The minute buckets whose fine rows changed since the last time, then their hours."""
+        minutes, self._minutes = self._minutes, set()
+        self._next_rollup = time.monotonic() + ROLLUP_S
+        self._rollup(db, "fine", "minute", minutes)
+        self._rollup(db, "minute", "hour", {(sid, math.floor(t / 3600.0) * 3600.0) for sid, t in minutes})
+
+    def _rollup(self, db: sqlite3.Connection, src: str, dst: str, keys: set[tuple[int, float]]) -> None:
         """The `dst` buckets in `keys` again from their `src` rows: exact, and late rows count."""
         span = self.seconds[dst]
         out = []
         for sid, t0 in sorted(keys):
             got = db.execute(
-                f"SELECT v, anomaly, threshold, risk, cause FROM agg_{src} WHERE series = ? AND t >= ? AND t < ? ORDER BY t",
-                (sid, t0, t0 + span),
+                f"SELECT v, cause FROM agg_{src} WHERE series = ? AND t >= ? AND t < ? ORDER BY t", (sid, t0, t0 + span)
             ).fetchall()
             if not got:
                 continue
-            block = schema.combine(schema.unpack([g[0] for g in got], ns_of[sid]))
-            an, th, risk = (_max([g[i] for g in got]) for i in (1, 2, 3))
-            cause = next((g[4] for g in reversed(got) if g[4]), None)
-            out.append((sid, t0, schema.pack(block), an, th, risk, cause))
-        db.executemany(f"INSERT OR REPLACE INTO agg_{dst} VALUES (?, ?, ?, ?, ?, ?, ?)", out)
+            blocks, scores = schema.unpack([g[0] for g in got], self._ns_of(db, sid))
+            cause = next((g[1] for g in reversed(got) if g[1]), None)
+            out.append((sid, t0, schema.pack(schema.combine(blocks), schema.combine_scores(scores)), cause))
+        out.sort(key=_by_time)
+        db.executemany(f"INSERT OR REPLACE INTO agg_{dst} VALUES (?, ?, ?, ?)", out)
+
+    def _ns_of(self, db: sqlite3.Connection, sid: int) -> int:
+        ns = self._ns.get(sid)
+        if ns is None:
+            ns = self._ns[sid] = len(orjson.loads(db.execute("SELECT signals FROM series WHERE id = ?", (sid,)).fetchone()[0]))
+        return ns
 
     def _features(
         self, db: sqlite3.Connection, rows: list[tuple[str, str, float, str, bytes, int, float | None, float | None]]
@@ -580,6 +639,7 @@ class _Writer:
                 db.execute("INSERT OR IGNORE INTO names (names) VALUES (?)", (names,))
                 nid = self._names[names] = int(db.execute("SELECT id FROM names WHERE names = ?", (names,)).fetchone()[0])
             out.append((self._sid(db, asset, key), t, nid, x, judged, an, risk))
+        out.sort(key=_by_time)
         db.executemany("INSERT OR REPLACE INTO features VALUES (?, ?, ?, ?, ?, ?, ?)", out)
         return len(out)
 
@@ -621,7 +681,7 @@ class _Writer:
 
     def _estimate(self, b: Batch) -> int:
         """Bytes the batch may add: fine rows and the minute and hour rows they touch, the rest."""
-        rows = sum(len(r[3]) + 40 for r in b.rows) * 3
+        rows = sum(len(r) * (r.block.shape[2] * 20 + 60) for r in b.rows) * 3
         raw = sum(len(r[3]) for r in b.raw) * (schema.RAW_DTYPE.itemsize + 1)
         feats = sum(len(f[4]) + 40 for f in b.features)
         return int(rows + raw + feats + 300 * len(b.journal))
@@ -667,16 +727,13 @@ class _Writer:
 
     def _cut_agg(self, db: sqlite3.Connection, tier: str) -> int:
         """The oldest 32 buckets of a tier (of every series), and with fine rows the feature rows."""
-        sids = _series_ids(db)
-        oldest = _min_t(db, f"agg_{tier}", sids)
+        oldest = _min_t(db, f"agg_{tier}")
         if oldest is None:
             return 0
         upto = oldest + self.seconds[tier] * 32
-        n = 0
-        for sid in sids:
-            n += db.execute(f"DELETE FROM agg_{tier} WHERE series = ? AND t < ?", (sid, upto)).rowcount
-            if tier == "fine":
-                n += db.execute("DELETE FROM features WHERE series = ? AND t < ?", (sid, upto)).rowcount
+        n = int(db.execute(f"DELETE FROM agg_{tier} WHERE t < ?", (upto,)).rowcount)
+        if tier == "fine":
+            n += int(db.execute("DELETE FROM features WHERE t < ?", (upto,)).rowcount)
         return n
 
     def _cut_journal(self, db: sqlite3.Connection) -> int:
@@ -687,11 +744,12 @@ class _Writer:
         c = self.cfg
         days = {"fine": c.fine_days, "minute": c.minute_days, "hour": c.hour_days}
         n = 0
-        sids = _series_ids(db)
-        ages = [(f"agg_{tier}", d) for tier, d in days.items()] + [("features", c.features_days)]
-        for table, d in ages:
-            for sid in sids:  # by series: the primary key's range, never a scan of the table
-                n += db.execute(f"DELETE FROM {table} WHERE series = ? AND t < ?", (sid, now - d * 86400)).rowcount
+        ages = [(f"agg_{tier}", d, self.seconds[tier]) for tier, d in days.items()]
+        for table, d, span in [*ages, ("features", c.features_days, self.seconds["fine"])]:
+            oldest = _min_t(db, table)
+            cutoff = now - d * 86400
+            if oldest is not None and oldest < cutoff:  # at most PURGE_BUCKETS buckets a time: no long transaction
+                n += db.execute(f"DELETE FROM {table} WHERE t < ?", (min(cutoff, oldest + PURGE_BUCKETS * span),)).rowcount
         n += db.execute("DELETE FROM journal WHERE ts < ?", (now - c.journal_days * 86400,)).rowcount
         cutoff = now - c.raw_days * 86400
         while got := db.execute("SELECT id, length(v) FROM raw WHERE t1 < ? ORDER BY id LIMIT 200", (cutoff,)).fetchall():
@@ -700,32 +758,18 @@ class _Writer:
             n += len(got)
         self.h.stats_["purged"] += n
 
-    def _oldest(self, db: sqlite3.Connection) -> dict[str, str | None]:
-        out: dict[str, str | None] = {}
-        sids = _series_ids(db)
-        for tier in schema.TIERS:
-            t = _min_t(db, f"agg_{tier}", sids)
-            out[tier] = iso(t) if t is not None else None
-        return out
+    def _oldest(self, db: sqlite3.Connection) -> dict[str, float | None]:
+        return {tier: _min_t(db, f"agg_{tier}") for tier in schema.TIERS}
 
 
-def _series_ids(db: sqlite3.Connection) -> list[int]:
-    return [int(r[0]) for r in db.execute("SELECT id FROM series").fetchall()]
+def _by_time(row: tuple[Any, ...]) -> tuple[float, int]:
+    return (row[1], row[0])
 
 
-def _min_t(db: sqlite3.Connection, table: str, sids: list[int]) -> float | None:
-    """The oldest row's time over all series (one primary-key lookup per series)."""
-    ts = [
-        r[0]
-        for sid in sids
-        if (r := db.execute(f"SELECT min(t) FROM {table} WHERE series = ?", (sid,)).fetchone())[0] is not None
-    ]
-    return min(ts) if ts else None
-
-
-def _max(values: list[Any]) -> float | None:
-    vals = [v for v in values if v is not None]
-    return max(vals) if vals else None
+def _min_t(db: sqlite3.Connection, table: str) -> float | None:
+    """The oldest row's time (the primary key starts with t: one lookup)."""
+    t = db.execute(f"SELECT min(t) FROM {table}").fetchone()[0]
+    return None if t is None else float(t)
 
 
 def _corrupt(e: sqlite3.Error) -> bool:

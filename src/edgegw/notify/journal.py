@@ -6,22 +6,17 @@ kill loses at most that period of journal (never a notification: those have queu
 own). Retention deletes entries older than `retention_days` and, beyond `max_mb`, the oldest.
 The active shelves are kept here too, so a restart does not end a shelf early.
 
-`edgegw alarms --since 24h [--csv]` prints the journal.
+`edgegw alarms --since 24h [--csv]` (edgegw.history.cli) prints it, or history's journal.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
-import csv
-import os
 import re
 import sqlite3
-import sys
 import threading
 import time
-from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,7 +24,7 @@ from typing import Any
 import orjson
 import structlog
 
-from edgegw.config.notify import DEFAULT_STATE_DIR, JournalConfig
+from edgegw.config.notify import JournalConfig
 
 log = structlog.get_logger("edgegw.notify.journal")
 
@@ -197,86 +192,3 @@ def parse_since(text: str, now: float | None = None) -> float:
     except ValueError:
         raise ValueError(f"--since {text!r}: expected e.g. 24h, 30m, 7d or 2026-01-31T08:00") from None
     return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
-
-
-def _when(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def _what(e: dict[str, Any]) -> str:
-    if e["event"] in ("raised", "cleared"):
-        with contextlib.suppress(ValueError):
-            return str(orjson.loads(e["detail"]).get("message", ""))
-    return e["note"]
-
-
-def write_csv(entries: Iterable[dict[str, Any]], out: Any) -> None:
-    w = csv.writer(out)
-    w.writerow(COLUMNS)
-    for e in entries:
-        w.writerow([_when(e["ts"]), *(e[c] for c in COLUMNS[1:])])
-
-
-def write_table(entries: list[dict[str, Any]], out: Any) -> None:
-    out.write(f"{'TIME (UTC)':<20} {'EVENT':<13} {'SEVERITY':<8} {'ASSET':<12} {'KIND':<13} {'SOURCE':<12} {'BY':<10} WHAT\n")
-    for e in entries:
-        out.write(
-            f"{_when(e['ts']):<20} {e['event']:<13} {e['severity']:<8} {e['asset']:<12} {e['kind']:<13} "
-            f"{e['source']:<12} {e['by']:<10} {_what(e)}\n"
-        )
-    out.write(f"-- {len(entries)} entr{'y' if len(entries) == 1 else 'ies'}\n")
-
-
-# -- `edgegw alarms`
-
-
-def configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-c", "--config", help="the gateway's config (finds the journal under notify.state_dir)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
-    p.add_argument(
-        "--journal",
-        metavar="FILE",
-        help="the journal file itself (default $STATE_DIRECTORY/alarms.db, else /var/lib/edgegw/alarms.db)",
-    )
-    p.add_argument("--since", default="24h", help="how far back: 24h, 30m, 7d, or an ISO 8601 time (default 24h)")
-    p.add_argument("--csv", action="store_true", help="CSV on stdout instead of a table")
-
-
-def main(args: argparse.Namespace) -> int:
-    state = os.environ.get("STATE_DIRECTORY", "").split(":")[0] or DEFAULT_STATE_DIR
-    path = Path(args.journal) if args.journal else Path(state) / "alarms.db"
-    if args.config and not args.journal:
-        from edgegw.config import EX_CONFIG, ConfigError, load_config
-
-        try:  # the config alone: the running gateway holds its outbox, a full preflight would refuse
-            cfg = load_config(args.config, args.set)
-        except ConfigError as e:
-            print("\n".join(e.problems), file=sys.stderr)
-            return EX_CONFIG
-        if cfg.notify is None or not cfg.notify.journal.enabled:
-            print(
-                f"edgegw alarms: {args.config} keeps no alarm journal (no notify section, or journal.enabled false)",
-                file=sys.stderr,
-            )
-            return 1
-        from edgegw.preflight import state_dir_of
-
-        path = cfg.notify.journal_path(cfg.notify.folder(state_dir_of(cfg)[0]))
-    try:
-        since = parse_since(args.since)
-    except ValueError as e:
-        print(f"edgegw alarms: {e}", file=sys.stderr)
-        return 2
-    if not path.exists():
-        print(f"edgegw alarms: no journal at {path}", file=sys.stderr)
-        return 1
-    try:
-        entries = read(path, since)
-    except sqlite3.Error as e:
-        print(f"edgegw alarms: cannot read {path}: {e}", file=sys.stderr)
-        return 1
-    if args.csv:
-        write_csv(entries, sys.stdout)
-    else:
-        write_table(entries, sys.stdout)
-    return 0
