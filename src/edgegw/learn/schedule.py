@@ -287,9 +287,7 @@ class Learner:
                 ks.learned_until = ks.last
         if ks.outcome in ("refused", "error"):  # "learning" (too little history yet) is no event
             for a in ks.members:
-                self._journal(
-                    AlarmEvent(time.time(), f"learn_{ks.outcome}", (a, "learn", ks.key), "gateway", ks.reason, last)
-                )
+                self._journal(AlarmEvent(time.time(), f"learn_{ks.outcome}", (a, "learn", ks.key), "gateway", ks.reason, last))
 
     def _refused(self, ks: KeyState, verdict: dict[str, Any], raise_: bool) -> None:
         gw = self.cfg.gateway.id
