@@ -1,9 +1,11 @@
 """The learning budget: `edgegw retrain` of 4 pumps from 7 days of history at the historian's
 default sampling (a feature row every 10 hops of 1 s: 60,480 rows per pump), its wall time and
 the training process's peak RSS, next to the bare import of its libraries in the same run.
-Budget (issue 21): <= 60 s, peak RSS <= 400 MB.
+Budget (issue 21): <= 60 s, peak RSS <= 400 MB. With --latency, also the daemon's publish ->
+alert latency at 10 % load (bench_latency.py --quick) with no training beside it, then with
+`edgegw retrain` running over and over beside it (its nice 19, idle scheduling, one thread).
 
-    python benchmarks/bench_retrain.py [--days 7]
+    python benchmarks/bench_retrain.py [--days 7] [--latency]
 
 The history is the engine's own feature rows of two simulated hours per pump (edgegw simulate,
 replayed through the engine), repeated with a little noise to fill the days, written by the
@@ -82,10 +84,47 @@ def history(state: Path, cfg_path: Path, days: float) -> int:
     return written
 
 
+def latency(cfg: Path) -> dict:
+    """p99 publish -> alert at 10 % load: quiet, then while retrains run one after another."""
+    import os
+    import threading
+
+    import bench_latency
+
+    probe = ["--quick", "--levels", "0.1", "--probes", "60"]
+    quiet = bench_latency.main([*probe, "--name", "latency-retrain-quiet"])
+    stop = threading.Event()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MALLOC_ARENA_MAX": "2"}
+    runs = [0]
+
+    def loop() -> None:
+        while not stop.is_set():
+            subprocess.run([EDGEGW, "retrain", "-c", str(cfg)], capture_output=True, env=env)
+            runs[0] += 1
+
+    t = threading.Thread(target=loop, daemon=True)
+    t.start()
+    try:
+        busy = bench_latency.main([*probe, "--name", "latency-retrain-busy"])
+    finally:
+        stop.set()
+        t.join()
+
+    def p99(r: dict) -> float | None:
+        return (r.get("levels") or [{}])[0].get("p99")
+
+    def brief(r: dict) -> list[dict]:
+        return [{k: v for k, v in lv.items() if not k.endswith("samples_ms")} for lv in r.get("levels") or []]
+
+    print(f"publish -> alert at 10 % load: p99 {p99(quiet)} ms quiet, {p99(busy)} ms during {runs[0]} retrain(s) (budget 10 ms)")
+    return {"quiet": brief(quiet), "busy": brief(busy), "retrains": runs[0]}
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser()
     ap.add_argument("--days", type=float, default=7.0)
     ap.add_argument("--no-limits", action="store_true", help="run the training without its memory cap")
+    ap.add_argument("--latency", action="store_true", help="also publish -> alert at 10 %% load, without and during retrains")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         state = Path(tmp)
@@ -102,12 +141,13 @@ def main(argv: list[str] | None = None) -> dict:
         ref_s, ref_mb, _ = child_run([sys.executable, "-c", "import sklearn.ensemble, onnxruntime, skl2onnx, onnx"])
         took, peak, out = child_run([EDGEGW, "retrain", "-c", str(cfg), *extra])
         verdicts = [json.loads(line) for line in out.splitlines()]
+        lat = latency(cfg) if args.latency else None
     outcomes = {v["asset"]: v["outcome"] for v in verdicts}
     print(f"reference (import scikit-learn, onnxruntime, skl2onnx, onnx): {ref_s:.1f} s, peak RSS {ref_mb:.0f} MB")
     print(f"edgegw retrain, 4 pumps: {took:.1f} s (budget 60 s), peak RSS {peak:.0f} MB (budget 400 MB); {outcomes}")
     print("  per pump: " + ", ".join(f"{v['asset']} {v.get('normal_rows')} rows {v.get('took_s')} s" for v in verdicts))
     res = {"days": args.days, "rows": rows, "retrain_s": took, "peak_rss_mb": peak, "import_s": ref_s, "import_rss_mb": ref_mb,
-           "outcomes": outcomes}  # fmt: skip
+           "outcomes": outcomes, "latency": lat}  # fmt: skip
     print(f"wrote {write('retrain', res)}")
     return res
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import importlib
+import math
 import os
 import ssl
 from collections.abc import Sequence
@@ -156,8 +157,22 @@ def _report(cfg: GatewayConfig, state_dir: Path | None, problems: list[tuple[tup
 def _learn(cfg: GatewayConfig, state_dir: Path | None, problems: list[tuple[tuple[Any, ...], str]]) -> None:
     """A profile that learns its model keeps its history and its models in the state directory."""
     learned = cfg.learned_profiles
-    if learned and state_dir is None:
+    lcfg = cfg.learning
+    if not learned or lcfg is None:
+        return
+    if state_dir is None:
         problems.append((("profiles", learned[0], "model"), "a learned model (model: learn) needs a writable gateway.state_dir"))
+    h = cfg.history
+    if not h.enabled or not h.features_every_hops:
+        problems.append((("history",), "a learned model (model: learn) learns from history's feature rows: keep them on"))
+    elif h.features_days * 86400 < lcfg.min_history_s:
+        problems.append(
+            (
+                ("history", "features_days"),
+                f"keeps {h.features_days:g} days of feature rows, fewer than learn.min_history_s needs "
+                f"({lcfg.min_history_s / 86400:g} days): set it to {math.ceil(lcfg.min_history_s / 86400)} or more",
+            )
+        )
 
 
 def _queue_file(p: Path, loc: tuple[Any, ...], problems: list[tuple[tuple[Any, ...], str]]) -> None:

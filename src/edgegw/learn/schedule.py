@@ -281,13 +281,13 @@ class Learner:
         ks.backoff_s = min(BACKOFF_S[1], max(BACKOFF_S[0], 2 * ks.backoff_s))
         ks.retry_at = time.time() + ks.backoff_s
         if ks.outcome == "refused":
-            self._refused(ks, last, raise_=True)
+            if not ks.refused:  # raised once; a later acceptance clears it
+                self._refused(ks, last, raise_=True)
             if ks.version:  # the old model stays; the next try after every_s more history
                 ks.learned_until = ks.last
-        for a in ks.members:
-            self._journal(
-                AlarmEvent(time.time(), f"learn_{ks.outcome or 'failed'}", (a, "learn", ks.key), "gateway", ks.reason, last)
-            )
+        if ks.outcome in ("refused", "error"):  # "learning" (too little history yet) is no event
+            for a in ks.members:
+                self._journal(AlarmEvent(time.time(), f"learn_{ks.outcome}", (a, "learn", ks.key), "gateway", ks.reason, last))
 
     def _refused(self, ks: KeyState, verdict: dict[str, Any], raise_: bool) -> None:
         gw = self.cfg.gateway.id

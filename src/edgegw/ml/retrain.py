@@ -330,6 +330,9 @@ def retrain_one(
     except TrainError as e:  # too little normal history: an armed asset keeps its model
         verdict.update(outcome="kept" if current is not None else "learning", reason=str(e))
     verdict["took_s"] = round(time.monotonic() - t0, 2)
+    held = store.last(key).get("creep")
+    if held and "creep" not in verdict and verdict.get("outcome") not in ("armed", "replaced"):
+        verdict["creep"] = held  # a try with too little history does not forget a refused creep
     store.set_last(key, verdict)
     return verdict
 
@@ -395,7 +398,7 @@ def _decide(
         since = float(learned.get("last_end", rows.ends[idx[-1]] - lcfg.every_s))
         if not force and lcfg.trend.enabled:
             prev = store.last(key)
-            held = prev.get("creep") if prev.get("outcome") == "refused" else None
+            held = prev.get("creep")  # a refused creep holds until a model is accepted
             if isinstance(held, dict) and still_beyond(rows, normal, current, held):
                 what = held.get("name") or "the current model's score"
                 return {**out, "outcome": "refused", "creep": held, "reason": f"trend guard: {what} is still beyond "
