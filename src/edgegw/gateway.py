@@ -367,7 +367,10 @@ class Gateway:
 
     def _restored(self, alarms: list[dict[str, Any]]) -> None:
         """Alarms active before the restart: back to their owner, or cleared as orphans."""
-        models = {a: (m.name if (m := self.engine.models.get(s.profile_name)) else None) for a, s in self.engine.assets.items()}
+        models = {
+            a: (m.name if (m := self.engine.asset_models.get(a) or self.engine.models.get(s.profile_name)) else None)
+            for a, s in self.engine.assets.items()
+        }
         kept, orphans = sort_out(self.cfg, alarms, {s.name for s in self.sources}, models, self.engine.restore)
         self.alarms.restore(kept)
         self.links.restore(kept)
