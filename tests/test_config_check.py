@@ -72,7 +72,11 @@ def test_a_misspelt_key_inside_a_tagged_source_gets_a_hint(tmp_path: Path) -> No
 def test_check_lists_a_wrong_name_and_a_model_that_cannot_serve_together(tmp_path: Path) -> None:
     """A file whose schema holds still gets the preflight's checks (models, TLS, queues) in the same run."""
     f = tmp_path / "gw.yaml"
-    f.write_text(EXAMPLE.read_text().replace("flow: flow", "flow: flw").replace("model: models/pump", f"model: {tmp_path}"))
+    f.write_text(
+        EXAMPLE.read_text()
+        .replace("      flow: flow\n", "      flow: flw\n", 1)
+        .replace("model: models/pump", f"model: {tmp_path}")
+    )
     r = subprocess.run([sys.executable, "-m", "edgegw", "check", "-c", str(f)], capture_output=True, text=True)
     assert r.returncode == 78
     assert "sources.0.fields.flow: signal 'flw' is not in any profile (did you mean 'flow'?)" in r.stderr

@@ -208,7 +208,9 @@ async def test_gateway_secure_opcua_alerts_and_survives_server_restart(
         src = gw.sources[-1]
         await until(lambda: src.connected, what="secure session")
         await server.write("pump-1", "vibration", 12.0)
-        got = await alerts.wait(lambda c: c.alerts(asset="pump-1", kind="threshold", source="vibration", state="raised"))
+        got = await alerts.wait(
+            lambda c: c.alerts(site=cfg.gateway.site, asset="pump-1", kind="threshold", source="vibration", state="raised")
+        )
         assert got[0]["value"] == 12.0
 
         await server.stop()
@@ -216,7 +218,9 @@ async def test_gateway_secure_opcua_alerts_and_survives_server_restart(
         await server.start()  # same port, same certificate, a server with no memory of us
         await until(lambda: src.sessions == 2, what="second session")
         await server.write("pump-2", "vibration", 13.0)
-        got = await alerts.wait(lambda c: c.alerts(asset="pump-2", kind="threshold", source="vibration", state="raised"))
+        got = await alerts.wait(
+            lambda c: c.alerts(site=cfg.gateway.site, asset="pump-2", kind="threshold", source="vibration", state="raised")
+        )
         assert got[0]["value"] == 13.0
         assert src.items_created == 20
 

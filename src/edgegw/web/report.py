@@ -73,6 +73,7 @@ class AssetReport:
     in_alarm: float = 0.0  # share of the period with at least one alarm active
     alarms: list[hq.AlarmSpan] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
+    energy: list[str] = field(default_factory=list)  # the pump's energy in plain words (pump/report.py)
 
 
 def gather(path: Path, cfg: GatewayConfig, asset: str, since: float, until: float) -> AssetReport:
@@ -297,7 +298,11 @@ def _asset(cfg: GatewayConfig, r: AssetReport) -> str:
         out.append('<p class="muted">No alarms in this period.</p>')
     profile = next((cfg.profiles[a.profile] for a in cfg.assets if a.id == r.asset), None)
     out.append(f"<h3>Trends ({e(t.tier)} buckets of {e(dur(t.bucket_s))}; line: mean, band: min–max, shaded: alarms)</h3>")
+    if r.energy:
+        out.append("<h3>Energy</h3>" + "".join(f"<p>{e(line)}</p>" for line in r.energy))
     for sig, cols in t.signals.items():
+        if profile is not None and sig not in profile.signals:
+            continue  # derived pump signals: summed up under Energy, drawn on the page
         spec = profile.signals.get(sig) if profile else None
         limits = {
             k: float(v) for k in ("hihi", "hi", "lo", "lolo") if spec is not None and (v := getattr(spec, k, None)) is not None
@@ -360,7 +365,24 @@ def top_events(reports: list[AssetReport], n: int = 12) -> list[dict[str, Any]]:
 def build(cfg: GatewayConfig, path: Path, since: float, until: float, assets: list[str] | None = None) -> str:
     ids = assets or [a.id for a in cfg.assets]
     reports = [gather(path, cfg, a, since, until) for a in ids]
+    _energy(cfg, path, reports, since, until)
     return render(cfg, reports, since, until, top_events(reports))
+
+
+def _energy(cfg: GatewayConfig, path: Path, reports: list[AssetReport], since: float, until: float) -> None:
+    """Energy, time per region and the saving at the best-efficiency point, for assets with a pump
+    description, from the derived signals history kept."""
+    from edgegw.config.pump import pumps_of
+    from edgegw.pump.report import rows_from_history, sentences
+
+    pumps = {a: spec for a, spec in pumps_of(cfg.assets, cfg.profiles).items() if any(r.asset == a for r in reports)}
+    if not pumps:
+        return
+    hop_s = {a.id: cfg.profiles[a.profile].hop_s for a in cfg.assets}
+    rows = {row.asset: row for row in rows_from_history(path, pumps, hop_s, since, until)}
+    for r in reports:
+        if r.asset in rows:
+            r.energy = sentences(rows[r.asset])
 
 
 # -- `edgegw report`
