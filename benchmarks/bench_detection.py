@@ -3,7 +3,7 @@ scikit-learn IsolationForest, by the shared protocol (one model per run: `edgegw
 healthy first 30 % with no window options, `edgegw backtest` on the rest). Beside it the
 learning replay (`edgegw backtest --learn`: no model at first, commissioned on the same first
 30 %, retrained every --learn-every with the gateway's rules), and the three again on the pump
-simulator (an hour of healthy history, then a day of a plant with faults).
+simulator (a plant's first healthy hour as history, then six hours with faults).
 
     python benchmarks/bench_detection.py [--protocol DIR] [--train-args "--seed 1"] [--learn-every 1d]
 
@@ -125,9 +125,9 @@ def learn_one(train: str, test: str, out: str, every: str, extra: tuple[str, ...
 
 
 def simulator(every: str) -> dict:
-    """The pump simulator: an hour of healthy history (seed 3), then six hours of another stretch
-    (seed 4) with a fault on each of three pumps, retrained hourly; train-once, learning replay and the reference,
-    judged by alarm episodes against the fault labels."""
+    """The pump simulator: one plant for seven hours, its first (healthy) hour the history, then a
+    fault on each of three pumps; train-once, the learning replay (retrained hourly) and the
+    reference, judged by alarm episodes against the fault labels."""
     import subprocess
     import tempfile
 
@@ -141,28 +141,27 @@ def simulator(every: str) -> dict:
         t = Path(tmp)
         hist, live = t / "hist.csv", t / "live.csv"
         run = lambda *a: subprocess.run([edgegw, *a], capture_output=True, text=True, check=True).stdout  # noqa: E731
-        run(
-            "simulate", "--csv", str(hist), "--pumps", "4", "--duration", "3600", "--seed", "3", "--start", "2026-01-01T00:00:00Z"
-        )
-        faults = ["pump-1:bearing_wear@5000,ramp=600", "pump-2:cavitation@11000,ramp=300", "pump-3:seal_leak@17000,ramp=600"]
+        # one plant, one continuous run: its first hour is the history, the next six the test
+        faults = ["pump-1:bearing_wear@8600,ramp=600", "pump-2:cavitation@14600,ramp=300", "pump-3:seal_leak@20600,ramp=600"]
+        both = t / "both.csv"
         run(
             "simulate",
             "--csv",
-            str(live),
+            str(both),
             "--pumps",
             "4",
             "--duration",
-            "21600",
+            "25200",
             "--seed",
-            "4",
+            "3",
             "--start",
-            "2026-01-01T02:00:00Z",
+            "2026-01-01T00:00:00Z",
             *[x for f in faults for x in ("--fault", f)],
         )
-        both = t / "both.csv"
-        with both.open("w") as f:
-            f.write(hist.read_text())
-            f.write("".join(live.read_text().splitlines(True)[1:]))
+        lines_all = both.read_text().splitlines(True)
+        cut = next(i for i, line in enumerate(lines_all) if line.startswith("2026-01-01T01:00:00"))
+        hist.write_text("".join(lines_all[:cut]))
+        live.write_text(lines_all[0] + "".join(lines_all[cut:]))
         learn_cfg = t / "cfg.yaml"
         learn_cfg.write_text(cfg.read_text().replace("model: models/pump", "model: learn"))
         run(
