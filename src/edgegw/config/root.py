@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import socket
 
 from pydantic import Field, PrivateAttr, model_validator
@@ -79,6 +80,15 @@ class GatewayConfig(Base):
     def learned_profiles(self) -> list[str]:
         """Profiles whose model the gateway learns: `model: learn`, or no model while `learn:` is set."""
         return [n for n, p in self.profiles.items() if p.model == LEARN or (p.model is None and self.learn is not None)]
+
+    @model_validator(mode="after")
+    def _features_for_learning(self) -> GatewayConfig:
+        """History keeps feature rows 2 days unless told; a gateway that learns keeps them as long
+        as learning needs (learn.min_history_s and a day more), so the defaults work together."""
+        learn = self.learning
+        if learn is not None and "features_days" not in self.history.model_fields_set:
+            self.history.features_days = max(self.history.features_days, math.ceil(learn.min_history_s / 86400) + 1)
+        return self
 
     @model_validator(mode="after")
     def _node_templates(self) -> GatewayConfig:
