@@ -257,8 +257,14 @@ class Gateway:
         return shelf.until if shelf is not None else None
 
     def _web_info(self) -> dict[str, Any]:
-        """The page's gateway view: the health figures and each profile's model version."""
-        return {**self.health.snapshot(), "model_versions": {p: m.version for p, m in self.engine.models.items()}}
+        """The page's gateway view: the health figures, the model version per profile (or per asset
+        where one learned its own) and how far learning is."""
+        versions = {p: m.version for p, m in self.engine.models.items()}
+        versions |= {a: m.version for a, m in self.engine.asset_models.items()}  # learned per asset
+        info = {**self.health.snapshot(), "model_versions": versions}
+        if self.learner is not None:
+            info["learning"] = self.learner.summary()
+        return info
 
     def _start_learning(self, state_dir: Path) -> None:
         """Models learned on the gateway (learn/): the learner loads what the store serves now and

@@ -202,6 +202,9 @@ class Health:
         parts.append(f"{len(gw.engine.assets)} asset(s)")
         if gw.engine.models:
             parts.append(f"models {','.join(sorted(gw.engine.models))}")
+        learner = getattr(gw, "learner", None)
+        if learner is not None:
+            parts.append(learner.summary())
         return "running: " + ", ".join(parts)
 
     def _tick(self) -> None:

@@ -61,6 +61,7 @@ def test_progress_counts_normal_rows_and_not_while_an_alarm_is_active(tmp_path: 
     assert table["pump-1"]["normal_rows"] == 60 and table["pump-1"]["progress"] == 59.0  # 59 s of 100
     assert table["pump-2"]["normal_rows"] == 0 and table["pump-4"]["normal_rows"] == 0
     assert {r["state"] for r in table.values()} == {"learning"}
+    assert ln.summary() == "learning 4 asset(s), 0 % of the history needed"  # systemd's status line, the page
 
 
 def test_a_new_model_swaps_in_a_refusal_raises_learn_refused_and_rollback_follows(tmp_path: Path) -> None:

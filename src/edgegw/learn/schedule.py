@@ -179,6 +179,15 @@ class Learner:
             out += [{"asset": a, **row} for a in ks.members]
         return out
 
+    def summary(self) -> str:
+        """One phrase for systemd's status line and the page: who is still learning, and how far."""
+        rows = self.table()
+        learning = [r for r in rows if r["state"] == "learning"]
+        if not learning:
+            return f"{len(rows)} learned model(s) armed"
+        least = min(float(r["progress"]) for r in learning)
+        return f"learning {len(learning)} asset(s), {least:.0f} % of the history needed"
+
     def _restore(self) -> None:
         """At start: the models in the store serve (loaded here, before the loop runs), the counts
         and the active learn_refused alarms continue from the last status."""

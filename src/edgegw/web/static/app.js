@@ -303,6 +303,7 @@
     const facts = [["gateway", `${g.gateway} · site ${g.site}`], ["version", g.version], ["uptime", up > 86400 ? `${(up / 86400).toFixed(1)} d` : up > 3600 ? `${(up / 3600).toFixed(1)} h` : `${(up / 60).toFixed(0)} min`],
       ["outbox depth", g.outbox_depth ?? "no upstream"], ["history size", g.history_mb !== undefined ? `${fmt(g.history_mb, 1)} MB` : "no history"],
       ["models", Object.entries(g.model_versions || {}).map(([p, v]) => `${p}: ${v}`).join(", ") || "none"],
+      ...(g.learning ? [["learning", g.learning]] : []),
       ["readings in", g.readings_in], ["rejected", g.rejected_total], ["alarms raised", g.alerts_raised], ["hop p99", g.hop_ms_p99 !== null && g.hop_ms_p99 !== undefined ? `${g.hop_ms_p99} ms` : "–"],
       ["loop lag max", `${g.loop_lag_ms ? g.loop_lag_ms.max : "–"} ms`], ["memory", `${g.rss_mb} MB`], ["browsers on this page", g.page_clients]];
     main.replaceChildren(h("h2", {}, "Gateway"), h("dl", { class: "facts" }, ...facts.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, String(v ?? "–"))])), h("h2", {}, "Links"), links);
